@@ -1,0 +1,67 @@
+# The README's two commands: `make lab` and `make test`. Everything else is for maintainers.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.akash-nb-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench clean
+
+help:
+	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
+	@echo "make test   the whole test suite (unit, faults, notebooks under replay and on the live model)"
+	@echo "make run    execute every lesson on the configured provider into build/run/"
+	@echo "make serve  start the shared embedded model server;  make stop  stop it"
+	@echo "make notebooks  re-execute the lessons under replay and commit-ready outputs"
+	@echo "make record     re-record the lessons' HTTP (UPSTREAM=local|akashml|URL), then make notebooks"
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml scripts/venv.sh
+	@VENV=$(VENV) bash scripts/venv.sh
+
+lab: venv
+	$(VENV)/bin/akash-nb lab
+
+test: venv lint unit nbval-replay nbval-live
+
+lint: venv
+	$(VENV)/bin/ruff check akash_nb tests benchmarks
+	$(VENV)/bin/ruff check $(NOTEBOOKS)
+
+unit: venv
+	$(PY) -m pytest -q tests
+
+# Exact comparison of every output against the committed notebooks, answers replayed from tests/recordings.
+nbval-replay: venv
+	AKASH_NB_PROVIDER=replay $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
+
+# Every lesson executed on the real embedded model; only cells marked nbval-check-output are compared.
+nbval-live: venv
+	AKASH_NB_PROVIDER=local $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
+
+run: venv
+	$(VENV)/bin/akash-nb run
+
+serve: venv
+	$(VENV)/bin/akash-nb serve
+
+stop: venv
+	$(VENV)/bin/akash-nb stop
+
+doctor: venv
+	$(VENV)/bin/akash-nb doctor
+
+notebooks: venv
+	$(PY) -m akash_nb.notebooks refresh $(NOTEBOOKS)
+
+record: venv
+	$(PY) -m akash_nb.replay record --upstream $(or $(UPSTREAM),local) $(NOTEBOOKS)
+	$(MAKE) notebooks
+
+bench: venv
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf build .pytest_cache

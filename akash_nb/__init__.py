@@ -1,0 +1,54 @@
+"""akash_nb: the helper package behind the akash-notebooks lessons.
+
+    import akash_nb
+    client = akash_nb.client()          # a plain openai.OpenAI for the configured provider
+    model = akash_nb.choose_model(client, "Meta-Llama-3-1-8B-Instruct-FP8")
+    response = client.chat.completions.create(model=model, messages=[...])
+    akash_nb.show_answer(response)
+
+Names are imported on first use, so `import akash_nb` stays cheap (the OpenAI SDK is not loaded until a
+client is made).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "client": "client",
+    "connection": "client",
+    "choose_model": "client",
+    "served_models": "client",
+    "resolve": "config",
+    "Settings": "config",
+    "PROVIDERS": "providers",
+    "Secret": "secret",
+    "AkashNBError": "errors",
+    "ConfigError": "errors",
+    "explain": "errors",
+    "show_answer": "render",
+    "show_error": "render",
+    "show": "render",
+    "Conversation": "conversation",
+    "Panel": "widgets",
+    "panel": "widgets",
+    "ChatBox": "widgets",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'akash_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,108 @@
+"""`akash-nb`: serve, stop, doctor, run, lab."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .errors import AkashNBError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from . import local
+
+    started = time.monotonic()
+    server = local.ensure_server()
+    print(f"Embedded model {server.model} at {server.base_url} (pid {server.pid}, "
+          f"ready in {time.monotonic() - started:.1f} s).")
+    print(f"Its key is in {local.state_dir() / 'server.json'} (mode 0600); notebooks find it themselves.")
+    if args.print_key:
+        print(f"Key: {server.key.reveal()}")
+    print("Stop it with: akash-nb stop")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from . import local
+
+    print("Stopped the embedded model server." if local.stop() else "No embedded model server was running.")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+
+    rows = doctor.check_all()
+    print(doctor.format_table(rows))
+    return 0 if any(row.ok for row in rows) else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import notebooks
+
+    out = Path(args.out)
+    paths = [Path(p) for p in args.notebooks] or notebooks.lessons(Path(args.folder))
+    failures = notebooks.run_all(paths, out)
+    return 1 if failures else 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from . import config, local
+
+    settings = config.resolve()
+    if settings.provider.name == "local":
+        server = local.ensure_server()
+        print(f"Embedded model {server.model} is ready at {server.base_url}.")
+    else:
+        print(f"Lessons will use {settings.provider.title} (key: {settings.key_source}).")
+    jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or shutil.which("jupyter")
+    if jupyter is None:
+        print("JupyterLab is not installed here: run `make lab` from the project folder.", file=sys.stderr)
+        return 1
+    command = [jupyter, "lab", f"--notebook-dir={args.folder}", *args.jupyter_args]
+    os.execv(jupyter, command)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="akash-nb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start (or reuse) the shared embedded model server")
+    serve.add_argument("--print-key", action="store_true", help="print the server's key (for curl)")
+    serve.set_defaults(func=_serve)
+
+    stop = sub.add_parser("stop", help="stop the shared embedded model server")
+    stop.set_defaults(func=_stop)
+
+    doctor = sub.add_parser("doctor", help="check every provider: configured, reachable, models, latency")
+    doctor.set_defaults(func=_doctor)
+
+    run = sub.add_parser("run", help="execute lessons headless on the configured provider")
+    run.add_argument("notebooks", nargs="*", help="lessons to run (default: every lesson in --folder)")
+    run.add_argument("--folder", default="notebooks")
+    run.add_argument("--out", default="build/run")
+    run.set_defaults(func=_run)
+
+    lab = sub.add_parser("lab", help="start JupyterLab on the lessons")
+    lab.add_argument("--folder", default="notebooks")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
+    lab.set_defaults(func=_lab)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AkashNBError as error:
+        print(f"akash-nb: {error.sentence}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""`client()`: a plain `openai.OpenAI` for the configured provider, and honest model choice.
+
+The learner then writes the guide's own `client.chat.completions.create(...)`. What this module adds is
+plumbing: where the key and URL come from, starting the embedded model or the replay server, and saying
+which provider and model really answer.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import openai
+
+from . import config, errors
+from .providers import Provider
+
+DEFAULT_TIMEOUT = 120.0  # a small CPU model writing 500 tokens takes tens of seconds
+DEFAULT_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors, honouring Retry-After
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What a client is connected to. Holds no key."""
+
+    provider: Provider
+    base_url: str
+    model: str | None  # the configured model, if any
+    key_source: str
+    detail: str = ""  # e.g. which provider a replay's recordings came from
+
+    def describe(self) -> str:
+        return self.provider.title + (f" ({self.detail})" if self.detail else "")
+
+
+_connections: weakref.WeakKeyDictionary[openai.OpenAI, Connection] = weakref.WeakKeyDictionary()
+
+
+def client(
+    provider: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    model: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_retries: int = DEFAULT_RETRIES,
+    show: bool = True,
+) -> openai.OpenAI:
+    """An `openai.OpenAI` client for the configured provider (see `akash_nb.config` for the lookup order).
+
+    In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
+    """
+    settings = config.resolve(provider, base_url=base_url, api_key=api_key, model=model)
+    url, key, detail = settings.base_url, settings.api_key, ""
+    if settings.provider.name == "local":
+        from . import local
+
+        server = local.ensure_server()
+        url, key = server.base_url, server.key
+        settings.sources["api_key"] = "made for this server at start (never shown)"
+    elif settings.provider.name == "replay":
+        from . import replay
+
+        server = replay.ensure_server()
+        url, detail = server.base_url, server.describe_source()
+    openai_client = openai.OpenAI(
+        api_key=key.reveal() if key else "no-key-needed",
+        base_url=url,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+    connection = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
+    _connections[openai_client] = connection
+    if show:
+        from . import render
+
+        render.install_error_display()
+        render.show_connection(connection)
+    return openai_client
+
+
+def connection(openai_client: openai.OpenAI) -> Connection:
+    """What `openai_client` (made by `client()`) is connected to."""
+    try:
+        return _connections[openai_client]
+    except KeyError:
+        raise errors.ConfigError("This client was not made by akash_nb.client(); make it with "
+                                 "client = akash_nb.client().") from None
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    requested: str | None
+    model: str
+    served: tuple[str, ...]
+    reason: str
+
+    @property
+    def substituted(self) -> bool:
+        return self.requested is not None and self.requested != self.model
+
+
+def served_models(openai_client: openai.OpenAI) -> list[str]:
+    """The model ids the provider serves now, from its live /models."""
+    conn = connection(openai_client)
+    try:
+        return sorted(m.id for m in openai_client.models.list())
+    except openai.OpenAIError as exc:
+        raise errors.explain(exc, conn.describe(), provider_name=conn.provider.name, url=conn.base_url) \
+            from exc
+
+
+def resolve_model(openai_client: openai.OpenAI, requested: str | None = None) -> ModelChoice:
+    """Pick the model to call: the configured one (AKASH_NB_MODEL or client(model=...)), else `requested`
+    if it is served, else the provider's documented fallback, else the first served model."""
+    conn = connection(openai_client)
+    served = tuple(served_models(openai_client))
+    if not served:
+        raise errors.ConfigError(f"{conn.describe()} lists no models at {conn.base_url}/models.")
+    if conn.model is not None:
+        if conn.model not in served:
+            raise errors.ConfigError(
+                f"The configured model {conn.model!r} is not served by {conn.describe()}; "
+                f"choose one of: {', '.join(served)}."
+            )
+        return ModelChoice(requested, conn.model, served, "configured")
+    if requested in served:
+        return ModelChoice(requested, requested, served, "served")
+    for fallback in conn.provider.fallback_models:
+        if fallback in served:
+            return ModelChoice(requested, fallback, served, "the provider's fallback")
+    return ModelChoice(requested, served[0], served, "the first model the provider serves")
+
+
+def choose_model(openai_client: openai.OpenAI, requested: str | None = None, *, show: bool = True) -> str:
+    """The model id to pass as `model=`; shows the substitution when `requested` is not served."""
+    choice = resolve_model(openai_client, requested)
+    if show:
+        from . import render
+
+        render.show_model_choice(choice, connection(openai_client))
+    return choice.model

@@ -1,0 +1,242 @@
+"""Where the provider, base URL, key and model come from.
+
+Lookup order, first hit wins, for each setting separately:
+
+1. explicit arguments to `resolve()` (and so to `akash_nb.client()`);
+2. the process environment;
+3. a `.env` file, the nearest one from the working directory upward (read, never loaded into the
+   environment);
+4. for a key that a chosen provider needs and nothing above gave: a masked interactive prompt, only in an
+   interactive session (never under CI, never without a terminal or a front end that can answer); the
+   answer is kept in this process's environment so the next `client()` does not ask again;
+5. the embedded local model, when nothing chose a provider.
+
+Variables: AKASH_NB_PROVIDER, AKASHML_API_KEY (AkashML), AKASH_API_KEY (the retired Akash Chat API),
+AKASH_NB_BASE_URL + AKASH_NB_API_KEY (any OpenAI-compatible server), AKASH_NB_MODEL.
+
+The result says where each value came from; it never holds the key as plain text (see `Secret`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values, find_dotenv
+
+from . import providers
+from .errors import ConfigError
+from .providers import Provider
+from .secret import Secret
+
+VARIABLES = (
+    "AKASH_NB_PROVIDER",
+    "AKASH_NB_BASE_URL",
+    "AKASH_NB_API_KEY",
+    "AKASH_NB_MODEL",
+    "AKASHML_API_KEY",
+    "AKASH_API_KEY",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: Provider
+    base_url: str | None
+    api_key: Secret | None
+    model: str | None  # None: let the provider's served models decide
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from (never a value)
+
+    @property
+    def key_source(self) -> str:
+        return self.sources.get("api_key", "none")
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """One layered view: explicit arguments, then environment, then .env."""
+
+    layers: tuple[tuple[str, Mapping[str, str | None]], ...]
+
+    def get(self, name: str) -> tuple[str | None, str]:
+        for label, values in self.layers:
+            value = values.get(name)
+            if value is not None and value.strip() != "":
+                return value, label.format(name=name)
+        return None, "unset"
+
+
+def dotenv_file(start: Path | None = None) -> Path | None:
+    """The nearest `.env` from `start` (default: the working directory) upward, if any."""
+    if start is not None:
+        for folder in (start, *start.parents):
+            if (folder / ".env").is_file():
+                return folder / ".env"
+        return None
+    found = find_dotenv(usecwd=True)
+    return Path(found) if found else None
+
+
+def clean_key(raw: str, where: str) -> tuple[str, str]:
+    """Strip the usual `.env` mistakes (spaces, newlines, quotes around the key) and say so."""
+    key = raw.strip()
+    note = ""
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
+        key = key[1:-1].strip()
+        note = " (surrounding quotes removed)"
+    elif key != raw:
+        note = " (surrounding spaces removed)"
+    if not key or any(c.isspace() for c in key):
+        raise ConfigError(f"The key in {where} contains spaces or line breaks inside it; paste the key alone.")
+    return key, note
+
+
+def can_prompt() -> bool:
+    """True in a session where a person can answer a prompt: never under CI."""
+    if os.environ.get("CI"):
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return sys.stdin is not None and sys.stdin.isatty()
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None:  # a Jupyter kernel: the front end says whether it can answer input requests
+        return bool(kernel._allow_stdin)
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _check_url(url: str, where: str) -> str:
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"The base URL {url.strip()!r} from {where} is not an http(s) URL; "
+            "write it like http://my-server:8000/v1."
+        )
+    return url.strip().rstrip("/")
+
+
+def _infer_provider(look: _Lookup) -> tuple[str, str]:
+    """Which provider the configuration points at when none is named."""
+    for variable, name in (
+        ("AKASH_NB_BASE_URL", "openai-compatible"),
+        ("AKASHML_API_KEY", "akashml"),
+        ("AKASH_API_KEY", "akash-chat"),
+    ):
+        value, where = look.get(variable)
+        if value is not None:
+            return name, f"inferred from {where}"
+    return "local", "default (no provider configured)"
+
+
+def resolve(
+    provider: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    model: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+    prompt: Callable[[str], str] | None = None,
+) -> Settings:
+    """Resolve the settings in the order given in this module's docstring.
+
+    `environ`, `dotenv_path` and `prompt` exist for tests; by default they are the process environment,
+    the nearest `.env`, and a masked `getpass` prompt when `can_prompt()`.
+    """
+    env = os.environ if environ is None else environ
+    env_file = dotenv_path if dotenv_path is not None else dotenv_file()
+    file_values = dotenv_values(env_file) if env_file else {}
+    explicit = {
+        "AKASH_NB_PROVIDER": provider,
+        "AKASH_NB_BASE_URL": base_url,
+        "AKASH_NB_MODEL": model,
+    }
+    look = _Lookup(
+        (
+            ("argument", explicit),
+            ("environment variable {name}", env),
+            (f"{{name}} in {env_file}" if env_file else "", file_values),
+        )
+    )
+    sources: dict[str, str] = {}
+
+    name, sources["provider"] = look.get("AKASH_NB_PROVIDER")
+    if name is None:
+        name, sources["provider"] = _infer_provider(look)
+    chosen = providers.get(name.strip().lower())
+
+    url: str | None = chosen.base_url
+    sources["base_url"] = "provider default" if url else "started on demand"
+    if chosen.name == "openai-compatible":
+        raw_url, where = look.get("AKASH_NB_BASE_URL")
+        if raw_url is None:
+            raise ConfigError(
+                "The openai-compatible provider needs a URL: set AKASH_NB_BASE_URL, "
+                "for example http://my-server:8000/v1."
+            )
+        url, sources["base_url"] = _check_url(raw_url, where), where
+
+    key = _resolve_key(chosen, api_key, look, env, prompt, sources)
+
+    requested, sources["model"] = look.get("AKASH_NB_MODEL")
+    if requested is None:
+        sources["model"] = "chosen from the provider's served models"
+    return Settings(
+        provider=chosen,
+        base_url=url,
+        api_key=key,
+        model=requested.strip() if requested else None,
+        sources=sources,
+    )
+
+
+def _resolve_key(
+    chosen: Provider,
+    explicit: str | None,
+    look: _Lookup,
+    env: Mapping[str, str],
+    prompt: Callable[[str], str] | None,
+    sources: dict[str, str],
+) -> Secret | None:
+    raw, where = (explicit, "argument") if explicit else (None, "unset")
+    for variable in chosen.key_env:
+        if raw is None:
+            raw, where = look.get(variable)
+    if raw is None and chosen.needs_key:
+        ask = prompt if prompt is not None else (_getpass if can_prompt() else None)
+        if ask is None:
+            variable = chosen.key_env[0]
+            raise ConfigError(
+                f"{chosen.title} needs a key and none was found: set {variable} in the environment "
+                f"or in a .env file, or unset AKASH_NB_PROVIDER to use the embedded model."
+            )
+        raw, where = ask(f"{chosen.title} key ({chosen.key_env[0]}): "), "typed at the prompt"
+        if env is os.environ and raw.strip():
+            os.environ[chosen.key_env[0]] = raw.strip()  # asked once per process
+    if raw is None:
+        sources["api_key"] = "none needed" if not chosen.needs_key else "unset"
+        return None
+    key, note = clean_key(raw, where)
+    _check_key_shape(chosen, key, where)
+    sources["api_key"] = where + note
+    return Secret(key)
+
+
+def _check_key_shape(chosen: Provider, key: str, where: str) -> None:
+    owner = providers.owner_of_key(key)
+    if chosen.key_prefix and owner is not None and owner is not chosen:
+        raise ConfigError(
+            f"The key from {where} starts with {owner.key_prefix}, the shape of {owner.title} keys, "
+            f"but the provider is {chosen.name} whose keys start with {chosen.key_prefix}; "
+            f"use a {chosen.title} key, or set AKASH_NB_PROVIDER={owner.name}."
+        )
+
+
+def _getpass(message: str) -> str:
+    return getpass.getpass(message)

@@ -1,0 +1,59 @@
+"""Shared fixtures. Each test gets an environment with no provider configured and its own state folder,
+so nothing a developer has set (keys, a running lab server) leaks into a test, or out of one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from akash_nb import local
+
+CONFIG_VARIABLES = (
+    "AKASH_NB_PROVIDER", "AKASH_NB_BASE_URL", "AKASH_NB_API_KEY", "AKASH_NB_MODEL", "AKASHML_API_KEY",
+    "AKASH_API_KEY", "AKASH_NB_LOCAL_MODEL", "AKASH_NB_LOCAL_PORT", "AKASH_NB_RECORDINGS", "CI",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """No provider configuration from the developer's shell, and no .env found above the test's cwd."""
+    for name in CONFIG_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def state_dir(monkeypatch, tmp_path) -> Path:
+    """A private state folder for the embedded server; any server started in it is stopped afterwards."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("AKASH_NB_STATE_DIR", str(folder))
+    yield folder
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_local_server(tmp_path_factory):
+    """One real embedded llama.cpp server for the whole session (starting one costs about a second).
+
+    Yields the state folder; tests that use it set AKASH_NB_STATE_DIR to it."""
+    folder = tmp_path_factory.mktemp("shared-state")
+    old = os.environ.get("AKASH_NB_STATE_DIR")
+    os.environ["AKASH_NB_STATE_DIR"] = str(folder)
+    try:
+        local.ensure_server()
+        yield folder
+        local.stop()
+    finally:
+        if old is None:
+            os.environ.pop("AKASH_NB_STATE_DIR", None)
+        else:
+            os.environ["AKASH_NB_STATE_DIR"] = old
+
+
+@pytest.fixture
+def local_env(shared_local_server, monkeypatch) -> Path:
+    """Point this test at the session's shared embedded server."""
+    monkeypatch.setenv("AKASH_NB_STATE_DIR", str(shared_local_server))
+    return shared_local_server
