@@ -92,10 +92,19 @@ def _detail(error: openai.APIStatusError) -> str:
     return text + "." if text else ""
 
 
+def _error_type(error: openai.APIStatusError) -> str | None:
+    body = error.body
+    inner = body.get("error") if isinstance(body, dict) else None
+    return inner.get("type") if isinstance(inner, dict) else None
+
+
 def explain(error: BaseException, provider_title: str, *, provider_name: str = "", url: str = "") -> AkashNBError:
     """The AkashNBError (with its one sentence) for an exception raised while talking to a provider."""
     if isinstance(error, AkashNBError):
         return error
+    if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
+        # The replay server's miss: its message already says what was asked and how to record it.
+        return NoRecordingError(_detail(error), original=error)
     if provider_name == "akash-chat" and isinstance(error, openai.APIConnectionError | openai.NotFoundError):
         failure, detail = TRANSPORT["retired"], ""
     elif isinstance(error, openai.APIStatusError):
