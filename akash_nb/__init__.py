@@ -41,7 +41,13 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+# submodules a lesson reaches as akash_nb.<name>
+_MODULES = {"code", "doctor", "exercises", "providers", "render", "widgets"}
+
+
 def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'akash_nb' has no attribute {name!r}")

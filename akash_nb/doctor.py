@@ -1,0 +1,87 @@
+"""`akash-nb doctor`: one screen on every provider — configured? reachable? models? one-token latency."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import openai
+
+from . import config
+from .client import client, connection, resolve_model, served_models
+from .errors import AkashNBError
+from .providers import PROVIDERS
+
+DOCTOR_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Row:
+    provider: str
+    configured: str  # where the key/URL came from, or what to set
+    reachable: str
+    models: str
+    latency: str
+    ok: bool
+
+
+def check(openai_client: openai.OpenAI) -> Row:
+    """Check one client made by `akash_nb.client()`: list its models, time a one-token answer."""
+    conn = connection(openai_client)
+    try:
+        served = served_models(openai_client)
+        model = resolve_model(openai_client).model
+        started = time.perf_counter()
+        response = openai_client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=0
+        )
+        seconds = time.perf_counter() - started
+    except (AkashNBError, openai.OpenAIError) as error:
+        sentence = error.sentence if isinstance(error, AkashNBError) else str(error)
+        return Row(conn.provider.name, conn.key_source, f"no: {sentence}", "-", "-", False)
+    shown = ", ".join(served[:3]) + (f" (+{len(served) - 3} more)" if len(served) > 3 else "")
+    return Row(conn.provider.name, conn.key_source, f"yes, {response.model} answered", shown,
+               f"{seconds:.2f} s", True)
+
+
+class _NoKey(Exception):
+    """The doctor never prompts: a missing key is a finding, not a question."""
+
+
+def _no_prompt(message: str) -> str:
+    raise _NoKey
+
+
+def check_provider(name: str) -> Row:
+    provider = PROVIDERS[name]
+    try:
+        settings = config.resolve(name, prompt=_no_prompt)
+    except _NoKey:
+        return Row(name, f"no: set {provider.key_env[0]}", "-", "-", "-", False)
+    except AkashNBError as error:
+        return Row(name, f"no: {error.sentence}", "-", "-", "-", False)
+    try:
+        made = client(
+            name, api_key=settings.api_key.reveal() if settings.api_key else None,
+            timeout=DOCTOR_TIMEOUT, max_retries=0, show=False,
+        )
+    except AkashNBError as error:
+        return Row(name, settings.key_source, f"no: {error.sentence}", "-", "-", False)
+    return check(made)
+
+
+def check_all() -> list[Row]:
+    return [check_provider(name) for name in PROVIDERS]
+
+
+def format_table(rows: list[Row]) -> str:
+    headers = ("provider", "configured", "reachable", "models", "1-token latency")
+    table = [headers] + [(r.provider, r.configured, r.reachable, r.models, r.latency) for r in rows]
+    widths = [min(max(len(row[i]) for row in table), 60) for i in range(len(headers))]
+    lines = []
+    for row in table:
+        cells = [cell if len(cell) <= widths[i] else cell[: widths[i] - 1] + "…" for i, cell in enumerate(row)]
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    full = [f"- {r.provider}: {r.configured}; {r.reachable}" for r in rows if not r.ok]
+    return "\n".join(lines + ([""] + full if full else []))

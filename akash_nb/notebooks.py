@@ -1,0 +1,127 @@
+"""Executing the lessons headless, and keeping the committed copies clean.
+
+- `run_all()`: `akash-nb run` / `make run`: execute lessons on the configured provider, write the executed
+  copies under build/run/, one line per lesson (time, or the error in one line).
+- `refresh()`: `make notebooks`: execute lessons under replay and write the outputs back into the lessons,
+  normalized, so they are nbval's expected results and what GitHub shows.
+- `normalize()`: no machine-specific metadata: one kernelspec, no local paths or versions, no timings,
+  no widget state, widget ids derived from their place in the notebook rather than random.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def lessons(folder: Path) -> list[Path]:
+    """The numbered lessons in reading order."""
+    return sorted(p for p in folder.glob("[0-9]*.ipynb"))
+
+
+def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Strip what differs from machine to machine and run to run (see the module docstring)."""
+    nb.metadata = nbformat.from_dict(
+        {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
+    )
+    count = 0
+    for index, cell in enumerate(nb.cells):
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("collapsed", None)
+        cell.metadata.pop("scrolled", None)
+        cell.id = cell.get("id") or f"cell-{index}"
+        if cell.cell_type != "code":
+            continue
+        if cell.execution_count is not None or cell.outputs:
+            count += 1
+            cell.execution_count = count
+        for n, output in enumerate(cell.outputs):
+            if "execution_count" in output:
+                output.execution_count = count
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view is not None:
+                view["model_id"] = hashlib.sha1(f"{cell.id}/{n}".encode()).hexdigest()[:32]
+    return nb
+
+
+def execute(path: Path, env: dict[str, str] | None = None) -> tuple[nbformat.NotebookNode, str | None]:
+    """Execute one notebook in a fresh kernel (cwd = its folder). Returns it and the error, if any."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        client = NotebookClient(
+            nb,
+            timeout=CELL_TIMEOUT,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            store_widget_state=False,
+        )
+        client.execute()
+        return nb, None
+    except CellExecutionError as error:
+        first = next((line for line in str(error).splitlines() if line.strip()), "")
+        return nb, f"{error.ename}: {error.evalue}" if getattr(error, "ename", None) else first
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def run_all(paths: list[Path], out: Path) -> list[Path]:
+    """`akash-nb run`: execute each lesson, write executed copies to `out`, return the failures."""
+    out.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for path in paths:
+        started = time.monotonic()
+        nb, error = execute(path)
+        nbformat.write(nb, out / path.name)
+        took = time.monotonic() - started
+        if error:
+            failures.append(path)
+            print(f"FAIL {path.name} ({took:.1f} s): {error}", flush=True)
+        else:
+            print(f"ok   {path.name} ({took:.1f} s) -> {out / path.name}", flush=True)
+    return failures
+
+
+def refresh(paths: list[Path]) -> list[Path]:
+    """`make notebooks`: re-execute under replay and write normalized outputs back into the lessons."""
+    failures = []
+    for path in paths:
+        started = time.monotonic()
+        nb, error = execute(path, {"AKASH_NB_PROVIDER": "replay"})
+        if error:
+            failures.append(path)
+            print(f"FAIL {path.name}: {error} (not rewritten)", flush=True)
+            continue
+        nbformat.write(normalize(nb), path)
+        print(f"ok   {path.name} ({time.monotonic() - started:.1f} s)", flush=True)
+    return failures
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1 or argv[0] not in ("refresh", "normalize"):
+        print("usage: python -m akash_nb.notebooks refresh|normalize NOTEBOOK...", file=sys.stderr)
+        return 2
+    paths = [Path(p) for p in argv[1:]] or lessons(Path("notebooks"))
+    if argv[0] == "normalize":
+        for path in paths:
+            nbformat.write(normalize(nbformat.read(path, as_version=4)), path)
+        return 0
+    return 1 if refresh(paths) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
