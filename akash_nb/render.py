@@ -138,10 +138,12 @@ def install_error_display() -> None:
     shell = get_ipython()
     if shell is None:
         return
+    import json
+
     import openai
 
     def handler(shell, etype, value, tb, tb_offset=None):
         show_error(value)
         return []
 
-    shell.set_custom_exc((AkashNBError, openai.OpenAIError), handler)
+    shell.set_custom_exc((AkashNBError, openai.OpenAIError, json.JSONDecodeError), handler)

@@ -1,0 +1,419 @@
+"""The widgets lessons end with: `Panel` (try the lesson's call with other settings) and `ChatBox` (talk on).
+
+Each is driven from Python exactly as by hand: `panel.run()` is the Run button, `chatbox.send(text)` is the
+Send button. Answers stream into a widget's *value*, never into the cell's output (nbval cannot compare
+clear_output or display updates), so a cell's recorded output is one stable display. Each widget has a
+`text/plain` form that says what it shows (what nbval compares and a terminal prints) beside the
+widget view JupyterLab renders.
+
+The panel makes the same call the lesson teaches, with `stream=True`:
+
+    client.chat.completions.create(model=..., messages=[...], temperature=..., max_tokens=...,
+                                   stream=True, stream_options={"include_usage": True})
+
+Model output is Markdown rendered by mistune with raw HTML escaped, so a model cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import mistune
+import openai
+from openai.types import CompletionUsage
+
+from . import errors, local, render, streaming
+from .client import Connection, connection, resolve_model
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+
+# Context window per provider, the upper bound of the max_tokens box; others get DEFAULT_CONTEXT_TOKENS.
+CONTEXT_TOKENS: dict[str, int] = {"local": local.CONTEXT_TOKENS}
+DEFAULT_CONTEXT_TOKENS = 32_768
+REDRAW_SECONDS = 0.05  # redraw a streaming answer at most this often: each redraw is one comm message
+CURSOR = " ▌"  # shown at the end of an answer that is still arriving
+NOTHING_TO_SEND = "There is nothing to send: write a prompt (or a system prompt), then press Run."
+
+_markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
+
+
+def markdown_html(text: str) -> str:
+    """Model output as HTML: Markdown rendered, raw HTML escaped, javascript: links dropped (mistune)."""
+    return f'<div class="akash-nb-answer">{_markdown(text)}</div>'
+
+
+def _error_html(text: str) -> str:
+    return render.KINDS["error"].rich(text)
+
+
+def _usage_html(text: str) -> str:
+    return render.KINDS["usage"].rich(text)
+
+
+def _sentence(exc: BaseException, conn: Connection) -> str:
+    """The one sentence for `exc`, naming the provider this client talks to."""
+    return errors.explain(exc, conn.describe(), provider_name=conn.provider.name, url=conn.base_url).sentence
+
+
+def usage_line(model: str | None, provider: str, finish_reason: str | None, usage: CompletionUsage | None,
+               first_token_seconds: float | None, seconds: float) -> str:
+    """E.g. "SmolLM2-135M-Instruct via local · finish_reason=length · usage not reported · first token
+    0.21 s · total 0.98 s". `model` is the one the response names, never the one requested."""
+    tokens = (f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens"
+              if usage is not None else "usage not reported")
+    parts = [f"{model} via {provider}" if model else f"no answer via {provider}",
+             f"finish_reason={finish_reason}", tokens]
+    if first_token_seconds is not None:
+        parts.append(f"first token {first_token_seconds:.2f} s")
+    parts.append(f"total {seconds:.2f} s")
+    return " · ".join(parts)
+
+
+# --- Panel --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Result:
+    """What one run of a panel produced."""
+
+    text: str  # the answer (partial if the stream was cut)
+    model: str | None  # the model the response chunks name; None if no chunk arrived
+    provider: str  # the provider's name, e.g. "local"
+    finish_reason: str | None
+    usage: CompletionUsage | None  # None when the server did not report usage
+    seconds: float  # from sending the request to the end of the stream (or the error)
+    first_token_seconds: float | None  # from sending the request to the first text
+    error: str | None  # the one sentence, when the request failed or the stream was cut
+    request: dict[str, Any]  # what was sent: model, messages, temperature, max_tokens
+
+    @property
+    def sent(self) -> bool:
+        """A request went out (False when the models could not even be listed)."""
+        return bool(self.request)
+
+    @property
+    def cut(self) -> bool:
+        """Some text arrived, then the stream failed or ended early."""
+        return self.error is not None and self.text != ""
+
+    def usage_line(self) -> str:
+        """One line: who answered, via which provider, why it stopped, tokens, and latency."""
+        return usage_line(self.model, self.provider, self.finish_reason, self.usage, self.first_token_seconds,
+                          self.seconds)
+
+    def answer_text(self) -> str:
+        """The answer as plain text, with a cut or a failure said in words."""
+        if self.error is None:
+            return self.text
+        if self.text:
+            return f"{self.text}\n(cut off: {self.error})"
+        return f"Error: {self.error}"
+
+    def answer_html(self) -> str:
+        if self.error is None:
+            return markdown_html(self.text)
+        if self.text:
+            return markdown_html(self.text) + _error_html(f"(cut off: {self.error})")
+        return _error_html(f"Error: {self.error}")
+
+    def __str__(self) -> str:
+        return f"{self.answer_text()}\n{self.usage_line()}"
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def _split(messages: list[dict] | None, system: str | None, prompt: str | None
+           ) -> tuple[list[dict], str | None, str | None]:
+    """Split a guide-style `messages` list into (earlier messages, system prompt, prompt) for the boxes:
+    a leading system message fills the system box (unless `system` is given, which replaces it) and a
+    trailing user message fills the prompt box (unless `prompt` is given)."""
+    history = [dict(m) for m in messages or []]
+    if history and history[0].get("role") == "system":
+        first = history.pop(0)
+        system = first.get("content") if system is None else system
+    if prompt is None and history and history[-1].get("role") == "user":
+        prompt = history.pop()["content"]
+    return history, system, prompt
+
+
+class Panel(widgets.VBox):
+    """Model, temperature, max_tokens, system prompt and prompt, a Run button, and the streamed answer.
+
+    `run()` does what clicking Run does and returns the `Result` (also kept as `.result`). Nothing here
+    raises for a failed request: the failure is one sentence inside the panel and in `result.error`.
+    """
+
+    def __init__(self, client: openai.OpenAI, prompt: str | None = None, *,
+                 messages: list[dict] | None = None, model: str | None = None, temperature: float = 0.7,
+                 max_tokens: int = 128, system: str | None = None):
+        self.client = client
+        self.conn = connection(client)
+        self.history, system, prompt = _split(messages, system, prompt)
+        self.result: Result | None = None
+        self.problem: str | None = None  # why the served models could not be listed, if they could not
+        self._requested_model = model
+
+        context = CONTEXT_TOKENS.get(self.conn.provider.name, DEFAULT_CONTEXT_TOKENS)
+        self.model = widgets.Dropdown(description="model", options=[])
+        self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1,
+                                               readout_format=".1f", description="temperature")
+        self.max_tokens = widgets.BoundedIntText(value=min(max(max_tokens, 1), context), min=1, max=context,
+                                                 description="max_tokens")
+        self.system = widgets.Textarea(value=system or "", placeholder="System prompt (optional)",
+                                       description="system", layout=widgets.Layout(width="100%"))
+        self.prompt = widgets.Textarea(value=prompt or "", placeholder="Write a prompt, then press Run",
+                                       description="prompt",
+                                       layout=widgets.Layout(width="100%", height="5em"))
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.answer = widgets.HTML()
+        self.usage = widgets.HTML()
+        earlier = widgets.HTML(_usage_html(f"plus {len(self.history)} earlier messages, sent before the "
+                                           "prompt") if self.history else "")
+        self.run_button.on_click(lambda _button: self.run())
+        self._load_models()
+        super().__init__([
+            widgets.HBox([self.model, self.temperature, self.max_tokens]),
+            self.system, earlier, self.prompt, self.run_button, self.answer, self.usage,
+        ])
+
+    def _load_models(self) -> bool:
+        """Fill the dropdown from the provider's live /models; on failure show why in the panel."""
+        try:
+            choice = resolve_model(self.client, self._requested_model)
+        except errors.AkashNBError as exc:
+            self.problem = exc.sentence
+            self.answer.value = _error_html(f"Error: {exc.sentence}")
+            return False
+        self.problem = None
+        self.model.options = list(choice.served)
+        self.model.value = choice.model
+        return True
+
+    def messages(self) -> list[dict]:
+        """The messages a run sends: system prompt (if any), earlier messages, then the prompt."""
+        sent = [{"role": "system", "content": self.system.value}] if self.system.value.strip() else []
+        sent += [dict(m) for m in self.history]
+        if self.prompt.value.strip():
+            sent.append({"role": "user", "content": self.prompt.value})
+        return sent
+
+    def request(self) -> dict[str, Any]:
+        """The arguments a run passes to client.chat.completions.create (besides the streaming ones)."""
+        return {"model": self.model.value, "messages": self.messages(),
+                "temperature": self.temperature.value, "max_tokens": self.max_tokens.value}
+
+    def run(self) -> Result:
+        """Send the request, stream the answer into the panel, and return the `Result`."""
+        if self.model.value is None and not self._load_models():
+            return self._finish(Result("", None, self.conn.provider.name, None, None, 0.0, None, self.problem,
+                                       {}))
+        if not self.messages():
+            return self._finish(Result("", None, self.conn.provider.name, None, None, 0.0, None,
+                                       NOTHING_TO_SEND, {}))
+        self.run_button.disabled = True
+        self.usage.value = ""
+        self.answer.value = _usage_html(f"Asking {self.model.value} via {self.conn.provider.name}…")
+        try:
+            result = _stream(self.client, self.conn, self.request(), self._draw)
+        finally:
+            self.run_button.disabled = False
+        return self._finish(result)
+
+    def _draw(self, text: str) -> None:
+        self.answer.value = markdown_html(text + CURSOR)
+
+    def _finish(self, result: Result) -> Result:
+        self.result = result
+        self.answer.value = result.answer_html()
+        self.usage.value = _usage_html(result.usage_line()) if result.sent else ""
+        return result
+
+    def header(self) -> str:
+        model = self.model.value or "none"
+        return (f"Panel · model {model} · temperature {self.temperature.value:.1f} · "
+                f"max_tokens {self.max_tokens.value} · [Run]")
+
+    def __repr__(self) -> str:
+        lines = [self.header()]
+        if self.system.value.strip():
+            lines.append(f"System: {self.system.value}")
+        if self.history:
+            lines.append(f"(plus {len(self.history)} earlier messages)")
+        lines.append(f"Prompt: {self.prompt.value}")
+        if self.result is not None:
+            lines.append(self.result.answer_text())
+            if self.result.sent:
+                lines.append(self.result.usage_line())
+        elif self.problem is not None:
+            lines.append(f"Error: {self.problem}")
+        return "\n".join(lines)
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)  # not truncated: this is what nbval compares
+        return bundle
+
+
+def _stream(client: openai.OpenAI, conn: Connection, request: dict[str, Any],
+            draw: Callable[[str], None]) -> Result:
+    """Make the streaming call and collect it into a Result; any failure becomes the Result's sentence."""
+    started = last_draw = time.monotonic()
+    first: float | None = None
+    so_far = ""
+
+    def arrived(text: str) -> None:
+        nonlocal first, so_far, last_draw
+        first = time.monotonic() - started if first is None else first
+        so_far = text
+        if time.monotonic() - last_draw >= REDRAW_SECONDS:
+            draw(text)
+            last_draw = time.monotonic()
+
+    try:
+        stream = client.chat.completions.create(**request, stream=True,
+                                                stream_options={"include_usage": True})
+        got = streaming.collect_stream(stream, conn.describe(), provider_name=conn.provider.name,
+                                       url=conn.base_url, on_text=arrived)
+    except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
+        return Result(so_far, None, conn.provider.name, None, None, time.monotonic() - started, first,
+                      _sentence(exc, conn), request)
+    return Result(got.text, got.model, conn.provider.name, got.finish_reason, got.usage,
+                  time.monotonic() - started, first, got.error.sentence if got.error else None, request)
+
+
+def panel(client: openai.OpenAI, prompt: str | None = None, *, messages: list[dict] | None = None,
+          model: str | None = None, temperature: float = 0.7, max_tokens: int = 128,
+          system: str | None = None) -> Panel:
+    """The "Try it" panel for `client`: `akash_nb.panel(client, "Once upon a time")`.
+
+    `messages` may be the lesson's own list: its leading system message fills the system box and its
+    last user message fills the prompt box; messages between them are sent before the prompt.
+    """
+    return Panel(client, prompt, messages=messages, model=model, temperature=temperature,
+                 max_tokens=max_tokens, system=system)
+
+
+# --- ChatBox ------------------------------------------------------------------------------------------
+
+_ROLE_COLOURS = {"system": "#9e9e9e", "user": "#1976d2", "assistant": "#2e7d32"}
+
+
+def _message_html(role: str, content: str) -> str:
+    colour = _ROLE_COLOURS.get(role, "#9e9e9e")
+    return (f'<div style="border-left:4px solid {colour};padding:2px 10px;margin:4px 0">'
+            f"<b>{html.escape(role)}</b>{markdown_html(content)}</div>")
+
+
+class ChatBox:
+    """A conversation you continue by typing: transcript, text box, Send button and a status line.
+
+    `send(text)` does what typing `text` and clicking Send does. Only a successful reply joins the
+    transcript; after a failure the status line says why in one sentence, the transcript is unchanged,
+    and the text stays in the box to send again.
+
+    A wrapper around `.widget` (a VBox) rather than a VBox itself: `Widget.send` already means "send a
+    custom message to the front end", and `DOMWidget.focus()` relies on it.
+    """
+
+    def __init__(self, conversation: Conversation):
+        self.conversation = conversation
+        self.transcript = widgets.HTML()
+        self.text = widgets.Textarea(placeholder="Write a message, then press Send",
+                                     layout=widgets.Layout(width="100%", height="4em"))
+        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.status = widgets.HTML()
+        self.status_text = ""  # the status line as plain text
+        self.send_button.on_click(lambda _button: self.send())
+        self.widget = widgets.VBox([self.transcript, self.text, self.send_button, self.status])
+        self._draw()
+
+    def send(self, text: str | None = None) -> str | None:
+        """Send `text` (default: what is in the text box) and return the reply, or None if it failed."""
+        if text is not None:
+            self.text.value = text
+        message = self.text.value
+        started = last_draw = time.monotonic()
+        first: float | None = None
+
+        def arrived(so_far: str) -> None:
+            nonlocal first, last_draw
+            first = time.monotonic() - started if first is None else first
+            if time.monotonic() - last_draw >= REDRAW_SECONDS:
+                self._draw(pending=(message, so_far + CURSOR))
+                last_draw = time.monotonic()
+
+        self.send_button.disabled = True
+        self._set_status("Sending…", error=False)
+        try:
+            reply = self.conversation.send(message, stream=True, on_text=arrived,
+                                           stream_options={"include_usage": True})
+        except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
+            self._draw()
+            self._failed(errors.explain(exc, self._provider_title()).sentence)
+            return None
+        finally:
+            self.send_button.disabled = False
+        self.text.value = ""
+        self._draw()
+        self._set_status(self._usage_line(first), error=False)
+        return reply
+
+    def _provider(self) -> Connection | None:
+        try:
+            return connection(self.conversation.client)
+        except errors.ConfigError:  # a plain openai.OpenAI, which Conversation also accepts
+            return None
+
+    def _provider_title(self) -> str:
+        conn = self._provider()
+        return conn.describe() if conn else "the provider"
+
+    def _usage_line(self, first: float | None) -> str:
+        response = self.conversation.last_response
+        conn = self._provider()
+        provider = conn.provider.name if conn else str(self.conversation.client.base_url)
+        return usage_line(response.model, provider, response.choices[0].finish_reason, response.usage, first,
+                          self.conversation.last_seconds)
+
+    def _failed(self, sentence: str) -> None:
+        """The sentence in the status line; a cut reply's text above it, outside the transcript."""
+        partial = self.conversation.partial
+        if partial is None or not partial.text:
+            self._set_status(sentence, error=True)
+            return
+        self.status_text = f"assistant ({partial.label}): {partial.text}\n(cut off: {sentence})"
+        self.status.value = (_message_html(f"assistant ({partial.label})", partial.text)
+                             + _error_html(f"(cut off: {sentence})"))
+
+    def _set_status(self, text: str, *, error: bool) -> None:
+        self.status_text = text
+        self.status.value = _error_html(text) if error else _usage_html(text)
+
+    def _draw(self, pending: tuple[str, str] | None = None) -> None:
+        """The transcript: the finished turns, plus the message being answered while it streams."""
+        shown = [(m["role"], m["content"]) for m in self.conversation.messages]
+        if pending is not None:
+            shown += [("user", pending[0]), ("assistant", pending[1])]
+        self.transcript.value = "".join(_message_html(role, content) for role, content in shown)
+
+    def transcript_text(self) -> str:
+        """The finished conversation as plain text, one "role: content" block a message."""
+        lines = [f"{m['role']}: {m['content']}" for m in self.conversation.messages]
+        return "\n".join(lines) or "(no messages yet)"
+
+    def __repr__(self) -> str:
+        lines = ["ChatBox · model " + self.conversation.model, self.transcript_text()]
+        if self.status_text:
+            lines.append(self.status_text)
+        return "\n".join(lines)
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)
+        return bundle
