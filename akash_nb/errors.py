@@ -1,13 +1,27 @@
 """What went wrong, in one sentence a learner can act on.
 
-One table maps an HTTP status (or a kind of transport failure) to the sentence shown and to whether the
-request is worth retrying. `explain()` is the only place that turns an exception into words; notebooks show
-its sentence instead of a traceback (see `install_notebook_handler`), and the original exception stays
-reachable as `__cause__` / `.original`.
+Two tables, one for HTTP statuses and one for failures with no status (transport, bad answers, cut
+streams), map each case to the sentence shown, whether the OpenAI SDK retries it, and what is lost.
+`explain()` is the only place that turns an exception into words; notebooks show its sentence instead of a
+traceback (see `akash_nb.render.install_error_display`), and the original exception stays reachable as
+`.original` (and `__cause__` when raised with `from`).
+
+Retries are the SDK's, not ours. openai 3.57 (`openai/_base_client.py`, `_should_retry` and
+`_calculate_retry_timeout`) retries, up to `max_retries` times (akash_nb.client() uses 2):
+  - statuses 408, 409, 429 and every status >= 500 (so 529 too), unless the server sends
+    `x-should-retry: false` or a Retry-After longer than 120 s;
+  - timeouts and connection errors (refused, name not resolved, dropped before an answer);
+waiting `retry-after-ms` / `Retry-After` when the server sends 0 < wait <= 120 s, otherwise 0.5 s doubling
+per retry up to 8 s, minus up to 25 % jitter. It cannot retry a stream that already started: a stream cut
+mid-way reaches the caller at once. So when `explain()` sees a retried kind, the retries were already spent;
+`.retried` says so, and the sentence counts them (from the SDK's own `x-stainless-retry-count` header).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 from dataclasses import dataclass
 
 import openai
@@ -16,7 +30,10 @@ from .providers import RETIRED_ON
 
 
 class AkashNBError(Exception):
-    """An error whose message is already the one sentence to show the user."""
+    """An error whose message is already the one sentence to show the user.
+
+    `retried`: the SDK retries this kind of failure by itself, so by the time it reaches you the retries
+    were spent."""
 
     def __init__(self, sentence: str, *, original: BaseException | None = None, retried: bool = False):
         super().__init__(sentence)
@@ -29,6 +46,10 @@ class ConfigError(AkashNBError, ValueError):
     """The configuration (provider, URL, key, model) cannot work as given."""
 
 
+class RequestError(AkashNBError, ValueError):
+    """A request that cannot work as written (checked before sending; see `akash_nb.checks`)."""
+
+
 class LocalServerError(AkashNBError, RuntimeError):
     """The embedded model server could not be started or reached."""
 
@@ -39,86 +60,261 @@ class NoRecordingError(AkashNBError, LookupError):
 
 @dataclass(frozen=True)
 class Failure:
-    sentence: str  # may use {provider} and {detail}
-    retry: bool  # worth retrying with backoff (Retry-After honoured by the SDK)
+    case: str  # what happened, for docs/errors.md
+    sentence: str  # may use {provider}, {detail}, {url}, {wait}
+    retry: bool  # the SDK retries it (with backoff; Retry-After honoured)
+    lost: str  # what the caller loses, for docs/errors.md
+    detail: str = "the server's message"  # what {detail} holds, for docs/errors.md
 
+
+NOTHING = "nothing: no answer was produced; send the request again once fixed"
 
 # HTTP status -> what the user sees. {provider} is the provider's title.
 STATUS: dict[int, Failure] = {
-    400: Failure("{provider} rejected the request as malformed: {detail}", False),
-    401: Failure("{provider} did not accept the key (401): check the key, or create a new one.", False),
-    402: Failure("{provider} answered 402: this key has no credits left; add credits or switch to the "
-                 "local provider (unset AKASH_NB_PROVIDER).", False),
-    403: Failure("{provider} refused this key access (403): the key may lack permission for this model.",
-                 False),
-    404: Failure("{provider} does not serve this (404): {detail} Pick a model from client.models.list().",
-                 False),
-    408: Failure("{provider} timed out waiting for the request (408); try again.", True),
-    410: Failure("{provider} says this is gone (410): {detail}", False),
-    413: Failure("{provider} says the request is too large (413): shorten the prompt or the history.", False),
-    422: Failure("{provider} could not process the request (422): {detail}", False),
-    429: Failure("{provider} is rate-limiting this key (429); wait a moment (Retry-After is honoured) "
-                 "or send fewer requests at once.", True),
-    500: Failure("{provider} had an internal error (500); try again in a moment.", True),
-    502: Failure("{provider}'s gateway got a bad answer from the model (502); try again in a moment.", True),
-    503: Failure("{provider} is unavailable right now (503); try again in a moment.", True),
-    504: Failure("{provider} found no free model backend in time (504); try again, or use a smaller "
-                 "model.", True),
-    529: Failure("{provider} is overloaded (529); try again in a moment, or switch provider.", True),
+    400: Failure("400 bad request", "{provider} rejected the request as malformed (400): {detail}",
+                 False, NOTHING),
+    401: Failure("401 key not accepted (e.g. LiteLLM `auth_error`)",
+                 "{provider} did not accept the key (401): check that the whole key was pasted, or create "
+                 "a new one.", False, NOTHING),
+    402: Failure("402 no credits", "{provider} answered 402: this key has no credits left; add credits or "
+                 "switch to the local provider (unset AKASH_NB_PROVIDER).", False, NOTHING),
+    403: Failure("403 forbidden", "{provider} refused this key access (403): the key may lack permission "
+                 "for this model.", False, NOTHING),
+    404: Failure("404 unknown model or path", "{provider} does not serve this (404): {detail} Pick a model "
+                 "from client.models.list(), and check that the base URL ends in /v1.", False, NOTHING),
+    408: Failure("408 request timeout", "{provider} timed out waiting for the request (408); try again.",
+                 True, NOTHING),
+    409: Failure("409 conflict", "{provider} reported a conflict (409); try again in a moment.", True,
+                 NOTHING),
+    410: Failure("410 gone (retired model or endpoint)", "{provider} says this is gone for good (410): "
+                 "{detail} Pick a current model from client.models.list().", False, NOTHING),
+    413: Failure("413 request too large", "{provider} says the request is too large (413): shorten the "
+                 "prompt or the history.", False, NOTHING),
+    422: Failure("422 unprocessable", "{provider} could not process the request (422): {detail}", False,
+                 NOTHING),
+    429: Failure("429 rate limited (Retry-After)", "{provider} is rate-limiting this key (429{wait}); wait "
+                 "a minute or send fewer requests at once.", True, NOTHING),
+    500: Failure("500 internal error", "{provider} had an internal error (500); try again in a moment.",
+                 True, NOTHING),
+    502: Failure("502 bad gateway", "{provider}'s gateway got a bad answer from the model (502); try again "
+                 "in a moment.", True, NOTHING),
+    503: Failure("503 unavailable", "{provider} is unavailable right now (503); try again in a moment.",
+                 True, NOTHING),
+    504: Failure("504 gateway timeout", "{provider} found no free model backend in time (504); try again, "
+                 "or use a smaller model.", True, NOTHING),
+    # Not standard HTTP (Anthropic-style "overloaded"); the SDK retries it like any status >= 500.
+    529: Failure("529 overloaded", "{provider} is overloaded (529); try again in a moment, or switch "
+                 "provider.", True, NOTHING),
 }
+
+CUT_KEPT = "the rest of the answer; the text that arrived is kept, marked cut (streaming.collect_stream)"
 
 # Failures with no HTTP status.
 TRANSPORT: dict[str, Failure] = {
-    "timeout": Failure("{provider} did not answer in time; check the connection, or raise the timeout: "
-                       "akash_nb.client(timeout=...).", True),
-    "connection": Failure("Could not reach {provider} at {detail}; check the URL and that the server is "
-                          "running (akash-nb doctor checks every provider).", True),
-    "retired": Failure("The Akash Chat API (chatapi.akash.network) was retired on " + RETIRED_ON + "; "
-                       "move to AkashML: create a key at akashml.com, set AKASHML_API_KEY, and unset "
-                       "AKASH_NB_PROVIDER (or set it to akashml).", False),
-    "bad-response": Failure("{provider} sent an answer that is not valid JSON or SSE: {detail}", False),
+    "timeout": Failure("timeout (no answer in time)", "{provider} did not answer in time; check the "
+                       "connection, or raise the timeout: akash_nb.client(timeout=...).", True, NOTHING),
+    "refused": Failure("connection refused", "Nothing is listening at {url}; check the URL and that the "
+                       "server is running (akash-nb doctor checks every provider).", True, NOTHING),
+    "dns": Failure("host name does not resolve", "The host in {url} does not resolve; check the spelling "
+                   "of the base URL and that this machine is online.", True, NOTHING),
+    "connection": Failure("other connection failure", "Could not reach {provider} at {url}; check the URL "
+                          "and that the server is running (akash-nb doctor checks every provider).", True,
+                          NOTHING),
+    "retired": Failure("the retired Akash Chat API (provider akash-chat) unreachable, 404 or 410",
+                       "The Akash Chat API (chatapi.akash.network) was retired on " + RETIRED_ON + "; move "
+                       "to AkashML: create a key at akashml.com, set AKASHML_API_KEY, and set "
+                       "AKASH_NB_PROVIDER=akashml (or unset it).", False, NOTHING),
+    "bad-json": Failure("malformed JSON answer", "{provider} sent an answer that is not valid JSON "
+                        "({detail}); the server or a proxy in front of it is broken; try again, or check "
+                        "the base URL.", False, NOTHING, "the parse error"),
+    "bad-sse": Failure("malformed SSE event mid-stream", "{provider} sent a streamed event that is not "
+                       "valid JSON ({detail}); the answer stopped there, and the text so far is kept.",
+                       False, CUT_KEPT, "the parse error"),
+    "content-type": Failure("wrong content type (e.g. text/html)", "{provider} answered with {detail} "
+                            "instead of the API's JSON: the base URL {url} probably points at a web page, "
+                            "not the API (API URLs usually end in /v1).", False, NOTHING,
+                            "the content type"),
+    "cut": Failure("connection closed mid-stream", "{provider} closed the connection in the middle of the "
+                   "answer; the text so far is kept, marked cut; ask again for the rest.", False, CUT_KEPT),
+    "dropped": Failure("connection closed mid-answer (not streamed)", "{provider} closed the connection "
+                       "before the answer was complete; try again.", True, NOTHING),
+    "stream-error": Failure("error event inside a stream", "{provider} reported an error in the middle of "
+                            "the answer: {detail} The text so far is kept, marked cut.", False, CUT_KEPT),
+    "ended-early": Failure("stream ended without a finish_reason",
+                           "{provider} ended the stream before the model finished (no finish_reason was "
+                           "sent); the text so far is kept, marked cut.", False, CUT_KEPT),
 }
 
+# Whatever looks like a key in a server's message (LiteLLM echoes the key it got) is masked before we
+# repeat the message.
+_KEYLIKE = re.compile(r"\b(sk-|akml-|Bearer\s+)[^\s,;\"']{3,}")
+_RETRY_COUNT_HEADER = "x-stainless-retry-count"  # set by the SDK on every attempt: 0, 1, 2, ...
 
-def _detail(error: openai.APIStatusError) -> str:
-    """The server's own message, from the usual body shapes ({"error": {"message"}}, {"detail"}, ...)."""
+
+def redact(text: str) -> str:
+    """`text` with key-shaped tokens (sk-..., akml-..., Bearer ...) masked."""
+    return _KEYLIKE.sub(lambda m: m.group(1) + "****", text)
+
+
+def _body(error: openai.APIError) -> dict:
+    """The error object: the SDK already unwraps {"error": {...}} into `error.body` for status errors; an
+    error event inside a stream keeps whatever shape the server sent."""
     body = error.body
-    message = None
-    if isinstance(body, dict):
-        inner = body.get("error")
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        message = message or body.get("message") or body.get("detail")
-    text = str(message or error.message).strip().rstrip(".")
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return body if isinstance(body, dict) else {}
+
+
+def _detail(error: openai.APIError) -> str:
+    """The server's own message, from the usual body shapes ({"message"}, {"detail"}, {"error": "..."})."""
+    body = _body(error)
+    message = body.get("message") or body.get("detail") or body.get("error")
+    text = redact(str(message or error.message).strip()).rstrip(".")
     return text + "." if text else ""
 
 
 def _error_type(error: openai.APIStatusError) -> str | None:
-    body = error.body
-    inner = body.get("error") if isinstance(body, dict) else None
-    return inner.get("type") if isinstance(inner, dict) else None
+    return _body(error).get("type")
 
 
-def explain(error: BaseException, provider_title: str, *, provider_name: str = "", url: str = "") -> AkashNBError:
-    """The AkashNBError (with its one sentence) for an exception raised while talking to a provider."""
+def _retries_taken(error: openai.APIError) -> int:
+    """How many retries the SDK made before giving up (the last attempt's retry-count header)."""
+    value = error.request.headers.get(_RETRY_COUNT_HEADER, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _was_streaming(error: openai.APIError) -> bool:
+    """The failed request asked for a stream (its JSON body says "stream": true)."""
+    try:
+        body = json.loads(error.request.content or b"{}")
+    except (ValueError, RuntimeError):  # RuntimeError: a streamed request body that was not kept
+        return False
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+def _causes(error: BaseException):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _connection_kind(error: openai.APIConnectionError, streaming: bool | None) -> str:
+    """Which transport failure this is, from the chain of exceptions under the SDK's."""
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    chain = list(_causes(error.__cause__))
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "dns"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "refused"
+    if any(type(e).__name__ == "RemoteProtocolError" and "incomplete" in str(e) for e in chain):
+        # httpx2/h11 say "peer closed connection without sending complete message body"
+        streamed = _was_streaming(error) if streaming is None else streaming
+        return "cut" if streamed else "dropped"
+    return "connection"
+
+
+def _wait(error: openai.APIStatusError) -> str:
+    after = error.response.headers.get("retry-after")
+    return f", Retry-After: {after} s" if after and after.strip().isdigit() else ""
+
+
+def failure_for(error: BaseException, *, provider_name: str = "", streaming: bool | None = None
+                ) -> tuple[Failure, str] | None:
+    """The table row for `error` and the detail to fill into it, or None if no row fits."""
+    retired = provider_name == "akash-chat"
+    if isinstance(error, openai.APIStatusError):
+        if retired and error.status_code in (404, 410):
+            return TRANSPORT["retired"], ""
+        failure = STATUS.get(error.status_code) or Failure(
+            f"HTTP {error.status_code}", f"{{provider}} answered HTTP {error.status_code}: {{detail}}",
+            error.status_code >= 500, NOTHING)
+        return failure, _detail(error)
+    if isinstance(error, openai.APIConnectionError):
+        kind = _connection_kind(error, streaming)
+        if retired and kind in ("dns", "refused", "connection", "timeout"):
+            kind = "retired"
+        return TRANSPORT[kind], ""
+    if isinstance(error, openai.APIResponseValidationError):
+        content_type = error.response.headers.get("content-type", "no content type").split(";")[0]
+        if "json" not in content_type and "event-stream" not in content_type:
+            return TRANSPORT["content-type"], content_type
+        return TRANSPORT["bad-json"], "it does not match the chat completion schema"
+    if isinstance(error, openai.APIError):  # no status: an error event inside a stream
+        return TRANSPORT["stream-error"], _detail(error)
+    if isinstance(error, json.JSONDecodeError):
+        detail = f"{error.msg} at character {error.pos}"
+        return TRANSPORT["bad-sse" if streaming else "bad-json"], detail
+    return None
+
+
+def explain(error: BaseException, provider_title: str = "the provider", *, provider_name: str = "",
+            url: str = "", streaming: bool | None = None) -> AkashNBError:
+    """The AkashNBError (with its one sentence) for an exception raised while talking to a provider.
+
+    `streaming`: the exception came out of iterating a stream (None: infer it from the request when the
+    exception carries one)."""
     if isinstance(error, AkashNBError):
         return error
     if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
         # The replay server's miss: its message already says what was asked and how to record it.
         return NoRecordingError(_detail(error), original=error)
-    if provider_name == "akash-chat" and isinstance(error, openai.APIConnectionError | openai.NotFoundError):
-        failure, detail = TRANSPORT["retired"], ""
-    elif isinstance(error, openai.APIStatusError):
-        failure = STATUS.get(error.status_code) or Failure(
-            f"{{provider}} answered HTTP {error.status_code}: {{detail}}", error.status_code >= 500
-        )
-        detail = _detail(error)
-    elif isinstance(error, openai.APITimeoutError):
-        failure, detail = TRANSPORT["timeout"], ""
-    elif isinstance(error, openai.APIConnectionError):
-        failure, detail = TRANSPORT["connection"], url or "its URL"
-    elif isinstance(error, openai.APIResponseValidationError | ValueError):
-        failure, detail = TRANSPORT["bad-response"], str(error)
-    else:
-        return AkashNBError(f"{provider_title}: {type(error).__name__}: {error}", original=error)
-    sentence = failure.sentence.format(provider=provider_title, detail=detail).replace(" .", ".")
+    found = failure_for(error, provider_name=provider_name, streaming=streaming)
+    if found is None:
+        return AkashNBError(redact(f"{provider_title}: {type(error).__name__}: {error}"), original=error)
+    failure, detail = found
+    wait = _wait(error) if isinstance(error, openai.APIStatusError) else ""
+    sentence = failure.sentence.format(provider=provider_title, detail=detail, url=url or "its URL",
+                                       wait=wait).replace(" .", ".").replace(" ()", "")
+    if failure.retry and isinstance(error, openai.APIError):
+        retries = _retries_taken(error)
+        if retries:
+            sentence = sentence.rstrip(".") + f" (still failing after {retries} automatic retries)."
     return AkashNBError(sentence, original=error, retried=failure.retry)
+
+
+def ended_early(provider_title: str) -> AkashNBError:
+    """The error for a stream that ended cleanly but before any finish_reason."""
+    return AkashNBError(TRANSPORT["ended-early"].sentence.format(provider=provider_title), retried=False)
+
+
+# Content types an OpenAI-compatible API answers with; anything else (a login page, a proxy's error page,
+# the project's website) means the base URL points somewhere else.
+API_CONTENT_TYPES = ("application/json", "text/event-stream")
+
+
+def check_content_type(response) -> None:
+    """An httpx2 response hook: refuse a successful answer that is not JSON or SSE.
+
+    Without it the SDK returns a non-JSON body as a plain `str` from `create()` (no error at all), and
+    the learner meets `'str' object has no attribute 'choices'`. Use it as
+    `openai.OpenAI(..., http_client=openai.DefaultHttpxClient(event_hooks={"response":
+    [check_content_type]}))`. Raising an OpenAIError here makes the SDK pass it on without retrying.
+    """
+    if not response.is_success:
+        return
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in API_CONTENT_TYPES:
+        response.read()
+        raise openai.APIResponseValidationError(
+            response=response, body=response.text[:500],
+            message=f"Expected application/json or text/event-stream but received {content_type or 'none'}.",
+        )
+
+
+def table_rows() -> list[tuple[str, str, str, str]]:
+    """(case, what the user sees, retried?, anything lost?) for every row, as docs/errors.md shows them."""
+    rows = []
+    for failure in (*STATUS.values(), *TRANSPORT.values()):
+        shown = failure.sentence.format(provider="[provider]", detail=f"[{failure.detail}]", url="[URL]",
+                                        wait=", Retry-After: [n] s")
+        rows.append((failure.case, shown, "yes, by the SDK" if failure.retry else "no", failure.lost))
+    return rows
+
+
+def markdown_table() -> str:
+    """The case table in Markdown (docs/errors.md embeds exactly this; a test keeps them equal)."""
+    lines = ["| Case | What the user sees | Retried? | Anything lost? |", "|---|---|---|---|"]
+    for row in table_rows():
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join(lines)

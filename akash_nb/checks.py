@@ -1,0 +1,129 @@
+"""Catch a request that cannot work before it is sent, with one sentence naming the fix.
+
+    akash_nb.checks.check_request(messages, model=model, temperature=0.7, max_tokens=100,
+                                  context_tokens=8192)
+
+Pure and fast: no network, no tokenizer. Token counts are estimated as characters / 4, which is close for
+English text and is said to be an estimate wherever it is used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import RequestError
+
+ROLES = ("system", "user", "assistant", "tool")
+CHARS_PER_TOKEN = 4
+TEMPERATURE_RANGE = (0.0, 2.0)
+SHAPE = '[{"role": "user", "content": "Hello"}]'
+
+
+def estimate_tokens(text: str) -> int:
+    """About how many tokens `text` is (characters / 4, rounded up)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def _text_of(content: Any) -> str:
+    """The text in a message's content: a string, or the text parts of a content-part list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(part.get("text", "") for part in content
+                       if isinstance(part, Mapping) and part.get("type") == "text")
+    return ""
+
+
+def _check_content(number: int, message: Mapping[str, Any]) -> None:
+    role, content = message["role"], message["content"]
+    if content is None:
+        if role == "assistant" and message.get("tool_calls"):
+            return
+        raise RequestError(f"Message {number} ({role}) has content None; give it text, like "
+                           f'{{"role": "{role}", "content": "..."}}.')
+    if isinstance(content, str):
+        return
+    if isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
+        for part in content:
+            if not isinstance(part, Mapping) or "type" not in part:
+                raise RequestError(f"Message {number} ({role}) has a content part {part!r} that is not "
+                                   'a {"type": "text", "text": "..."} dict; write the content as a string.')
+            if part["type"] == "text":
+                if not isinstance(part.get("text"), str):
+                    raise RequestError(f"Message {number} ({role}) has a text part without a string "
+                                       '"text"; write it as {"type": "text", "text": "..."}.')
+            elif role != "user":  # images and audio go in user messages only
+                raise RequestError(f"Message {number} ({role}) has a {part['type']!r} part, but {role} "
+                                   "messages take text only; move it to a user message or describe it in "
+                                   "words.")
+        return
+    raise RequestError(f"Message {number} ({role}) has content of type {type(content).__name__}, but the API "
+                       f"needs text; pass a string, e.g. str(value) or an f-string.")
+
+
+def check_messages(messages: Any) -> None:
+    """`messages` is a non-empty list of {"role", "content"} dicts with known roles and text content."""
+    if isinstance(messages, str) or not isinstance(messages, Sequence):
+        raise RequestError(f"messages must be a list of {{role, content}} dicts, like {SHAPE}; got a "
+                           f"{type(messages).__name__}.")
+    if not messages:
+        raise RequestError(f"messages is empty; add at least one user message, like {SHAPE}.")
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
+            raise RequestError(f"Message {number} is {message!r}, not a {{role, content}} dict; write it "
+                               f'like {{"role": "user", "content": "Hello"}}.')
+        if message["role"] not in ROLES:
+            raise RequestError(f"Message {number} has role {message['role']!r}, which the API does not "
+                               f"know; use one of: {', '.join(ROLES)}.")
+        _check_content(number, message)
+        only_text = isinstance(message["content"], str) or all(
+            part["type"] == "text" for part in message["content"] or ())
+        if message["role"] == "user" and only_text and not _text_of(message["content"]).strip():
+            raise RequestError(f"The prompt is empty: message {number} (user) has no text; write what "
+                               "you want the model to do.")
+
+
+def check_request(
+    messages: Any,
+    *,
+    model: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    context_tokens: int | None = None,
+) -> None:
+    """Raise RequestError (one sentence naming the fix) if this request cannot work; return None if it can.
+
+    Checked in this order: messages (shape, roles, text, an empty prompt), model, temperature, max_tokens,
+    and, when `context_tokens` is known, whether prompt + max_tokens fit the model's context."""
+    check_messages(messages)
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise RequestError(f"model={model!r} is not a model id; pick one from client.models.list().")
+    low, high = TEMPERATURE_RANGE
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) \
+                or not low <= temperature <= high:
+            raise RequestError(f"temperature={temperature!r} is outside {low:g}–{high:g}; use 0 for "
+                               "repeatable answers, up to about 1 for varied ones.")
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise RequestError(f"max_tokens={max_tokens!r} must be a whole number above 0, e.g. "
+                               "max_tokens=100.")
+        if context_tokens is not None and max_tokens > context_tokens:
+            raise RequestError(f"max_tokens={max_tokens} is larger than the model's context of "
+                               f"{context_tokens} tokens; use at most {context_tokens} (less, to leave room "
+                               "for the prompt).")
+    if context_tokens is None:
+        return
+    prompt = estimate_tokens("".join(_text_of(m["content"]) for m in messages))
+    if prompt > context_tokens:
+        over = prompt - context_tokens
+        raise RequestError(f"The prompt is about {prompt} tokens (characters / 4) but the context holds "
+                           f"{context_tokens}; shorten it by about {over} tokens (~{over * CHARS_PER_TOKEN} "
+                           "characters), e.g. drop early messages.")
+    if max_tokens is not None and prompt + max_tokens > context_tokens:
+        over = prompt + max_tokens - context_tokens
+        raise RequestError(f"The prompt (about {prompt} tokens) plus max_tokens={max_tokens} exceed the "
+                           f"context of {context_tokens} by about {over} tokens; lower max_tokens to "
+                           f"{context_tokens - prompt} or shorten the prompt.")

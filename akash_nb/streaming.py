@@ -1,0 +1,71 @@
+"""Reading a streamed answer without losing what arrived before a failure.
+
+    stream = client.chat.completions.create(model=..., messages=[...], stream=True)
+    result = akash_nb.streaming.collect_stream(stream)
+    print(result.text)            # everything that arrived, even if the stream was cut
+    if result.cut:
+        print(result.error.sentence)
+
+A stream can fail after it started: the connection drops, the server sends an error event or an event that
+is not JSON, or it simply ends before saying why the model stopped. The SDK cannot retry any of these (the
+answer had already begun), so the caller must keep the partial text and say it is partial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import openai
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionChunk
+
+from . import errors
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    text: str  # every piece of text that arrived, in order (partial when cut)
+    finish_reason: str | None  # why the model stopped; None when the stream never said
+    cut: bool  # the answer is incomplete: the stream failed or ended without a finish_reason
+    error: errors.AkashNBError | None  # the one sentence, when cut
+    chunks: int  # chunks received
+    usage: CompletionUsage | None = None  # when the server reported it (stream_options include_usage)
+    model: str | None = None  # the model the chunks name
+
+
+def collect_stream(
+    stream: openai.Stream[ChatCompletionChunk],
+    provider_title: str = "the provider",
+    *,
+    provider_name: str = "",
+    url: str = "",
+    on_text: Callable[[str], None] | None = None,
+) -> StreamResult:
+    """Read `stream` to the end; never raises for a failure after the request was accepted.
+
+    `on_text(text_so_far)` is called after each piece of text (for a live display)."""
+    parts: list[str] = []
+    finish_reason = usage = model = None
+    chunks = 0
+    error: errors.AkashNBError | None = None
+    try:
+        with stream:
+            errors.check_content_type(stream.response)
+            for chunk in stream:
+                chunks += 1
+                model = chunk.model or model
+                usage = chunk.usage or usage
+                if not chunk.choices:  # the usage-only last chunk
+                    continue
+                choice = chunk.choices[0]
+                finish_reason = choice.finish_reason or finish_reason
+                if choice.delta.content:
+                    parts.append(choice.delta.content)
+                    if on_text is not None:
+                        on_text("".join(parts))
+    except (openai.OpenAIError, ValueError) as exc:  # ValueError: an event that is not JSON
+        error = errors.explain(exc, provider_title, provider_name=provider_name, url=url, streaming=True)
+    if error is None and finish_reason is None:
+        error = errors.ended_early(provider_title)
+    return StreamResult("".join(parts), finish_reason, error is not None, error, chunks, usage, model)

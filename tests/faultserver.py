@@ -1,0 +1,306 @@
+"""A real HTTP server on 127.0.0.1 that misbehaves on purpose, one behaviour at a time.
+
+    with FaultServer() as server:
+        server.behave("status", status=402)
+        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0, timeout=2)
+        ...
+        assert server.hits == 1
+
+It speaks just enough of the OpenAI chat API (`/v1/models`, `/v1/chat/completions`, streaming or not) for
+the SDK to parse its good answers, and each behaviour in `BEHAVIOURS` breaks one thing. It counts every
+request, so a test can tell whether the SDK retried. Nothing leaves the loopback interface.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "fault-model"
+HANG_LIMIT = 10.0  # a "hang" never outlives this, even if the client never gives up
+WORDS = ("Once", " upon", " a", " time", ",", " in", " a", " land", " far", " away")
+
+# Bodies real providers send. The old Akash endpoint was a LiteLLM proxy; its 401 looked like this
+# (LiteLLM also echoes a masked form of the key it received).
+def litellm_401(shown_key: str) -> dict:
+    """LiteLLM's 401 body; `shown_key` is how it echoes the key it received (it printed sk-...last4)."""
+    return {
+        "error": {
+            "message": "Authentication Error, Invalid proxy server token passed. Received API Key = "
+                       f"{shown_key}, Key Hash (Token) =e3b0c44298fc1c149afbf4c8996fb924. Unable to find "
+                       "token in cache or `LiteLLM_VerificationTokenTable`",
+            "type": "auth_error",
+            "param": "None",
+            "code": "401",
+        }
+    }
+
+BODIES: dict[int, dict] = {
+    400: {"error": {"message": "temperature must be between 0 and 2", "type": "invalid_request_error"}},
+    402: {"error": {"message": "Insufficient credits: add credits to continue.", "type": "payment_required"}},
+    404: {"error": {"message": "The model `no-such-model` does not exist.", "type": "invalid_request_error",
+                    "code": "model_not_found"}},
+    410: {"error": {"message": "This model was retired; use a current model.", "type": "gone"}},
+    413: {"error": {"message": "Request body too large.", "type": "invalid_request_error"}},
+    429: {"error": {"message": "Rate limit reached for requests.", "type": "rate_limit_error"}},
+    500: {"error": {"message": "Internal server error.", "type": "server_error"}},
+    502: {"error": {"message": "Bad gateway.", "type": "server_error"}},
+    503: {"error": {"message": "Service unavailable.", "type": "server_error"}},
+    504: {"error": {"message": "No backend available in time.", "type": "server_error"}},
+    529: {"error": {"message": "Overloaded.", "type": "overloaded_error"}},
+}
+
+
+@dataclass
+class Behaviour:
+    name: str = "ok"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict | None = None
+    chunks: int = 3  # "cut": SSE chunks sent before the connection drops
+    fail_first: int = 0  # "flaky": this many failures (with `status`) before answering normally
+    echo_key: bool = False  # 401: echo the whole key back (worse than LiteLLM, which masked all but 4)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args) -> None:  # quiet: pytest shows failures, not traffic
+        pass
+
+    def do_GET(self) -> None:
+        self._handle(None)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            payload = json.loads(raw or b"{}")
+        except ValueError:
+            payload = {}
+        self._handle(payload)
+
+    def _handle(self, payload: dict | None) -> None:
+        fault = self.server.fault
+        with fault.lock:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            fault.requests.append((self.command, self.path, headers, payload))
+            number = len(fault.requests)
+        behaviour = fault.behaviour
+        BEHAVIOURS[behaviour.name](self, behaviour, payload or {}, number)
+
+    # --- building blocks -------------------------------------------------------------------------------
+
+    def send_json(self, status: int, body: object, headers: dict[str, str] | None = None,
+                  content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def start_chunked(self, content_type: str = "text/event-stream") -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+
+    def chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def end_chunks(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def drop(self) -> None:
+        """Close the socket now, mid-message, the way a crashed proxy does."""
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
+
+def completion(text: str, finish_reason: str = "stop") -> dict:
+    return {
+        "id": "chatcmpl-fault", "object": "chat.completion", "created": 1700000000, "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": len(WORDS), "total_tokens": 5 + len(WORDS)},
+    }
+
+
+def sse_chunk(delta: dict, finish_reason: str | None = None) -> bytes:
+    body = {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 1700000000, "model": MODEL,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _answer(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """A correct answer: the model list, a completion, or a complete stream ending in [DONE]."""
+    if h.command == "GET":
+        h.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0,
+                                                      "owned_by": "fault"}]})
+    elif payload.get("stream"):
+        h.start_chunked()
+        h.chunk(sse_chunk({"role": "assistant", "content": ""}))
+        for word in WORDS:
+            h.chunk(sse_chunk({"content": word}))
+        h.chunk(sse_chunk({}, "stop"))
+        h.chunk(b"data: [DONE]\n\n")
+        h.end_chunks()
+    else:
+        h.send_json(200, completion("".join(WORDS)))
+
+
+def _status(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    body = b.body if b.body is not None else BODIES.get(b.status, {"error": {"message": f"HTTP {b.status}"}})
+    if b.status == 401 and b.body is None:
+        key = h.headers.get("Authorization", "").removeprefix("Bearer ")
+        body = litellm_401(key if b.echo_key else f"sk-...{key[-4:]}")
+    h.send_json(b.status, body, b.headers)
+
+
+def _flaky(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    (_status if number <= b.fail_first else _answer)(h, b, payload, number)
+
+
+def _hang(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """Read the request, then say nothing until the client gives up (or the server closes)."""
+    h.server.fault.closing.wait(HANG_LIMIT)
+    h.close_connection = True
+
+
+def _cut(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """Start a stream, send `chunks` words, then drop the connection without the closing chunk."""
+    h.start_chunked()
+    h.chunk(sse_chunk({"role": "assistant", "content": ""}))
+    for word in WORDS[: b.chunks]:
+        h.chunk(sse_chunk({"content": word}))
+    time.sleep(0.05)  # let the client read them before the drop
+    h.drop()
+
+
+def _early_end(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """A stream that ends cleanly at the HTTP level but before any finish_reason or [DONE]."""
+    h.start_chunked()
+    h.chunk(sse_chunk({"role": "assistant", "content": ""}))
+    for word in WORDS[: b.chunks]:
+        h.chunk(sse_chunk({"content": word}))
+    h.end_chunks()
+
+
+def _stream_error(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """Some words, then an error event inside the stream (how vLLM and LiteLLM report a failure mid-way)."""
+    h.start_chunked()
+    for word in WORDS[: b.chunks]:
+        h.chunk(sse_chunk({"content": word}))
+    error = {"error": {"message": "The model backend crashed while generating.", "type": "server_error",
+                       "code": 500}}
+    h.chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+    h.end_chunks()
+
+
+def _bad_json(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    h.send_json(200, b'{"id": "chatcmpl-fault", "choices": [{"message": ')
+
+
+def _bad_sse(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    h.start_chunked()
+    for word in WORDS[: b.chunks]:
+        h.chunk(sse_chunk({"content": word}))
+    h.chunk(b'data: {"choices": [{"delta": {"content": "x"\n\n')
+    h.chunk(b"data: [DONE]\n\n")
+    h.end_chunks()
+
+
+def _html(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """A login page or proxy error page where the API should be: 200, text/html."""
+    page = b"<!doctype html><html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
+    h.send_json(200, page, content_type="text/html; charset=utf-8")
+
+
+BEHAVIOURS: dict[str, Callable[[Handler, Behaviour, dict, int], None]] = {
+    "ok": _answer,
+    "status": _status,
+    "flaky": _flaky,
+    "hang": _hang,
+    "cut": _cut,
+    "early-end": _early_end,
+    "stream-error": _stream_error,
+    "bad-json": _bad_json,
+    "bad-sse": _bad_sse,
+    "html": _html,
+}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fault: FaultServer
+
+
+class FaultServer:
+    """The server, its current behaviour, and every request it received."""
+
+    def __init__(self) -> None:
+        self.behaviour = Behaviour()
+        self.requests: list[tuple[str, str, dict[str, str], dict | None]] = []
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._httpd.fault = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def hits(self) -> int:
+        """Requests received so far (a request the SDK retried twice counts three times)."""
+        with self.lock:
+            return len(self.requests)
+
+    def behave(self, name: str, **options) -> FaultServer:
+        if name not in BEHAVIOURS:
+            raise ValueError(f"Unknown behaviour {name!r}: choose one of {', '.join(BEHAVIOURS)}.")
+        self.behaviour = Behaviour(name, **options)
+        with self.lock:
+            self.requests.clear()
+        return self
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.closing.set()  # release any hanging handler
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A host name that cannot resolve: `.invalid` is reserved (RFC 2606), so no resolver sends it anywhere real.
+UNRESOLVABLE_URL = "http://chatapi.akash.invalid/api/v1"

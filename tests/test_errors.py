@@ -1,0 +1,101 @@
+"""The error tables as a specification: every row renders to one clean sentence, and docs/errors.md shows
+exactly these rows. (How each row is reached from a real failure is in test_faults.py.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx2  # the OpenAI SDK's HTTP library, used here only to build a response to explain
+import openai
+import pytest
+
+from akash_nb import errors
+from akash_nb.errors import STATUS, TRANSPORT, AkashNBError, ConfigError, RequestError, explain
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
+ALL = [*STATUS.values(), *TRANSPORT.values()]
+
+
+def test_docs_errors_md_embeds_the_generated_table():
+    text = DOCS.read_text()
+    assert errors.markdown_table() in text, (
+        "docs/errors.md is out of date: paste akash_nb.errors.markdown_table() into it")
+
+
+def test_the_docs_table_has_one_row_per_case():
+    rows = [line for line in DOCS.read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(ALL)  # header + one per case
+
+
+@pytest.mark.parametrize("failure", ALL, ids=[f.case for f in ALL])
+def test_every_row_is_one_sentence_that_says_what_to_do(failure):
+    sentence = failure.sentence.format(provider="AkashML", detail="Something.", url="http://h/v1",
+                                       wait="")
+    assert sentence.endswith(".") and "{" not in sentence and "  " not in sentence
+    assert "\n" not in sentence
+
+
+def test_the_retried_rows_are_the_ones_the_sdk_retries():
+    # openai/_base_client.py _should_retry: 408, 409, 429 and >= 500
+    assert {code for code, f in STATUS.items() if f.retry} == {c for c in STATUS if c in (408, 409, 429)
+                                                               or c >= 500}
+    assert {kind for kind, f in TRANSPORT.items() if f.retry} == {"timeout", "refused", "dns", "connection",
+                                                                   "dropped"}
+
+
+def test_nothing_in_a_cut_stream_row_claims_nothing_was_lost():
+    for kind in ("cut", "bad-sse", "stream-error", "ended-early"):
+        assert "kept" in TRANSPORT[kind].lost and "kept" in TRANSPORT[kind].sentence
+
+
+def test_an_akash_nb_error_is_passed_through_unchanged():
+    error = ConfigError("Set AKASHML_API_KEY.")
+    assert explain(error, "AkashML") is error
+
+
+def test_request_errors_are_value_errors_and_akash_nb_errors():
+    assert issubclass(RequestError, ValueError) and issubclass(RequestError, AkashNBError)
+
+
+def test_a_plain_value_error_is_not_mistaken_for_a_bad_answer():
+    error = explain(ValueError("invalid literal for int()"), "AkashML")
+    assert "not valid JSON" not in error.sentence
+    assert error.sentence == "AkashML: ValueError: invalid literal for int()"
+
+
+def test_a_json_decode_error_is_a_bad_answer_or_a_bad_event():
+    try:
+        json.loads('{"choices": [')
+    except json.JSONDecodeError as exc:
+        assert "sent an answer that is not valid JSON" in explain(exc, "AkashML").sentence
+        streamed = explain(exc, "AkashML", streaming=True).sentence
+        assert "sent a streamed event that is not valid JSON" in streamed
+
+
+def test_an_unknown_failure_keeps_its_type_and_masks_keys():
+    error = explain(RuntimeError("token akml-abcdefSECRET rejected"), "AkashML")
+    assert error.sentence == "AkashML: RuntimeError: token akml-**** rejected"
+    assert isinstance(error.original, RuntimeError) and not error.retried
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("Received API Key = sk-...WXYZ, Key Hash", "Received API Key = sk-****, Key Hash"),
+    ("key akml-0123456789abcdef is out of credits", "key akml-**** is out of credits"),
+    ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ****"),
+    ("the model sk is fine", "the model sk is fine"),
+])
+def test_redact_masks_key_shaped_tokens(text, masked):
+    assert errors.redact(text) == masked
+
+
+def test_an_unlisted_status_still_gets_a_sentence():
+    request = httpx2.Request("POST", "http://h/v1/chat/completions")
+    response = httpx2.Response(418, request=request, json={"message": "I'm a teapot"})
+    error = explain(openai.APIStatusError("teapot", response=response, body={"message": "I'm a teapot"}),
+                    "AkashML")
+    assert error.sentence == "AkashML answered HTTP 418: I'm a teapot." and not error.retried
+
+
+def test_ended_early_names_the_provider():
+    assert errors.ended_early("AkashML").sentence.startswith("AkashML ended the stream before the model")

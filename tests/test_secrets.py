@@ -1,0 +1,186 @@
+"""A key never shows: not in reprs, not in errors, not in files others can read, not on the network.
+
+The embedded server listens on 127.0.0.1 only and answers nobody without its key.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import pickle
+import socket
+import stat
+import urllib.error
+import urllib.request
+
+import openai
+import psutil
+import pytest
+
+import akash_nb
+from akash_nb import config, local
+from akash_nb.errors import AkashNBError, ConfigError, explain
+from akash_nb.secret import Secret
+
+pytestmark = pytest.mark.faults
+
+AKML_KEY = "akml-SECRETabcdef0123456789"
+SK_KEY = "sk-SECRETabcdef0123456789"
+
+
+def shows_no_key(text: str, key: str) -> bool:
+    body = key.split("-", 1)[1]
+    return key not in text and body not in text and body[-6:] not in text
+
+
+# --- objects --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", [AKML_KEY, SK_KEY, "plainSECRET0123456789"])
+def test_a_secret_is_masked_in_every_text_form(key):
+    secret = Secret(key)
+    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}",
+                 format(secret, ">40")):
+        assert key not in text and "SECRET" not in text
+    assert secret.reveal() == key
+
+
+def test_a_secret_refuses_to_be_pickled():
+    with pytest.raises(TypeError):
+        pickle.dumps(Secret(AKML_KEY))
+
+
+def test_settings_never_show_the_key():
+    settings = config.resolve("akashml", api_key=AKML_KEY, environ={}, dotenv_path=None)
+    assert settings.api_key.reveal() == AKML_KEY
+    for text in (repr(settings), str(settings), repr(settings.sources)):
+        assert shows_no_key(text, AKML_KEY)
+
+
+def test_a_connection_holds_and_shows_no_key(fault_server_url):
+    client = akash_nb.client("openai-compatible", base_url=fault_server_url, api_key=SK_KEY, show=False)
+    conn = akash_nb.connection(client)
+    assert shows_no_key(repr(conn), SK_KEY) and shows_no_key(conn.describe(), SK_KEY)
+    assert not [name for name in vars(conn) if "key" in name and name != "key_source"]
+
+
+@pytest.fixture
+def fault_server_url():
+    from faultserver import FaultServer
+
+    with FaultServer() as server:
+        yield server.url
+
+
+def test_the_embedded_server_record_shows_no_key(local_env):
+    server = local.ensure_server()
+    assert server.key.reveal() not in repr(server)
+
+
+# --- errors raised with a bad key ----------------------------------------------------------------------
+
+def test_a_key_given_to_the_wrong_provider_is_refused_without_repeating_it():
+    with pytest.raises(ConfigError) as caught:
+        config.resolve("akash-chat", api_key=AKML_KEY, environ={}, dotenv_path=None)
+    assert shows_no_key(str(caught.value), AKML_KEY) and shows_no_key(repr(caught.value), AKML_KEY)
+
+
+def test_a_key_with_a_line_break_inside_is_refused_without_repeating_it():
+    with pytest.raises(ConfigError) as caught:
+        config.resolve("akashml", api_key="akml-SECRET abc\ndef", environ={}, dotenv_path=None)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_key(local_env):
+    server = local.ensure_server()
+    client = openai.OpenAI(base_url=server.base_url, api_key=SK_KEY, max_retries=0, timeout=10)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.models.list()
+    error = explain(caught.value, "embedded model", provider_name="local", url=server.base_url)
+    assert isinstance(error, AkashNBError) and "did not accept the key (401)" in error.sentence
+    assert shows_no_key(str(error), SK_KEY) and shows_no_key(repr(error), SK_KEY)
+    assert server.key.reveal() not in str(error)
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+def test_the_server_state_file_is_private(local_env):
+    server = local.ensure_server()
+    state = local_env / "server.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert json.loads(state.read_text())["key"] == server.key.reveal()  # it is the one place the key lives
+    assert stat.S_IMODE(local_env.stat().st_mode) & 0o077 == 0  # the folder is private too
+    log = local_env / "server.log"
+    if log.exists():
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+        assert server.key.reveal() not in log.read_text(errors="replace")
+
+
+def test_the_key_is_not_on_the_servers_command_line(local_env):
+    server = local.ensure_server()
+    # /proc/PID/cmdline is readable by every user on the machine; environ only by the owner.
+    assert server.key.reveal() not in " ".join(psutil.Process(server.pid).cmdline())
+
+
+def test_the_server_does_not_inherit_provider_keys(local_env):
+    server = local.ensure_server()
+    inherited = psutil.Process(server.pid).environ()
+    assert not [name for name in inherited if name.endswith("API_KEY")]
+
+
+# --- the embedded server's door ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Basic Zm9vOmJhcg=="])
+def test_the_embedded_server_refuses_requests_without_its_key(local_env, authorization):
+    server = local.ensure_server()
+    headers = {"Authorization": authorization} if authorization else {}
+    for path, data in (("/models", None), ("/chat/completions", b'{"messages": []}')):
+        request = urllib.request.Request(server.base_url + path, data=data, headers={
+            **headers, "Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=10)
+        assert caught.value.code == 401
+
+
+def test_the_embedded_server_answers_its_own_key(local_env):
+    server = local.ensure_server()
+    request = urllib.request.Request(server.base_url + "/models",
+                                     headers={"Authorization": f"Bearer {server.key.reveal()}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def _listening(pid: int) -> list:
+    process = psutil.Process(pid)
+    sockets = [c for p in (process, *process.children(recursive=True)) for c in p.net_connections("inet")]
+    return [c for c in sockets if c.status == psutil.CONN_LISTEN]
+
+
+def test_the_embedded_server_listens_on_loopback_only(local_env):
+    server = local.ensure_server()
+    listening = _listening(server.pid)
+    assert listening, "the server process has no listening socket"
+    assert {c.laddr.port for c in listening} == {server.port}
+    assert {c.laddr.ip for c in listening} == {"127.0.0.1"}
+
+
+def _own_addresses() -> list[str]:
+    """This machine's own non-loopback addresses (connecting to them never leaves the machine)."""
+    found = []
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not ipaddress.ip_address(address.address).is_loopback:
+                found.append(address.address)
+    return found
+
+
+def test_the_embedded_server_cannot_be_reached_on_this_machines_other_addresses(local_env):
+    server = local.ensure_server()
+    addresses = _own_addresses()
+    if not addresses:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    for address in addresses:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            code = s.connect_ex((address, server.port))
+        assert code in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH), (address, code)
