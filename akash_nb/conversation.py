@@ -1,0 +1,401 @@
+"""`Conversation`: the guide's multi-turn pattern, made reliable.
+
+The guide keeps context by hand: append the assistant's reply to `messages`, then the next user message,
+and call `client.chat.completions.create(model=..., messages=messages)` again. `Conversation` does the
+same, with the parts a lesson should not have to get right each time:
+
+- a turn (user message + assistant reply) joins the history only when the call succeeded; after any
+  failure the history is unchanged, the text waits in `.pending`, and `.retry()` sends it again;
+- a streamed reply that is cut off is kept apart as `.partial` (labelled "cut"), never as a finished turn;
+- with a token budget, the oldest turns are left out of the request (the system message, the newest user
+  message and whole user/assistant pairs are never split or dropped);
+- `save()` writes the history atomically (old file or new file, never half of one), mode 0600, and
+  never a key.
+
+Token counts here are estimates (about four characters a token, see `estimate_tokens`): good enough to
+decide what to trim, not a tokenizer's count; `last_response.usage` has the provider's real numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from . import errors, render, streaming
+from .client import connection
+from .errors import AkashNBError, ConfigError, explain
+
+DEFAULT_SYSTEM = "You are a helpful assistant."
+MESSAGE_OVERHEAD_TOKENS = 4  # role and separators: what chat templates add around each message
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text
+GENERIC_PROVIDER = "the provider"  # the title used for a client not made by akash_nb.client()
+_NO_KEY = "no-key-needed"  # what akash_nb.client() passes as the key when the provider needs none
+_SET_BY_CONVERSATION = ("model", "messages", "stream")
+
+
+class ConversationError(AkashNBError, ValueError):
+    """A conversation cannot do what was asked as given (empty message, over budget, bad file, ...)."""
+
+
+# What the user sees when the conversation itself refuses; provider failures (a cut stream too) are
+# explained by akash_nb.errors.
+SENTENCES: dict[str, str] = {
+    "empty": "There is nothing to send: the message is empty; write a question, e.g. "
+             "conversation.send('Who won the FIFA World Cup in 2022?').",
+    "not-text": "A message must be text (a str), not {kind}.",
+    "set-by-conversation": "{name}= is set by the conversation itself; pass only create() parameters such "
+                           "as temperature= or max_tokens=.",
+    "on-text-needs-stream": "on_text= is called with streamed text, so it needs stream=True: "
+                            "conversation.send(text, stream=True, on_text=...).",
+    "bad-budget": "budget_tokens must be a positive whole number of tokens, not {budget!r}.",
+    "too-large": "{what} does not fit the budget: it needs about {need} tokens, {over} more than "
+                 "budget_tokens={budget}; shorten it, or raise budget_tokens.",
+    "nothing-to-retry": "There is nothing to retry: every message sent so far was answered; use "
+                        "conversation.send(...) for a new one.",
+    "missing": "There is no saved conversation at {path}; save one first with conversation.save(path).",
+    "not-a-conversation": "{path} is not a saved conversation ({why}); load a file written by "
+                          "conversation.save(path).",
+    "cannot-save": "Could not save the conversation to {path}: {why}.",
+    "key-in-file": "Refusing to save to {path}: the conversation contains the client's API key; remove "
+                   "it from the messages and parameters first.",
+}
+
+def estimate_tokens(text: str) -> int:
+    """An ESTIMATE of the tokens in `text`: one per four characters, rounded up.
+
+    Real counts depend on the model's tokenizer and the language; this is only used to decide which old
+    turns to leave out of a request.
+    """
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def estimate_message_tokens(messages: list[dict]) -> int:
+    """The estimated tokens of chat messages: each message's text plus MESSAGE_OVERHEAD_TOKENS."""
+    return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange: the user's message and the assistant's (complete) reply."""
+
+    user: str
+    assistant: str
+
+    def messages(self) -> list[dict]:
+        return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.assistant}]
+
+    @property
+    def tokens(self) -> int:
+        return estimate_message_tokens(self.messages())
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A streamed reply that stopped before the model finished. It is never part of the history."""
+
+    user: str  # the message it answers (also in Conversation.pending)
+    text: str  # what arrived before the cut
+    sentence: str  # why it stopped, as shown to the user
+    label: str = "cut"
+
+
+class Conversation:
+    """A chat that keeps its context, as in the guide's "Conversation with AkashChat".
+
+        conversation = Conversation(client, model, temperature=0, max_tokens=200)
+        conversation.send("Who won the FIFA World Cup in 2022?")
+        conversation.send("Can you tell me more about that?")
+        conversation.messages         # the guide's `messages` list, system message first
+
+    `params` are the default `create()` parameters for every call (a call's own parameters win).
+    `budget_tokens` (optional) caps the estimated tokens of the messages sent, not of the reply: leave
+    room for max_tokens within the model's context window.
+    """
+
+    def __init__(self, client: openai.OpenAI, model: str, *, system: str | None = DEFAULT_SYSTEM,
+                 budget_tokens: int | None = None, **params) -> None:
+        _check_params(params)
+        if budget_tokens is not None and not (type(budget_tokens) is int and budget_tokens > 0):
+            raise ConversationError(SENTENCES["bad-budget"].format(budget=budget_tokens))
+        self.client = client  # replace it (e.g. with a working one) and call retry()
+        self.model = model
+        self.system = system
+        self.budget_tokens = budget_tokens
+        self.params = dict(params)
+        self._turns: list[Turn] = []
+        self.pending: str | None = None  # the user's text whose reply has not arrived (see retry())
+        self.partial: Partial | None = None  # the last streamed reply that was cut off, if any
+        self.last_response: ChatCompletion | None = None  # the last successful answer, as the SDK gives it
+        self.last_request: dict | None = None  # model, messages (after trimming) and params last sent
+        self.last_seconds: float | None = None  # how long the last successful call took
+
+    # --- what the conversation holds ----------------------------------------------------------------
+
+    @property
+    def history(self) -> tuple[Turn, ...]:
+        """The completed turns, oldest first."""
+        return tuple(self._turns)
+
+    @property
+    def messages(self) -> list[dict]:
+        """A copy of the whole conversation as chat messages: the system message (if any) first."""
+        system = [{"role": "system", "content": self.system}] if self.system is not None else []
+        return system + [m for turn in self._turns for m in turn.messages()]
+
+    def trimmed(self, budget_tokens: int | None = None, next_message: str | None = None) -> list[dict]:
+        """The messages to send within `budget_tokens` (default: the conversation's budget; None: all).
+
+        Kept: the system message, the newest user message (`next_message`, or else the newest turn), and
+        as many of the most recent turns as fit, whole. Older turns are left out of the request only; the
+        history keeps them. Raises a one-sentence ConversationError when the newest message does not fit.
+        """
+        budget = self.budget_tokens if budget_tokens is None else budget_tokens
+        older = list(self._turns)
+        if next_message is not None:
+            newest = [{"role": "user", "content": next_message}]
+        else:
+            newest = older.pop().messages() if older else []
+        system = [{"role": "system", "content": self.system}] if self.system is not None else []
+        if budget is None:
+            return system + [m for turn in older for m in turn.messages()] + newest
+        need = estimate_message_tokens(system + newest)
+        if need > budget:
+            what = "The newest message (with the system message)" if newest else "The system message"
+            raise ConversationError(SENTENCES["too-large"].format(
+                what=what, need=need, over=need - budget, budget=budget))
+        kept: list[Turn] = []
+        for turn in reversed(older):  # newest first; stop at the first that does not fit, leaving no gap
+            if need + turn.tokens > budget:
+                break
+            need += turn.tokens
+            kept.insert(0, turn)
+        return system + [m for turn in kept for m in turn.messages()] + newest
+
+    # --- talking to the model ------------------------------------------------------------------------
+
+    def send(self, text: str, *, stream: bool = False, on_text: Callable[[str], object] | None = None,
+             **params) -> str:
+        """Send `text` as the next user message and return the reply.
+
+        Only a successful reply adds the turn to the history. On any failure the history is unchanged,
+        `text` stays in `.pending` for `retry()`, and an AkashNBError with one sentence is raised.
+        With `stream=True`, `on_text(text_so_far)` is called as the reply arrives.
+        """
+        if not isinstance(text, str):
+            raise ConversationError(SENTENCES["not-text"].format(kind=type(text).__name__))
+        if not text.strip():
+            raise ConversationError(SENTENCES["empty"])
+        if on_text is not None and not stream:
+            raise ConversationError(SENTENCES["on-text-needs-stream"])
+        _check_params(params)
+        request = {"model": self.model, "messages": self.trimmed(next_message=text), **self.params, **params}
+        self.pending, self.partial = text, None
+        started = time.monotonic()
+        if stream:
+            response = self._stream(request, text, on_text)
+        else:
+            try:
+                raw = self.client.chat.completions.with_raw_response.create(**request)
+                # Without this check the SDK hands back a web page (a wrong base URL) as a plain str.
+                errors.check_content_type(raw.http_response)
+                response = raw.parse()
+            except (openai.OpenAIError, ValueError) as error:  # ValueError: a body that is not JSON
+                raise self._explain(error) from error
+        reply = response.choices[0].message.content or ""
+        self._turns.append(Turn(text, reply))
+        self.pending = None
+        self.last_response, self.last_request = response, request
+        self.last_seconds = time.monotonic() - started
+        return reply
+
+    def retry(self, **params) -> str:
+        """Send the pending message again (after a failure), e.g. once `client` points at a working one."""
+        if self.pending is None:
+            raise ConversationError(SENTENCES["nothing-to-retry"])
+        return self.send(self.pending, **params)
+
+    def _stream(self, request: dict, text: str, on_text: Callable[[str], object] | None) -> ChatCompletion:
+        try:
+            chunks = self.client.chat.completions.create(**request, stream=True)
+        except (openai.OpenAIError, ValueError) as error:
+            raise self._explain(error) from error
+        title, name, url = self._provider()
+        arrived = ""
+
+        def collect(so_far: str) -> None:
+            nonlocal arrived
+            arrived = so_far
+            if on_text is not None:
+                on_text(so_far)
+
+        try:
+            result = streaming.collect_stream(chunks, title, provider_name=name, url=url, on_text=collect)
+        except BaseException:  # interrupted, or on_text raised: the reply is unfinished all the same
+            self.partial = Partial(text, arrived, "The reply stopped before the model finished.")
+            raise
+        if result.cut:
+            self.partial = Partial(text, result.text, result.error.sentence)
+            raise result.error from result.error.original
+        # The SDK has no finished ChatCompletion for a stream; build the same shape from what arrived.
+        return ChatCompletion.construct(
+            id="", created=int(time.time()), model=result.model or self.model, object="chat.completion",
+            usage=result.usage,
+            choices=[{"index": 0, "finish_reason": result.finish_reason,
+                      "message": {"role": "assistant", "content": result.text}}],
+        )
+
+    def _provider(self) -> tuple[str, str, str]:
+        """(title, name, URL) of what the client talks to, for the error sentences."""
+        try:
+            conn = connection(self.client)
+        except ConfigError:  # a plain openai.OpenAI, not made by akash_nb.client()
+            return GENERIC_PROVIDER, "", str(self.client.base_url).rstrip("/")
+        return conn.describe(), conn.provider.name, conn.base_url
+
+    def _explain(self, error: BaseException) -> AkashNBError:
+        title, name, url = self._provider()
+        return explain(error, title, provider_name=name, url=url)
+
+    # --- saving and loading --------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the conversation as JSON, atomically and readable only by you (mode 0600).
+
+        Written: model, system, params, budget_tokens, messages, and when it was saved. Never a key, never
+        `.pending` or `.partial`. A crash or kill mid-save leaves the previous file intact.
+        """
+        path = Path(path)
+        data = {
+            "model": self.model,
+            "system": self.system,
+            "params": self.params,
+            "budget_tokens": self.budget_tokens,
+            "messages": self.messages,
+            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            text = json.dumps(data, ensure_ascii=False, indent=1)
+        except (TypeError, ValueError) as error:
+            raise ConversationError(SENTENCES["cannot-save"].format(path=path, why=error)) from error
+        for key in (self.client.api_key, self.client.admin_api_key):
+            if key and key != _NO_KEY and key in text:
+                raise ConversationError(SENTENCES["key-in-file"].format(path=path))
+        try:
+            _write_atomically(path, text)
+        except OSError as error:
+            raise ConversationError(SENTENCES["cannot-save"].format(
+                path=path, why=error.strerror or error)) from error
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, client: openai.OpenAI) -> Conversation:
+        """The conversation saved at `path`, talking through `client`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConversationError(SENTENCES["missing"].format(path=path)) from None
+        except (OSError, ValueError) as error:
+            raise ConversationError(SENTENCES["not-a-conversation"].format(path=path, why=error)) from error
+        try:
+            conversation = cls(client, data["model"], system=data["system"],
+                               budget_tokens=data.get("budget_tokens"), **data["params"])
+            conversation._turns = _turns_from(data["messages"], data["system"])
+        except (KeyError, TypeError, ValueError) as error:
+            why = f"missing {error}" if isinstance(error, KeyError) else str(error)
+            raise ConversationError(SENTENCES["not-a-conversation"].format(path=path, why=why)) from error
+        return conversation
+
+    # --- display -------------------------------------------------------------------------------------
+
+    def _lines(self) -> list[tuple[str, str]]:
+        """(label, content) for each message shown, including a pending message and a cut reply."""
+        lines = [(m["role"], m["content"]) for m in self.messages]
+        if self.pending is not None:
+            lines.append(("user (not answered yet)", self.pending))
+        if self.partial is not None:
+            lines.append((f"assistant ({self.partial.label})", self.partial.text))
+        return lines
+
+    def transcript(self) -> str:
+        """The conversation as plain text, one "role: content" line a message."""
+        return "\n".join(f"{label}: {content}" for label, content in self._lines()) or "(no messages yet)"
+
+    def markdown(self) -> str:
+        """The conversation as Markdown: roles in bold, contents quoted."""
+        return "\n\n".join(f"**{label}:**\n\n{_quote(content)}" for label, content in self._lines()) \
+            or "*(no messages yet)*"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        return render.bundle("transcript", self.transcript(), self.markdown())
+
+    def show(self) -> None:
+        """Display the transcript in the notebook."""
+        render.show("transcript", self.transcript(), self.markdown())
+
+    def __repr__(self) -> str:
+        return f"Conversation(model={self.model!r}, turns={len(self._turns)})"
+
+
+def _check_params(params: dict) -> None:
+    for name in _SET_BY_CONVERSATION:
+        if name in params:
+            raise ConversationError(SENTENCES["set-by-conversation"].format(name=name))
+
+
+def _turns_from(messages: list[dict], system: str | None) -> list[Turn]:
+    """The turns in a saved `messages` list: an optional system message, then user/assistant pairs."""
+    if messages and messages[0]["role"] == "system":
+        if messages[0]["content"] != system:
+            raise ValueError("its system message differs from its 'system'")
+        messages = messages[1:]
+    if len(messages) % 2:
+        raise ValueError("its messages are not whole user/assistant pairs")
+    turns = []
+    for user, assistant in zip(messages[::2], messages[1::2], strict=True):
+        if (user["role"], assistant["role"]) != ("user", "assistant"):
+            raise ValueError(f"expected a user then an assistant message, found {user['role']} then "
+                             f"{assistant['role']}")
+        turns.append(Turn(str(user["content"]), str(assistant["content"])))
+    return turns
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so a reader only ever sees the old file or the new one, never part of one.
+
+    The new content goes to a temporary file in the same folder (mode 0600), is flushed to disk, and then
+    replaces `path` in one rename.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.chmod(tmp, 0o600)  # mkstemp already does; said here because the mode is a promise
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    # Make the rename itself durable; folders cannot be opened this way on Windows, where it is skipped.
+    with contextlib.suppress(OSError):
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines()) or ">"
