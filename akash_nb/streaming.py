@@ -13,6 +13,7 @@ answer had already begun), so the caller must keep the partial text and say it i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,7 +65,8 @@ def collect_stream(
                     parts.append(choice.delta.content)
                     if on_text is not None:
                         on_text("".join(parts))
-    except (openai.OpenAIError, ValueError) as exc:  # ValueError: an event that is not JSON
+    # JSONDecodeError, not ValueError: an event that is not JSON, never an on_text display's own error.
+    except (openai.OpenAIError, json.JSONDecodeError) as exc:
         error = errors.explain(exc, provider_title, provider_name=provider_name, url=url, streaming=True)
     if error is None and finish_reason is None:
         error = errors.ended_early(provider_title)
