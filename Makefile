@@ -57,7 +57,7 @@ notebooks: venv
 	$(PY) -m akash_nb.notebooks refresh $(NOTEBOOKS)
 
 record: venv
-	$(PY) -m akash_nb.replay record --upstream $(or $(UPSTREAM),local) $(NOTEBOOKS)
+	$(PY) -m akash_nb.replay record --upstream $(or $(UPSTREAM),local) $(RECORD_FLAGS) $(NOTEBOOKS)
 	$(MAKE) notebooks
 
 bench: venv

@@ -1,0 +1,652 @@
+"""Recorded answers: a loopback HTTP server that replays (or records) what a real provider said.
+
+Why at the HTTP level: the OpenAI SDK (3.x) talks through its own transport (`httpx2`), so patching a
+library in the kernel would not reach it, and lessons must keep using a plain `openai.OpenAI`. Instead the
+client's `base_url` points at this server, on 127.0.0.1 in a daemon thread of the same process. The SDK
+cannot tell it from a provider: JSON answers, real `text/event-stream` for `stream=True`, real 404s.
+
+One recording per request, in `<folder>/<first 16 hex of sha256>.json`. The hash covers the normalized
+request (method, path as received, JSON body with sorted keys and no whitespace) and never a header, so a
+key, a timeout or an SDK version does not change it, and `temperature` or `max_tokens` do. A recording:
+
+    {"request":  {"method": "POST", "path": "/v1/chat/completions", "body": {...}},
+     "response": {"status": 200, "content_type": "application/json", "body": {...}}
+                 (or, for a stream: "content_type": "text/event-stream", "events": ["{...}", ..., "[DONE]"]),
+     "meta":     {"upstream": "local" | "akashml" | "<host:port>", "model": "...", "recorded": "YYYY-MM-DD"}}
+
+No key and no header is ever written. Each file is written at once and atomically (tmp file, then
+`os.replace`), because nbval kills kernels with SIGKILL: nothing may wait for exit.
+
+Modes (argument, else AKASH_NB_REPLAY_MODE, else `replay`):
+
+- `replay`: answer from recordings; a request with none gets a 404 whose error type is `no_recording`
+  (`akash_nb.errors.explain` turns it into NoRecordingError) and `x-should-retry: false`.
+- `record`: answer from a recording made from the same upstream; forward anything else to the upstream
+  and write what it answered. So `make record` after adding a cell records just that cell, and
+  `make record UPSTREAM=akashml` re-records everything that came from elsewhere.
+- `rerecord`: forward everything and overwrite (`--fresh`).
+
+Upstream (argument, else AKASH_NB_RECORD_UPSTREAM, else `local`): `local` (the embedded model),
+`akashml` (key from AKASHML_API_KEY), or any http(s) URL (key from AKASH_NB_API_KEY); keys are looked up
+as `akash_nb.config` does. Forwarding uses the standard library's urllib: no dependency beyond what the
+package declares, it reads an SSE body line by line as it arrives (so a stream stays live while
+recording), and it shares nothing with the SDK's transport whose behaviour is under test.
+
+Folder (argument, else AKASH_NB_RECORDINGS, else the repository's tests/recordings). Every recording used
+is noted, one line `<hash> <outcome>` appended at once to the file named by AKASH_NB_REPLAY_USED (if set),
+so a recorder running notebooks in separate kernels can count and report unused recordings.
+
+CLI: `python -m akash_nb.replay record [--upstream U] [--folder F] [--fresh] [--prune] NOTEBOOK...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import AkashNBError, ConfigError
+from .secret import Secret
+
+FOLDER_ENV = "AKASH_NB_RECORDINGS"
+MODE_ENV = "AKASH_NB_REPLAY_MODE"
+UPSTREAM_ENV = "AKASH_NB_RECORD_UPSTREAM"
+USED_ENV = "AKASH_NB_REPLAY_USED"
+
+MODES = ("replay", "record", "rerecord")
+DEFAULT_UPSTREAM = "local"
+UPSTREAM_TIMEOUT = 600.0  # seconds; a CPU model writing a long answer
+RECORD_COMMAND = "make record"
+# Answers about the request itself are stable and worth keeping (a lesson may show a 404); answers about
+# the key (401/402/403) or the moment (408/429/5xx) are passed through but never written.
+RECORDED_ERRORS = frozenset({400, 404, 422})
+EVENT_STREAM = "text/event-stream"
+
+
+def repository_folder() -> Path:
+    """The repository's own recordings: tests/recordings beside the package."""
+    return Path(__file__).resolve().parents[1] / "tests" / "recordings"
+
+
+def recordings_folder(folder: Path | str | None = None) -> Path:
+    """Where recordings live: `folder`, else AKASH_NB_RECORDINGS, else `repository_folder()`."""
+    if folder is not None:
+        return Path(folder).expanduser().resolve()
+    explicit = os.environ.get(FOLDER_ENV, "").strip()
+    return Path(explicit).expanduser().resolve() if explicit else repository_folder()
+
+
+def shown_folder(folder: Path) -> str:
+    """The folder as a user should read it: relative to the repository when inside it."""
+    try:
+        return str(folder.relative_to(repository_folder().parents[1]))
+    except ValueError:
+        return str(folder)
+
+
+# --- requests and their keys ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    """A request as it is keyed and written: no headers."""
+
+    method: str
+    path: str
+    body: Any  # the parsed JSON body; None when there is none
+
+    @classmethod
+    def parse(cls, method: str, path: str, raw: bytes) -> Request:
+        """Raises ValueError when the body is not JSON."""
+        return cls(method.upper(), path, json.loads(raw) if raw.strip() else None)
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "body": self.body}
+
+    def summary(self) -> str:
+        """What was asked, for a sentence: method, path, model, first words of the last user message."""
+        parts = [f"{self.method} {self.path}"]
+        body = self.body if isinstance(self.body, dict) else {}
+        if body.get("model"):
+            parts.append(f"model {body['model']}")
+        words = last_user_text(body.get("messages")).split()
+        if words:
+            parts.append('"' + " ".join(words[:8]) + (" …" if len(words) > 8 else "") + '"')
+        return ", ".join(parts)
+
+
+def request_key(method: str, path: str, body: bytes | str | dict | None) -> str:
+    """The recording's name (without .json) for a request; `body` as sent (bytes/str) or parsed."""
+    if isinstance(body, str):
+        body = body.encode()
+    if isinstance(body, bytes):
+        return Request.parse(method, path, body).key
+    return Request(method.upper(), path, body).key
+
+
+def last_user_text(messages: Any) -> str:
+    """The text of the last user message (text parts joined when the content is a list of parts)."""
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+# --- recordings on disk ---------------------------------------------------------------------------------
+
+def write_recording(folder: Path, recording: dict[str, Any]) -> Path:
+    """Write at once and atomically: a reader (or a SIGKILL) sees the old file or the new one."""
+    path = folder / f"{Request(**recording['request']).key}.json"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(recording, f, indent=1, sort_keys=True, ensure_ascii=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; recordings are committed files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_recording(path: Path) -> dict[str, Any] | None:
+    """The recording at `path`, None when there is none; OSError/ValueError when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def recordings(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.json"))
+
+
+def describe_recordings(folder: Path) -> str:
+    """Which upstreams and models the recordings came from: "recorded from local: SmolLM2-135M-Instruct",
+    or, when mixed, "recorded from akashml: deepseek-ai/DeepSeek-V3.2; local: SmolLM2-135M-Instruct"."""
+    models: dict[str, set[str]] = {}
+    for path in recordings(folder):
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
+        except (OSError, ValueError):
+            continue
+        found = models.setdefault(str(meta.get("upstream", "unknown")), set())
+        if meta.get("model"):
+            found.add(str(meta["model"]))
+    if not models:
+        return f"no recordings yet in {shown_folder(folder)}"
+    return "recorded from " + "; ".join(
+        upstream + (": " + ", ".join(sorted(names)) if names else "")
+        for upstream, names in sorted(models.items())
+    )
+
+
+def note_use(key: str, outcome: str) -> None:
+    """Append `<key> <outcome>` to AKASH_NB_REPLAY_USED at once (one short O_APPEND write, so lines from
+    kernels running side by side do not interleave)."""
+    used = os.environ.get(USED_ENV)
+    if not used:
+        return
+    fd = os.open(used, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{key} {outcome}\n".encode())
+    finally:
+        os.close(fd)
+
+
+# --- upstreams ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where record mode forwards to. `label` goes into meta; the key never goes anywhere but upstream."""
+
+    label: str
+    base_url: str  # ends in /v1 (or wherever the API's paths start)
+    key: Secret | None
+    model: str | None = None  # the model that answers, when known better than the response says
+
+    def url(self, path: str) -> str:
+        # Our own paths start with /v1 (the client's base_url); the upstream's base_url already has it.
+        return self.base_url.rstrip("/") + (path[3:] if path.startswith("/v1/") else path)
+
+
+def _local_upstream() -> Upstream:
+    from . import local
+
+    server = local.ensure_server()
+    # llama-cpp-python echoes the model the client asked for; the server knows what really answered.
+    return Upstream("local", server.base_url, server.key, server.model)
+
+
+def _akashml_upstream() -> Upstream:
+    from . import config
+
+    settings = config.resolve("akashml")
+    return Upstream("akashml", settings.base_url or "", settings.api_key)
+
+
+def _url_upstream(url: str) -> Upstream:
+    from . import config
+
+    settings = config.resolve("openai-compatible", base_url=url)
+    base = settings.base_url or url
+    return Upstream(urlparse(base).netloc, base, settings.api_key)
+
+
+UPSTREAMS: dict[str, Callable[[], Upstream]] = {
+    "local": _local_upstream,
+    "akashml": _akashml_upstream,
+}
+
+
+def resolve_upstream(spec: str | None = None) -> Upstream:
+    """`spec`, else AKASH_NB_RECORD_UPSTREAM, else `local`: a name in UPSTREAMS or an http(s) URL."""
+    spec = (spec or os.environ.get(UPSTREAM_ENV, "") or DEFAULT_UPSTREAM).strip()
+    if spec.lower() in UPSTREAMS:
+        return UPSTREAMS[spec.lower()]()
+    if spec.startswith(("http://", "https://")):
+        return _url_upstream(spec)
+    raise ConfigError(f"Unknown recording upstream {spec!r}: use local, akashml, or an http(s) URL such as "
+                      "http://my-server:8000/v1.")
+
+
+# --- the server -----------------------------------------------------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive for the SDK's connection pool
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        self.server.replay.answer(self)
+
+    do_POST = do_GET
+    do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # an access log would land in the notebook cell's output
+
+    # -- writing answers
+
+    def send_json(self, status: int, body: Any, content_type: str = "application/json",
+                  own_error: bool = False) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        if own_error:
+            self.send_header("x-should-retry", "false")  # asking again cannot help
+        self.end_headers()
+        self.wfile.write(data)
+
+    def start_events(self) -> None:
+        """Begin a real SSE answer; each `send_event` is one chunk, flushed at once."""
+        self.send_response(200)
+        self.send_header("Content-Type", EVENT_STREAM)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def send_event(self, data: str) -> None:
+        chunk = f"data: {data}\n\n".encode()
+        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        self.wfile.flush()
+
+    def end_events(self) -> None:
+        with contextlib.suppress(OSError):  # the SDK may have hung up already, having read [DONE]
+            self.wfile.write(b"0\r\n\r\n")
+
+    def send_own_error(self, status: int, kind: str, sentence: str) -> None:
+        self.send_json(status, {"error": {"type": kind, "message": sentence}}, own_error=True)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    replay: ReplayServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The default prints a traceback to stderr, which in a kernel lands in the cell's output. A client
+        # that hangs up is normal; anything else is a bug worth seeing.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class ReplayServer:
+    """One loopback server for one folder and mode. Start it with `ensure_server()`."""
+
+    def __init__(self, folder: Path, mode: str, upstream: Upstream | None) -> None:
+        self.folder = folder
+        self.mode = mode
+        self.upstream = upstream
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.replay = self
+        # poll_interval 0.1 s: close() returns quickly; the cost is ten idle wake-ups a second.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.1,),
+                                        name=f"akash-nb replay {folder}", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def describe_source(self) -> str:
+        if self.upstream is not None:
+            return f"{self.mode} mode: forwarding to {self.upstream.label} and writing to " \
+                   f"{shown_folder(self.folder)}"
+        return describe_recordings(self.folder)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        with _lock:
+            for key, server in list(_servers.items()):
+                if server is self:
+                    del _servers[key]
+
+    # -- answering
+
+    def answer(self, handler: _Handler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            request = Request.parse(handler.command, handler.path, raw)
+        except ValueError as error:
+            handler.send_own_error(400, "invalid_request", f"The request body is not JSON: {error}.")
+            return
+        key = request.key
+        path = self.folder / f"{key}.json"
+        try:
+            recording = read_recording(path)
+        except (OSError, ValueError) as error:
+            if self.upstream is None:
+                handler.send_own_error(500, "no_recording",
+                                       f"The recording {shown_folder(path)} cannot be read ({error}); "
+                                       f"delete it and record it again with `{RECORD_COMMAND}`.")
+                return
+            recording = None  # recording anyway: the new answer replaces it
+        if recording is not None and self._replays(recording):
+            note_use(key, "replayed" if self.upstream is None else "reused")
+            self._send_recording(handler, recording)
+            return
+        if self.upstream is None:
+            note_use(key, "missed")
+            handler.send_own_error(404, "no_recording", self.miss_sentence(request))
+            return
+        self._forward(handler, request, raw)
+
+    def miss_sentence(self, request: Request) -> str:
+        return (f"No recording for {request.summary()}: record it with `{RECORD_COMMAND}` "
+                f"(recordings live in {shown_folder(self.folder)}).")
+
+    def _replays(self, recording: dict[str, Any]) -> bool:
+        """Whether this mode answers from `recording` rather than asking the upstream."""
+        if self.upstream is None:
+            return True
+        if self.mode == "record":
+            return recording.get("meta", {}).get("upstream") == self.upstream.label
+        return False
+
+    @staticmethod
+    def _send_recording(handler: _Handler, recording: dict[str, Any]) -> None:
+        response = recording["response"]
+        if "events" in response:
+            handler.start_events()
+            for data in response["events"]:
+                handler.send_event(data)
+            handler.end_events()
+        else:
+            handler.send_json(response["status"], response["body"], response["content_type"])
+
+    # -- recording
+
+    def _forward(self, handler: _Handler, request: Request, raw: bytes) -> None:
+        assert self.upstream is not None
+        headers = {"Content-Type": "application/json",
+                   "Accept": handler.headers.get("Accept", "application/json")}
+        if self.upstream.key is not None:
+            headers["Authorization"] = f"Bearer {self.upstream.key.reveal()}"
+        outgoing = urllib.request.Request(self.upstream.url(request.path), data=raw or None,
+                                          headers=headers, method=request.method)
+        try:
+            response = urllib.request.urlopen(outgoing, timeout=UPSTREAM_TIMEOUT)
+        except urllib.error.HTTPError as error:
+            response = error  # an answer all the same: status, headers and body
+        except (urllib.error.URLError, OSError) as error:
+            handler.send_own_error(502, "upstream_unreachable",
+                                   f"Recording could not reach {self.upstream.label} at "
+                                   f"{self.upstream.base_url} ({error}); start it, or choose another "
+                                   "upstream (--upstream).")
+            return
+        with response:
+            status = response.status
+            content_type = response.headers.get("Content-Type", "application/json")
+            if status == 200 and content_type.startswith(EVENT_STREAM):
+                self._relay_events(handler, request, response)
+            else:
+                self._relay_body(handler, request, status, content_type, response.read())
+
+    # The recording is on disk before the client has the whole answer: the kernel may be killed after it.
+
+    def _relay_body(self, handler: _Handler, request: Request, status: int, content_type: str,
+                    data: bytes) -> None:
+        if 200 <= status < 300 or status in RECORDED_ERRORS:
+            try:
+                body = json.loads(data)
+            except ValueError:
+                body = None  # not JSON: passed through, not recorded
+            if body is not None:
+                model = body.get("model") if isinstance(body, dict) else None
+                self._write(request, {"status": status, "content_type": "application/json", "body": body},
+                            model)
+        handler.send_json(status, data, content_type)
+
+    def _relay_events(self, handler: _Handler, request: Request, response: Any) -> None:
+        """Relay the stream live, event by event; record it when [DONE] arrives, before passing that on
+        (the SDK closes the connection as soon as it reads [DONE])."""
+        events: list[str] = []
+        handler.start_events()
+        try:
+            for data in _sse_data(response):
+                events.append(data)
+                if data == "[DONE]":
+                    self._write(request, {"status": 200, "content_type": EVENT_STREAM, "events": events},
+                                _stream_model(events))
+                handler.send_event(data)
+        except OSError:
+            return  # the client or the upstream went away mid-stream: nothing complete to keep
+        handler.end_events()
+
+    def _write(self, request: Request, response: dict[str, Any], model: str | None) -> None:
+        assert self.upstream is not None
+        meta = {"upstream": self.upstream.label, "model": self.upstream.model or model,
+                "recorded": datetime.date.today().isoformat()}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_recording(self.folder, {"request": request.to_json(), "response": response, "meta": meta})
+        note_use(request.key, "written")
+
+
+def _sse_data(response: Any) -> Iterator[str]:
+    """The data of each server-sent event, read line by line as the upstream sends it."""
+    lines: list[str] = []
+    for raw in iter(response.readline, b""):
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if line.startswith("data:"):
+            lines.append(line[5:].removeprefix(" "))
+        elif not line and lines:
+            yield "\n".join(lines)
+            lines = []
+        # comments (":"), "event:", "id:" and "retry:" lines carry nothing the SDK's chat stream reads
+    if lines:
+        yield "\n".join(lines)
+
+
+def _stream_model(events: list[str]) -> str | None:
+    for data in events:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(chunk, dict) and chunk.get("model"):
+            return str(chunk["model"])
+    return None
+
+
+# --- one server per folder and mode, per process --------------------------------------------------------
+
+_lock = threading.Lock()
+_servers: dict[tuple[Path, str, str | None], ReplayServer] = {}
+
+
+def resolve_mode(mode: str | None = None) -> str:
+    """`mode`, else AKASH_NB_REPLAY_MODE, else `replay`."""
+    chosen = (mode or os.environ.get(MODE_ENV, "") or "replay").strip().lower()
+    if chosen not in MODES:
+        raise ConfigError(f"Unknown replay mode {chosen!r} (from {'argument' if mode else MODE_ENV}): "
+                          f"choose one of {', '.join(MODES)}.")
+    return chosen
+
+
+def ensure_server(folder: Path | None = None, *, mode: str | None = None,
+                  upstream: str | None = None) -> ReplayServer:
+    """This process's replay server for `folder` (see `recordings_folder`), started on first use.
+
+    In replay mode a missing folder is a ConfigError; in the record modes it is created, and the upstream
+    (see `resolve_upstream`) is resolved now, so a missing key fails here and not in the middle of a cell.
+    """
+    where = recordings_folder(folder)
+    chosen = resolve_mode(mode)
+    spec = None if chosen == "replay" else (upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM)
+    with _lock:
+        server = _servers.get((where, chosen, spec))
+        if server is not None:
+            return server
+        if chosen == "replay":
+            if not where.is_dir():
+                raise ConfigError(f"The recordings folder {where} does not exist; record the lessons with "
+                                  f"`{RECORD_COMMAND}`, or set {FOLDER_ENV} to the folder that holds them.")
+            server = ReplayServer(where, chosen, None)
+        else:
+            resolved = resolve_upstream(spec)
+            where.mkdir(parents=True, exist_ok=True)
+            server = ReplayServer(where, chosen, resolved)
+        _servers[(where, chosen, spec)] = server
+        return server
+
+
+# --- `python -m akash_nb.replay record` -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Usage:
+    """What a run did with the recordings, read from the used file."""
+
+    outcomes: dict[str, set[str]]  # outcome -> recording keys
+
+    @classmethod
+    def read(cls, path: Path) -> Usage:
+        outcomes: dict[str, set[str]] = {}
+        for line in path.read_text().splitlines() if path.exists() else []:
+            key, _, outcome = line.partition(" ")
+            outcomes.setdefault(outcome, set()).add(key)
+        return cls(outcomes)
+
+    def keys(self, *outcomes: str) -> set[str]:
+        return set().union(*(self.outcomes.get(o, set()) for o in outcomes))
+
+
+def record(paths: list[Path], *, upstream: str = DEFAULT_UPSTREAM, folder: Path | None = None,
+           fresh: bool = False, prune: bool = False, out: Callable[[str], None] = print) -> int:
+    """Execute each notebook with its HTTP recorded; report written, reused and unused recordings."""
+    from . import notebooks
+
+    where = recordings_folder(folder)
+    if not paths:
+        out(f"No notebooks to record; recordings in {shown_folder(where)} left as they are.")
+        return 0
+    source = resolve_upstream(upstream)  # fail early (and start the embedded model once, here)
+    where.mkdir(parents=True, exist_ok=True)
+    out(f"Recording {len(paths)} notebook(s) from {source.label} ({source.base_url}) into "
+        f"{shown_folder(where)}{', all afresh' if fresh else ''}.")
+    fd, used_name = tempfile.mkstemp(prefix="akash-nb-used-", suffix=".txt")
+    os.close(fd)
+    used = Path(used_name)
+    env = {
+        "AKASH_NB_PROVIDER": "replay",
+        MODE_ENV: "rerecord" if fresh else "record",
+        UPSTREAM_ENV: upstream,
+        FOLDER_ENV: str(where),
+        USED_ENV: str(used),
+    }
+    failures = 0
+    try:
+        for path in paths:
+            _, error = notebooks.execute(path.resolve(), env)
+            if error:
+                failures += 1
+                out(f"FAIL {path}: {error.splitlines()[0]}")
+            else:
+                out(f"ok   {path}")
+        usage = Usage.read(used)
+    finally:
+        used.unlink(missing_ok=True)
+    written, reused = usage.keys("written"), usage.keys("reused") - usage.keys("written")
+    out(f"{len(written)} recording(s) written, {len(reused)} reused.")
+    unused = [p for p in recordings(where) if p.stem not in usage.keys("written", "reused")]
+    if unused:
+        if prune and not failures:
+            for p in unused:
+                p.unlink()
+            out(f"Deleted {len(unused)} unused recording(s): " + ", ".join(p.name for p in unused))
+        else:
+            why = " (not pruned: a notebook failed)" if prune else " (delete them with --prune)"
+            out(f"{len(unused)} unused recording(s){why}: " + ", ".join(p.name for p in unused))
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m akash_nb.replay",
+                                     description="Record the HTTP of lessons for offline replay.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="execute notebooks, recording every request they make")
+    rec.add_argument("notebooks", nargs="*", type=Path)
+    rec.add_argument("--upstream", default=os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM,
+                     help="local, akashml, or an http(s) URL (default: local)")
+    rec.add_argument("--folder", type=Path, default=None, help="default: AKASH_NB_RECORDINGS, else "
+                     "tests/recordings")
+    rec.add_argument("--fresh", action="store_true", help="ask the upstream again even when recorded")
+    rec.add_argument("--prune", action="store_true", help="delete recordings no notebook used")
+    args = parser.parse_args(argv)
+    try:
+        return record(args.notebooks, upstream=args.upstream, folder=args.folder, fresh=args.fresh,
+                      prune=args.prune)
+    except AkashNBError as error:
+        print(f"akash_nb.replay: {error.sentence}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
