@@ -5,7 +5,7 @@ STAMP := $(VENV)/.akash-nb-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench clean
+.PHONY: help venv browser-deps lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -22,7 +22,11 @@ $(STAMP): pyproject.toml scripts/venv.sh
 lab: venv
 	$(VENV)/bin/akash-nb lab
 
-test: venv lint unit nbval-replay nbval-live
+test: venv browser-deps lint unit nbval-replay nbval-live
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline).
+browser-deps:
+	@bash scripts/chromium.sh
 
 lint: venv
 	$(VENV)/bin/ruff check akash_nb tests benchmarks

@@ -67,7 +67,8 @@ def client(
         api_key=key.reveal() if key else "no-key-needed",
         base_url=url,
         timeout=timeout,
-        max_retries=max_retries,
+        # A retired service will not come back in a second: say so at once instead of retrying.
+        max_retries=0 if settings.provider.retired_on else max_retries,
     )
     connection = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
     _connections[openai_client] = connection

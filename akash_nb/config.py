@@ -11,8 +11,14 @@ Lookup order, first hit wins, for each setting separately:
    answer is kept in this process's environment so the next `client()` does not ask again;
 5. the embedded local model, when nothing chose a provider.
 
+When no provider is named (provider=, AKASH_NB_PROVIDER), it is inferred by the same order, layer by
+layer: a base URL means openai-compatible, an AkashML key akashml, an Akash Chat key akash-chat (a key
+given as an argument counts by its shape: akml- or sk-).
+
 Variables: AKASH_NB_PROVIDER, AKASHML_API_KEY (AkashML), AKASH_API_KEY (the retired Akash Chat API),
-AKASH_NB_BASE_URL + AKASH_NB_API_KEY (any OpenAI-compatible server), AKASH_NB_MODEL.
+AKASH_NB_BASE_URL + AKASH_NB_API_KEY (any OpenAI-compatible server), AKASH_NB_MODEL. A `base_url=`
+argument given with a remote provider (akashml, akash-chat) replaces its default URL, e.g. for a proxy;
+AKASH_NB_BASE_URL never does, so a provider's key is never sent to a URL set for another provider.
 
 The result says where each value came from; it never holds the key as plain text (see `Secret`).
 """
@@ -57,6 +63,21 @@ class Settings:
         return self.sources.get("api_key", "none")
 
 
+# The argument of `resolve()` that stands for each variable, to say "the base_url= argument".
+ARGUMENTS = {
+    "AKASH_NB_PROVIDER": "provider",
+    "AKASH_NB_BASE_URL": "base_url",
+    "AKASH_NB_MODEL": "model",
+}
+
+# Which provider a setting points at when no provider is named, in the order they are tried in each layer.
+INFERENCE = (
+    ("AKASH_NB_BASE_URL", "openai-compatible"),
+    ("AKASHML_API_KEY", "akashml"),
+    ("AKASH_API_KEY", "akash-chat"),
+)
+
+
 @dataclass(frozen=True)
 class _Lookup:
     """One layered view: explicit arguments, then environment, then .env."""
@@ -67,7 +88,7 @@ class _Lookup:
         for label, values in self.layers:
             value = values.get(name)
             if value is not None and value.strip() != "":
-                return value, label.format(name=name)
+                return value, label.format(name=name, argument=ARGUMENTS.get(name, name))
         return None, "unset"
 
 
@@ -85,14 +106,15 @@ def dotenv_file(start: Path | None = None) -> Path | None:
 def clean_key(raw: str, where: str) -> tuple[str, str]:
     """Strip the usual `.env` mistakes (spaces, newlines, quotes around the key) and say so."""
     key = raw.strip()
-    note = ""
+    note = " (surrounding spaces removed)" if key != raw else ""
     if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
         key = key[1:-1].strip()
         note = " (surrounding quotes removed)"
-    elif key != raw:
-        note = " (surrounding spaces removed)"
-    if not key or any(c.isspace() for c in key):
-        raise ConfigError(f"The key in {where} contains spaces or line breaks inside it; paste the key alone.")
+    if not key:
+        raise ConfigError(f"The key in {where} is empty; paste the key itself.")
+    if any(c.isspace() for c in key):
+        raise ConfigError(f"The key in {where} contains spaces or line breaks inside it; "
+                          "paste the key alone.")
     return key, note
 
 
@@ -112,25 +134,31 @@ def can_prompt() -> bool:
 
 
 def _check_url(url: str, where: str) -> str:
-    parsed = urlparse(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    text = url.strip()
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() for c in text):
         raise ConfigError(
-            f"The base URL {url.strip()!r} from {where} is not an http(s) URL; "
+            f"The base URL {text!r} from {where} is not an http(s) URL; "
             "write it like http://my-server:8000/v1."
         )
-    return url.strip().rstrip("/")
+    return text.rstrip("/")
 
 
-def _infer_provider(look: _Lookup) -> tuple[str, str]:
-    """Which provider the configuration points at when none is named."""
-    for variable, name in (
-        ("AKASH_NB_BASE_URL", "openai-compatible"),
-        ("AKASHML_API_KEY", "akashml"),
-        ("AKASH_API_KEY", "akash-chat"),
-    ):
-        value, where = look.get(variable)
-        if value is not None:
-            return name, f"inferred from {where}"
+def _infer_provider(look: _Lookup, api_key: str | None) -> tuple[str, str]:
+    """Which provider the configuration points at when none is named (see the module docstring)."""
+    for index, (label, values) in enumerate(look.layers):
+        for variable, name in INFERENCE:
+            value = values.get(variable)
+            if value is not None and value.strip() != "":
+                return name, "inferred from " + label.format(name=variable, argument=ARGUMENTS.get(variable))
+        owner = providers.owner_of_key(api_key.strip().strip("'\"")) if index == 0 and api_key else None
+        if owner is not None:
+            return owner.name, f"inferred from the api_key= argument (it starts with {owner.key_prefix})"
+    if api_key:
+        raise ConfigError(
+            "A key was given but no provider, and its shape does not say which: pass "
+            "provider='akashml' (or another provider), or base_url= for your own server."
+        )
     return "local", "default (no provider configured)"
 
 
@@ -159,7 +187,7 @@ def resolve(
     }
     look = _Lookup(
         (
-            ("argument", explicit),
+            ("the {argument}= argument", explicit),
             ("environment variable {name}", env),
             (f"{{name}} in {env_file}" if env_file else "", file_values),
         )
@@ -168,20 +196,16 @@ def resolve(
 
     name, sources["provider"] = look.get("AKASH_NB_PROVIDER")
     if name is None:
-        name, sources["provider"] = _infer_provider(look)
-    chosen = providers.get(name.strip().lower())
+        name, sources["provider"] = _infer_provider(look, api_key)
+    try:
+        chosen = providers.get(name.strip().lower())
+    except ValueError:
+        raise ConfigError(
+            f"Unknown provider {name.strip()!r} (from {sources['provider']}): "
+            f"choose one of {', '.join(providers.PROVIDERS)}."
+        ) from None
 
-    url: str | None = chosen.base_url
-    sources["base_url"] = "provider default" if url else "started on demand"
-    if chosen.name == "openai-compatible":
-        raw_url, where = look.get("AKASH_NB_BASE_URL")
-        if raw_url is None:
-            raise ConfigError(
-                "The openai-compatible provider needs a URL: set AKASH_NB_BASE_URL, "
-                "for example http://my-server:8000/v1."
-            )
-        url, sources["base_url"] = _check_url(raw_url, where), where
-
+    url, sources["base_url"] = _resolve_url(chosen, look, base_url)
     key = _resolve_key(chosen, api_key, look, env, prompt, sources)
 
     requested, sources["model"] = look.get("AKASH_NB_MODEL")
@@ -196,6 +220,25 @@ def resolve(
     )
 
 
+def _resolve_url(chosen: Provider, look: _Lookup, argument: str | None) -> tuple[str | None, str]:
+    raw_url, where = look.get("AKASH_NB_BASE_URL")
+    if chosen.started_here:
+        ignored = f" ({where} is ignored: this provider runs its own server)" if raw_url else ""
+        return None, "started on demand" + ignored
+    if chosen.base_url is None:  # openai-compatible: the URL is the whole point
+        if raw_url is None:
+            raise ConfigError(
+                f"The {chosen.name} provider needs a URL: set AKASH_NB_BASE_URL, "
+                "for example http://my-server:8000/v1."
+            )
+        return _check_url(raw_url, where), where
+    if argument is not None and argument.strip():
+        return _check_url(argument, where), where
+    # AKASH_NB_BASE_URL belongs to openai-compatible: a provider's key never goes to a URL set for another.
+    ignored = f" ({where} is ignored: it is for the openai-compatible provider)" if raw_url else ""
+    return chosen.base_url, "provider default" + ignored
+
+
 def _resolve_key(
     chosen: Provider,
     explicit: str | None,
@@ -204,38 +247,44 @@ def _resolve_key(
     prompt: Callable[[str], str] | None,
     sources: dict[str, str],
 ) -> Secret | None:
-    raw, where = (explicit, "argument") if explicit else (None, "unset")
+    raw, where = (explicit, "the api_key= argument") if explicit is not None else (None, "unset")
     for variable in chosen.key_env:
         if raw is None:
             raw, where = look.get(variable)
+    typed = False
     if raw is None and chosen.needs_key:
+        variable = chosen.key_env[0]
         ask = prompt if prompt is not None else (_getpass if can_prompt() else None)
         if ask is None:
-            variable = chosen.key_env[0]
             raise ConfigError(
                 f"{chosen.title} needs a key and none was found: set {variable} in the environment "
-                f"or in a .env file, or unset AKASH_NB_PROVIDER to use the embedded model."
+                f"or in a .env file, or choose the embedded model (unset AKASH_NB_PROVIDER)."
             )
-        raw, where = ask(f"{chosen.title} key ({chosen.key_env[0]}): "), "typed at the prompt"
-        if env is os.environ and raw.strip():
-            os.environ[chosen.key_env[0]] = raw.strip()  # asked once per process
+        raw, where, typed = ask(f"{chosen.title} key ({variable}): "), "typed at the prompt", True
     if raw is None:
         sources["api_key"] = "none needed" if not chosen.needs_key else "unset"
         return None
     key, note = clean_key(raw, where)
     _check_key_shape(chosen, key, where)
+    if typed and env is os.environ:
+        os.environ[chosen.key_env[0]] = key  # asked once per process
     sources["api_key"] = where + note
     return Secret(key)
 
 
 def _check_key_shape(chosen: Provider, key: str, where: str) -> None:
     owner = providers.owner_of_key(key)
-    if chosen.key_prefix and owner is not None and owner is not chosen:
-        raise ConfigError(
-            f"The key from {where} starts with {owner.key_prefix}, the shape of {owner.title} keys, "
-            f"but the provider is {chosen.name} whose keys start with {chosen.key_prefix}; "
-            f"use a {chosen.title} key, or set AKASH_NB_PROVIDER={owner.name}."
-        )
+    if chosen.key_prefix is None or owner is None or owner is chosen:
+        return
+    if owner.retired_on:
+        advice = (f"{owner.title} was retired on {owner.retired_on} and its keys work nowhere else; "
+                  f"create a {chosen.title} key ({chosen.key_prefix}...).")
+    else:
+        advice = f"use a {chosen.key_prefix}... key, or set AKASH_NB_PROVIDER={owner.name}."
+    raise ConfigError(
+        f"The key from {where} starts with {owner.key_prefix}, the shape of {owner.name} keys, "
+        f"but the provider is {chosen.name}, whose keys start with {chosen.key_prefix}; {advice}"
+    )
 
 
 def _getpass(message: str) -> str:

