@@ -24,6 +24,9 @@ class Row:
     latency: str
     ok: bool
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(format_table([self]))
+
 
 def check(openai_client: openai.OpenAI) -> Row:
     """Check one client made by `akash_nb.client()`: list its models, time a one-token answer."""

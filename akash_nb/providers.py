@@ -77,7 +77,7 @@ PROVIDERS: dict[str, Provider] = {
         ),
         Provider(
             name="replay",
-            title="recorded answers (replay)",
+            title="replayed answers",
             base_url=None,
             key_env=(),
             key_prefix=None,

@@ -14,6 +14,11 @@ key, a timeout or an SDK version does not change it, and `temperature` or `max_t
                  (or, for a stream: "content_type": "text/event-stream", "events": ["{...}", ..., "[DONE]"]),
      "meta":     {"upstream": "local" | "akashml" | "<host:port>", "model": "...", "recorded": "YYYY-MM-DD"}}
 
+Identical requests are counted, as a cassette recorder does: the second identical request in a process
+is answered from `<hash>-2.json`, and so on. At temperature > 0 each answer is a new sample, so a replay of
+"ask twice" shows the two different answers that were really given, and never repeats one as if the model
+had. A deterministic request (no body, or temperature 0) has one recording that answers every repeat.
+
 No key and no header is ever written. Each file is written at once and atomically (tmp file, then
 `os.replace`), because nbval kills kernels with SIGKILL: nothing may wait for exit.
 
@@ -121,6 +126,12 @@ class Request:
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "body": self.body}
 
+    @property
+    def deterministic(self) -> bool:
+        """No sampling involved: the same request always gets the same answer (so one recording serves
+        every repeat)."""
+        return not isinstance(self.body, dict) or self.body.get("temperature") == 0
+
     def summary(self) -> str:
         """What was asked, for a sentence: method, path, model, first words of the last user message."""
         parts = [f"{self.method} {self.path}"]
@@ -155,9 +166,9 @@ def last_user_text(messages: Any) -> str:
 
 # --- recordings on disk ---------------------------------------------------------------------------------
 
-def write_recording(folder: Path, recording: dict[str, Any]) -> Path:
+def write_recording(folder: Path, recording: dict[str, Any], name: str | None = None) -> Path:
     """Write at once and atomically: a reader (or a SIGKILL) sees the old file or the new one."""
-    path = folder / f"{Request(**recording['request']).key}.json"
+    path = folder / f"{name or Request(**recording['request']).key}.json"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -339,6 +350,8 @@ class ReplayServer:
         self.folder = folder
         self.mode = mode
         self.upstream = upstream
+        self._seen: dict[str, int] = {}  # request key -> how many times it was asked in this process
+        self._seen_lock = threading.Lock()
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.replay = self
         # poll_interval 0.1 s: close() returns quickly; the cost is ten idle wake-ups a second.
@@ -378,8 +391,8 @@ class ReplayServer:
         except ValueError as error:
             handler.send_own_error(400, "invalid_request", f"The request body is not JSON: {error}.")
             return
-        key = request.key
-        path = self.folder / f"{key}.json"
+        name, occurrence = self._name(request)
+        path = self.folder / f"{name}.json"
         try:
             recording = read_recording(path)
         except (OSError, ValueError) as error:
@@ -390,17 +403,32 @@ class ReplayServer:
                 return
             recording = None  # recording anyway: the new answer replaces it
         if recording is not None and self._replays(recording):
-            note_use(key, "replayed" if self.upstream is None else "reused")
+            note_use(name, "replayed" if self.upstream is None else "reused")
             self._send_recording(handler, recording)
             return
         if self.upstream is None:
-            note_use(key, "missed")
-            handler.send_own_error(404, "no_recording", self.miss_sentence(request))
+            note_use(name, "missed")
+            handler.send_own_error(404, "no_recording", self.miss_sentence(request, occurrence))
             return
-        self._forward(handler, request, raw)
+        self._forward(handler, request, raw, name)
 
-    def miss_sentence(self, request: Request) -> str:
-        return (f"No recording for {request.summary()}: record it with `{RECORD_COMMAND}` "
+    def _name(self, request: Request) -> tuple[str, int]:
+        """The recording that answers this request: `<key>` the first time, `<key>-N` the Nth time,
+        except for a deterministic request, which one recording answers every time."""
+        key = request.key
+        with self._seen_lock:
+            occurrence = self._seen[key] = self._seen.get(key, 0) + 1
+        if occurrence == 1 or request.deterministic:
+            return key, occurrence
+        return f"{key}-{occurrence}", occurrence
+
+    def miss_sentence(self, request: Request, occurrence: int = 1) -> str:
+        repeat = ""
+        if occurrence > 1:
+            # At temperature > 0 a repeat is a new sample: replay does not invent one.
+            repeat = (f" (asked {occurrence} times; at temperature > 0 each answer is a sample, "
+                      "recorded separately)")
+        return (f"No recording for {request.summary()}{repeat}: record it with `{RECORD_COMMAND}` "
                 f"(recordings live in {shown_folder(self.folder)}).")
 
     def _replays(self, recording: dict[str, Any]) -> bool:
@@ -424,7 +452,7 @@ class ReplayServer:
 
     # -- recording
 
-    def _forward(self, handler: _Handler, request: Request, raw: bytes) -> None:
+    def _forward(self, handler: _Handler, request: Request, raw: bytes, name: str) -> None:
         assert self.upstream is not None
         headers = {"Content-Type": "application/json",
                    "Accept": handler.headers.get("Accept", "application/json")}
@@ -446,13 +474,13 @@ class ReplayServer:
             status = response.status
             content_type = response.headers.get("Content-Type", "application/json")
             if status == 200 and content_type.startswith(EVENT_STREAM):
-                self._relay_events(handler, request, response)
+                self._relay_events(handler, request, name, response)
             else:
-                self._relay_body(handler, request, status, content_type, response.read())
+                self._relay_body(handler, request, name, status, content_type, response.read())
 
     # The recording is on disk before the client has the whole answer: the kernel may be killed after it.
 
-    def _relay_body(self, handler: _Handler, request: Request, status: int, content_type: str,
+    def _relay_body(self, handler: _Handler, request: Request, name: str, status: int, content_type: str,
                     data: bytes) -> None:
         if 200 <= status < 300 or status in RECORDED_ERRORS:
             try:
@@ -461,11 +489,11 @@ class ReplayServer:
                 body = None  # not JSON: passed through, not recorded
             if body is not None:
                 model = body.get("model") if isinstance(body, dict) else None
-                self._write(request, {"status": status, "content_type": "application/json", "body": body},
-                            model)
+                self._write(request, name,
+                            {"status": status, "content_type": "application/json", "body": body}, model)
         handler.send_json(status, data, content_type)
 
-    def _relay_events(self, handler: _Handler, request: Request, response: Any) -> None:
+    def _relay_events(self, handler: _Handler, request: Request, name: str, response: Any) -> None:
         """Relay the stream live, event by event; record it when [DONE] arrives, before passing that on
         (the SDK closes the connection as soon as it reads [DONE])."""
         events: list[str] = []
@@ -474,20 +502,22 @@ class ReplayServer:
             for data in _sse_data(response):
                 events.append(data)
                 if data == "[DONE]":
-                    self._write(request, {"status": 200, "content_type": EVENT_STREAM, "events": events},
+                    self._write(request, name,
+                                {"status": 200, "content_type": EVENT_STREAM, "events": events},
                                 _stream_model(events))
                 handler.send_event(data)
         except OSError:
             return  # the client or the upstream went away mid-stream: nothing complete to keep
         handler.end_events()
 
-    def _write(self, request: Request, response: dict[str, Any], model: str | None) -> None:
+    def _write(self, request: Request, name: str, response: dict[str, Any], model: str | None) -> None:
         assert self.upstream is not None
         meta = {"upstream": self.upstream.label, "model": self.upstream.model or model,
                 "recorded": datetime.date.today().isoformat()}
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_recording(self.folder, {"request": request.to_json(), "response": response, "meta": meta})
-        note_use(request.key, "written")
+        write_recording(self.folder, {"request": request.to_json(), "response": response, "meta": meta},
+                        name)
+        note_use(name, "written")
 
 
 def _sse_data(response: Any) -> Iterator[str]:

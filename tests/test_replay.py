@@ -433,3 +433,38 @@ def test_record_without_the_upstream_key_stops_before_any_notebook(tmp_path, cap
                         str(notebook)]) == 2
     err = capsys.readouterr().err
     assert "AKASHML_API_KEY" in err and "ran" not in err
+
+
+# --- identical requests: each sample is its own recording -------------------------------------------------
+
+def test_repeated_sampled_requests_replay_the_answers_really_given(shared_local_server, tmp_path,
+                                                                   monkeypatch):
+    """Asking twice at temperature > 0 gets two samples; replay gives back those two, in order, and
+    refuses a third rather than repeat one as if the model had."""
+    monkeypatch.setenv("AKASH_NB_STATE_DIR", str(shared_local_server))
+    folder = tmp_path / "samples"
+    recorder = replay.ensure_server(folder, mode="rerecord", upstream="local")
+    live = [chat(sdk(recorder), "Name a colour.", temperature=1.5).choices[0].message.content
+            for _ in range(2)]
+    recorder.close()
+    first = replay.request_key("POST", "/v1/chat/completions", json.loads(
+        (folder / next(p.name for p in replay.recordings(folder))).read_text())["request"]["body"])
+    assert {p.name for p in replay.recordings(folder)} == {f"{first}.json", f"{first}-2.json"}
+
+    server = replay.ensure_server(folder)
+    client = sdk(server)
+    replayed = [chat(client, "Name a colour.", temperature=1.5).choices[0].message.content
+                for _ in range(2)]
+    assert replayed == live
+    with pytest.raises(openai.NotFoundError) as caught:
+        chat(client, "Name a colour.", temperature=1.5)
+    sentence = explain(caught.value, "replay").sentence
+    assert "asked 3 times" in sentence and "make record" in sentence
+    server.close()
+
+
+def test_a_deterministic_request_has_one_recording_for_every_repeat(recorded, replaying):
+    client = sdk(replaying)
+    answers = {chat(client).choices[0].message.content for _ in range(3)}
+    assert answers == {recorded.content}
+    assert [m.id for m in client.models.list()] == [m.id for m in client.models.list()]
