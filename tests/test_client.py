@@ -18,7 +18,7 @@ from akash_nb.errors import AkashNBError, ConfigError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 GUIDE_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"
-AKML = "akml-0123456789abcdef"
+AKML = "akml-" + "0123456789abcdef"
 
 
 def closed_port() -> int:

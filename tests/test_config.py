@@ -14,8 +14,8 @@ from akash_nb import config
 from akash_nb.errors import ConfigError
 from akash_nb.secret import Secret
 
-AKML = "akml-0123456789abcdef"
-SK = "sk-0123456789abcdef"
+AKML = "akml-" + "0123456789abcdef"
+SK = "sk-" + "0123456789abcdef"
 
 
 def write_env(folder: Path, **values: str) -> Path:

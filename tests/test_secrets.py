@@ -25,8 +25,8 @@ from akash_nb.secret import Secret
 
 pytestmark = pytest.mark.faults
 
-AKML_KEY = "akml-SECRETabcdef0123456789"
-SK_KEY = "sk-SECRETabcdef0123456789"
+AKML_KEY = "akml-" + "SECRETabcdef0123456789"
+SK_KEY = "sk-" + "SECRETabcdef0123456789"
 
 
 def shows_no_key(text: str, key: str) -> bool:
