@@ -69,6 +69,9 @@ def client(
         timeout=timeout,
         # A retired service will not come back in a second: say so at once instead of retrying.
         max_retries=0 if settings.provider.retired_on else max_retries,
+        # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
+        # back from create() as a plain str; this makes it an error that errors.explain can name.
+        http_client=openai.DefaultHttpxClient(event_hooks={"response": [errors.check_content_type]}),
     )
     connection = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
     _connections[openai_client] = connection

@@ -338,3 +338,14 @@ def test_akash_nb_client_with_a_bad_key_never_shows_it(fault_server, monkeypatch
     assert fault_server.requests[0][2]["authorization"] == f"Bearer {KEY}"  # the key really was sent
     assert KEY not in caught.value.sentence and KEY not in repr(caught.value)
     assert "did not accept the key (401)" in caught.value.sentence
+
+
+def test_akash_nb_client_refuses_a_web_page_where_the_api_should_be(fault_server):
+    # The learner's own create() call, on a client from akash_nb.client(): an error, never a str.
+    fault_server.behave("html")
+    made = akash_nb.client(provider="openai-compatible", base_url=fault_server.url, show=False,
+                           max_retries=0)
+    with pytest.raises(openai.APIResponseValidationError) as caught:
+        made.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    sentence = akash_nb.explain(caught.value, "your server", url=fault_server.url).sentence
+    assert "answered with text/html instead of the API's JSON" in sentence
