@@ -29,7 +29,7 @@ browser-deps:
 	@bash scripts/chromium.sh
 
 lint: venv
-	$(VENV)/bin/ruff check akash_nb tests benchmarks
+	$(VENV)/bin/ruff check akash_nb tests $(wildcard benchmarks)
 	$(VENV)/bin/ruff check $(NOTEBOOKS)
 
 unit: venv

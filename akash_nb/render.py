@@ -126,10 +126,11 @@ def show_error(error: BaseException) -> None:
 
 
 def install_error_display() -> None:
-    """In IPython, show our errors and the SDK's as one sentence instead of a traceback.
+    """In IPython, show our errors and the SDK's as one sentence instead of a 40-line traceback.
 
-    The exception is still raised (the cell fails and `Run all` stops); `%tb` or `sys.last_value`
-    gives the full traceback.
+    The cell still fails as an error (so `Run all` stops, and nbval reports the sentence); the
+    error's traceback is the sentence alone. `%tb` shows the full traceback, and the exception, with the
+    original as `.original`, stays in `sys.last_value`.
     """
     try:
         from IPython import get_ipython
@@ -143,7 +144,11 @@ def install_error_display() -> None:
     import openai
 
     def handler(shell, etype, value, tb, tb_offset=None):
-        show_error(value)
-        return []
+        explained = error_sentence(value)
+        stb = [f"\x1b[31m{type(explained).__name__}\x1b[0m: {explained.sentence} (full traceback: %tb)"]
+        # IPython ignores a custom handler's return value; _showtraceback is what its own showtraceback
+        # calls to send the error to the front end (and to nbval, which reports it).
+        shell._showtraceback(etype, value, stb)
+        return stb
 
     shell.set_custom_exc((AkashNBError, openai.OpenAIError, json.JSONDecodeError), handler)
