@@ -5,7 +5,7 @@ STAMP := $(VENV)/.akash-nb-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv browser-deps lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench clean
+.PHONY: help venv browser-deps lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -14,6 +14,7 @@ help:
 	@echo "make serve  start the shared embedded model server;  make stop  stop it"
 	@echo "make notebooks  re-execute the lessons under replay and commit-ready outputs"
 	@echo "make record     re-record the lessons' HTTP (UPSTREAM=local|akashml|URL), then make notebooks"
+	@echo "make docs       the guide page and the lessons' HTML, from the committed lessons, into build/docs/"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml scripts/venv.sh
@@ -63,6 +64,10 @@ notebooks: venv
 record: venv
 	$(PY) -m akash_nb.replay record --upstream $(or $(UPSTREAM),local) $(RECORD_FLAGS) $(NOTEBOOKS)
 	$(MAKE) notebooks
+
+# The guide page (seed format) and every lesson as HTML, from the committed lessons' outputs.
+docs: venv
+	$(PY) -m akash_nb.cli export-docs
 
 bench: venv
 	$(PY) benchmarks/run.py

@@ -1,4 +1,4 @@
-"""`akash-nb`: serve, stop, doctor, run, lab."""
+"""`akash-nb`: serve, stop, doctor, run, lab, export-docs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ from .errors import AkashNBError
 def _serve(args: argparse.Namespace) -> int:
     from . import local
 
+    if args.share:
+        try:
+            local.share(port=local.SHARE_PORT if args.port is None else args.port,
+                        max_concurrent=(local.SHARE_MAX_CONCURRENT if args.max_concurrent is None
+                                        else args.max_concurrent),
+                        host=args.host or local.SHARE_HOST)
+        except KeyboardInterrupt:
+            pass
+        print("Stopped sharing.")
+        return 0
     started = time.monotonic()
     server = local.ensure_server()
     print(f"Embedded model {server.model} at {server.base_url} (pid {server.pid}, "
@@ -68,12 +78,28 @@ def _lab(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _export_docs(args: argparse.Namespace) -> int:
+    from . import docs
+
+    for path in docs.export(Path(args.folder), Path(args.out)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="akash-nb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="start (or reuse) the shared embedded model server")
     serve.add_argument("--print-key", action="store_true", help="print the server's key (for curl)")
+    share = serve.add_argument_group(
+        "share mode", "serve the embedded model to the room's network, in the foreground, behind a new key "
+        "that it prints; without --share the server listens on 127.0.0.1 only")
+    share.add_argument("--share", action="store_true", help="listen on every address of this machine")
+    share.add_argument("--max-concurrent", type=int, metavar="N",
+                       help="completion requests at once, the next get 429 (default 4)")
+    share.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    share.add_argument("--host", help="address to listen on (default 0.0.0.0: every address)")
     serve.set_defaults(func=_serve)
 
     stop = sub.add_parser("stop", help="stop the shared embedded model server")
@@ -92,11 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--folder", default="notebooks")
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
     lab.set_defaults(func=_lab)
+
+    export_docs = sub.add_parser("export-docs", help="the guide page and the lessons' HTML, from the lessons")
+    export_docs.add_argument("--folder", default="notebooks")
+    export_docs.add_argument("--out", default="build/docs")
+    export_docs.set_defaults(func=_export_docs)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve" and not args.share:
+        given = [flag for flag, value in (("--host", args.host), ("--port", args.port),
+                                          ("--max-concurrent", args.max_concurrent)) if value is not None]
+        if given:  # leaving loopback takes the explicit flag
+            parser.error(f"{', '.join(given)} only with --share; without it the server listens on "
+                         "127.0.0.1 only.")
     try:
         return args.func(args)
     except AkashNBError as error:

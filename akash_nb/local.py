@@ -13,6 +13,13 @@ The server process is this module run as `python -m akash_nb.local`: llama-cpp-p
   whatever name the client asked for: a response's `.model` always names the model that answered;
 - answers `HEALTH_PATH` at once, because llama-cpp-python's /v1/models waits for a running generation,
   and a kernel must not take a busy server for a dead one (and start a second).
+
+Share mode (`share()`, `akash-nb serve --share`) is something else: a class server for the room's network.
+It runs in the foreground of the process that asks for it, never through the state file, so the notebooks'
+own loopback server, `ensure_server()` and `akash-nb stop` neither see nor touch it. It binds 0.0.0.0
+(the only code path here that leaves loopback), takes a new random key that it prints, and lets at most
+`max_concurrent` completion requests in at once (`Capped`): the next one gets a 429 in the OpenAI error
+shape with a Retry-After, which the OpenAI SDK waits out and retries by itself.
 """
 
 from __future__ import annotations
@@ -48,6 +55,13 @@ THREADS = max(1, min(4, (os.cpu_count() or 2) // 2))
 HEALTH_PATH = "/akash-nb/health"
 KEY_VARIABLE = "AKASH_NB_SERVER_KEY"  # how the server process receives its key
 COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+SHARE_HOST = "0.0.0.0"  # every address of this machine: the room's network
+SHARE_PORT = 8080  # llama.cpp's own default port
+SHARE_MAX_CONCURRENT = 4
+# llama-cpp-python generates one answer at a time; requests let in wait their turn. Five seconds is about
+# one short answer from SmolLM2-135M on a laptop; the OpenAI SDK waits this long, then retries (twice).
+SHARE_RETRY_AFTER = 5
+LOAD_PATH = "/akash-nb/load"  # share mode: requests running and the cap, for the teacher (and the tests)
 
 
 def _error(sentence: str) -> Exception:
@@ -402,6 +416,32 @@ def _replay(first: dict, receive):
     return replayed
 
 
+def _llama_app(model: str, alias: str, key: str, port: int, host: str = "127.0.0.1",
+               n_ctx: int = CONTEXT_TOKENS, threads: int = THREADS):
+    from llama_cpp.server.app import create_app
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+    app = create_app(
+        server_settings=ServerSettings(
+            host=host,
+            port=port,
+            api_key=key,
+            # Without this a second request cuts off a stream that is still running.
+            interrupt_requests=False,
+        ),
+        model_settings=[
+            ModelSettings(
+                model=model,
+                model_alias=alias,
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+            )
+        ],
+    )
+    return AsServed(app, alias, key)
+
+
 def serve(argv: list[str] | None = None) -> None:
     """Run the server in this process (what `server_command` starts); the key comes from KEY_VARIABLE."""
     parser = argparse.ArgumentParser(prog="python -m akash_nb.local")
@@ -414,28 +454,110 @@ def serve(argv: list[str] | None = None) -> None:
     key = os.environ.pop(KEY_VARIABLE)
 
     import uvicorn
-    from llama_cpp.server.app import create_app
-    from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    app = create_app(
-        server_settings=ServerSettings(
-            host="127.0.0.1",
-            port=args.port,
-            api_key=key,
-            # Without this a second request cuts off a stream that is still running.
-            interrupt_requests=False,
-        ),
-        model_settings=[
-            ModelSettings(
-                model=args.model,
-                model_alias=args.alias,
-                n_ctx=args.n_ctx,
-                n_threads=args.threads,
-                n_threads_batch=args.threads,
-            )
-        ],
+    app = _llama_app(args.model, args.alias, key, args.port, n_ctx=args.n_ctx, threads=args.threads)
+    uvicorn.run(app, host="127.0.0.1", port=args.port)
+
+
+# --- share mode: a class server ---------------------------------------------------------------------------
+
+class Capped:
+    """ASGI wrapper for share mode: at most `limit` completion requests at once, a 429 for the next.
+
+    Only requests with the right key count (others go on to the app's own 401), and a slot is held until
+    the response has been sent, streams included. It also answers, with the key, `/v1/models` at once
+    (llama-cpp-python's waits for every running generation, and every student's `akash_nb.client()` asks
+    it) and `LOAD_PATH` with the requests running and the cap."""
+
+    def __init__(self, app, alias: str, key: str, limit: int, retry_after: int = SHARE_RETRY_AFTER) -> None:
+        self.app = app
+        self.alias = alias
+        self.authorization = f"Bearer {key}".encode()
+        self.limit = limit
+        self.retry_after = retry_after
+        self.running = 0  # one event loop: no lock needed
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == LOAD_PATH:
+            ok = self._authorized(scope)
+            await _send_json(send, 200 if ok else 401, {"running": self.running, "max_concurrent": self.limit}
+                             if ok else {"detail": "Invalid API key"})
+        elif scope["type"] != "http" or not self._authorized(scope):
+            await self.app(scope, receive, send)
+        elif scope["method"] == "GET" and scope["path"] == "/v1/models":
+            await _send_json(send, 200, {"object": "list", "data": [
+                {"id": self.alias, "object": "model", "owned_by": "akash-nb", "permissions": []}]})
+        elif scope["method"] == "POST" and scope["path"] in COMPLETION_PATHS:
+            if self.running >= self.limit:
+                await self._full(send)
+                return
+            self.running += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.running -= 1
+        else:
+            await self.app(scope, receive, send)
+
+    def _authorized(self, scope) -> bool:
+        return secrets.compare_digest(dict(scope["headers"]).get(b"authorization", b""), self.authorization)
+
+    async def _full(self, send) -> None:
+        error = {
+            "message": f"The class server is busy: it answers {self.limit} request(s) at a time and all "
+                       f"its places are taken. Try again in {self.retry_after} s.",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+        await _send_json(send, 429, {"error": error}, [(b"retry-after", str(self.retry_after).encode())])
+
+
+async def _send_json(send, status: int, data: dict, headers: list | None = None) -> None:
+    body = json.dumps(data).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _announce(text: str) -> None:
+    print(text, flush=True)  # before uvicorn takes over, even when stdout is a pipe
+
+
+def share(port: int = SHARE_PORT, max_concurrent: int = SHARE_MAX_CONCURRENT, host: str = SHARE_HOST,
+          announce=_announce) -> None:
+    """Serve the embedded model (or AKASH_NB_LOCAL_MODEL) to the room, in this process, until interrupted.
+
+    A new key is made and announced (with what students set); it is never written to the state file."""
+    if max_concurrent < 1:
+        raise _error(f"--max-concurrent is {max_concurrent}; it must be at least 1.")
+    path = model_file()
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise _error(
+            "The embedded model needs llama-cpp-python: run `make lab` (or pip install 'akash-nb[local]')."
+        )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise _error(f"Port {port} on {host} is already in use; pick another with --port.") from None
+    key = secrets.token_urlsafe(24)
+    alias = model_name(path)
+
+    import uvicorn
+
+    app = Capped(_llama_app(str(path), alias, key, port, host=host), alias, key, max_concurrent)
+    announce(
+        f"Sharing {alias} on port {port} of every address of this machine ({socket.gethostname()}), "
+        f"{max_concurrent} requests at a time.\n"
+        f"Share key: {key}\n"
+        "On each student's machine (use this machine's address on the room's network):\n"
+        f"  AKASH_NB_BASE_URL=http://<this-machine>:{port}/v1 AKASH_NB_API_KEY={key} make lab\n"
+        "Plain HTTP: use it on a network you trust. Ctrl-C stops it; `akash-nb stop` does not touch it."
     )
-    uvicorn.run(AsServed(app, args.alias, key), host="127.0.0.1", port=args.port)
+    uvicorn.run(app, host=host, port=port)
 
 
 if __name__ == "__main__":

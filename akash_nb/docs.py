@@ -1,0 +1,340 @@
+"""The guide page, regenerated from the tested lessons: `akash-nb export-docs` / `make docs`.
+
+What it writes, into `build/docs/` by default:
+- `akash-chat-api-guide.md`: one Markdown page in the seed guide's own format (the same front matter keys,
+  the same section headings in the same order), whose code blocks are the lessons' own cells and whose
+  "You should receive something similar to:" blocks are those cells' committed outputs;
+- `NN-lesson.html`: every lesson rendered by nbconvert's HTMLExporter (lab template), links between
+  lessons pointing at the HTML copies.
+
+How the page is made: `guide_notebook()` assembles a notebook from the committed lessons (which carry the
+outputs of a replay run): a few markdown cells of frame text from the `PAGE` and `SECTIONS` tables below,
+and the lessons' code cells with their outputs. nbconvert's MarkdownExporter renders it with
+`GUIDE_TEMPLATE`. Nothing is executed here: the page shows what the tested run printed.
+
+Which cells a section shows, for its lesson:
+1. the code cells under the lesson's "## Set up" heading (the client, and the model choice), whose output
+   says which provider and model answered; a cell the page already showed (the client) is shown once;
+2. the guide's own calls: the code cells tagged `guide`, when any cell of the lesson carries that tag;
+   otherwise the code cells under the "## The guide's ..." heading (up to the next "## " heading) that call
+   `client.chat.completions.create`.
+
+Every output is sanitized as tests/sanitize.cfg does for nbval: the free port of a loopback server becomes
+`PORT`, a kernel's temporary cell path becomes `<cell>`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from .errors import AkashNBError
+from .providers import RETIRED_ON
+
+PAGE_NAME = "akash-chat-api-guide.md"  # the seed's file name: the page can replace it where it is published
+GUIDE_TAG = "guide"
+GUIDE_HEADING = "## The guide's"
+SETUP_HEADING = "## Set up"
+GUIDE_CALL = "client.chat.completions.create("
+SIMILAR = "You should receive something similar to:"
+
+# The seed's keys, in the seed's order. The seed's title named a service that was retired on RETIRED_ON; the
+# calls it teaches now run on AkashML (its paid successor) or any OpenAI-compatible server, so the title
+# says that. "GPT" becomes "LLM": no GPT model answers here.
+FRONT_MATTER = {
+    "categories": ["Guides"],
+    "tags": ["Machine Learning", "LLM", "API", "AkashML"],
+    "weight": 1,
+    "title": "AkashML and OpenAI-compatible chat APIs",
+    "linkTitle": "Chat API (AkashML)",
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str  # the seed's heading, exactly
+    lesson: str  # the lesson file's stem
+    lead: str  # the seed's sentence under the heading, brought up to date
+
+
+# The seed's example sections, in the seed's order, and the lesson each one is regenerated from.
+SECTIONS = (
+    Section("### Basic Text Completion", "01-basic-completion",
+            "This example demonstrates how to generate a text completion based on a prompt."),
+    Section("### Conversation with AkashChat", "02-conversation",
+            "This example simulates a conversation, maintaining the context across multiple interactions: "
+            "each reply is sent back with the next question, because the API remembers nothing between "
+            "calls."),
+    Section("### Generating Code Snippets", "03-code-generation",
+            "You can use the same call to generate code snippets."),
+    Section("### Summarization", "04-summarization",
+            "For summarizing text, you still use the `chat.completions.create()` method."),
+)
+
+INTRO = f"""\
+This guide shows how to call an OpenAI-compatible chat API from Python: a single completion, a
+conversation, code generation and summarization. It was first written for the Akash Chat API
+(`chatapi.akash.network`), which was retired on {RETIRED_ON}. The same calls run unchanged on
+**AkashML**, its paid successor, and on any server that speaks the OpenAI chat API, such as vLLM or
+llama.cpp deployed on Akash.
+
+This page is generated from the akash-notebooks lessons, which are executed and tested: every code block
+below is a cell a lesson ran, and every output is what that cell printed."""
+
+INTRODUCTION = """\
+## Introduction
+
+Choose where your requests go:
+
+- **AkashML**: create an API key in your AkashML account (AkashML keys start with `akml-`). Keep it out
+  of your code: put it in the environment or in a `.env` file as `AKASHML_API_KEY=akml-...`.
+- **Your own server on Akash**: deploy vLLM on a GPU or llama.cpp on CPUs with the SDL files in
+  `deploy/akash/` (see `docs/deploy-on-akash.md` in akash-notebooks), then set `AKASH_NB_BASE_URL` to its
+  `https://<provider-host>/v1` and `AKASH_NB_API_KEY` to the key you gave it.
+- **Nothing at all**: without a key, the lessons start a small embedded model (SmolLM2-135M-Instruct,
+  served by llama.cpp on your machine). Its answers are real but short, and sometimes wrong."""
+
+PYTHON_EXAMPLES = """\
+## Python Examples
+
+You need Python 3.10 or newer. In akash-notebooks, `make lab` creates a virtual environment with the
+OpenAI library and the lessons' helper package `akash_nb`, then opens the lessons in JupyterLab. To use
+the plain OpenAI library elsewhere, `pip install openai`.
+
+`akash_nb.client()` returns the OpenAI library's own `openai.OpenAI` client, pointed at the provider you
+configured, and prints which provider, URL and model answer (never the key). Every example below starts
+with it, and then makes the guide's own call."""
+
+LESSONS = """\
+## The lessons
+
+Each example above is one lesson, with more around the guide's call: what the response holds, a
+parameter panel, and an exercise with a check. Open them in JupyterLab with `make lab`, or read them here:"""
+
+
+class DocsError(AkashNBError, ValueError):
+    """The lessons do not have the shape the page is built from."""
+
+
+# --- sanitizing: one table, the same rules as tests/sanitize.cfg -----------------------------------------
+
+SANITIZE = (
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),  # a loopback server's free port
+    (re.compile(r"/tmp/ipykernel_\d+/\d+\.py"), "<cell>"),  # a kernel's temporary file for a cell
+)
+TEXT_MIMETYPES = ("text/plain", "text/html", "text/markdown")
+LESSON_LINK = re.compile(r"\((\d\d-[\w-]+)\.ipynb\)")
+
+
+def sanitize(text: str) -> str:
+    for pattern, replacement in SANITIZE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _preprocessors():
+    from nbconvert.preprocessors import Preprocessor
+
+    class Sanitize(Preprocessor):
+        """Ports and kernel paths out of every output; lesson links point at the HTML copies."""
+
+        def preprocess_cell(self, cell, resources, index):
+            if cell.cell_type == "markdown":
+                cell.source = LESSON_LINK.sub(r"(\1.html)", cell.source)
+            for output in cell.get("outputs", []):
+                if "text" in output:
+                    output.text = sanitize(output.text)
+                for mimetype in TEXT_MIMETYPES:
+                    if mimetype in output.get("data", {}):
+                        output.data[mimetype] = sanitize(output.data[mimetype])
+            return cell, resources
+
+    return [Sanitize()]
+
+
+# --- choosing cells ---------------------------------------------------------------------------------------
+
+_HEADING = re.compile(r"^(#{1,2}) ", re.MULTILINE)
+
+
+def _opens_section(cell: NotebookNode) -> bool:
+    return cell.cell_type == "markdown" and _HEADING.search(cell.source) is not None
+
+
+def section_cells(nb: NotebookNode, heading: str) -> list[NotebookNode]:
+    """The cells after the markdown cell that starts with `heading`, up to the next "#"/"##" heading."""
+    cells, inside = [], False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith(heading):
+            inside = True
+            continue
+        if inside and _opens_section(cell):
+            break
+        if inside:
+            cells.append(cell)
+    return cells
+
+
+def guide_cells(nb: NotebookNode, name: str = "lesson") -> list[NotebookNode]:
+    """The guide's own calls in a lesson (see the module docstring for the rule)."""
+    tagged = [c for c in nb.cells if c.cell_type == "code" and GUIDE_TAG in c.metadata.get("tags", [])]
+    found = tagged or [c for c in section_cells(nb, GUIDE_HEADING)
+                       if c.cell_type == "code" and GUIDE_CALL in c.source]
+    if not found:
+        raise DocsError(f"{name} has no guide's call: tag its cells `{GUIDE_TAG}`, or put them under a "
+                        f'"{GUIDE_HEADING} ..." heading.')
+    return found
+
+
+def setup_cells(nb: NotebookNode, name: str = "lesson") -> list[NotebookNode]:
+    found = [c for c in section_cells(nb, SETUP_HEADING) if c.cell_type == "code"]
+    if not found:
+        raise DocsError(f'{name} has no code under a "{SETUP_HEADING}" heading.')
+    return found
+
+
+def provider_line(nb: NotebookNode) -> str:
+    """What the lesson's banner says answered, e.g. "replay — replayed answers (recorded from local: ...)"."""
+    for cell in setup_cells(nb):
+        for output in cell.outputs:
+            for line in output.get("data", {}).get("text/plain", "").splitlines():
+                if line.startswith("Provider: "):
+                    return line.removeprefix("Provider: ").strip()
+    raise DocsError("The lesson's set-up cell printed no \"Provider:\" line; run `make notebooks`.")
+
+
+# --- the page ---------------------------------------------------------------------------------------------
+
+def _cell(cell: NotebookNode, lead: str) -> NotebookNode:
+    copy = nbformat.from_dict(json.loads(json.dumps(cell)))  # a deep copy the preprocessors may change
+    copy.metadata = nbformat.from_dict({"akash_nb_docs": {"lead": lead}})
+    return copy
+
+
+def _front_matter() -> str:
+    # JSON values are YAML, and written this way the block looks like the seed's.
+    return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in FRONT_MATTER.items())
+
+
+def guide_notebook(folder: Path) -> NotebookNode:
+    """The page as a notebook: frame text from the tables above, code and outputs from the lessons."""
+    md = nbformat.v4.new_markdown_cell
+    lessons = {path.stem: nbformat.read(path, as_version=4) for path in sorted(folder.glob("[0-9]*.ipynb"))}
+    missing = [s.lesson for s in SECTIONS if s.lesson not in lessons] + (
+        [] if "00-setup" in lessons else ["00-setup"])
+    if missing:
+        raise DocsError(f"The page needs the lessons {', '.join(missing)}, which are not in {folder.name}/.")
+
+    setup = lessons["00-setup"]
+    cells = [md(INTRO), md(INTRODUCTION), md(PYTHON_EXAMPLES)]
+    cells += [_cell(c, "It prints:") for c in setup_cells(setup, "00-setup")]
+    cells.append(md(f"The outputs on this page were recorded from: {provider_line(setup)}."))
+    shown = {c.source for c in cells if c.cell_type == "code"}
+    for section in SECTIONS:
+        nb = lessons[section.lesson]
+        cells.append(md(f"{section.heading}\n\n{section.lead}"))
+        # A set-up cell the page already showed (the client) is shown once; the model choice differs.
+        cells += [_cell(c, "It prints:") for c in setup_cells(nb, section.lesson) if c.source not in shown]
+        answered = f"These answers came from {provider_line(nb)}. {SIMILAR}"
+        cells += [_cell(c, answered) for c in guide_cells(nb, section.lesson)]
+    cells.append(md(LESSONS + "\n\n" + "\n".join(
+        f"- [{stem}]({stem}.html)" for stem in lessons)))
+    guide = nbformat.v4.new_notebook(cells=cells)
+    guide.metadata = nbformat.from_dict({"language_info": {"name": "python"}})
+    return guide
+
+
+def fence(text: str, info: str = "") -> str:
+    """A fenced block that survives fences inside it (a model's answer often holds ```python)."""
+    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=2)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{info}\n{text.rstrip()}\n{ticks}"
+
+
+def printed(cell: NotebookNode) -> str:
+    """What a cell showed, as text: its stdout, then the plain text of its results and displays."""
+    parts = []
+    for output in cell.outputs:
+        if output.output_type == "stream" and output.name == "stdout":
+            parts.append(output.text)
+        elif output.output_type in ("execute_result", "display_data"):
+            parts.append(output.get("data", {}).get("text/plain", "") + "\n")
+    return "".join(parts).strip("\n")
+
+
+GUIDE_TEMPLATE = """\
+{%- extends 'base/display_priority.j2' -%}
+{%- block header -%}
+---
+{{ resources.front_matter }}---
+
+{% endblock header -%}
+{%- block markdowncell -%}
+{{ cell.source }}
+
+{% endblock markdowncell -%}
+{%- block input -%}
+{{ cell.source | fence('python') }}
+
+{% endblock input -%}
+{%- block output_group -%}
+{%- if cell | printed -%}
+{{ cell.metadata.akash_nb_docs.lead }}
+
+{{ cell | printed | fence('text') }}
+
+{% endif -%}
+{%- endblock output_group -%}
+"""
+
+
+def page(folder: Path) -> str:
+    """The guide page's Markdown, rendered by nbconvert from `guide_notebook(folder)`."""
+    from jinja2 import DictLoader
+    from nbconvert import MarkdownExporter
+
+    exporter = MarkdownExporter(
+        template_file="guide.md.j2",
+        extra_loaders=[DictLoader({"guide.md.j2": GUIDE_TEMPLATE})],
+        filters={"fence": fence, "printed": printed},
+        preprocessors=_preprocessors(),
+    )
+    body, _ = exporter.from_notebook_node(guide_notebook(folder), resources={"front_matter": _front_matter()})
+    return re.sub(r"\n{3,}", "\n\n", body).rstrip() + "\n"
+
+
+def lesson_html(path: Path) -> str:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", preprocessors=_preprocessors())
+    body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+    return body
+
+
+def export(folder: Path, out: Path) -> list[Path]:
+    """Write the page and every lesson's HTML into `out`; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / PAGE_NAME]
+    written[0].write_text(page(folder), encoding="utf-8")
+    for path in sorted(folder.glob("[0-9]*.ipynb")):
+        target = out / f"{path.stem}.html"
+        target.write_text(lesson_html(path), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else Path("build/docs")
+    for path in export(Path("notebooks"), out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
