@@ -5,7 +5,7 @@ STAMP := $(VENV)/.akash-nb-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv browser-deps lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs clean
+.PHONY: help venv browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/venv.sh
 lab: venv
 	$(VENV)/bin/akash-nb lab
 
-test: venv browser-deps lint unit nbval-replay nbval-live
+test: venv lint unit nbval-replay nbval-live browser
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline).
 browser-deps:
@@ -34,7 +34,11 @@ lint: venv
 	$(VENV)/bin/ruff check $(NOTEBOOKS)
 
 unit: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not browser" tests
+
+# Every lesson run in JupyterLab in headless Chromium, widgets clicked (screenshots in build/screenshots/).
+browser: venv browser-deps
+	$(PY) -m pytest -q -m browser tests/test_browser.py
 
 # Exact comparison of every output against the committed notebooks, answers replayed from tests/recordings.
 nbval-replay: venv

@@ -24,6 +24,7 @@ _EXPORTS = {
     "connection": "client",
     "choose_model": "client",
     "served_models": "client",
+    "last_latency": "client",
     "resolve": "config",
     "Settings": "config",
     "PROVIDERS": "providers",

@@ -7,6 +7,7 @@ which provider and model really answer.
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -36,6 +37,26 @@ class Connection:
 _connections: weakref.WeakKeyDictionary[openai.OpenAI, Connection] = weakref.WeakKeyDictionary()
 
 
+class Stopwatch:
+    """Times each HTTP request a client sends, from sending it to the response's headers: for an answer
+    that is not streamed, the whole answer; for a stream, the wait before it began. Kept out of the
+    lesson's own call, so the guide's code stays as the guide wrote it."""
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+        self.seconds: float | None = None  # the last request's
+
+    def on_request(self, request) -> None:
+        self._started = time.perf_counter()
+
+    def on_response(self, response) -> None:
+        if self._started is not None:
+            self.seconds = time.perf_counter() - self._started
+
+
+_stopwatches: weakref.WeakKeyDictionary[openai.OpenAI, Stopwatch] = weakref.WeakKeyDictionary()
+
+
 def client(
     provider: str | None = None,
     *,
@@ -63,6 +84,7 @@ def client(
 
         server = replay.ensure_server()
         url, detail = server.base_url, server.describe_source()
+    stopwatch = Stopwatch()
     openai_client = openai.OpenAI(
         api_key=key.reveal() if key else "no-key-needed",
         base_url=url,
@@ -71,8 +93,12 @@ def client(
         max_retries=0 if settings.provider.retired_on else max_retries,
         # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
         # back from create() as a plain str; this makes it an error that errors.explain can name.
-        http_client=openai.DefaultHttpxClient(event_hooks={"response": [errors.check_content_type]}),
+        http_client=openai.DefaultHttpxClient(event_hooks={
+            "request": [stopwatch.on_request],
+            "response": [stopwatch.on_response, errors.check_content_type],
+        }),
     )
+    _stopwatches[openai_client] = stopwatch
     connection = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
     _connections[openai_client] = connection
     if show:
@@ -81,6 +107,12 @@ def client(
         render.install_error_display()
         render.show_connection(connection)
     return openai_client
+
+
+def last_latency(openai_client: openai.OpenAI) -> float | None:
+    """Seconds the last request of `openai_client` (made by `client()`) took; see `Stopwatch`."""
+    connection(openai_client)  # the same one-sentence error for a client made elsewhere
+    return _stopwatches[openai_client].seconds
 
 
 def connection(openai_client: openai.OpenAI) -> Connection:

@@ -161,8 +161,10 @@ class Panel(widgets.VBox):
 
         context = CONTEXT_TOKENS.get(self.conn.provider.name, DEFAULT_CONTEXT_TOKENS)
         self.model = widgets.Dropdown(description="model", options=[])
+        # description_width "initial": the label's own width, so "temperature" is not cut to "temperat…"
         self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1,
-                                               readout_format=".1f", description="temperature")
+                                               readout_format=".1f", description="temperature",
+                                               style={"description_width": "initial"})
         self.max_tokens = widgets.BoundedIntText(value=min(max(max_tokens, 1), context), min=1, max=context,
                                                  description="max_tokens")
         self.system = widgets.Textarea(value=system or "", placeholder="System prompt (optional)",

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -113,8 +112,9 @@ class Lab:
         return f"{self.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={self.token}"
 
     def shutdown_kernels(self) -> None:
-        for session in self.api("/api/sessions"):
-            with contextlib.suppress(urllib.error.URLError):
+        """End every session's kernel (quietly: this runs in `finally` blocks, after a failure too)."""
+        with contextlib.suppress(OSError, ValueError):
+            for session in self.api("/api/sessions"):
                 self.api(f"/api/sessions/{session['id']}", method="DELETE")
 
     def log_tail(self, lines: int = 30) -> str:

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import openai
 import pytest
 
+import akash_nb
 from akash_nb import local, render
 from akash_nb.client import choose_model, client, connection, resolve_model, served_models
 from akash_nb.errors import AkashNBError, ConfigError
@@ -167,3 +168,16 @@ def test_connections_are_forgotten_with_their_clients():
     count = len(client_module._connections)
     del openai_client
     assert len(client_module._connections) == count - 1
+
+
+def test_last_latency_times_the_last_request_without_touching_the_call(local_env):
+    made = akash_nb.client(show=False)
+    assert akash_nb.last_latency(made) is None, "nothing sent yet"
+    model = akash_nb.choose_model(made, show=False)
+    made.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=24,
+                                 temperature=0)
+    long_answer = akash_nb.last_latency(made)
+    made.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=1,
+                                 temperature=0)
+    one_token = akash_nb.last_latency(made)
+    assert 0 < one_token < long_answer, "it measures each request, and a longer answer takes longer"
