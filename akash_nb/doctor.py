@@ -60,7 +60,8 @@ def check_provider(name: str) -> Row:
     try:
         settings = config.resolve(name, prompt=_no_prompt)
     except _NoKey:
-        return Row(name, f"no: set {provider.key_env[0]}", "-", "-", "-", False)
+        retired = f" (retired on {provider.retired_on}: use akashml)" if provider.retired_on else ""
+        return Row(name, f"no: set {provider.key_env[0]}{retired}", "-", "-", "-", False)
     except AkashNBError as error:
         return Row(name, f"no: {error.sentence}", "-", "-", "-", False)
     try:
@@ -77,6 +78,9 @@ def check_all() -> list[Row]:
     return [check_provider(name) for name in PROVIDERS]
 
 
+WIDEST = 60  # characters a column may take on one screen
+
+
 def _fit(cell: str, width: int) -> str:
     return cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
 
@@ -84,11 +88,13 @@ def _fit(cell: str, width: int) -> str:
 def format_table(rows: list[Row]) -> str:
     headers = ("provider", "configured", "reachable", "models", "1-token latency")
     table = [headers] + [(r.provider, r.configured, r.reachable, r.models, r.latency) for r in rows]
-    widths = [min(max(len(row[i]) for row in table), 60) for i in range(len(headers))]
+    widths = [min(max(len(row[i]) for row in table), WIDEST) for i in range(len(headers))]
     lines = []
     for row in table:
         cells = [_fit(cell, width) for cell, width in zip(row, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
-    full = [f"- {r.provider}: {r.configured}; {r.reachable}" for r in rows if not r.ok]
+    # A cell cut to fit is given in full below the table: the fix is usually at its end.
+    full = [f"{r.provider}: {cell}" for r in rows for cell in (r.configured, r.reachable)
+            if len(cell) > WIDEST]
     return "\n".join(lines + ([""] + full if full else []))
