@@ -3,7 +3,6 @@ so nothing a developer has set (keys, a running lab server) leaks into a test, o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -40,17 +39,13 @@ def shared_local_server(tmp_path_factory):
 
     Yields the state folder; tests that use it set AKASH_NB_STATE_DIR to it."""
     folder = tmp_path_factory.mktemp("shared-state")
-    old = os.environ.get("AKASH_NB_STATE_DIR")
-    os.environ["AKASH_NB_STATE_DIR"] = str(folder)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # session-scoped, so not the monkeypatch fixture
+        patch.setenv("AKASH_NB_STATE_DIR", str(folder))
         local.ensure_server()
-        yield folder
-        local.stop()
-    finally:
-        if old is None:
-            os.environ.pop("AKASH_NB_STATE_DIR", None)
-        else:
-            os.environ["AKASH_NB_STATE_DIR"] = old
+        try:
+            yield folder
+        finally:
+            local.stop()
 
 
 @pytest.fixture

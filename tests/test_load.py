@@ -74,12 +74,6 @@ def test_four_processes_starting_at_once_share_one_server(tmp_path: Path):
         for child in children:
             if child.poll() is None:
                 child.kill()
-        old = os.environ.get("AKASH_NB_STATE_DIR")
-        os.environ["AKASH_NB_STATE_DIR"] = str(state)
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AKASH_NB_STATE_DIR", str(state))
             local.stop()
-        finally:
-            if old is None:
-                os.environ.pop("AKASH_NB_STATE_DIR", None)
-            else:
-                os.environ["AKASH_NB_STATE_DIR"] = old
