@@ -31,7 +31,7 @@ from pathlib import Path
 import openai
 from openai.types.chat import ChatCompletion
 
-from . import errors, render, streaming
+from . import checks, errors, render, streaming
 from .client import connection
 from .errors import AkashNBError, ConfigError, explain
 
@@ -199,6 +199,8 @@ class Conversation:
             raise ConversationError(SENTENCES["on-text-needs-stream"])
         _check_params(params)
         request = {"model": self.model, "messages": self.trimmed(next_message=text), **self.params, **params}
+        checks.check_request(request["messages"], model=self.model, temperature=request.get("temperature"),
+                             max_tokens=request.get("max_tokens"))  # refused before sending, history intact
         self.pending, self.partial = text, None
         started = time.monotonic()
         if stream:

@@ -27,7 +27,7 @@ import mistune
 import openai
 from openai.types import CompletionUsage
 
-from . import errors, local, render, streaming
+from . import checks, errors, local, render, streaming
 from .client import Connection, connection, resolve_model
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class Result:
 
     @property
     def sent(self) -> bool:
-        """A request went out (False when the models could not even be listed)."""
+        """A request went out (False when the models could not be listed or the request was refused)."""
         return bool(self.request)
 
     @property
@@ -159,7 +159,7 @@ class Panel(widgets.VBox):
         self.problem: str | None = None  # why the served models could not be listed, if they could not
         self._requested_model = model
 
-        context = CONTEXT_TOKENS.get(self.conn.provider.name, DEFAULT_CONTEXT_TOKENS)
+        context = self._context = CONTEXT_TOKENS.get(self.conn.provider.name, DEFAULT_CONTEXT_TOKENS)
         self.model = widgets.Dropdown(description="model", options=[])
         # description_width "initial": the label's own width, so "temperature" is not cut to "temperat…"
         self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1,
@@ -218,11 +218,19 @@ class Panel(widgets.VBox):
         if not self.messages():
             return self._finish(Result("", None, self.conn.provider.name, None, None, 0.0, None,
                                        NOTHING_TO_SEND, {}))
+        request = self.request()
+        try:  # a request that cannot work is refused here, in one sentence, before anything is sent
+            checks.check_request(request["messages"], model=request["model"],
+                                 temperature=request["temperature"], max_tokens=request["max_tokens"],
+                                 context_tokens=self._context)
+        except errors.AkashNBError as problem:
+            return self._finish(Result("", None, self.conn.provider.name, None, None, 0.0, None,
+                                       problem.sentence, {}))
         self.run_button.disabled = True
         self.usage.value = ""
         self.answer.value = _usage_html(f"Asking {self.model.value} via {self.conn.provider.name}…")
         try:
-            result = _stream(self.client, self.conn, self.request(), self._draw)
+            result = _stream(self.client, self.conn, request, self._draw)
         finally:
             self.run_button.disabled = False
         return self._finish(result)

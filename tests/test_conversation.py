@@ -489,3 +489,13 @@ def test_show_displays_the_bundle():
         assert captured.outputs[0].data == conversation._repr_mimebundle_()
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_a_bad_parameter_is_refused_before_sending_and_keeps_the_history(local_env):
+    client = akash_nb.client(show=False)
+    chat = Conversation(client, akash_nb.choose_model(client, show=False), temperature=0, max_tokens=8)
+    chat.send("Hi")
+    before = chat.messages
+    with pytest.raises(AkashNBError, match=r"temperature=3\.5 is outside 0–2"):
+        chat.send("Again", temperature=3.5)
+    assert chat.messages == before and chat.pending is None

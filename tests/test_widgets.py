@@ -249,3 +249,13 @@ def test_a_cut_reply_stays_out_of_the_transcript(fault):
     assert_one_sentence(sentence)
     assert box.status_text == f"assistant (cut): Once upon\n(cut off: {sentence})"
     assert "Once upon" in box.status.value and "(cut off: " in box.status.value
+
+
+def test_a_prompt_too_long_for_the_context_is_refused_before_sending(fault):
+    panel = akash_nb.panel(fault_client(fault), "word " * 40_000, max_tokens=16)
+
+    result = panel.run()
+
+    assert "shorten it by about" in result.error and not result.sent
+    assert result.error in panel.answer.value
+    assert [method for method, *_ in fault.requests] == ["GET"]  # the model list only, no completion
