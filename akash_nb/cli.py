@@ -74,6 +74,9 @@ def _lab(args: argparse.Namespace) -> int:
         print("JupyterLab is not installed here: run `make lab` from the project folder.", file=sys.stderr)
         return 1
     command = [jupyter, "lab", f"--notebook-dir={args.folder}", *args.jupyter_args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Workshop containers and cloud VMs often run as root; JupyterLab refuses that without the flag.
+        command.append("--allow-root")
     os.execv(jupyter, command)
     return 0  # not reached
 
@@ -116,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser("lab", help="start JupyterLab on the lessons")
     lab.add_argument("--folder", default="notebooks")
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
+    lab.set_defaults(jupyter_args=[])  # any option akash-nb does not know is passed to jupyter lab
     lab.set_defaults(func=_lab)
 
     export_docs = sub.add_parser("export-docs", help="the guide page and the lessons' HTML, from the lessons")
@@ -128,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.jupyter_args = unknown
     if args.command == "serve" and not args.share:
         given = [flag for flag, value in (("--host", args.host), ("--port", args.port),
                                           ("--max-concurrent", args.max_concurrent)) if value is not None]

@@ -60,3 +60,13 @@ def test_a_bad_configuration_is_one_line_and_exit_2():
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert "Unknown provider 'nonsense'" in done.stderr and "local" in done.stderr
+
+
+def test_options_akash_nb_does_not_know_go_to_jupyter_lab_and_nowhere_else():
+    done = akash_nb("stop", "--port", "8888")
+    assert done.returncode == 2 and "unrecognized arguments: --port 8888" in done.stderr
+    # `akash-nb lab --no-browser --port N` passes them on: the lab subcommand alone accepts unknown options
+    from akash_nb import cli
+
+    args, unknown = cli.build_parser().parse_known_args(["lab", "--no-browser", "--port", "8899"])
+    assert args.command == "lab" and unknown == ["--no-browser", "--port", "8899"]
