@@ -4,6 +4,7 @@ sentence when it cannot start."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import secrets
@@ -325,3 +326,28 @@ def test_the_state_folder_follows_akash_nb_state_dir_then_xdg(monkeypatch, tmp_p
     monkeypatch.delenv("AKASH_NB_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert local.state_dir() == tmp_path / "xdg" / "akash-nb"
+
+
+def test_the_streaming_path_we_stand_in_for_still_has_its_signature():
+    # local._stream_chunks replaces llama-cpp-python's get_event_publisher: an upgrade that changes how it
+    # is called must fail here, not in the middle of a lesson.
+    from llama_cpp.server import app
+
+    theirs = inspect.signature(app.get_event_publisher).parameters
+    assert list(theirs) == list(inspect.signature(local._stream_chunks).parameters)
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_model_at_once(local_env):
+    server = local.ensure_server()
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.key.reveal(), max_retries=0, timeout=60)
+    stream = client.chat.completions.create(
+        model=server.model, max_tokens=2000, stream=True,
+        messages=[{"role": "user", "content": "Write a very long essay about the sea."}])
+    for number, _chunk in enumerate(stream):
+        if number == 3:
+            break
+    stream.close()
+    started = time.monotonic()
+    client.chat.completions.create(model=server.model, max_tokens=1,
+                                   messages=[{"role": "user", "content": "Hi"}])
+    assert time.monotonic() - started < 5.0  # not after the ~15 s the abandoned answer would have taken
