@@ -40,9 +40,10 @@ unit: venv
 browser: venv browser-deps
 	$(PY) -m pytest -q -m browser tests/test_browser.py
 
-# Exact comparison of every output against the committed notebooks, answers replayed from tests/recordings.
+# Exact comparison of every output against the committed notebooks, answers replayed from tests/recordings,
+# with no network but loopback (scripts/offline.sh).
 nbval-replay: venv
-	AKASH_NB_PROVIDER=replay $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	AKASH_NB_PROVIDER=replay bash scripts/offline.sh $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
 # Every lesson executed on the real embedded model; only cells marked nbval-check-output are compared.

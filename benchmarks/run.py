@@ -462,9 +462,9 @@ def plot_users(users: dict, path: Path) -> None:
             continue
         ns = sorted(int(n) for n in rounds)
         rate_axis.plot(ns, [rounds[str(n)]["aggregate_tok_s"] for n in ns], "o" + style, color="tab:blue",
-                       label=f"{name}: tokens/s")
+                       label=f"{shown(name)}: tokens/s")
         latency_axis.plot(ns, [rounds[str(n)]["ttft_p95_s"] for n in ns], "s" + style, color="tab:red",
-                          label=f"{name}: p95 first token")
+                          label=f"{shown(name)}: p95 first token")
     rate_axis.set_xscale("log", base=2)
     rate_axis.set_xticks(list(USERS), [str(n) for n in USERS])
     rate_axis.set_xlabel("concurrent clients")
