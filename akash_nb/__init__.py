@@ -4,7 +4,7 @@
     client = akash_nb.client()          # a plain openai.OpenAI for the configured provider
     model = akash_nb.choose_model(client, "Meta-Llama-3-1-8B-Instruct-FP8")
     response = client.chat.completions.create(model=model, messages=[...])
-    akash_nb.show_answer(response)
+    akash_nb.show_answer(response, client)
 
 Names are imported on first use, so `import akash_nb` stays cheap (the OpenAI SDK is not loaded until a
 client is made).

@@ -58,7 +58,8 @@ def check_length_stop(response: object, budget: int = 20) -> Check:
                             "runs out of budget before it finishes.")
     if used is not None and used > budget:
         return Check(False, f"it used {used} completion tokens; the budget was {budget}.")
-    return Check(True, f"finish_reason is 'length' after {used} tokens: the budget stopped it.")
+    after = f" after {used} tokens" if used is not None else ""
+    return Check(True, f"finish_reason is 'length'{after}: the budget stopped it.")
 
 
 def check_third_turn(messages: object) -> Check:
@@ -67,6 +68,9 @@ def check_third_turn(messages: object) -> Check:
         return Check(False, "messages should be a list of {'role': ..., 'content': ...} dicts.")
     roles = [m.get("role") for m in messages]
     expected = ["system"] + ["user", "assistant"] * 3
+    if len(roles) > len(expected):
+        return Check(False, f"messages has {len(roles)} messages, more than three turns: a cell ran twice; "
+                            "run the lesson again from the guide's first cell.")
     if roles != expected:
         return Check(False, f"the roles are {roles}; expected {expected}: append each assistant reply "
                             "before the next user message.")
@@ -121,8 +125,10 @@ def check_repeatable(first: object, second: object) -> Check:
     for name, response in (("first", first), ("second", second)):
         if problem := _response_problem(response, name):
             return problem
+    if first is second:
+        return Check(False, "first and second are the same response; call create(...) twice.")
     a, b = first.choices[0].message.content, second.choices[0].message.content
     if a != b:
         return Check(False, "the two answers differ; use temperature=0 (and the same prompt and max_tokens) "
                             "for both.")
-    return Check(True, "the same request at temperature 0 gave the same answer twice.")
+    return Check(True, "two calls gave the same answer.")

@@ -4,14 +4,16 @@
   copies under build/run/, one line per lesson (time, or the error in one line).
 - `refresh()`: `make notebooks`: execute lessons under replay and write the outputs back into the lessons,
   normalized, so they are nbval's expected results and what GitHub shows.
-- `normalize()`: no machine-specific metadata: one kernelspec, no local paths or versions, no timings,
-  no widget state, widget ids derived from their place in the notebook rather than random.
+- `normalize()`: no machine-specific metadata: one kernelspec, no local paths or versions, no timings, no
+  loopback ports (the servers' free ports become `127.0.0.1:PORT`), and no widget views: a committed view
+  points at a widget model that only exists in the kernel that ran it, so JupyterLab (and GitHub) would
+  show an error where the widget's meaningful text fallback can stand until the learner runs the cell.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,6 +23,15 @@ import nbformat
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+LOOPBACK_PORT = re.compile(r"127\.0\.0\.1:\d+")  # as tests/sanitize.cfg masks it for nbval
+
+
+def _mask_ports(value):
+    if isinstance(value, str):
+        return LOOPBACK_PORT.sub("127.0.0.1:PORT", value)
+    if isinstance(value, list):
+        return [_mask_ports(v) for v in value]
+    return value
 
 
 def lessons(folder: Path) -> list[Path]:
@@ -44,12 +55,15 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.execution_count is not None or cell.outputs:
             count += 1
             cell.execution_count = count
-        for n, output in enumerate(cell.outputs):
+        for output in cell.outputs:
             if "execution_count" in output:
                 output.execution_count = count
-            view = output.get("data", {}).get(WIDGET_VIEW)
-            if view is not None:
-                view["model_id"] = hashlib.sha1(f"{cell.id}/{n}".encode()).hexdigest()[:32]
+            if "text" in output:
+                output.text = _mask_ports(output.text)
+            data = output.get("data", {})
+            data.pop(WIDGET_VIEW, None)
+            for mime in data:
+                data[mime] = _mask_ports(data[mime])
     return nb
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from IPython.display import display
 
-from .client import Connection, ModelChoice, _connections
+from .client import Connection, ModelChoice, _connections, connection, last_latency
 from .errors import AkashNBError, explain
 
 
@@ -85,15 +85,13 @@ def show_model_choice(choice: ModelChoice, conn: Connection) -> None:
     show("note" if choice.substituted else "banner", model_choice_text(choice, conn))
 
 
-def _latest_connection() -> Connection | None:
-    conns = list(_connections.values())
-    return conns[-1] if conns else None
-
-
-def footer(response, conn: Connection | None = None, seconds: float | None = None) -> str:
-    """One line: who answered, why it stopped, tokens used, and how long it took."""
-    conn = conn or _latest_connection()
-    who = f"{response.model} via {conn.provider.name}" if conn else response.model
+def footer(response, client=None, seconds: float | None = None) -> str:
+    """One line: who answered (the response's own model, via the client's provider), why it stopped,
+    tokens used, and how long it took (the client's last request, unless `seconds` is given)."""
+    who = response.model
+    if client is not None:
+        who += f" via {connection(client).provider.name}"
+        seconds = last_latency(client) if seconds is None else seconds
     parts = [who, f"finish_reason={response.choices[0].finish_reason}"]
     if response.usage is not None:
         parts.append(f"{response.usage.prompt_tokens} prompt + {response.usage.completion_tokens} "
@@ -103,18 +101,29 @@ def footer(response, conn: Connection | None = None, seconds: float | None = Non
     return " · ".join(parts)
 
 
-def show_answer(response, conn: Connection | None = None, *, seconds: float | None = None,
-                kind: str = "answer") -> None:
-    """The reply as Markdown, with the footer saying who answered."""
+def show_answer(response, client=None, *, seconds: float | None = None, kind: str = "answer") -> None:
+    """The reply as Markdown, with the footer saying who answered (see `footer`)."""
     text = response.choices[0].message.content or ""
     show(kind, text)
-    show("usage", footer(response, conn, seconds))
+    show("usage", footer(response, client, seconds))
 
 
 # --- errors in notebooks as one sentence --------------------------------------------------------------
 
+def _connection_of(error: BaseException) -> Connection | None:
+    """The connection the failed request went to: the client whose base URL the request's URL starts
+    with (not the last client made: a notebook may hold several)."""
+    import openai
+
+    if not isinstance(error, openai.APIError) or error.request is None:
+        return None
+    url = str(error.request.url)
+    matches = [conn for conn in _connections.values() if conn.base_url and url.startswith(conn.base_url)]
+    return max(matches, key=lambda conn: len(conn.base_url), default=None)
+
+
 def error_sentence(error: BaseException) -> AkashNBError:
-    conn = _latest_connection()
+    conn = _connection_of(error)
     if conn is None:
         return explain(error, "the provider")
     return explain(error, conn.describe(), provider_name=conn.provider.name, url=conn.base_url)

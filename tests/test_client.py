@@ -181,3 +181,18 @@ def test_last_latency_times_the_last_request_without_touching_the_call(local_env
                                  temperature=0)
     one_token = akash_nb.last_latency(made)
     assert 0 < one_token < long_answer, "it measures each request, and a longer answer takes longer"
+
+
+def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(local_env):
+    answering = akash_nb.client(show=False)
+    closed = akash_nb.client(provider="openai-compatible", base_url="http://127.0.0.1:9/v1", show=False,
+                             max_retries=0)
+    response = answering.chat.completions.create(
+        model=akash_nb.choose_model(answering, show=False), max_tokens=2,
+        messages=[{"role": "user", "content": "Hi"}])
+    assert " via local" in render.footer(response, answering)
+    with pytest.raises(openai.APIConnectionError) as caught:
+        closed.models.list()
+    later = akash_nb.client(show=False)  # the newest client is not the one that failed
+    assert later is not closed
+    assert "http://127.0.0.1:9/v1" in render.error_sentence(caught.value).sentence

@@ -74,3 +74,11 @@ def test_repeatable_compares_the_two_answers():
 def test_a_check_renders_as_text_and_html():
     bundle = exercises.Check(True, "done")._repr_mimebundle_()
     assert bundle["text/plain"] == "✓ done" and "done" in bundle["text/html"]
+
+
+def test_repeatable_needs_two_calls_and_third_turn_spots_a_cell_run_twice():
+    same = completion("same")
+    assert "call create(...) twice" in exercises.check_repeatable(same, same).message
+    too_many = [{"role": "system", "content": "s"}] + [
+        {"role": r, "content": "x"} for _ in range(4) for r in ("user", "assistant")]
+    assert "a cell ran twice" in exercises.check_third_turn(too_many).message
