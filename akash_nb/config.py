@@ -273,17 +273,16 @@ def _resolve_key(
 
 
 def _check_key_shape(chosen: Provider, key: str, where: str) -> None:
-    owner = providers.owner_of_key(key)
-    if chosen.key_prefix is None or owner is None or owner is chosen:
+    if chosen.key_prefix is None or key.startswith(chosen.key_prefix):
         return
-    if owner.retired_on:
-        advice = (f"{owner.title} was retired on {owner.retired_on} and its keys work nowhere else; "
-                  f"create a {chosen.title} key ({chosen.key_prefix}...).")
-    else:
+    owner = providers.owner_of_key(key)
+    if owner is not None:
         advice = f"use a {chosen.key_prefix}... key, or set AKASH_NB_PROVIDER={owner.name}."
+    else:
+        advice = (f"use a {chosen.title} key; a key for your own server goes in AKASH_NB_API_KEY, with "
+                  "AKASH_NB_BASE_URL.")
     raise ConfigError(
-        f"The key from {where} starts with {owner.key_prefix}, the shape of {owner.name} keys, "
-        f"but the provider is {chosen.name}, whose keys start with {chosen.key_prefix}; {advice}"
+        f"The key from {where} does not start with {chosen.key_prefix}, as {chosen.title} keys do; {advice}"
     )
 
 

@@ -99,9 +99,14 @@ def get(name: str) -> Provider:
         raise ValueError(f"Unknown provider {name!r}: choose one of {valid}.") from None
 
 
+# sk- is shared by OpenAI, LiteLLM proxies, vLLM deployments and the retired Akash endpoint: it names no one.
+SHARED_PREFIXES = ("sk-",)
+
+
 def owner_of_key(key: str) -> Provider | None:
-    """The provider whose keys look like `key`, if the key has a known shape."""
+    """The provider whose keys, and only whose keys, look like `key` (akml- is AkashML's)."""
     for provider in PROVIDERS.values():
-        if provider.key_prefix and key.startswith(provider.key_prefix):
+        prefix = provider.key_prefix
+        if prefix and prefix not in SHARED_PREFIXES and key.startswith(prefix):
             return provider
     return None

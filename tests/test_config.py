@@ -185,7 +185,9 @@ def test_a_key_argument_infers_its_provider_by_shape():
     settings = config.resolve(api_key=AKML)
     assert settings.provider.name == "akashml"
     assert "api_key= argument" in settings.sources["provider"]
-    assert config.resolve(api_key=SK).provider.name == "akash-chat"
+    # sk- keys come from OpenAI, LiteLLM, vLLM deployments and the retired endpoint alike: say which
+    with pytest.raises(ConfigError, match="its shape does not say which"):
+        config.resolve(api_key=SK)
 
 
 def test_a_key_argument_with_a_base_url_argument_is_for_that_server():
@@ -337,14 +339,14 @@ def test_quotes_around_nothing_are_an_empty_key(monkeypatch):
 
 # --- keys given to the wrong provider -----------------------------------------------------------------------
 
-def test_an_akash_chat_key_for_akashml_is_a_sentence_naming_akash_chat(monkeypatch):
+def test_an_sk_key_for_akashml_is_a_sentence_naming_the_shape_and_the_other_way(monkeypatch):
     monkeypatch.setenv("AKASH_NB_PROVIDER", "akashml")
     monkeypatch.setenv("AKASHML_API_KEY", SK)
     with pytest.raises(ConfigError) as caught:
         config.resolve()
     sentence = caught.value.sentence
     assert_one_sentence(sentence)
-    assert "akash-chat" in sentence and "retired on 2025-11-21" in sentence and "akml-" in sentence
+    assert "does not start with akml-" in sentence and "AKASH_NB_BASE_URL" in sentence
     assert SK not in sentence
 
 
