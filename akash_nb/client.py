@@ -71,6 +71,10 @@ def client(
 
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     """
+    if show:  # first, so that a configuration error in this very call is shown as one sentence too
+        from . import render
+
+        render.install_error_display()
     settings = config.resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url, key, detail = settings.base_url, settings.api_key, ""
     if settings.provider.name == "local":
@@ -102,10 +106,7 @@ def client(
     connection = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
     _connections[openai_client] = connection
     if show:
-        from . import render
-
-        render.install_error_display()
-        render.show_connection(connection)
+        render.show_connection(connection)  # imported above, with the error display
     return openai_client
 
 

@@ -119,18 +119,13 @@ def clean_key(raw: str, where: str) -> tuple[str, str]:
 
 
 def can_prompt() -> bool:
-    """True in a session where a person can answer a prompt: never under CI."""
+    """Whether a person may be there to answer: never under CI; in IPython (a kernel whose front end
+    cannot answer refuses the prompt itself, see `_getpass`) or at a terminal."""
     if os.environ.get("CI"):
         return False
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return sys.stdin is not None and sys.stdin.isatty()
-    shell = get_ipython()
-    kernel = getattr(shell, "kernel", None)
-    if kernel is not None:  # a Jupyter kernel: the front end says whether it can answer input requests
-        return bool(kernel._allow_stdin)
-    return sys.stdin is not None and sys.stdin.isatty()
+    from IPython import get_ipython
+
+    return get_ipython() is not None or (sys.stdin is not None and sys.stdin.isatty())
 
 
 def _check_url(url: str, where: str) -> str:
@@ -255,12 +250,14 @@ def _resolve_key(
     if raw is None and chosen.needs_key:
         variable = chosen.key_env[0]
         ask = prompt if prompt is not None else (_getpass if can_prompt() else None)
-        if ask is None:
+        # None from the prompt: the front end could not answer (nbconvert, nbval, a headless kernel)
+        raw = ask(f"{chosen.title} key ({variable}): ") if ask is not None else None
+        if raw is None:
             raise ConfigError(
                 f"{chosen.title} needs a key and none was found: set {variable} in the environment "
                 f"or in a .env file, or choose the embedded model (unset AKASH_NB_PROVIDER)."
             )
-        raw, where, typed = ask(f"{chosen.title} key ({variable}): "), "typed at the prompt", True
+        where, typed = "typed at the prompt", True
     if raw is None:
         sources["api_key"] = "none needed" if not chosen.needs_key else "unset"
         return None
@@ -286,5 +283,11 @@ def _check_key_shape(chosen: Provider, key: str, where: str) -> None:
     )
 
 
-def _getpass(message: str) -> str:
-    return getpass.getpass(message)
+def _getpass(message: str) -> str | None:
+    """A masked prompt; None when the Jupyter front end cannot answer one (IPython's own signal)."""
+    from IPython.core.error import StdinNotImplementedError
+
+    try:
+        return getpass.getpass(message)
+    except StdinNotImplementedError:
+        return None

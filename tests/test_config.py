@@ -435,3 +435,16 @@ def test_a_url_set_for_your_own_server_never_receives_an_akashml_key(monkeypatch
     settings = config.resolve()
     assert settings.base_url == "https://api.akashml.com/v1"
     assert "AKASH_NB_BASE_URL" in settings.sources["base_url"] and "ignored" in settings.sources["base_url"]
+
+
+def test_a_kernel_whose_front_end_cannot_answer_gets_the_sentence_not_a_hang(monkeypatch):
+    # IPython's own signal for "no one can type here" (nbconvert, nbval): StdinNotImplementedError.
+    from IPython.core.error import StdinNotImplementedError
+
+    def refuse(message):
+        raise StdinNotImplementedError("raw_input was called, but this frontend does not support input")
+
+    monkeypatch.setattr(getpass, "getpass", refuse)
+    monkeypatch.setenv("AKASH_NB_PROVIDER", "akashml")
+    with pytest.raises(ConfigError, match="set AKASHML_API_KEY in the environment"):
+        config.resolve(prompt=config._getpass)
