@@ -17,6 +17,7 @@ from . import config, errors
 from .providers import Provider
 
 DEFAULT_TIMEOUT = 120.0  # a small CPU model writing 500 tokens takes tens of seconds
+NO_KEY = "no-key-needed"  # the SDK insists on a key; providers that need none get this placeholder
 DEFAULT_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors, honouring Retry-After
 
 
@@ -32,6 +33,10 @@ class Connection:
 
     def describe(self) -> str:
         return self.provider.title + (f" ({self.detail})" if self.detail else "")
+
+    def explain(self, error: BaseException) -> errors.AkashNBError:
+        """The one-sentence error for a failure talking to this provider (see `errors.explain`)."""
+        return errors.explain(error, self.describe(), provider_name=self.provider.name, url=self.base_url)
 
 
 _connections: weakref.WeakKeyDictionary[openai.OpenAI, Connection] = weakref.WeakKeyDictionary()
@@ -90,7 +95,7 @@ def client(
         url, detail = server.base_url, server.describe_source()
     stopwatch = Stopwatch()
     openai_client = openai.OpenAI(
-        api_key=key.reveal() if key else "no-key-needed",
+        api_key=key.reveal() if key else NO_KEY,
         base_url=url,
         timeout=timeout,
         # A retired service will not come back in a second: say so at once instead of retrying.
@@ -143,8 +148,7 @@ def served_models(openai_client: openai.OpenAI) -> list[str]:
     try:
         return sorted(m.id for m in openai_client.models.list())
     except openai.OpenAIError as exc:
-        raise errors.explain(exc, conn.describe(), provider_name=conn.provider.name, url=conn.base_url) \
-            from exc
+        raise conn.explain(exc) from exc
 
 
 def resolve_model(openai_client: openai.OpenAI, requested: str | None = None) -> ModelChoice:

@@ -32,14 +32,13 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from . import checks, errors, render, streaming
-from .client import connection
+from .checks import estimate_tokens
+from .client import NO_KEY, connection
 from .errors import AkashNBError, ConfigError, explain
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators: what chat templates add around each message
-CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text
 GENERIC_PROVIDER = "the provider"  # the title used for a client not made by akash_nb.client()
-_NO_KEY = "no-key-needed"  # what akash_nb.client() passes as the key when the provider needs none
 _SET_BY_CONVERSATION = ("model", "messages", "stream")
 
 
@@ -70,17 +69,9 @@ SENTENCES: dict[str, str] = {
                    "it from the messages and parameters first.",
 }
 
-def estimate_tokens(text: str) -> int:
-    """An ESTIMATE of the tokens in `text`: one per four characters, rounded up.
-
-    Real counts depend on the model's tokenizer and the language; this is only used to decide which old
-    turns to leave out of a request.
-    """
-    return -(-len(text) // CHARS_PER_TOKEN)
-
-
 def estimate_message_tokens(messages: list[dict]) -> int:
-    """The estimated tokens of chat messages: each message's text plus MESSAGE_OVERHEAD_TOKENS."""
+    """The estimated tokens of chat messages: each message's text (`checks.estimate_tokens`, an estimate:
+    real counts depend on the tokenizer) plus MESSAGE_OVERHEAD_TOKENS."""
     return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
 
@@ -265,7 +256,7 @@ class Conversation:
         return conn.describe(), conn.provider.name, conn.base_url
 
     def _explain(self, error: BaseException) -> AkashNBError:
-        title, name, url = self._provider()
+        title, name, url = self._provider()  # a plain openai.OpenAI has no Connection to explain it
         return explain(error, title, provider_name=name, url=url)
 
     # --- saving and loading --------------------------------------------------------------------------
@@ -290,7 +281,7 @@ class Conversation:
         except (TypeError, ValueError) as error:
             raise ConversationError(SENTENCES["cannot-save"].format(path=path, why=error)) from error
         for key in (self.client.api_key, self.client.admin_api_key):
-            if key and key != _NO_KEY and key in text:
+            if key and key != NO_KEY and key in text:
                 raise ConversationError(SENTENCES["key-in-file"].format(path=path))
         try:
             _write_atomically(path, text)

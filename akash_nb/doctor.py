@@ -39,9 +39,9 @@ def check(openai_client: openai.OpenAI) -> Row:
             model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=0
         )
         seconds = time.perf_counter() - started
-    except (AkashNBError, openai.OpenAIError) as error:
-        sentence = error.sentence if isinstance(error, AkashNBError) else str(error)
-        return Row(conn.provider.name, conn.key_source, f"no: {sentence}", "-", "-", False)
+    except (AkashNBError, openai.OpenAIError) as error:  # the SDK's raw message would be no sentence
+        return Row(conn.provider.name, conn.key_source, f"no: {conn.explain(error).sentence}", "-", "-",
+                   False)
     shown = ", ".join(served[:3]) + (f" (+{len(served) - 3} more)" if len(served) > 3 else "")
     return Row(conn.provider.name, conn.key_source, f"yes, {response.model} answered", shown,
                f"{seconds:.2f} s", True)

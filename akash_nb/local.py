@@ -228,11 +228,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _port_in_use(port: int) -> bool:
+def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is not "in use"
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return True
     return False
@@ -302,10 +302,7 @@ def _server_environment(key: str) -> dict[str, str]:
 
 
 def _start(path: Path, timeout: float) -> Server:
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise _error(
-            "The embedded model needs llama-cpp-python: run `make lab` (or pip install 'akash-nb[local]')."
-        )
+    _require_llama()
     port = _fixed_port() or _free_port()
     key = secrets.token_urlsafe(24)
     log = state_dir() / "server.log"
@@ -341,6 +338,13 @@ def _start(path: Path, timeout: float) -> Server:
         f"The embedded model server did not become ready in {timeout:g} s and was stopped; "
         f"its log is {log}."
     )
+
+
+def _require_llama() -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise _error(
+            "The embedded model needs llama-cpp-python: run `make lab` (or pip install 'akash-nb[local]')."
+        )
 
 
 def _tail(log: Path, lines: int = 5) -> str:
@@ -390,13 +394,9 @@ class AsServed:
         await self.app(scope, receive, send)
 
     async def _health(self, scope, send) -> None:
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        ok = secrets.compare_digest(given, self.authorization)
-        body = json.dumps({"model": self.alias} if ok else {"detail": "Invalid API key"}).encode()
-        await send({"type": "http.response.start", "status": 200 if ok else 401,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        ok = _authorized(scope, self.authorization)
+        body = {"model": self.alias} if ok else {"detail": "Invalid API key"}
+        await _send_json(send, 200 if ok else 401, body)
 
     async def _as_served(self, scope, receive):
         chunks, more = [], True
@@ -533,10 +533,10 @@ class Capped:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == LOAD_PATH:
-            ok = self._authorized(scope)
+            ok = _authorized(scope, self.authorization)
             await _send_json(send, 200 if ok else 401, {"running": self.running, "max_concurrent": self.limit}
                              if ok else {"detail": "Invalid API key"})
-        elif scope["type"] != "http" or not self._authorized(scope):
+        elif scope["type"] != "http" or not _authorized(scope, self.authorization):
             await self.app(scope, receive, send)
         elif scope["method"] == "GET" and scope["path"] == "/v1/models":
             await _send_json(send, 200, {"object": "list", "data": [
@@ -553,9 +553,6 @@ class Capped:
         else:
             await self.app(scope, receive, send)
 
-    def _authorized(self, scope) -> bool:
-        return secrets.compare_digest(dict(scope["headers"]).get(b"authorization", b""), self.authorization)
-
     async def _full(self, send) -> None:
         error = {
             "message": f"The class server is busy: it answers {self.limit} request(s) at a time and all "
@@ -565,6 +562,11 @@ class Capped:
             "code": "rate_limit_exceeded",
         }
         await _send_json(send, 429, {"error": error}, [(b"retry-after", str(self.retry_after).encode())])
+
+
+def _authorized(scope, authorization: bytes) -> bool:
+    """The request carries our `Bearer <key>` (compared in constant time)."""
+    return secrets.compare_digest(dict(scope["headers"]).get(b"authorization", b""), authorization)
 
 
 async def _send_json(send, status: int, data: dict, headers: list | None = None) -> None:
@@ -587,16 +589,9 @@ def share(port: int = SHARE_PORT, max_concurrent: int = SHARE_MAX_CONCURRENT, ho
     if max_concurrent < 1:
         raise _error(f"--max-concurrent is {max_concurrent}; it must be at least 1.")
     path = model_file()
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise _error(
-            "The embedded model needs llama-cpp-python: run `make lab` (or pip install 'akash-nb[local]')."
-        )
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            raise _error(f"Port {port} on {host} is already in use; pick another with --port.") from None
+    _require_llama()
+    if _port_in_use(port, host):
+        raise _error(f"Port {port} on {host} is already in use; pick another with --port.")
     key = secrets.token_urlsafe(24)
     alias = model_name(path)
 

@@ -126,7 +126,7 @@ def error_sentence(error: BaseException) -> AkashNBError:
     conn = _connection_of(error)
     if conn is None:
         return explain(error, "the provider")
-    return explain(error, conn.describe(), provider_name=conn.provider.name, url=conn.base_url)
+    return conn.explain(error)
 
 
 def show_error(error: BaseException) -> None:

@@ -56,11 +56,6 @@ def _usage_html(text: str) -> str:
     return render.KINDS["usage"].rich(text)
 
 
-def _sentence(exc: BaseException, conn: Connection) -> str:
-    """The one sentence for `exc`, naming the provider this client talks to."""
-    return errors.explain(exc, conn.describe(), provider_name=conn.provider.name, url=conn.base_url).sentence
-
-
 def usage_line(model: str | None, provider: str, finish_reason: str | None, usage: CompletionUsage | None,
                first_token_seconds: float | None, seconds: float) -> str:
     """E.g. "SmolLM2-135M-Instruct via local · finish_reason=length · usage not reported · first token
@@ -292,7 +287,7 @@ def _stream(client: openai.OpenAI, conn: Connection, request: dict[str, Any],
                                        url=conn.base_url, on_text=arrived)
     except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
         return Result(so_far, None, conn.provider.name, None, None, time.monotonic() - started, first,
-                      _sentence(exc, conn), request)
+                      conn.explain(exc).sentence, request)
     return Result(got.text, got.model, conn.provider.name, got.finish_reason, got.usage,
                   time.monotonic() - started, first, got.error.sentence if got.error else None, request)
 
