@@ -35,6 +35,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from .errors import AkashNBError
+from .notebooks import sanitize
 from .providers import RETIRED_ON
 
 PAGE_NAME = "akash-chat-api-guide.md"  # the seed's file name: the page can replace it where it is published
@@ -122,20 +123,10 @@ class DocsError(AkashNBError, ValueError):
     """The lessons do not have the shape the page is built from."""
 
 
-# --- sanitizing: one table, the same rules as tests/sanitize.cfg -----------------------------------------
+# --- sanitizing: notebooks.SANITIZE, the same rules as tests/sanitize.cfg ----------------------------------
 
-SANITIZE = (
-    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),  # a loopback server's free port
-    (re.compile(r"/tmp/ipykernel_\d+/\d+\.py"), "<cell>"),  # a kernel's temporary file for a cell
-)
 TEXT_MIMETYPES = ("text/plain", "text/html", "text/markdown")
 LESSON_LINK = re.compile(r"\((\d\d-[\w-]+)\.ipynb\)")
-
-
-def sanitize(text: str) -> str:
-    for pattern, replacement in SANITIZE:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _preprocessors():

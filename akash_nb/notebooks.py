@@ -23,14 +23,20 @@ import nbformat
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-LOOPBACK_PORT = re.compile(r"127\.0\.0\.1:\d+")  # as tests/sanitize.cfg masks it for nbval
+# What differs from run to run in an output, masked as tests/sanitize.cfg masks it for nbval.
+SANITIZE = (
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),  # a loopback server's free port
+    (re.compile(r"/tmp/ipykernel_\d+/\d+\.py"), "<cell>"),  # a kernel's temporary file for a cell
+)
 
 
-def _mask_ports(value):
-    if isinstance(value, str):
-        return LOOPBACK_PORT.sub("127.0.0.1:PORT", value)
+def sanitize(value):
+    """`value` (a str, or the list of lines nbformat may hold) with SANITIZE applied."""
     if isinstance(value, list):
-        return [_mask_ports(v) for v in value]
+        return [sanitize(v) for v in value]
+    if isinstance(value, str):
+        for pattern, replacement in SANITIZE:
+            value = pattern.sub(replacement, value)
     return value
 
 
@@ -59,11 +65,11 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             if "execution_count" in output:
                 output.execution_count = count
             if "text" in output:
-                output.text = _mask_ports(output.text)
+                output.text = sanitize(output.text)
             data = output.get("data", {})
             data.pop(WIDGET_VIEW, None)
             for mime in data:
-                data[mime] = _mask_ports(data[mime])
+                data[mime] = sanitize(data[mime])
     return nb
 
 
