@@ -1,4 +1,4 @@
-"""`akash-nb`: serve, stop, doctor, run, lab, export-docs."""
+"""`akash-nb`: serve, stop, engine, doctor, run, lab, export-docs."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.share:
         try:
             local.share(port=local.SHARE_PORT if args.port is None else args.port,
-                        max_concurrent=(local.SHARE_MAX_CONCURRENT if args.max_concurrent is None
-                                        else args.max_concurrent),
+                        slots=local.SHARE_SLOTS if args.slots is None else args.slots,
                         host=args.host or local.SHARE_HOST)
         except KeyboardInterrupt:
             pass
@@ -29,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = local.ensure_server()
     print(f"Embedded model {server.model} at {server.base_url} (pid {server.pid}, "
           f"ready in {time.monotonic() - started:.1f} s).")
-    print(f"Its key is in {local.state_dir() / 'server.json'} (mode 0600); notebooks find it themselves.")
+    print(f"Its key is in {local.state_file(server.config)} (mode 0600); notebooks find it themselves.")
     if args.print_key:
         print(f"Key: {server.key.reveal()}")
     print("Stop it with: akash-nb stop")
@@ -39,7 +38,23 @@ def _serve(args: argparse.Namespace) -> int:
 def _stop(args: argparse.Namespace) -> int:
     from . import local
 
-    print("Stopped the embedded model server." if local.stop() else "No embedded model server was running.")
+    if args.all:
+        count = local.stop_all()
+        print(f"Stopped {count} embedded model server(s) recorded in {local.state_dir()}.")
+    else:
+        stopped = local.stop()
+        print("Stopped the embedded model server." if stopped else "No embedded model server was running.")
+    return 0
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from . import engine
+
+    found = engine.ensure() if args.build else engine.find()
+    if found is None:
+        print(f"No llama-server yet; `akash-nb engine --build` builds one into {engine.build_dir()}.")
+        return 1
+    print(f"llama-server {found.version} ({found.source}): {found.server}")
     return 0
 
 
@@ -99,14 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
         "share mode", "serve the embedded model to the room's network, in the foreground, behind a new key "
         "that it prints; without --share the server listens on 127.0.0.1 only")
     share.add_argument("--share", action="store_true", help="listen on every address of this machine")
-    share.add_argument("--max-concurrent", type=int, metavar="N",
-                       help="completion requests at once, the next get 429 (default 4)")
+    share.add_argument("--slots", type=int, metavar="N",
+                       help="requests answered at once; more wait in line (default 16)")
     share.add_argument("--port", type=int, help="port to listen on (default 8080)")
     share.add_argument("--host", help="address to listen on (default 0.0.0.0: every address)")
     serve.set_defaults(func=_serve)
 
-    stop = sub.add_parser("stop", help="stop the shared embedded model server")
+    stop = sub.add_parser("stop", help="stop the embedded model server of this configuration")
+    stop.add_argument("--all", action="store_true",
+                      help="stop every embedded server recorded in the state folder (other checkouts' too)")
     stop.set_defaults(func=_stop)
+
+    engine = sub.add_parser("engine", help="which llama-server runs the embedded model, and where it is")
+    engine.add_argument("--build", action="store_true", help="build llama-server now if none is found")
+    engine.set_defaults(func=_engine)
 
     doctor = sub.add_parser("doctor", help="check every provider: configured, reachable, models, latency")
     doctor.set_defaults(func=_doctor)
@@ -137,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args.jupyter_args = unknown
     if args.command == "serve" and not args.share:
         given = [flag for flag, value in (("--host", args.host), ("--port", args.port),
-                                          ("--max-concurrent", args.max_concurrent)) if value is not None]
+                                          ("--slots", args.slots)) if value is not None]
         if given:  # leaving loopback takes the explicit flag
             parser.error(f"{', '.join(given)} only with --share; without it the server listens on "
                          "127.0.0.1 only.")

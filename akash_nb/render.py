@@ -85,6 +85,15 @@ def show_model_choice(choice: ModelChoice, conn: Connection) -> None:
     show("note" if choice.substituted else "banner", model_choice_text(choice, conn))
 
 
+def tokens_text(usage) -> str:
+    """E.g. "41 prompt (32 cached) + 12 completion tokens": the provider's own count, or that it gave none."""
+    if usage is None:
+        return "usage not reported"
+    details = usage.prompt_tokens_details
+    cached = f" ({details.cached_tokens} cached)" if details is not None and details.cached_tokens else ""
+    return f"{usage.prompt_tokens} prompt{cached} + {usage.completion_tokens} completion tokens"
+
+
 def footer(response, client=None, seconds: float | None = None) -> str:
     """One line: who answered (the response's own model, via the client's provider), why it stopped,
     tokens used, and how long it took (the client's last request, unless `seconds` is given)."""
@@ -94,8 +103,7 @@ def footer(response, client=None, seconds: float | None = None) -> str:
         seconds = last_latency(client) if seconds is None else seconds
     parts = [who, f"finish_reason={response.choices[0].finish_reason}"]
     if response.usage is not None:
-        parts.append(f"{response.usage.prompt_tokens} prompt + {response.usage.completion_tokens} "
-                     "completion tokens")
+        parts.append(tokens_text(response.usage))
     if seconds is not None:
         parts.append(f"{seconds:.2f} s")
     return " · ".join(parts)

@@ -247,7 +247,6 @@ def _local_upstream() -> Upstream:
     from . import local
 
     server = local.ensure_server()
-    # llama-cpp-python echoes the model the client asked for; the server knows what really answered.
     return Upstream("local", server.base_url, server.key, server.model)
 
 

@@ -60,10 +60,8 @@ def usage_line(model: str | None, provider: str, finish_reason: str | None, usag
                first_token_seconds: float | None, seconds: float) -> str:
     """E.g. "SmolLM2-135M-Instruct via local · finish_reason=length · usage not reported · first token
     0.21 s · total 0.98 s". `model` is the one the response names, never the one requested."""
-    tokens = (f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens"
-              if usage is not None else "usage not reported")
     parts = [f"{model} via {provider}" if model else f"no answer via {provider}",
-             f"finish_reason={finish_reason}", tokens]
+             f"finish_reason={finish_reason}", render.tokens_text(usage)]
     if first_token_seconds is not None:
         parts.append(f"first token {first_token_seconds:.2f} s")
     parts.append(f"total {seconds:.2f} s")

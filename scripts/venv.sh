@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or update .venv with everything the lessons and tests need, printing progress while it works.
-# The first run compiles llama.cpp (llama-cpp-python ships only a source package): about 3.5 minutes on
-# 2 cores. pip keeps the built wheel in its cache, so later runs take seconds.
+# Then make sure the embedded model's engine, llama.cpp's llama-server, is there: the first time on a
+# machine it is compiled (about 5 minutes on 2 cores) into the user's cache folder, which every later
+# .venv and checkout reuses (akash_nb/engine.py says where it looks first).
 set -euo pipefail
 venv=${VENV:-.venv}
 python=${PYTHON:-python3}
@@ -18,9 +19,6 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 
 echo "==> Installing akash-nb with the embedded model, JupyterLab and the test tools."
-if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
-  echo "    llama-cpp-python compiles llama.cpp from source the first time: about 3.5 min on 2 cores."
-fi
 started=$(date +%s)
 (
   # A heartbeat, so a quiet compile never looks like a hang.
@@ -40,4 +38,5 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 echo "==> Installed in $(( $(date +%s) - started )) s."
+"$venv/bin/akash-nb" engine --build
 touch "$stamp"

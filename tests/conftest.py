@@ -30,7 +30,7 @@ def state_dir(monkeypatch, tmp_path) -> Path:
     folder = tmp_path / "state"
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(folder))
     yield folder
-    local.stop()
+    local.stop_all()  # every server started in this test's own folder, whatever model it served
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +45,7 @@ def shared_local_server(tmp_path_factory):
         try:
             yield folder
         finally:
-            local.stop()
+            local.stop_all()
 
 
 @pytest.fixture

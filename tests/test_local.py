@@ -1,10 +1,9 @@
-"""The embedded model server (akash_nb.local), with real processes: one server per state folder, shared by
-every process, restarted when dead, stopped on request, private to this user, and failing fast with one
-sentence when it cannot start."""
+"""The embedded model server (akash_nb.local: llama.cpp's llama-server), with real processes: one server per
+configuration, shared by every process, never ended by another checkout's, restarted when dead, stopped on
+request, private to this user, and failing fast with one sentence when it cannot start."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import secrets
@@ -45,13 +44,14 @@ def pid_and_port(process: subprocess.Popen) -> tuple[int, int]:
 
 
 def servers_in(state: Path) -> list[int]:
-    """The pids of embedded-model servers running in this state folder (their cwd)."""
+    """The pids of llama-server processes running in this state folder (their cwd)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if b"akash_nb.local" in (entry / "cmdline").read_bytes() and (entry / "cwd").resolve() == state:
+            program = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            if program.endswith(b"llama-server") and (entry / "cwd").resolve() == state:
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -130,7 +130,7 @@ def test_stop_ends_the_server_and_removes_its_state(state_dir):
     server = local.ensure_server()
     assert local.stop() is True
     assert gone(server.pid, within=1.0)
-    assert not (state_dir / "server.json").exists()
+    assert not local.state_file(server.config).exists()
     assert local.running() is None
     assert local.stop() is False
 
@@ -138,8 +138,9 @@ def test_stop_ends_the_server_and_removes_its_state(state_dir):
 def test_stop_never_kills_a_stranger_that_got_the_recorded_pid(state_dir):
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
+        config = local._current_config()
         stale = local.Server(stranger.pid, local._free_port(), local.Secret("old-key"), LOCAL_MODEL_NAME,
-                             "/nowhere.gguf", str(state_dir / "server.log"))
+                             "/nowhere.gguf", str(state_dir / "server.log"), config)
         local._write_state(stale)
         assert local.stop() is False
         assert stranger.poll() is None
@@ -151,15 +152,47 @@ def test_stop_never_kills_a_stranger_that_got_the_recorded_pid(state_dir):
         stranger.wait()
 
 
-def test_a_server_for_another_model_file_is_replaced(state_dir, monkeypatch, tmp_path):
+def long_stream(server: local.Server):
+    """A streamed answer of up to 300 tokens (about 3 s on 2 cores)."""
+    return openai_client(server).chat.completions.create(
+        model=server.model, messages=[{"role": "user", "content": "Write a long story about the sea."}],
+        max_tokens=300, temperature=0, stream=True)
+
+
+def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(state_dir, monkeypatch,
+                                                                               tmp_path):
+    """Two checkouts (two venvs, so two copies of the model file) on one machine, one state folder."""
     first = local.ensure_server()
-    other = tmp_path / "Other-Model.gguf"
-    other.symlink_to(first.model_path)
-    monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(other))
+    copy = tmp_path / "Other-Model.gguf"
+    copy.write_bytes(Path(first.model_path).read_bytes())
+    stream = long_stream(first)
+    chunks = [next(iter(stream))]
+    monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(copy))
+    second = ensure_in_subprocess(state_dir)  # the other checkout's kernel
+    second_pid, second_port = pid_and_port(second)
+    chunks.extend(stream)  # this answer goes on to its end
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] in (
+        ["stop"], ["length"]), "the first server's answer was cut"
+    assert (second_pid, second_port) != (first.pid, first.port)
+    assert local._pid_alive(first.pid) and say_hi(first) == LOCAL_MODEL_NAME
+    other = local.ensure_server()
+    assert (other.pid, other.model) == (second_pid, "Other-Model")
+    assert say_hi(other, model="whatever") == "Other-Model"
+    assert local.stop() is True  # stops this configuration's server only
+    assert gone(other.pid) and local._pid_alive(first.pid)
+    monkeypatch.delenv("AKASH_NB_LOCAL_MODEL")
+    assert local.running() == first
+
+
+def test_stop_all_stops_every_configuration(state_dir, monkeypatch, tmp_path):
+    first = local.ensure_server()
+    copy = tmp_path / "Other-Model.gguf"
+    copy.write_bytes(Path(first.model_path).read_bytes())
+    monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(copy))
     second = local.ensure_server()
-    assert second.pid != first.pid and gone(first.pid)
-    assert second.model == "Other-Model"
-    assert say_hi(second, model="whatever") == "Other-Model"
+    assert local.stop_all() == 2
+    assert gone(first.pid) and gone(second.pid)
+    assert servers_in(state_dir) == []
 
 
 # --- private to this user ---------------------------------------------------------------------------------
@@ -171,10 +204,10 @@ def mode(path: Path) -> int:
 def test_state_file_lock_and_log_are_private(state_dir):
     server = local.ensure_server()
     assert mode(state_dir) == 0o700
-    assert mode(state_dir / "server.json") == 0o600
-    assert mode(state_dir / "server.lock") == 0o600
+    assert mode(local.state_file(server.config)) == 0o600
+    assert mode(state_dir / f"server-{server.config}.lock") == 0o600
     assert mode(Path(server.log)) == 0o600
-    assert json.loads((state_dir / "server.json").read_text())["pid"] == server.pid
+    assert json.loads(local.state_file(server.config).read_text())["pid"] == server.pid
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -200,15 +233,20 @@ def test_the_server_refuses_requests_without_its_key(state_dir):
     assert status_of(server.base_url + "/models") == 401
     assert status_of(server.base_url + "/models", key="wrong") == 401
     assert status_of(server.base_url + "/chat/completions", data=chat) == 401
-    assert status_of(server.health_url) == 401
+    assert status_of(server.base_url + "/chat/completions", key="wrong", data=chat) == 401
     assert status_of(server.base_url + "/models", key=server.key.reveal()) == 200
-    assert status_of(server.health_url, key=server.key.reveal()) == 200
+    assert status_of(server.health_url) == 200  # llama-server's /health tells only that it is up
 
 
-def test_the_key_is_not_on_the_servers_command_line(state_dir):
+def test_the_key_is_on_no_command_line_in_no_environment_and_its_file_is_gone(state_dir, monkeypatch):
+    monkeypatch.setenv("LLAMA_API_KEY", "a-key-from-the-users-shell")  # llama-server would read it
     server = local.ensure_server()
-    assert server.key.reveal().encode() not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
-    assert "API_KEY" not in Path(f"/proc/{server.pid}/environ").read_bytes().decode(errors="replace")
+    key = server.key.reveal().encode()
+    assert key not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+    assert key not in environ and b"API_KEY" not in environ
+    assert list(state_dir.glob("*.key")) == []  # read by the server at start, then deleted
+    assert status_of(server.base_url + "/models", key="a-key-from-the-users-shell") == 401
 
 
 # --- honest answers, and a busy server is still alive ------------------------------------------------------
@@ -225,7 +263,7 @@ def test_a_response_names_the_model_that_answered_not_the_one_asked_for(local_en
 
 
 def test_a_server_busy_generating_is_reused_not_replaced(local_env):
-    """llama-cpp-python's /v1/models waits for a running generation; the health check must not."""
+    """The liveness check must not wait for a running generation (or a kernel would start a second)."""
     server = local.ensure_server()
     first_token, done = threading.Event(), threading.Event()
 
@@ -306,18 +344,18 @@ def test_a_model_file_llama_cpp_rejects_says_the_server_exited_and_where_its_log
     fake = tmp_path / "fake.gguf"
     fake.write_bytes(b"GGUF" + secrets.token_bytes(4096))
     monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(fake))
-    sentence = assert_fast_sentence(local.ensure_server, time.monotonic(), "exited",
-                                    str(state_dir / "server.log"))
+    sentence = assert_fast_sentence(local.ensure_server, time.monotonic(), "exited", str(state_dir),
+                                    "server-", ".log")
     assert "while starting" in sentence
-    assert not (state_dir / "server.json").exists()
+    assert list(state_dir.glob("server-*.json")) == []
 
 
 def test_a_server_that_is_not_ready_in_time_is_stopped_and_says_how_long_it_waited(state_dir):
     sentence = assert_fast_sentence(lambda: local.ensure_server(timeout=0.3), time.monotonic(),
-                                    "did not become ready in 0.3 s", str(state_dir / "server.log"))
+                                    "did not become ready in 0.3 s", str(state_dir), ".log")
     assert "stopped" in sentence
     assert servers_in(state_dir) == []
-    assert not (state_dir / "server.json").exists()
+    assert list(state_dir.glob("server-*.json")) == []
 
 
 def test_the_state_folder_follows_akash_nb_state_dir_then_xdg(monkeypatch, tmp_path):
@@ -326,15 +364,6 @@ def test_the_state_folder_follows_akash_nb_state_dir_then_xdg(monkeypatch, tmp_p
     monkeypatch.delenv("AKASH_NB_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert local.state_dir() == tmp_path / "xdg" / "akash-nb"
-
-
-def test_the_streaming_path_we_stand_in_for_still_has_its_signature():
-    # local._stream_chunks replaces llama-cpp-python's get_event_publisher: an upgrade that changes how it
-    # is called must fail here, not in the middle of a lesson.
-    from llama_cpp.server import app
-
-    theirs = inspect.signature(app.get_event_publisher).parameters
-    assert list(theirs) == list(inspect.signature(local._stream_chunks).parameters)
 
 
 def test_a_client_that_leaves_mid_stream_frees_the_model_at_once(local_env):

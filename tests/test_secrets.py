@@ -13,6 +13,7 @@ import socket
 import stat
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import openai
 import psutil
@@ -106,11 +107,11 @@ def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_ke
 
 def test_the_server_state_file_is_private(local_env):
     server = local.ensure_server()
-    state = local_env / "server.json"
+    state = local.state_file(server.config)
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     assert json.loads(state.read_text())["key"] == server.key.reveal()  # it is the one place the key lives
     assert stat.S_IMODE(local_env.stat().st_mode) & 0o077 == 0  # the folder is private too
-    log = local_env / "server.log"
+    log = Path(server.log)
     if log.exists():
         assert stat.S_IMODE(log.stat().st_mode) == 0o600
         assert server.key.reveal() not in log.read_text(errors="replace")

@@ -1,8 +1,8 @@
 """Share mode (`akash-nb serve --share`): the embedded model for a class, with a real server process.
 
-It listens on every address only when asked to, takes only the key it prints, lets `--max-concurrent`
-completion requests in at once and answers the next with a 429 in the OpenAI error shape and a
-Retry-After, and keeps away from the notebooks' own state-file server.
+It listens on every address only when asked to, takes only the key it prints, answers `--slots` requests at
+once with continuous batching and queues the rest (a room of 30 at its defaults, none refused), and keeps
+away from the notebooks' own state-file server.
 
 Every request here goes to 127.0.0.1, although the server listens on 0.0.0.0: no test sends anything to
 another address."""
@@ -26,12 +26,10 @@ import openai
 import pytest
 
 from akash_nb import local
-from akash_nb.errors import explain
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 pytestmark = pytest.mark.live
 
-CAP = 2
 STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 
@@ -73,7 +71,7 @@ def start_shared(state: Path, *args: str) -> Shared:
             if line.startswith("Share key: "):
                 key = line.removeprefix("Share key: ").strip()
         shared = Shared(process, port, key, lines)
-        while status(shared.url(local.LOAD_PATH), key) != 200:
+        while status(shared.base_url + "/models", key) != 200:
             assert time.monotonic() < deadline and process.poll() is None, "the share server did not start"
             time.sleep(0.05)
         return shared
@@ -96,7 +94,7 @@ def stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     state = tmp_path_factory.mktemp("share-state")
-    server = start_shared(state, "--max-concurrent", str(CAP))
+    server = start_shared(state)  # its defaults, as a teacher starts it
     yield server
     stop(server.process)
 
@@ -130,16 +128,19 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def load(server: Shared) -> dict:
-    return json.loads(request(server.url(local.LOAD_PATH), server.key)[2])
+def metrics(server: Shared) -> dict[str, float]:
+    values = {}
+    for line in request(server.url("/metrics"), server.key)[2].decode().splitlines():
+        if line.startswith("llamacpp:"):
+            name, value = line.split()[:2]
+            values[name.removeprefix("llamacpp:")] = float(value)
+    return values
 
 
-def wait_until_idle(server: Shared, within: float = 10.0) -> None:
-    """A place is given back just after the answer's last byte is sent: the client may see it first."""
-    deadline = time.monotonic() + within
-    while load(server)["running"]:
-        assert time.monotonic() < deadline, "a finished request kept its place"
-        time.sleep(0.01)
+def processes_of(pid: int) -> list[int]:
+    """This process and every process it started (share mode runs llama-server as its child)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(p for child in children for p in processes_of(int(child)))]
 
 
 # --- binding -----------------------------------------------------------------------------------------------
@@ -148,21 +149,24 @@ def test_share_mode_listens_on_every_address(shared):
     assert listening_addresses(shared.port) == {"00000000"}  # 0.0.0.0
 
 
-@pytest.mark.parametrize("flags", [["--host", "0.0.0.0"], ["--port", "8080"], ["--max-concurrent", "3"]])
+@pytest.mark.parametrize("flags", [["--host", "0.0.0.0"], ["--port", "8080"], ["--slots", "3"]])
 def test_leaving_loopback_takes_the_share_flag(flags, tmp_path):
     done = subprocess.run([sys.executable, "-m", "akash_nb.cli", "serve", *flags], capture_output=True,
                           text=True, env=akash_nb_env(tmp_path), timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2
     assert f"{flags[0]} only with --share" in done.stderr
-    assert not (tmp_path / "server.json").exists(), "no server was started"
+    assert not list(tmp_path.glob("server-*.json")), "no server was started"
 
 
 def test_share_mode_keeps_away_from_the_notebooks_server(shared, monkeypatch):
     state = Path(f"/proc/{shared.process.pid}/cwd").resolve()  # started with this AKASH_NB_STATE_DIR
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(state))
-    assert not (state / "server.json").exists(), "the share key is never written to the state file"
+    assert not list(state.glob("server-*.json")), "the share key is never written to the state file"
     assert local.running() is None, "notebooks do not take the class server for their own"
-    assert shared.key not in Path(f"/proc/{shared.process.pid}/cmdline").read_bytes().decode()
+    for pid in processes_of(shared.process.pid):
+        assert shared.key not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert shared.key not in Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    assert not list(state.glob("*.key")), "the key file is gone once the server has read it"
 
 
 def test_a_port_in_use_is_a_sentence_naming_it(tmp_path):
@@ -185,9 +189,8 @@ def test_the_key_is_required(shared):
     for key in (None, "wrong", almost):
         assert status(shared.base_url + "/models", key) == 401
         assert status(shared.base_url + "/chat/completions", key, chat) == 401
-        assert status(shared.url(local.LOAD_PATH), key) == 401
+        assert status(shared.url("/metrics"), key) == 401
     assert status(shared.base_url + "/models", shared.key) == 200
-    assert load(shared) == {"running": 0, "max_concurrent": CAP}, "refused requests take no place"
 
 
 def test_the_printed_key_works_with_the_openai_client(shared):
@@ -199,58 +202,73 @@ def test_the_printed_key_works_with_the_openai_client(shared):
     assert response.choices[0].message.content
 
 
-# --- the cap -----------------------------------------------------------------------------------------------
+# --- a room at once ----------------------------------------------------------------------------------------
 
-def test_requests_beyond_the_cap_get_429_with_retry_after_while_the_others_complete(shared):
-    answers: list = []
+ROOM = 30
 
-    def capped() -> None:
-        answers.append(shared.client(max_retries=0).chat.completions.create(
-            model=LOCAL_MODEL_NAME, messages=STORY, max_tokens=200, temperature=0))
 
-    workers = [threading.Thread(target=capped) for _ in range(CAP)]
-    for worker in workers:
-        worker.start()
+def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared):
+    """Lesson 02's guide cell, streamed by 30 students at the same moment, at the server's defaults: the
+    first `SHARE_SLOTS` are answered together, the rest wait in line; nobody gets an error."""
+    start = threading.Barrier(ROOM)
+    answers: dict[int, str] = {}
+    failures: list[BaseException] = []
+    busiest = {"requests_processing": 0.0, "requests_deferred": 0.0}
+    watching = threading.Event()
+
+    def student(number: int) -> None:
+        client = shared.client(max_retries=0)
+        start.wait()
+        try:
+            stream = client.chat.completions.create(
+                model=LOCAL_MODEL_NAME, max_tokens=32, temperature=0.7, stream=True,
+                messages=[{"role": "user", "content": f"Student {number}: who won the World Cup in 2022?"}])
+            answers[number] = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        except BaseException as error:  # reported below, with the others
+            failures.append(error)
+
+    def watch() -> None:
+        while not watching.is_set():
+            for name, value in metrics(shared).items():
+                if name in busiest:
+                    busiest[name] = max(busiest[name], value)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    students = [threading.Thread(target=student, args=(n,)) for n in range(ROOM)]
+    for thread in students:
+        thread.start()
+    for thread in students:
+        thread.join(180)
+    watching.set()
+    watcher.join(10)
+    assert failures == []
+    assert sorted(answers) == list(range(ROOM)) and all(answers.values())
+    assert 1 < busiest["requests_processing"] <= local.SHARE_SLOTS
+
+
+def test_requests_beyond_the_slots_wait_in_line_and_are_answered(tmp_path):
+    small = start_shared(tmp_path, "--slots", "2")
     try:
-        deadline = time.monotonic() + 60
-        while load(shared)["running"] < CAP:
-            assert time.monotonic() < deadline, "the capped requests never ran"
-            time.sleep(0.01)
+        answers: list = []
 
-        chat = {"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
-        for _ in range(3):
-            code, headers, body = request(shared.base_url + "/chat/completions", shared.key, chat)
-            assert code == 429
-            assert headers["retry-after"] == str(local.SHARE_RETRY_AFTER)
-            error = json.loads(body)["error"]
-            assert error["type"] == "requests" and error["code"] == "rate_limit_exceeded"
-            assert error["param"] is None and "busy" in error["message"]
+        def student() -> None:
+            stream = small.client(max_retries=0).chat.completions.create(
+                model=LOCAL_MODEL_NAME, max_tokens=150, stream=True, extra_body={"ignore_eos": True},
+                messages=[{"role": "user", "content": "Write a long story about a dragon."}])
+            answers.append([c.choices[0].finish_reason for c in stream if c.choices][-1])
 
-        with pytest.raises(openai.RateLimitError) as caught:
-            shared.client(max_retries=0).chat.completions.create(model=LOCAL_MODEL_NAME, messages=STORY,
-                                                                 max_tokens=5)
-        sentence = explain(caught.value, "the class server").sentence
-        assert "429" in sentence and f"Retry-After: {local.SHARE_RETRY_AFTER} s" in sentence
-        assert load(shared)["running"] == CAP, "the capped requests were still running throughout"
+        students = [threading.Thread(target=student) for _ in range(4)]
+        for thread in students:
+            thread.start()
+        deadline, waited = time.monotonic() + 30, 0.0
+        while waited < 2 and time.monotonic() < deadline:
+            waited = metrics(small).get("requests_deferred", 0.0)
+            time.sleep(0.02)
+        for thread in students:
+            thread.join(120)
+        assert waited == 2, "two requests beyond the two slots waited in line"
+        assert answers == ["length"] * 4, "and each got its whole answer after"
     finally:
-        for worker in workers:
-            worker.join(180)
-
-    assert len(answers) == CAP
-    for answer in answers:
-        assert answer.model == LOCAL_MODEL_NAME
-        assert answer.choices[0].finish_reason in ("stop", "length")
-        assert answer.choices[0].message.content.strip()
-    wait_until_idle(shared)
-    assert status(shared.base_url + "/chat/completions", shared.key, chat) == 200, "places are given back"
-
-
-def test_a_stream_holds_its_place_until_it_ends(shared):
-    client = shared.client(max_retries=0)
-    with client.chat.completions.create(model=LOCAL_MODEL_NAME, messages=STORY, max_tokens=40,
-                                        stream=True) as stream:
-        next(iter(stream))
-        assert load(shared)["running"] == 1
-        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
-    assert text
-    wait_until_idle(shared)
+        stop(small.process)

@@ -12,7 +12,7 @@ import pytest
 from faultserver import MODEL, WORDS, FaultServer, closed_port
 
 import akash_nb
-from akash_nb import widgets
+from akash_nb import local, widgets
 from akash_nb.client import client as make_client  # not akash_nb.client: see below
 from akash_nb.conversation import Conversation
 from akash_nb.providers import LOCAL_MODEL_NAME
@@ -63,9 +63,10 @@ def test_the_model_dropdown_lists_the_live_models_and_selects_the_served_one(loc
     assert list(panel.model.options) == live == [LOCAL_MODEL_NAME]
     assert panel.model.value == LOCAL_MODEL_NAME  # the guide's model is not served here: the fallback is
     assert (panel.temperature.min, panel.temperature.max, panel.temperature.step) == (0.0, 2.0, 0.1)
-    assert (panel.max_tokens.min, panel.max_tokens.max, panel.max_tokens.value) == (1, 8192, 8)
+    slider = panel.max_tokens
+    assert (slider.min, slider.max, slider.value) == (1, local.CONTEXT_TOKENS, 8)
     panel.max_tokens.value = 10**6
-    assert panel.max_tokens.value == 8192  # the embedded model's context window
+    assert panel.max_tokens.value == local.CONTEXT_TOKENS  # the embedded model's context per request
 
 
 def test_clicking_run_streams_the_answer_into_the_panel_and_names_who_answered(local_client, monkeypatch):
@@ -85,8 +86,10 @@ def test_clicking_run_streams_the_answer_into_the_panel_and_names_who_answered(l
     assert panel.answer.value == shown[-1] == widgets.markdown_html(result.text)  # ...then the whole one
     usage = panel.usage.value
     assert f"{LOCAL_MODEL_NAME} via local" in usage and f"finish_reason={result.finish_reason}" in usage
-    # llama-cpp-python ignores stream_options, so the panel says so rather than inventing numbers
-    assert "usage not reported" in usage or "completion tokens" in usage
+    # llama-server streams usage when asked (stream_options), so the footer has the real counts
+    assert result.usage is not None and result.usage.completion_tokens > 0
+    assert f"{result.usage.prompt_tokens} prompt" in usage
+    assert f"+ {result.usage.completion_tokens} completion tokens" in usage
     assert result.first_token_seconds is not None and 0 < result.first_token_seconds <= result.seconds
     assert not panel.run_button.disabled
 

@@ -1,0 +1,258 @@
+"""llama.cpp's `llama-server`, the program that serves the embedded model: found, or built once.
+
+`find()` looks, in this order, and the first that works wins:
+
+1. `AKASH_NB_LLAMA_SERVER`, a path to a llama-server binary;
+2. a `llama-server` on PATH recent enough to take every option we pass (`REQUIRED_OPTIONS`, read from its
+   `--help`): Homebrew's, winget's or a distro's llama.cpp package, what most laptops will have;
+3. a build in the user's cache folder (`cache_dir()`), one folder per llama.cpp source (`SOURCE`);
+4. nothing: `ensure()` then calls `build()`, which fetches llama.cpp's source through PyPI (the pinned
+   llama-cpp-python sdist carries it in vendor/llama.cpp), compiles only llama-server and the two benchmark
+   tools for this CPU, and prints a progress line at least every 30 s.
+
+llama-cpp-python itself is not installed: its source package is only the carrier of a pinned llama.cpp.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+VARIABLE = "AKASH_NB_LLAMA_SERVER"
+SOURCE_PACKAGE = "llama-cpp-python"
+SOURCE_VERSION = "0.3.36"  # its vendor/llama.cpp is llama.cpp commit 0c1e570
+SOURCE = f"{SOURCE_PACKAGE}=={SOURCE_VERSION}"
+# What local.server_command passes: a llama-server on PATH is used only if its --help lists them all.
+REQUIRED_OPTIONS = ("--api-key-file", "--alias", "--parallel", "--no-webui", "--metrics", "--threads-batch")
+TOOLS = ("llama-server", "llama-bench", "llama-batched-bench")  # the bench tools measure the floor
+CMAKE_OPTIONS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",  # one self-contained binary per tool, so the cache folder can move
+    "-DLLAMA_BUILD_SERVER=ON",
+    "-DLLAMA_BUILD_TOOLS=ON",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_APP=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",  # it would download the web UI; students use JupyterLab
+    "-DLLAMA_OPENSSL=OFF",  # the server listens on plain HTTP; no OpenSSL headers needed to build
+)
+PROGRESS_EVERY = 30.0
+
+Progress = Callable[[str], None]
+
+
+def _error(sentence: str) -> Exception:
+    from .errors import LocalServerError  # errors loads the OpenAI SDK: only when there is an error
+
+    return LocalServerError(sentence)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A llama-server binary, and where it was found (for `akash-nb engine` and the doctor)."""
+
+    server: Path
+    source: str  # "AKASH_NB_LLAMA_SERVER", "PATH", "cache" or "built now"
+    version: str  # what `llama-server --version` says, e.g. "0.5.0-dev (build 1, commit 0c1e570)"
+
+    def tool(self, name: str) -> Path | None:
+        """A sibling tool of the same build (llama-bench, llama-batched-bench), if it is there."""
+        path = self.server.with_name(name + self.server.suffix)
+        return path if path.is_file() else None
+
+
+def cache_dir() -> Path:
+    """AKASH_NB_CACHE_DIR, else $XDG_CACHE_HOME/akash-nb, else ~/.cache/akash-nb."""
+    explicit = os.environ.get("AKASH_NB_CACHE_DIR")
+    base = Path(explicit) if explicit else (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "akash-nb")
+    return base
+
+
+def build_dir() -> Path:
+    """Where `build()` puts this source's binaries: one folder per source and machine type."""
+    return cache_dir() / f"llama.cpp-{SOURCE_PACKAGE}-{SOURCE_VERSION}-{platform.machine() or 'cpu'}"
+
+
+def _output(binary: Path, option: str) -> str | None:
+    try:
+        stamp = binary.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _cached_output(str(binary), stamp, option)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_output(binary: str, stamp: int, option: str) -> str | None:
+    """One run per binary and change: every `client()` looks for the engine."""
+    try:
+        done = subprocess.run([binary, option], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout + done.stderr
+
+
+def version_of(binary: Path) -> str | None:
+    """What `llama-server --version` says after "version:", or None if it does not run as llama-server."""
+    found = re.search(r"^version:\s*(.+)$", _output(binary, "--version") or "", re.MULTILINE)
+    return found.group(1).strip() if found else None
+
+
+def takes_our_options(binary: Path) -> bool:
+    usage = _output(binary, "--help") or ""
+    return all(re.search(rf"(^|[\s,]){re.escape(option)}\b", usage) for option in REQUIRED_OPTIONS)
+
+
+def find() -> Engine | None:
+    """The llama-server to use, by the lookup order in the module docstring; None if there is none yet."""
+    explicit = os.environ.get(VARIABLE, "").strip()
+    if explicit:
+        path = Path(explicit).expanduser()
+        version = version_of(path) if path.is_file() else None
+        if version is None:
+            raise _error(f"{VARIABLE} is {explicit!r}, which is not a llama-server program that runs; point "
+                         "it at llama.cpp's llama-server binary, or unset it to use the one akash-nb builds.")
+        return Engine(path, VARIABLE, version)
+    on_path = shutil.which("llama-server")
+    if on_path:
+        version = version_of(Path(on_path))
+        if version is not None and takes_our_options(Path(on_path)):
+            return Engine(Path(on_path), "PATH", version)
+    cached = build_dir() / "llama-server"
+    if cached.is_file():
+        version = version_of(cached)
+        if version is not None:
+            return Engine(cached, "cache", version)
+    return None
+
+
+def ensure(progress: Progress = _say) -> Engine:
+    """`find()`, else build llama-server now (minutes, once per machine)."""
+    engine = find()
+    if engine is not None:
+        return engine
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_dir() / "build.lock")):  # two kernels starting at once build it once
+        engine = find()
+        if engine is None:
+            build(progress)
+            engine = find()
+    if engine is None:
+        raise _error(f"llama-server was built into {build_dir()} but does not run there; delete that "
+                     "folder and try again, or set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
+    return Engine(engine.server, "built now", engine.version)
+
+
+def _tool(name: str) -> str | None:
+    """A build tool from this Python's environment first (pip's cmake and ninja), else from PATH."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.is_file() else shutil.which(name)
+
+
+def build(progress: Progress = _say) -> Path:
+    """Compile llama-server (and llama-bench, llama-batched-bench) from SOURCE into `build_dir()`."""
+    cmake = _tool("cmake")
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if cmake is None or compiler is None:
+        needs = (("cmake", cmake), ("a C++ compiler", compiler))
+        missing = " and ".join(name for name, found in needs if not found)
+        raise _error(f"Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get "
+                     "install g++, or Xcode's command line tools), or set AKASH_NB_LLAMA_SERVER to a "
+                     "llama-server binary (brew install llama.cpp gives one).")
+    started = time.monotonic()
+    target = build_dir()
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="llama-build-", dir=cache_dir()) as work:
+        work_dir = Path(work)
+        progress(f"==> Building llama.cpp's llama-server from {SOURCE} (once per machine; about 5 min on "
+                 "2 cores).")
+        source = _fetch_source(work_dir, progress)
+        configure = [cmake, "-S", str(source), "-B", str(work_dir / "build"), *CMAKE_OPTIONS]
+        ninja = _tool("ninja")
+        if ninja:
+            configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
+        _run(configure, work_dir / "configure.log", progress, started)
+        jobs = str(os.cpu_count() or 2)
+        _run([cmake, "--build", str(work_dir / "build"), "--target", *TOOLS, "-j", jobs],
+             work_dir / "compile.log", progress, started)
+        staged = work_dir / "bin"
+        staged.mkdir()
+        for name in TOOLS:
+            shutil.copy2(_built(work_dir / "build", name), staged / name)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staged, target)  # whole or not at all: a cut build leaves no half folder behind
+    progress(f"==> llama-server built in {time.monotonic() - started:.0f} s: {target / 'llama-server'}")
+    return target / "llama-server"
+
+
+def _fetch_source(work: Path, progress: Progress) -> Path:
+    """Download SOURCE's sdist with pip (so pip's index settings and cache apply) and unpack llama.cpp."""
+    progress(f"    fetching the source package {SOURCE} with pip")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+         "--dest", str(work), SOURCE],
+        capture_output=True, text=True)
+    archives = list(work.glob("*.tar.gz"))
+    if done.returncode != 0 or not archives:
+        raise _error(f"pip could not download {SOURCE}, which carries llama.cpp's source: "
+                     f"{(done.stderr.strip().splitlines() or ['no output'])[-1]} Check your connection to "
+                     "PyPI, or set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
+    prefix = None
+    with tarfile.open(archives[0]) as archive:
+        members = [m for m in archive.getmembers() if "/vendor/llama.cpp/" in m.name + "/"]
+        if not members:
+            raise _error(f"{archives[0].name} holds no vendor/llama.cpp folder; this version of akash-nb "
+                         "expects one, so set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
+        prefix = members[0].name.split("/vendor/llama.cpp")[0]
+        archive.extractall(work / "src", members=members, filter="data")
+    return work / "src" / prefix / "vendor" / "llama.cpp"
+
+
+def _run(command: list[str], log: Path, progress: Progress, started: float) -> None:
+    """Run one build step, its output to `log`, saying how far it got at least every PROGRESS_EVERY s."""
+    last_said, percent = time.monotonic(), ""
+    with log.open("w") as out, subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            step = re.match(r"\s*\[\s*(\d+)(?:%|/(\d+))", line)
+            if step:
+                percent = f"{step.group(1)}%" if step.group(2) is None else \
+                    f"{100 * int(step.group(1)) // int(step.group(2))}%"
+            if time.monotonic() - last_said >= PROGRESS_EVERY:
+                last_said = time.monotonic()
+                progress(f"    ... compiling llama.cpp {percent} ({last_said - started:.0f} s so far)")
+    if process.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        kept = cache_dir() / f"{log.stem}-failed.log"
+        shutil.copy2(log, kept)
+        raise _error(f"Building llama-server failed (exit {process.returncode}); the whole log is {kept}, "
+                     f"its end:\n{tail}")
+
+
+def _built(build: Path, name: str) -> Path:
+    for candidate in (build / "bin" / name, build / "bin" / "Release" / name):
+        if candidate.is_file():
+            return candidate
+    raise _error(f"The build finished without a {name} in {build / 'bin'}; set AKASH_NB_LLAMA_SERVER to a "
+                 "llama-server binary instead.")
