@@ -16,10 +16,12 @@ def _serve(args: argparse.Namespace) -> int:
     from . import local
 
     if args.share:
+        from . import share
+
         try:
-            local.share(port=local.SHARE_PORT if args.port is None else args.port,
-                        slots=local.SHARE_SLOTS if args.slots is None else args.slots,
-                        host=args.host or local.SHARE_HOST)
+            share.share(port=share.SHARE_PORT if args.port is None else args.port,
+                        slots=share.SHARE_SLOTS if args.slots is None else args.slots,
+                        host=args.host or share.SHARE_HOST)
         except KeyboardInterrupt:
             pass
         print("Stopped sharing.")

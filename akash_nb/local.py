@@ -16,9 +16,9 @@ learner's own text has room. Every response names the model that answered (`--al
 client asked for, streams `usage` when asked (`stream_options`), and reuses the prompt cache across a
 conversation's turns (`prompt_tokens_details.cached_tokens`).
 
-`share()` (`akash-nb serve --share`) is a class server for the room's network: it runs in the foreground of
-the process that asks for it, never through the state file, so notebooks, `ensure_server()` and
-`akash-nb stop` neither see nor touch it.
+The class server for a room (`akash-nb serve --share`) is `share.py`: it runs llama-server with this
+module's command line, but never through the state file, so notebooks, `ensure_server()` and `akash-nb stop`
+neither see nor touch it.
 """
 
 from __future__ import annotations
@@ -51,9 +51,6 @@ READY_TIMEOUT = 90.0
 # llama.cpp's threads wait for each other in spin loops: more threads than cores turns 100 tokens/s into a
 # handful, so one per core, at most 4 (a 135M model gains little past that).
 THREADS = max(1, min(4, os.cpu_count() or 2))
-SHARE_HOST = "0.0.0.0"  # every address of this machine: the room's network
-SHARE_PORT = 8080  # llama.cpp's own default port
-SHARE_SLOTS = 16  # measured on 2 cores: 16 at once streams ~2x one user's rate; a room of 30 queues
 # Variables llama-server reads as options (LLAMA_ARG_*, LLAMA_API_KEY): none may change our server's setup.
 _FOREIGN_VARIABLES = ("LLAMA_ARG_", "LLAMA_API_KEY")
 
@@ -383,95 +380,3 @@ def stop() -> bool:
 def stop_all() -> int:
     """Stop every server recorded in this state folder, whatever its configuration; how many were running."""
     return sum(_stop(server.config) for server in recorded_servers())
-
-
-# --- share mode: a class server ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Shared:
-    """A class server running in this process's foreground (what `share()` starts)."""
-
-    process: subprocess.Popen
-    port: int
-    key: Secret
-    model: str
-    slots: int
-    log: Path
-
-    def url(self, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}/v1"
-
-
-def start_share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST,
-                timeout: float = READY_TIMEOUT) -> Shared:
-    """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
-    if slots < 1:
-        raise _error(f"--slots is {slots}; it must be at least 1.")
-    path = models.ensure()
-    binary = engines.ensure().server
-    if _port_in_use(port, host):
-        raise _error(f"Port {port} on {host} is already in use; pick another with --port.")
-    key = secrets.token_urlsafe(24)
-    key_file = state_dir() / f"share-{port}.key"
-    log = state_dir() / f"share-{port}.log"
-    process = _launch(lambda kf: server_command(binary, path, port, kf, host=host, slots=slots),
-                      key, key_file, log)
-    shared = Shared(process, port, Secret(key), model_name(path), slots, log)
-    probe = Server(process.pid, port, shared.key, shared.model, str(path), str(log), "share")
-    try:
-        _wait_until_ready(process, probe, timeout)
-    except BaseException:
-        stop_share(shared)
-        raise
-    finally:
-        key_file.unlink(missing_ok=True)
-    return shared
-
-
-def stop_share(shared: Shared) -> None:
-    shared.process.terminate()
-    try:
-        shared.process.wait(10)
-    except subprocess.TimeoutExpired:
-        shared.process.kill()
-        shared.process.wait()
-
-
-def share_status(shared: Shared) -> dict[str, float]:
-    """Slots busy, requests waiting and tokens generated so far, from llama-server's /metrics."""
-    request = urllib.request.Request(shared.url().removesuffix("/v1") + "/metrics",
-                                     headers={"Authorization": f"Bearer {shared.key.reveal()}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        text = response.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("llamacpp:") and " " in line:
-            name, value = line.split()[:2]
-            with contextlib.suppress(ValueError):
-                values[name.removeprefix("llamacpp:")] = float(value)
-    return values
-
-
-def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST,
-          announce: Callable[[str], None] = print) -> None:
-    """Serve the embedded model (or AKASH_NB_LOCAL_MODEL) to the room, in this process, until interrupted.
-
-    A new key is made and announced (with what students set); it is never written to the state file."""
-    shared = start_share(port, slots, host)
-    try:
-        announce(
-            f"Sharing {shared.model} on port {port} of every address of this machine "
-            f"({socket.gethostname()}), "
-            f"{slots} requests at a time (more wait in line).\n"
-            f"Share key: {shared.key.reveal()}\n"
-            "On each student's machine (use this machine's address on the room's network):\n"
-            f"  AKASH_NB_BASE_URL=http://<this-machine>:{port}/v1 AKASH_NB_API_KEY={shared.key.reveal()} "
-            "make lab\n"
-            f"Plain HTTP: use it on a network you trust. Its log is {shared.log}. Ctrl-C stops it; "
-            "`akash-nb stop` does not touch it."
-        )
-        while shared.process.poll() is None:
-            time.sleep(0.5)
-        raise _error(f"The class server exited (code {shared.process.returncode}); its log is {shared.log}.")
-    finally:
-        stop_share(shared)

@@ -25,7 +25,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from akash_nb import local
+from akash_nb import local, share
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 pytestmark = pytest.mark.live
@@ -245,7 +245,7 @@ def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared):
     watcher.join(10)
     assert failures == []
     assert sorted(answers) == list(range(ROOM)) and all(answers.values())
-    assert 1 < busiest["requests_processing"] <= local.SHARE_SLOTS
+    assert 1 < busiest["requests_processing"] <= share.SHARE_SLOTS
 
 
 def test_requests_beyond_the_slots_wait_in_line_and_are_answered(tmp_path):
