@@ -216,16 +216,21 @@ def _fetch_source(work: Path, progress: Progress) -> Path:
         raise _error(f"pip could not download {SOURCE}, which carries llama.cpp's source: "
                      f"{(done.stderr.strip().splitlines() or ['no output'])[-1]} Check your connection to "
                      "PyPI, or set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
-    with tarfile.open(archives[0]) as archive:
+    return unpack_llama_cpp(archives[0], work / "src")
+
+
+def unpack_llama_cpp(sdist: Path, into: Path) -> Path:
+    """Unpack only `<package>-<version>/vendor/llama.cpp/` from the sdist; returns that folder."""
+    with tarfile.open(sdist) as archive:
         # <package>-<version>/vendor/llama.cpp/, not the copy under .git/modules/ that some sdists carry
         tops = [m.name.removesuffix("/CMakeLists.txt") for m in archive.getmembers()
                 if re.fullmatch(r"[^/]+/vendor/llama\.cpp/CMakeLists\.txt", m.name)]
         if not tops:
-            raise _error(f"{archives[0].name} holds no vendor/llama.cpp folder; this version of akash-nb "
+            raise _error(f"{sdist.name} holds no vendor/llama.cpp folder; this version of akash-nb "
                          "expects one, so set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
         members = [m for m in archive.getmembers() if m.name.startswith(tops[0] + "/")]
-        archive.extractall(work / "src", members=members, filter="data")
-    return work / "src" / tops[0]
+        archive.extractall(into, members=members, filter="data")
+    return into / tops[0]
 
 
 def _run(command: list[str], log: Path, progress: Progress, started: float) -> None:
