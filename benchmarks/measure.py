@@ -1,9 +1,12 @@
-"""Timing one streamed answer, through a server or in-process, the same way on both sides.
+"""Timing streamed answers through a server, and running llama.cpp's own benchmark tools as floors.
 
-Both sides are timed from the moment the request is made to each chunk that carries text, on
-`time.perf_counter()`; a "token" is a chunk with text (llama-cpp-python sends one chunk a token, except
-while it holds back bytes of an unfinished UTF-8 character or a possible stop string, which happens the
-same way on both sides because both run the same `Llama.create_chat_completion`).
+A streamed answer is timed from the moment the request is made to each chunk that carries text, on
+`time.perf_counter()`. Token counts come from the server's own `usage` (llama-server streams it when asked
+with `stream_options.include_usage`), not from counting chunks.
+
+The floors are llama.cpp's `llama-bench` and `llama-batched-bench` from the same build as the embedded
+server (`akash_nb.engine`), on the same model file and threads: what this engine can do on this machine
+with no HTTP, no JSON and no client in the way.
 """
 
 from __future__ import annotations
@@ -12,72 +15,81 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TUNED_SERVER = Path(__file__).resolve().parent / "tuned_server.py"
 
 
 @dataclass
 class Stream:
-    """One streamed answer: when the request went out, and when each text chunk arrived (seconds)."""
+    """One streamed answer: when the request went out, and when its text chunks arrived (seconds)."""
 
+    started: float  # perf_counter when the request was made
     first: float | None  # time to the first text chunk
     total: float  # time to the end of the stream
-    tokens: int  # text chunks
-    decode_rate: float | None  # tokens/s after the first token: (tokens - 1) / (last - first)
-    end_to_end_rate: float  # tokens / total
-    gaps: list[float]  # seconds between consecutive text chunks
+    chunks: int  # chunks that carried text
+    completion_tokens: int | None  # from the server's usage
+    prompt_tokens: int | None
+    cached_tokens: int | None
+    decode_rate: float | None  # completion tokens/s after the first: (tokens - 1) / (last - first)
     finish_reason: str | None = None  # None: the stream ended without saying why (an error)
-    error: str | None = None
 
     def to_json(self) -> dict:
-        data = asdict(self)
-        data.pop("gaps")
-        return data
+        return asdict(self)
 
 
-def timed(chunks: Iterable[tuple[str | None, str | None]], started: float) -> Stream:
-    """Consume `chunks` ((text, finish_reason) of each chunk) and time them."""
-    stamps: list[float] = []
-    finish_reason = None
-    for text, finished in chunks:
-        if text:
-            stamps.append(time.perf_counter())
-        finish_reason = finished or finish_reason
-    end = time.perf_counter()
-    first = stamps[0] - started if stamps else None
-    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else None
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    return Stream(first, end - started, len(stamps), rate, len(stamps) / (end - started), gaps, finish_reason)
+class _Timer:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.stamps: list[float] = []
+        self.finish_reason = self.usage = None
+
+    def chunk(self, chunk) -> None:
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.choices:
+            if chunk.choices[0].delta.content:
+                self.stamps.append(time.perf_counter())
+            self.finish_reason = chunk.choices[0].finish_reason or self.finish_reason
+
+    def done(self) -> Stream:
+        end = time.perf_counter()
+        usage = self.usage
+        tokens = usage.completion_tokens if usage else None
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        first = self.stamps[0] - self.started if self.stamps else None
+        span = self.stamps[-1] - self.stamps[0] if len(self.stamps) > 1 else 0.0
+        rate = (tokens - 1) / span if tokens and tokens > 2 and span > 0 else None
+        return Stream(self.started, first, end - self.started, len(self.stamps), tokens,
+                      usage.prompt_tokens if usage else None, details.cached_tokens if details else None,
+                      rate, self.finish_reason)
+
+
+STREAM_OPTIONS = {"include_usage": True}
 
 
 def via_server(client, model: str, messages: list[dict], **params) -> Stream:
     """A streamed chat completion through an OpenAI-compatible server (the openai SDK, stream=True)."""
-    started = time.perf_counter()
-    stream = client.chat.completions.create(model=model, messages=messages, stream=True, **params)
-
-    def chunks() -> Iterator[tuple[str | None, str | None]]:
-        with stream:
-            for chunk in stream:
-                if chunk.choices:
-                    yield chunk.choices[0].delta.content, chunk.choices[0].finish_reason
-
-    return timed(chunks(), started)
+    timer = _Timer()
+    stream = client.chat.completions.create(model=model, messages=messages, stream=True,
+                                            stream_options=STREAM_OPTIONS, **params)
+    with stream:
+        for chunk in stream:
+            timer.chunk(chunk)
+    return timer.done()
 
 
-def in_process(llm, messages: list[dict], **params) -> Stream:
-    """The same request made in-process: `Llama.create_chat_completion(stream=True)`."""
-    started = time.perf_counter()
-    chunks = llm.create_chat_completion(messages=messages, stream=True, **params)
-    return timed(((c["choices"][0]["delta"].get("content"), c["choices"][0]["finish_reason"])
-                  for c in chunks if c["choices"]), started)
+async def via_server_async(client, model: str, messages: list[dict], **params) -> Stream:
+    """The same with `openai.AsyncOpenAI`: many users from one event loop, for little client CPU."""
+    timer = _Timer()
+    stream: AsyncIterator = await client.chat.completions.create(
+        model=model, messages=messages, stream=True, stream_options=STREAM_OPTIONS, **params)
+    async for chunk in stream:
+        timer.chunk(chunk)
+    return timer.done()
 
 
 def median(values: Iterable[float | None]) -> float | None:
@@ -95,69 +107,59 @@ def percentile(values: Iterable[float | None], q: float) -> float | None:
     return statistics.quantiles(present, n=100, method="inclusive")[min(98, max(0, round(q) - 1))]
 
 
-# --- servers started for an experiment ---------------------------------------------------------------
+# --- llama.cpp's own tools: the floors --------------------------------------------------------------------
 
-@dataclass
-class Started:
-    """A server this benchmark started itself (a tuned variant); stopped by `stop()`."""
-
-    process: subprocess.Popen
-    port: int
-    key: str
-    model: str
-    variant: str
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def _json_lines(text: str) -> Iterator[dict]:
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            yield json.loads(line)
 
 
-def healthy(port: int, key: str, health_path: str) -> bool:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{health_path}",
-                                     headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=1.0) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def start_variant(variant: str, log: Path, timeout: float = 90.0) -> Started:
-    """The embedded server's own command, run through benchmarks/tuned_server.py with one variant."""
-    import secrets
-
+def tool_env(spin: bool = False) -> dict[str, str]:
+    """The environment llama.cpp's tools run in: the embedded server's wait policy, or OpenMP's spinning."""
     from akash_nb import local
 
-    path = local.model_file()
-    port = local._free_port()
-    key = secrets.token_urlsafe(24)
-    arguments = local.server_command(path, port)[3:]  # without "python -m akash_nb.local"
-    command = [sys.executable, str(TUNED_SERVER), "--variant", variant, *arguments]
-    env = {k: v for k, v in os.environ.items() if not k.endswith("API_KEY")}
-    env[local.KEY_VARIABLE] = key
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    with log.open("w") as log_file:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                   stderr=subprocess.STDOUT, env=env, cwd=log.parent)
-    server = Started(process, port, key, local.model_name(path), variant)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the {variant} server exited ({process.returncode}); log {log}")
-        if healthy(port, key, local.HEALTH_PATH):
-            return server
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"the {variant} server did not start in {timeout:g} s; log {log}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    return env if spin else {**env, **local.WAIT_POLICY}
+
+
+def batched_bench(tool: Path, model: Path, *, prompt: int, generate: int, parallel: Iterable[int],
+                  context: int, threads: int, spin: bool = False) -> dict[int, dict]:
+    """`llama-batched-bench`: N sequences of `prompt` tokens each, then `generate` tokens each, in lock step.
+
+    Returns, per N, llama.cpp's own figures (t_pp, t_tg, t in seconds) and `aggregate_tok_s` = N·TG ÷ T:
+    generated tokens over wall time, prompt processing included, as our users' aggregate is measured."""
+    command = [str(tool), "-m", str(model), "-c", str(context), "-b", "2048", "-ub", "512",
+               "-npp", str(prompt), "-ntg", str(generate), "-npl", ",".join(map(str, parallel)),
+               "-t", str(threads), "-tb", str(threads), "--output-format", "jsonl"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                          env=tool_env(spin))
+    if done.returncode:
+        raise RuntimeError(f"llama-batched-bench exited {done.returncode}: {done.stderr[-400:]}")
+    found = {}
+    for row in _json_lines(done.stdout + "\n" + done.stderr):
+        row["aggregate_tok_s"] = row["pl"] * row["tg"] / row["t"]
+        found[int(row["pl"])] = row
+    return found
+
+
+def llama_bench_tg(tool: Path, model: Path, *, generate: int, threads: int, spin: bool = False) -> float:
+    """`llama-bench`: tokens/s generating `generate` tokens for one sequence (no prompt), one repetition."""
+    command = [str(tool), "-m", str(model), "-p", "0", "-n", str(generate), "-r", "1", "-t", str(threads),
+               "-o", "jsonl"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                          env=tool_env(spin))
+    if done.returncode:
+        raise RuntimeError(f"llama-bench exited {done.returncode}: {done.stderr[-400:]}")
+    return next(row["avg_ts"] for row in _json_lines(done.stdout) if row.get("n_gen") == generate)
+
+
+def timed_process(command: list[str], **kwargs) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=tool_env(),
+                          **kwargs)
+    return time.perf_counter() - started, done
 
 
 def rss_mb(pid: int) -> float | None:
@@ -171,10 +173,9 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def machine() -> dict:
+def machine(engine_version: str) -> dict:
     import platform
 
-    import llama_cpp
     import openai
 
     cpu = "unknown"
@@ -185,15 +186,9 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "llama_cpp_python": llama_cpp.__version__,
-        "openai": openai.__version__,
-        "platform": platform.platform(),
-        "load_average_at_start": os.getloadavg(),
-    }
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "llama_server": engine_version, "openai": openai.__version__, "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg()}
 
 
 def dumps(data) -> str:
