@@ -1,4 +1,4 @@
-"""`akash-nb`: serve, stop, engine, doctor, run, lab, export-docs."""
+"""`akash-nb`: serve, stop, engine, doctor, run, lab, join, export-docs."""
 
 from __future__ import annotations
 
@@ -103,6 +103,13 @@ def _lab(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _join(args: argparse.Namespace) -> int:
+    from . import share
+
+    print(share.join(args.url, args.key, Path(args.env) if args.env else None))
+    return 0
+
+
 def _export_docs(args: argparse.Namespace) -> int:
     from . import docs
 
@@ -149,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--folder", default="notebooks")
     lab.set_defaults(jupyter_args=[])  # any option akash-nb does not know is passed to jupyter lab
     lab.set_defaults(func=_lab)
+
+    join = sub.add_parser("join", help="use a class server: check it answers, then write its lines into .env")
+    join.add_argument("url", help="the URL on the teacher's screen, e.g. http://192.168.1.20:8080/v1")
+    join.add_argument("key", help="the key on the teacher's screen")
+    join.add_argument("--env", metavar="FILE", help="the .env file to write (default: .env here)")
+    join.set_defaults(func=_join)
 
     export_docs = sub.add_parser("export-docs", help="the guide page and the lessons' HTML, from the lessons")
     export_docs.add_argument("--folder", default="notebooks")
