@@ -34,7 +34,7 @@ $(STUDENT_STAMP): pyproject.toml scripts/venv.sh
 	@VENV=$(VENV) EXTRAS=lab STAMP=$(STUDENT_STAMP) bash scripts/venv.sh
 
 lab: $(RUNTIME)
-	$(VENV)/bin/akash-nb lab
+	$(VENV)/bin/akash-nb lab $(LAB_ARGS)
 
 # A student's one line: `make join URL=http://192.168.1.20:8080/v1 KEY=...` (the teacher's screen shows it).
 join: student
