@@ -47,7 +47,8 @@ browser-deps:
 	@bash scripts/chromium.sh
 
 lint: venv
-	$(VENV)/bin/ruff check akash_nb tests $(wildcard benchmarks)
+	$(VENV)/bin/ruff check akash_nb tests scripts $(wildcard benchmarks)
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/ruff check $(NOTEBOOKS)
 
 unit: venv
@@ -63,9 +64,11 @@ nbval-replay: venv
 	AKASH_NB_PROVIDER=replay bash scripts/offline.sh $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
-# Every lesson executed on the real embedded model; only cells marked nbval-check-output are compared.
+# Every lesson executed on the real embedded model (or LIVE_PROVIDER=akashml, as the weekly CI does); only
+# cells marked nbval-check-output are compared.
+LIVE_PROVIDER ?= local
 nbval-live: venv
-	AKASH_NB_PROVIDER=local $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	AKASH_NB_PROVIDER=$(LIVE_PROVIDER) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
 run: venv
