@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=_stop)
 
     engine = sub.add_parser("engine", help="which llama-server and model file make the embedded model")
-    engine.add_argument("--build", action="store_true", help="build llama-server and fetch the model now if missing")
+    engine.add_argument("--build", action="store_true",
+                        help="build llama-server and fetch the model now if missing")
     engine.set_defaults(func=_engine)
 
     doctor = sub.add_parser("doctor", help="check every provider: configured, reachable, models, latency")

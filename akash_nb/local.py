@@ -11,10 +11,11 @@ it at start. llama-server reads that key from a 0600 file that is deleted once i
 on a command line or in the server's environment, where other users or tools could read it.
 
 llama-server answers `SLOTS` requests at once with continuous batching; more wait in its queue. Each slot
-holds `CONTEXT_TOKENS` tokens (prompt and answer): the lessons' longest request is about 750 tokens, so a
-learner's own text has room. Every response names the model that answered (`--alias`), whatever the
-client asked for, streams `usage` when asked (`stream_options`), and reuses the prompt cache across a
-conversation's turns (`prompt_tokens_details.cached_tokens`).
+holds `CONTEXT_TOKENS` tokens (prompt and answer): the lessons' longest request is a 257-token prompt with
+at most 200 tokens of answer (tests/recordings), so a learner's own text and a long conversation have room,
+and 4 slots of 4096 tokens keep the server's memory near 500 MB. Every response names the model that
+answered (`--alias`), whatever the client asked for, streams `usage` when asked (`stream_options`), and
+reuses the prompt cache across a conversation's turns (`prompt_tokens_details.cached_tokens`).
 
 The class server for a room (`akash-nb serve --share`) is `share.py`: it runs llama-server with this
 module's command line, but never through the state file, so notebooks, `ensure_server()` and `akash-nb stop`
@@ -31,6 +32,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -120,8 +122,12 @@ class Server:
 
 
 def config_id(server_binary: Path, model: Path, slots: int = SLOTS) -> str:
-    """Names one configuration: servers are shared only between processes that would start the same one."""
-    text = "\0".join((str(server_binary.resolve()), str(model.resolve()), str(slots), str(CONTEXT_TOKENS)))
+    """Names one configuration: servers are shared only between processes that would start the same one.
+
+    The Python environment is part of it: two checkouts (each with its own .venv) share the engine and the
+    model file from the user's cache, yet each gets a server of its own, which the other never stops."""
+    text = "\0".join((sys.prefix, str(server_binary.resolve()), str(model.resolve()), str(slots),
+                      str(CONTEXT_TOKENS)))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -331,6 +337,12 @@ def _wait_until_ready(process: subprocess.Popen, server: Server, timeout: float)
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
+            if process.returncode == -signal.SIGILL:
+                raise _error(
+                    f"The embedded model server ({server.engine or 'llama-server'}) was killed by an "
+                    "illegal instruction: it was built for a CPU this machine's does not match; delete "
+                    f"{engines.build_dir()} and run `akash-nb engine --build`, or set "
+                    f"{engines.VARIABLE} to a llama-server built for this machine.")
             raise _error(
                 f"The embedded model server exited (code {process.returncode}) while starting; "
                 f"its log is {server.log}.\n{_tail(Path(server.log))}"

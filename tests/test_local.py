@@ -184,6 +184,35 @@ def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(st
     assert local.running() == first
 
 
+def second_venv(where: Path) -> Path:
+    """A real second virtual environment that sees this one's packages (a second checkout's .venv)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    site = next(where.glob("lib/python*/site-packages"))
+    here = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_relative_to(sys.prefix))
+    (site / "parent.pth").write_text(here + "\n" + str(Path(__file__).resolve().parent.parent) + "\n")
+    return where / "bin" / "python"
+
+
+def test_two_venvs_get_their_own_servers_and_one_stop_never_ends_the_others_answer(state_dir, tmp_path):
+    """Two clones, each with its own .venv, share the cached engine and model file and one state folder."""
+    first = local.ensure_server()
+    python = second_venv(tmp_path / "other-venv")
+    env = {**os.environ, "AKASH_NB_STATE_DIR": str(state_dir)}
+    stream = long_stream(first)
+    chunks = [next(iter(stream))]
+    other = subprocess.run([str(python), "-c", PRINT_SERVER], env=env, capture_output=True, text=True,
+                           timeout=120, check=True)
+    other_pid = int(other.stdout.split()[0])
+    assert other_pid != first.pid, "the other checkout reused (so could stop) this checkout's server"
+    stopped = subprocess.run([str(python), "-m", "akash_nb.cli", "stop"], env=env, capture_output=True,
+                             text=True, timeout=60, check=True)
+    assert "Stopped" in stopped.stdout and gone(other_pid)
+    chunks.extend(stream)  # this checkout's answer goes on to its end
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] in (
+        ["stop"], ["length"]), "this checkout's answer was cut by the other checkout's stop"
+    assert local.running() == first
+
+
 def test_stop_all_stops_every_configuration(state_dir, monkeypatch, tmp_path):
     first = local.ensure_server()
     copy = tmp_path / "Other-Model.gguf"

@@ -211,6 +211,9 @@ def test_two_sends_both_appear_in_the_transcript(local_client):
     assert "FIFA World Cup" in box.transcript.value and "tell me more" in box.transcript.value
     assert box.text.value == ""
     assert f"{LOCAL_MODEL_NAME} via local" in box.status_text
+    # the footer counts tokens from the stream, and the second turn reuses the first turn's prompt cache
+    cached = re.search(r"(\d+) prompt \((\d+) cached\) \+ (\d+) completion tokens", box.status_text)
+    assert cached and 0 < int(cached[2]) < int(cached[1]), box.status_text
     text = plain(box)
     assert "user: Who won the FIFA World Cup in 2022?" in text and "user: Can you tell me more" in text
     assert f"assistant: {first}" in text

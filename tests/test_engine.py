@@ -1,0 +1,111 @@
+"""Finding or building llama-server (akash_nb.engine): the lookup order, and unpacking the pinned source.
+
+The programs found on PATH here are small shell scripts that answer `--version` and `--help` as a
+llama-server would (or as an old one would), so the order is tested without a second llama.cpp build; the
+real build is what `make venv` runs on every fresh machine."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from akash_nb import engine
+from akash_nb.errors import LocalServerError
+
+HELP_TODAY = "\n".join(f"{option} N   something" for option in engine.REQUIRED_OPTIONS)
+
+
+def fake_server(folder: Path, *, help_text: str, version: str = "version: 9999 (fake)") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    program = folder / "llama-server"
+    program.write_text(f"#!/bin/sh\ncase \"$1\" in --version) echo '{version}';; --help) cat <<'EOF'\n"
+                       f"{help_text}\nEOF\n;; esac\n")
+    program.chmod(program.stat().st_mode | stat.S_IXUSR)
+    return program
+
+
+@pytest.fixture
+def empty_cache(monkeypatch, tmp_path) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(folder))
+    monkeypatch.delenv(engine.VARIABLE, raising=False)
+    monkeypatch.setenv("PATH", os.defpath)
+    return folder
+
+
+def test_the_variable_wins_and_a_wrong_one_is_a_sentence_naming_it(empty_cache, monkeypatch, tmp_path):
+    mine = fake_server(tmp_path / "mine", help_text="")  # the variable is trusted: no option check
+    monkeypatch.setenv(engine.VARIABLE, str(mine))
+    found = engine.find()
+    assert (found.server, found.source, found.version) == (mine, engine.VARIABLE, "9999 (fake)")
+    monkeypatch.setenv(engine.VARIABLE, str(tmp_path / "nowhere"))
+    with pytest.raises(LocalServerError, match=engine.VARIABLE) as caught:
+        engine.find()
+    assert "unset it" in caught.value.sentence
+
+
+def test_a_llama_server_on_path_is_used_when_it_takes_our_options(empty_cache, monkeypatch, tmp_path):
+    program = fake_server(tmp_path / "bin", help_text=HELP_TODAY)
+    monkeypatch.setenv("PATH", f"{program.parent}{os.pathsep}{os.defpath}")
+    found = engine.find()
+    assert (found.server, found.source) == (program, "PATH")
+
+
+def test_an_old_llama_server_on_path_is_passed_over_for_the_cached_build(empty_cache, monkeypatch, tmp_path):
+    old = fake_server(tmp_path / "bin", help_text=HELP_TODAY.replace("--api-key-file", "--api-key"))
+    monkeypatch.setenv("PATH", f"{old.parent}{os.pathsep}{os.defpath}")
+    assert engine.find() is None  # nothing cached yet: `ensure()` would build
+    cached = fake_server(engine.build_dir(), help_text="")
+    found = engine.find()
+    assert (found.server, found.source) == (cached, "cache")
+
+
+def test_the_cache_is_keyed_by_the_pinned_source_version(empty_cache):
+    assert engine.build_dir().parent == empty_cache
+    assert engine.SOURCE_VERSION in engine.build_dir().name
+
+
+def sdist(path: Path, names: list[str]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name in names:
+            data = f"# {name}\n".encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_unpacking_takes_vendor_llama_cpp_not_the_copy_under_git_modules(tmp_path):
+    archive = sdist(tmp_path / "llama_cpp_python-0.3.36.tar.gz", [
+        "llama_cpp_python-0.3.36/.git/modules/vendor/llama.cpp/CMakeLists.txt",  # first, as in 0.3.36
+        "llama_cpp_python-0.3.36/.git/modules/vendor/llama.cpp/HEAD",
+        "llama_cpp_python-0.3.36/vendor/llama.cpp/CMakeLists.txt",
+        "llama_cpp_python-0.3.36/vendor/llama.cpp/tools/server/server.cpp",
+        "llama_cpp_python-0.3.36/llama_cpp/__init__.py",
+    ])
+    source = engine.unpack_llama_cpp(archive, tmp_path / "src")
+    assert source == tmp_path / "src" / "llama_cpp_python-0.3.36" / "vendor" / "llama.cpp"
+    assert (source / "CMakeLists.txt").is_file() and (source / "tools" / "server" / "server.cpp").is_file()
+    root = tmp_path / "src"
+    unpacked = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert all("/vendor/llama.cpp/" in name and ".git" not in name for name in unpacked)
+
+
+def test_a_source_without_llama_cpp_is_a_sentence(tmp_path):
+    archive = sdist(tmp_path / "other-1.0.tar.gz", ["other-1.0/setup.py"])
+    with pytest.raises(LocalServerError, match="holds no vendor/llama.cpp") as caught:
+        engine.unpack_llama_cpp(archive, tmp_path / "src")
+    assert engine.VARIABLE in caught.value.sentence
+
+
+def test_building_without_cmake_or_a_compiler_says_what_to_install(empty_cache, monkeypatch):
+    monkeypatch.setattr(engine, "_tool", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(LocalServerError, match="needs cmake") as caught:
+        engine.build(progress=lambda line: None)
+    assert engine.VARIABLE in caught.value.sentence
