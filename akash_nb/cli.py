@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import AkashNBError
+from .errors import AkashNBError, LocalServerError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -82,11 +82,23 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _check_engine_can_be_had() -> None:
+    """The student set (`make student`) has no engine and nothing to build one with: say what to do."""
+    from . import engine
+
+    if engine.find() is None and engine._tool("cmake") is None:
+        raise LocalServerError(
+            "No provider is configured and this is the student set, which has no embedded model: connect "
+            "to your class server with `make join URL=... KEY=...` (the teacher's screen shows the line), "
+            "or set AKASHML_API_KEY in .env, or install the embedded model with `make venv`.")
+
+
 def _lab(args: argparse.Namespace) -> int:
     from . import config, local
 
     settings = config.resolve()
     if settings.provider.name == "local":
+        _check_engine_can_be_had()
         server = local.ensure_server()
         print(f"Embedded model {server.model} is ready at {server.base_url}.")
     else:

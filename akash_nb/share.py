@@ -48,8 +48,6 @@ SHARE_HOST = "0.0.0.0"  # every address of this machine: the room's network
 SHARE_PORT = 8080  # llama.cpp's own default port
 SHARE_SLOTS = 16  # measured on 2 cores: 16 at once streams ~2x one user's rate; a room of 30 queues
 STATUS_EVERY = 1.0  # seconds between two readings of /metrics
-# Without a terminal (a log, a test) the status line is printed when it changes, at most this often.
-STATUS_EVERY_WITHOUT_TERMINAL = 2.0
 JOIN_TIMEOUT = 10.0
 # What a student's .env needs; the provider line makes it win over an AkashML key in the same .env.
 ENV_VARIABLES = ("AKASH_NB_PROVIDER", "AKASH_NB_BASE_URL", "AKASH_NB_API_KEY")
@@ -232,15 +230,15 @@ def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HO
     shared = start_share(port, slots, host)
     try:
         print(announcement(shared, unicode=unicode), file=out, flush=True)
-        status, shown, said_at = Status(shared), "", 0.0
+        status, shown = Status(shared), ""
         while shared.process.poll() is None:
             with contextlib.suppress(OSError, ValueError):  # a reading missed: the next one will do
                 line = status.line(status.read())
-                if terminal:
+                if terminal:  # one line, rewritten in place
                     print(f"\r{line}  ", end="", file=out, flush=True)
-                elif line != shown and time.monotonic() - said_at >= STATUS_EVERY_WITHOUT_TERMINAL:
+                elif line != shown:  # a log: a line each time something changed
                     print(line, file=out, flush=True)
-                    shown, said_at = line, time.monotonic()
+                    shown = line
             time.sleep(STATUS_EVERY)
         raise _error(f"The class server exited (code {shared.process.returncode}); its log is {shared.log}.")
     finally:

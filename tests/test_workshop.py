@@ -233,3 +233,17 @@ def test_the_licence_is_apache_2_as_pyproject_says_and_the_readme_names_the_othe
     assert "Apache License\n                           Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text and len(text.splitlines()) == 202  # the full text
     assert re.search(r"SmolLM2[^\n]*Apache-2\.0", README) and re.search(r"llama\.cpp[^\n]*MIT", README)
+
+
+def test_lab_on_the_student_set_with_no_provider_says_how_to_connect(monkeypatch, tmp_path, capsys):
+    """A student who installed the student set but has no .env yet gets one sentence, not a compile error."""
+    from akash_nb import engine
+
+    monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(tmp_path / "cache"))  # no llama-server built here
+    monkeypatch.setenv("PATH", str(tmp_path))  # none on PATH either
+    monkeypatch.delenv(engine.VARIABLE, raising=False)
+    monkeypatch.setattr(engine, "_tool", lambda name: None)  # and no cmake: the student set has none
+    assert cli.main(["lab"]) == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and "this is the student set" in said
+    assert "`make join URL=... KEY=...`" in said and "`make venv`" in said
