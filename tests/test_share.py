@@ -2,7 +2,9 @@
 
 It listens on every address only when asked to, takes only the key it prints, answers `--slots` requests at
 once with continuous batching and queues the rest (a room of 30 at its defaults, none refused), and keeps
-away from the notebooks' own state-file server.
+away from the notebooks' own state-file server. Its screen is one short block: a URL for each address of
+this machine, the key, the `.env` lines students paste (which the room test's students use, exactly as
+printed) and a QR code of them, then a live status line. `akash-nb join URL KEY` writes those lines.
 
 Every request here goes to 127.0.0.1, although the server listens on 0.0.0.0: no test sends anything to
 another address."""
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -24,7 +27,9 @@ from pathlib import Path
 
 import openai
 import pytest
+import segno
 
+import akash_nb
 from akash_nb import local, share
 from akash_nb.providers import LOCAL_MODEL_NAME
 
@@ -39,10 +44,20 @@ def akash_nb_env(state: Path) -> dict[str, str]:
 
 
 class Shared:
-    """A `serve --share` process, its port and the key it printed."""
+    """A `serve --share` process, its port, and what it printed: the block (`screen`), the key and the
+    `.env` lines for students."""
 
-    def __init__(self, process: subprocess.Popen, port: int, key: str, lines: queue.Queue) -> None:
-        self.process, self.port, self.key, self.lines = process, port, key, lines
+    def __init__(self, process: subprocess.Popen, port: int, screen: list[str], lines: queue.Queue) -> None:
+        self.process, self.port, self.screen, self.lines = process, port, screen, lines
+        self.key = next(line.removeprefix("Key: ") for line in screen if line.startswith("Key: "))
+        self.env_lines = [line.strip() for line in screen if line.startswith("  AKASH_NB_")]
+
+    def later_lines(self, until, timeout: float = 30) -> list[str]:
+        """What it printed after its block, up to the first line for which `until(line)` holds."""
+        seen, deadline = [], time.monotonic() + timeout
+        while not seen or not until(seen[-1]):
+            seen.append(self.lines.get(timeout=max(0.1, deadline - time.monotonic())).rstrip("\n"))
+        return seen
 
     @property
     def base_url(self) -> str:
@@ -64,13 +79,13 @@ def start_shared(state: Path, *args: str) -> Shared:
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    key, deadline = None, time.monotonic() + 120
+    screen: list[str] = []
+    deadline = time.monotonic() + 120
     try:
-        while key is None:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line.startswith("Share key: "):
-                key = line.removeprefix("Share key: ").strip()
-        shared = Shared(process, port, key, lines)
+        while not screen or not screen[-1].startswith("Plain HTTP"):  # the block's last line
+            screen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())).rstrip("\n"))
+        shared = Shared(process, port, screen, lines)
+        key = shared.key
         while status(shared.base_url + "/models", key) != 200:
             assert time.monotonic() < deadline and process.poll() is None, "the share server did not start"
             time.sleep(0.05)
@@ -93,8 +108,19 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
+    """The class server at its defaults (16 slots), but listening on loopback alone: so the `.env` lines it
+    prints point at 127.0.0.1, and the students here can use them as printed."""
     state = tmp_path_factory.mktemp("share-state")
-    server = start_shared(state)  # its defaults, as a teacher starts it
+    server = start_shared(state, "--host", "127.0.0.1")
+    yield server
+    stop(server.process)
+
+
+@pytest.fixture
+def everywhere(tmp_path):
+    """The class server as a teacher starts it, on every address (one slot: only its screen is looked at).
+    Nothing is sent to it but to 127.0.0.1."""
+    server = start_shared(tmp_path, "--slots", "1")
     yield server
     stop(server.process)
 
@@ -145,8 +171,45 @@ def processes_of(pid: int) -> list[int]:
 
 # --- binding -----------------------------------------------------------------------------------------------
 
-def test_share_mode_listens_on_every_address(shared):
-    assert listening_addresses(shared.port) == {"00000000"}  # 0.0.0.0
+def test_share_mode_listens_on_every_address_and_prints_a_url_for_each(everywhere):
+    assert listening_addresses(everywhere.port) == {"00000000"}  # 0.0.0.0
+    # what `ip` says this machine's IPv4 addresses are, loopback aside: one URL on the screen for each
+    shown = subprocess.run(["ip", "-4", "-o", "address", "show"], capture_output=True, text=True).stdout
+    mine = [line.split()[3].split("/")[0] for line in shown.splitlines()]
+    expected = {f"http://{a}:{everywhere.port}/v1" for a in mine if not a.startswith("127.")}
+    printed = [line.split()[0] for line in everywhere.screen if line.startswith("  http://")]
+    assert set(printed) == (expected or {f"http://127.0.0.1:{everywhere.port}/v1"})
+    assert f"AKASH_NB_BASE_URL={printed[0]}" in everywhere.env_lines, "students get the first one"
+
+
+def test_the_screen_is_a_short_block_and_the_engine_log_goes_to_a_file(shared):
+    assert len(shared.screen) < 60, "a block that fits a screen, QR code included"
+    assert not any("llama" in line.lower() or "srv " in line for line in shared.screen), "no engine logs"
+    log = Path(next(line for line in shared.screen if "Engine log: " in line)
+               .split("Engine log: ")[1].removesuffix(". Ctrl-C stops it."))
+    assert "model loaded" in log.read_text(), "the engine's own lines went to its log file"
+    assert shared.env_lines == ["AKASH_NB_PROVIDER=openai-compatible",
+                                f"AKASH_NB_BASE_URL=http://127.0.0.1:{shared.port}/v1",
+                                f"AKASH_NB_API_KEY={shared.key}"]
+    assert f"or run: make join URL=http://127.0.0.1:{shared.port}/v1 KEY={shared.key}" in shared.screen
+
+
+def printed_qr(screen: list[str]) -> list[list[bool]]:
+    """The QR code on the screen as rows of modules (True: dark), read back from its characters: the code is
+    drawn two rows a line, light modules as ink (for a dark terminal), with a border of 2."""
+    start = next(i for i, line in enumerate(screen) if line and set(line) == {"█"})
+    block = screen[start:next(i for i, line in enumerate(screen) if line.startswith("Plain HTTP"))]
+    top = {"█": False, "▀": False, "▄": True, " ": True}
+    bottom = {"█": False, "▀": True, "▄": False, " ": True}
+    rows = []
+    for line in block:
+        rows += [[top[c] for c in line], [bottom[c] for c in line]]
+    return rows[:len(block[0])]  # square: an odd last line draws only its top half
+
+
+def test_the_qr_code_holds_exactly_the_printed_env_lines(shared):
+    expected = segno.make("\n".join(shared.env_lines), error="l", boost_error=False)
+    assert printed_qr(shared.screen) == [[bool(m) for m in row] for row in expected.matrix_iter(border=2)]
 
 
 @pytest.mark.parametrize("flags", [["--host", "0.0.0.0"], ["--port", "8080"], ["--slots", "3"]])
@@ -207,9 +270,15 @@ def test_the_printed_key_works_with_the_openai_client(shared):
 ROOM = 30
 
 
-def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared):
-    """Lesson 02's guide cell, streamed by 30 students at the same moment, at the server's defaults: the
-    first `SHARE_SLOTS` are answered together, the rest wait in line; nobody gets an error."""
+def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared, tmp_path, monkeypatch):
+    """Lesson 02's guide cell, streamed by 30 students at the same moment, at the server's defaults, each
+    with a client made by `akash_nb.client()` from a `.env` holding exactly the lines the screen shows: the
+    first `SHARE_SLOTS` are answered together, the rest wait in line; nobody gets an error. The status line
+    then shows the queue, the tokens/s and the one address (loopback) the room came from."""
+    (tmp_path / ".env").write_text("\n".join(shared.env_lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    while not shared.lines.empty():  # status lines from the tests before this one
+        shared.lines.get_nowait()
     start = threading.Barrier(ROOM)
     answers: dict[int, str] = {}
     failures: list[BaseException] = []
@@ -217,7 +286,7 @@ def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared):
     watching = threading.Event()
 
     def student(number: int) -> None:
-        client = shared.client(max_retries=0)
+        client = akash_nb.client(max_retries=0, show=False)
         start.wait()
         try:
             stream = client.chat.completions.create(
@@ -246,6 +315,12 @@ def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared):
     assert failures == []
     assert sorted(answers) == list(range(ROOM)) and all(answers.values())
     assert 1 < busiest["requests_processing"] <= share.SHARE_SLOTS
+    # every status line printed while the room worked, up to the first one after it: idle, one address seen
+    status = shared.later_lines(lambda line: line.startswith("slots busy 0/") and "clients seen 1" in line)
+    pattern = r"slots busy (\d+)/16 \| queued (\d+) \| (\d+) tokens/s \| clients seen (\d+)"
+    readings = [tuple(map(int, re.fullmatch(pattern, line).groups())) for line in status]
+    assert max(busy for busy, _, _, _ in readings) > 1, status
+    assert max(rate for _, _, rate, _ in readings) > 0, status
 
 
 def test_requests_beyond_the_slots_wait_in_line_and_are_answered(tmp_path):
@@ -270,5 +345,66 @@ def test_requests_beyond_the_slots_wait_in_line_and_are_answered(tmp_path):
             thread.join(120)
         assert waited == 2, "two requests beyond the two slots waited in line"
         assert answers == ["length"] * 4, "and each got its whole answer after"
+    finally:
+        stop(small.process)
+
+
+# --- a student joins -------------------------------------------------------------------------------------
+
+def join(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "akash_nb.cli", "join", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=60, stdin=subprocess.DEVNULL,
+                          env=akash_nb_env(cwd) | (env or {}))
+
+
+def test_join_checks_the_server_then_writes_the_printed_lines_keeping_the_others(shared, tmp_path):
+    (tmp_path / ".env").write_text("MY_OWN=1\nAKASH_NB_BASE_URL=http://old-server:1/v1\n")
+    done = join(f"127.0.0.1:{shared.port}", shared.key, cwd=tmp_path)  # typed without http:// and /v1
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1 and done.stdout.startswith(
+        f"Connected to the class server at {shared.base_url} ({LOCAL_MODEL_NAME}); wrote .env")
+    assert shared.key not in done.stdout + done.stderr
+    written = (tmp_path / ".env").read_text().splitlines()
+    assert sorted(written) == sorted(["MY_OWN=1", *shared.env_lines])
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("case", ["wrong key", "nothing there", "not a url"])
+def test_join_says_what_went_wrong_in_one_sentence_and_writes_nothing(case, shared, tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        free = closed.getsockname()[1]
+    url, key, said = {
+        "wrong key": (shared.base_url, "not-the-key", "refused this key (401); copy the key again"),
+        "nothing there": (f"http://127.0.0.1:{free}/v1", shared.key, f"Could not reach http://127.0.0.1:{free}"),
+        "not a url": ("http://", shared.key, "is not a server address; copy the URL from the teacher"),
+    }[case]
+    done = join(url, key, cwd=tmp_path)
+    assert done.returncode == 2
+    assert said in done.stderr and done.stderr.count("\n") == 1 and "Nothing was written." in done.stderr
+    assert not (tmp_path / ".env").exists()
+
+
+def test_join_names_the_variable_that_would_win_over_the_file(shared, tmp_path):
+    done = join(shared.base_url, shared.key, cwd=tmp_path, env={"AKASH_NB_PROVIDER": "akashml"})
+    assert done.returncode == 0
+    assert "environment variable AKASH_NB_PROVIDER wins over it; unset it" in done.stdout
+    same = join(shared.base_url, shared.key, cwd=tmp_path, env={"AKASH_NB_PROVIDER": "openai-compatible"})
+    assert same.stdout.startswith("Connected"), "the same value in the environment is no conflict"
+
+
+def test_ending_the_share_process_ends_its_engine_too(tmp_path):
+    """A closed terminal or a `kill` must not leave llama-server on the room's network with nobody there."""
+    small = start_shared(tmp_path, "--host", "127.0.0.1", "--slots", "1")
+    try:
+        engines = [pid for pid in processes_of(small.process.pid) if pid != small.process.pid]
+        assert engines, "llama-server runs as the share process's child"
+        os.kill(small.process.pid, signal.SIGTERM)  # the share process alone, not its group
+        small.process.wait(30)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in engines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in engines)
+        assert status(small.base_url + "/models", small.key) == 0
     finally:
         stop(small.process)

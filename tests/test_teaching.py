@@ -1,0 +1,127 @@
+"""docs/teaching.md, the teacher's guide: every command it names is run or checked here, its agenda fills
+120 minutes, and each lesson has a goal and a slot.
+
+How each command is checked (a command this file does not know fails the test):
+- `make TARGET [VAR=...]`: a target of the Makefile, and `make -n` plans it without error;
+- `akash-nb ...`: parses with the real command line; `join` is run for real (against a closed port on
+  127.0.0.1 instead of the example LAN address: no test sends to another address), and `serve --share`
+  is run for real by tests/test_share.py;
+- the Windows lines: `py -m venv` is run (as this Python), and the `pip install` line must be the student
+  route's own, which tests/test_workshop.py resolves with pip."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from test_workshop import make_targets
+
+from akash_nb import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+GUIDE = (ROOT / "docs/teaching.md").read_text()
+PROGRAMS = ("make", "akash-nb", "pip", "py", "python", "python3", "brew", "conda", "git", "curl", "apt-get",
+            "sudo", "docker", "jupyter", ".venv")
+
+
+def commands() -> list[str]:
+    """Every line of a shell block, and every inline code span that starts with a program's name."""
+    found = []
+    for block in re.findall(r"```sh\n(.*?)```", GUIDE, re.DOTALL):
+        found += [line.strip() for line in block.splitlines() if line.strip()]
+    for span in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", GUIDE):
+        words = [w for w in span.split() if not re.fullmatch(r"[A-Z_]+=\S*", w)]  # VAR=value before it
+        if words and words[0].replace("\\", "/").split("/")[0] in PROGRAMS and span.strip() not in PROGRAMS:
+            found.append(span)  # a program's bare name is a mention ("without `make`"), not a command
+    return found
+
+
+def section(heading: str) -> str:
+    return GUIDE.split(f"## {heading}\n")[1].split("\n## ")[0]
+
+
+def program(words: list[str]) -> str:
+    return Path(words[0].replace("\\", "/")).name
+
+
+def env_and_words(line: str) -> tuple[dict[str, str], list[str]]:
+    words = shlex.split(line.replace("\\", "/"))
+    env = {}
+    while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    return env, words
+
+
+def check_make(env: dict[str, str], words: list[str], tmp_path: Path) -> None:
+    goals = [w for w in words[1:] if "=" not in w]
+    assert goals and set(goals) <= make_targets(), words
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
+    planned = subprocess.run(["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, env=clean | env)
+    assert planned.returncode == 0, planned.stderr
+
+
+def check_akash_nb(words: list[str], tmp_path: Path) -> None:
+    args = words[1:]
+    parsed, unknown = cli.build_parser().parse_known_args(args)
+    assert not unknown or parsed.command == "lab", words
+    if parsed.command == "join":
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+        done = subprocess.run([sys.executable, "-m", "akash_nb.cli", "join", url, parsed.key],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 2 and f"Could not reach {url}" in done.stderr, done.stderr
+        assert not (tmp_path / ".env").exists()
+
+
+def test_every_command_in_the_teachers_guide_runs_or_is_checked(tmp_path):
+    found = commands()
+    assert len(found) >= 10
+    checked = []
+    for line in found:
+        env, words = env_and_words(line)
+        name = program(words)
+        if name == "make":
+            check_make(env, words, tmp_path)
+        elif name == "akash-nb":
+            check_akash_nb(words, tmp_path)
+        elif words[:3] == ["py", "-m", "venv"]:
+            made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")],
+                                  capture_output=True, text=True, timeout=120)
+            assert made.returncode == 0, made.stderr
+        elif name == "pip":
+            assert words[1:] == ["install", "--only-binary", ":all:", "-e", ".[lab]"], "the student route"
+            assert "binary=(--only-binary :all:)" in (ROOT / "scripts/venv.sh").read_text()
+            assert "EXTRAS=lab" in (ROOT / "Makefile").read_text()
+        else:
+            raise AssertionError(f"docs/teaching.md names a command no test checks: {line}")
+        checked.append(line)
+    assert "akash-nb serve --share" in checked and any(c.startswith("make join") for c in checked)
+
+
+def test_the_agenda_fills_120_minutes_and_every_lesson_has_a_goal_and_a_slot():
+    rows = re.findall(r"^\| (\d+)-(\d+) \| ([^|]+) \|", section("Agenda: 120 minutes"), re.MULTILINE)
+    spans = [(int(start), int(end)) for start, end, _ in rows]
+    assert spans[0][0] == 0 and spans[-1][1] == 120
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)), "no gap, no overlap"
+    lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    goals = re.findall(r"^\| (\d\d-[\w-]+) \| \w", section("Goals, one per lesson"), re.MULTILINE)
+    assert sorted(goals) == lessons
+    agenda = " ".join(what for _, _, what in rows)
+    for lesson in lessons:
+        assert lesson in agenda or lesson[:2] == "00" and "lesson 00" in agenda, f"{lesson} has a slot"
+
+
+def test_the_readme_links_the_guide_and_the_guide_covers_what_a_teacher_needs():
+    assert "[docs/teaching.md](docs/teaching.md)" in (ROOT / "README.md").read_text()
+    for heading in ("## Two ways students connect", "## Goals, one per lesson", "## Agenda: 120 minutes",
+                    "## Pre-flight", "## No network", "## When the answers are wrong"):
+        assert heading in GUIDE
