@@ -68,7 +68,10 @@ def _doctor(args: argparse.Namespace) -> int:
 
     rows = doctor.check_all()
     print(doctor.format_table(rows))
-    return 0 if any(row.ok for row in rows) else 1
+    configured = doctor.configured_provider()
+    print(doctor.verdict(rows, configured))
+    # Non-zero when the provider the lessons would use fails (another provider working does not help them).
+    return 0 if any(row.ok and row.provider == configured for row in rows) else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -102,8 +105,10 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _export_docs(args: argparse.Namespace) -> int:
-    from . import docs
+    from . import docs, notebooks
 
+    for lesson in notebooks.lessons(Path(args.folder)):  # a broken lesson: one sentence naming it
+        notebooks.read_lesson(lesson)
     for path in docs.export(Path(args.folder), Path(args.out)):
         print(path)
     return 0
@@ -131,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=_stop)
 
     engine = sub.add_parser("engine", help="which llama-server and model file make the embedded model")
-    engine.add_argument("--build", action="store_true", help="build llama-server and fetch the model now if missing")
+    engine.add_argument("--build", action="store_true",
+                        help="build llama-server and fetch the model now if missing")
     engine.set_defaults(func=_engine)
 
     doctor = sub.add_parser("doctor", help="check every provider: configured, reachable, models, latency")

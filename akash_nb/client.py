@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import openai
 
-from . import config, errors
+from . import checks, config, errors
 from .providers import Provider
 
 DEFAULT_TIMEOUT = 120.0  # a small CPU model writing 500 tokens takes tens of seconds
@@ -76,10 +76,14 @@ def client(
 
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     """
+    checks.bool_param("show", show, example="show=False")
     if show:  # first, so that a configuration error in this very call is shown as one sentence too
         from . import render
 
         render.install_error_display()
+    checks.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120",
+                        optional=False)
+    checks.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
     settings = config.resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url, key, detail = settings.base_url, settings.api_key, ""
     if settings.provider.name == "local":
@@ -103,7 +107,9 @@ def client(
         # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
         # back from create() as a plain str; this makes it an error that errors.explain can name.
         http_client=openai.DefaultHttpxClient(event_hooks={
-            "request": [stopwatch.on_request],
+            # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not sent to a
+            # server that may answer "internal error" and be retried.
+            "request": [stopwatch.on_request, checks.refuse_bad_request],
             "response": [stopwatch.on_response, errors.check_content_type],
         }),
     )
@@ -125,7 +131,7 @@ def connection(openai_client: openai.OpenAI) -> Connection:
     """What `openai_client` (made by `client()`) is connected to."""
     try:
         return _connections[openai_client]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not even an object a client could be (a str, a number)
         raise errors.ConfigError("This client was not made by akash_nb.client(); make it with "
                                  "client = akash_nb.client().") from None
 
@@ -175,6 +181,8 @@ def resolve_model(openai_client: openai.OpenAI, requested: str | None = None) ->
 
 def choose_model(openai_client: openai.OpenAI, requested: str | None = None, *, show: bool = True) -> str:
     """The model id to pass as `model=`; shows the substitution when `requested` is not served."""
+    checks.text_param("requested", requested, example="choose_model(client, 'SmolLM2-135M-Instruct')",
+                      identifier=True, allow_empty=True)
     choice = resolve_model(openai_client, requested)
     if show:
         from . import render
