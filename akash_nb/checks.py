@@ -126,6 +126,16 @@ def check_parameters(body: Any) -> None:
         bool_param("stream", body["stream"], example="stream=True")
 
 
+def check_json(params: Mapping[str, Any]) -> None:
+    """Each of `params` can be sent as JSON (text, numbers, lists, dicts; no NaN, no objects)."""
+    for name, value in params.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            raise input_error("wrong-type", name=name, expected="a JSON value (text, a number, a list or a "
+                              "dict)", got=_kind(value), example=f"{name}=0.9") from None
+
+
 def refuse_bad_request(request) -> None:
     """An httpx2 request hook (`akash_nb.client()` installs it): a chat request whose parameters cannot
     work (`check_parameters`) is refused before it is sent, in one sentence, and never retried."""
@@ -185,7 +195,7 @@ def _check_content(number: int, message: Mapping[str, Any]) -> None:
 
 def check_messages(messages: Any) -> None:
     """`messages` is a non-empty list of {"role", "content"} dicts with known roles and text content."""
-    if isinstance(messages, str) or not isinstance(messages, Sequence):
+    if isinstance(messages, str | bytes | bytearray) or not isinstance(messages, Sequence):
         raise RequestError(f"messages must be a list of {{role, content}} dicts, like {SHAPE}; got a "
                            f"{type(messages).__name__}.")
     if not messages:

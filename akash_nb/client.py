@@ -7,6 +7,8 @@ which provider and model really answer.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 import weakref
 from dataclasses import dataclass
@@ -62,6 +64,15 @@ class Stopwatch:
 _stopwatches: weakref.WeakKeyDictionary[openai.OpenAI, Stopwatch] = weakref.WeakKeyDictionary()
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The SDK's own default TLS settings, made once: loading the CA certificates takes ~80 ms, which every
+    client() paid again (an SSLContext may be shared by any number of clients and threads)."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
+
+
 def client(
     provider: str | None = None,
     *,
@@ -106,7 +117,7 @@ def client(
         max_retries=0 if settings.provider.retired_on else max_retries,
         # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
         # back from create() as a plain str; this makes it an error that errors.explain can name.
-        http_client=openai.DefaultHttpxClient(event_hooks={
+        http_client=openai.DefaultHttpxClient(verify=_tls(), event_hooks={
             # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not sent to a
             # server that may answer "internal error" and be retried.
             "request": [stopwatch.on_request, checks.refuse_bad_request],

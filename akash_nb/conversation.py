@@ -206,6 +206,8 @@ class Conversation:
         request = {"model": self.model, "messages": self.trimmed(next_message=text), **self.params, **params}
         checks.check_request(request["messages"], model=self.model, temperature=request.get("temperature"),
                              max_tokens=request.get("max_tokens"))  # refused before sending, history intact
+        checks.check_parameters(request)
+        checks.check_json({**self.params, **params})
         self.pending, self.partial = text, None
         started = time.monotonic()
         if stream:
@@ -299,7 +301,8 @@ class Conversation:
         try:
             text = json.dumps(data, ensure_ascii=False, indent=1)
         except (TypeError, ValueError) as error:
-            raise ConversationError(SENTENCES["cannot-save"].format(path=path, why=error)) from error
+            raise ConversationError(SENTENCES["cannot-save"].format(path=errors.shown_path(path),
+                                                                    why=error)) from error
         for key in (self.client.api_key, self.client.admin_api_key):
             if key and key != NO_KEY and key in text:
                 raise ConversationError(SENTENCES["key-in-file"].format(path=path))
@@ -307,7 +310,7 @@ class Conversation:
             _write_atomically(path, text)
         except OSError as error:
             raise ConversationError(SENTENCES["cannot-save"].format(
-                path=path, why=error.strerror or error)) from error
+                path=errors.shown_path(path), why=error.strerror or error)) from error
         return path
 
     @classmethod
@@ -320,11 +323,12 @@ class Conversation:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConversationError(SENTENCES["missing"].format(path=path)) from None
+            raise ConversationError(SENTENCES["missing"].format(path=errors.shown_path(path))) from None
         except (OSError, ValueError) as error:  # a folder, no permission, not UTF-8, not JSON
             why = error.strerror if isinstance(error, OSError) and error.strerror else (
                 "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error))
-            raise ConversationError(SENTENCES["not-a-conversation"].format(path=path, why=why)) from error
+            raise ConversationError(SENTENCES["not-a-conversation"].format(
+                path=errors.shown_path(path), why=why)) from error
         try:
             model, system, params, budget, messages = _fields_from(data)
             conversation = cls(client, model, system=system, budget_tokens=budget, **params)
@@ -332,7 +336,7 @@ class Conversation:
         except (AkashNBError, ValueError) as error:
             why = error.sentence if isinstance(error, AkashNBError) else str(error)
             raise ConversationError(SENTENCES["not-a-conversation"].format(
-                path=path, why=why.rstrip("."))) from error
+                path=errors.shown_path(path), why=why.rstrip("."))) from error
         return conversation
 
     # --- display -------------------------------------------------------------------------------------

@@ -216,6 +216,13 @@ def input_error(kind: str, cls: type[AkashNBError] = ParameterError, **fields: o
     return cls(text)
 
 
+def shown_path(path: object) -> str:
+    """A path as a sentence shows it: quoted with escapes when it holds a line break or another control
+    character, so the sentence stays one line."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def file_error(path: object, what: str, error: BaseException | str, fix: str) -> FileError:
     """The FileError for a file that could not be used: missing, a folder, unreadable or corrupt."""
     if isinstance(error, FileNotFoundError):
@@ -233,7 +240,7 @@ def file_error(path: object, what: str, error: BaseException | str, fix: str) ->
     else:
         why = str(error).strip().rstrip(".") or type(error).__name__
     why = " ".join(why.split())[:200]
-    return input_error(kind, FileError, what=what, path=path, why=why, fix=fix.rstrip(".") + ".")
+    return input_error(kind, FileError, what=what, path=shown_path(path), why=why, fix=fix.rstrip(".") + ".")
 
 
 # Whatever looks like a key in a server's message (LiteLLM echoes the key it got) is masked before we

@@ -24,8 +24,9 @@ _pattern: re.Pattern[str] | None = None
 def remember(value: str) -> None:
     """Mask `value` in every text `mask()` sees from now on (what `Secret(value)` does)."""
     global _pattern
-    if not isinstance(value, str) or len(value) < MIN_MASKED:
-        return
+    if not isinstance(value, str) or not MIN_MASKED <= len(value) <= 4096 or not value.isascii() \
+            or not value.isprintable() or " " in value:
+        return  # not a key any provider would accept, so not one that can be sent or echoed
     with _known_lock:
         if value in _known:
             return
