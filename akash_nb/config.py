@@ -109,6 +109,9 @@ INVISIBLE = {"\ufeff": "BOM", "\u200b": "zero-width space", "\u200c": "zero-widt
              "\u200d": "zero-width joiner", "\u2060": "word joiner", "\u00ad": "soft hyphen"}
 
 
+DOTENV_LIMIT = 64 * 1024  # bytes; a .env holds a handful of NAME=value lines
+
+
 def read_dotenv(path: Path) -> dict[str, str | None]:
     """The variables in the `.env` file at `path` (never loaded into the environment); a FileError naming
     the file and the fix when it cannot be read (a folder, binary bytes, no permission)."""
@@ -119,10 +122,13 @@ def read_dotenv(path: Path) -> dict[str, str | None]:
         if Path(path).is_dir():
             raise IsADirectoryError(21, "Is a directory")
         with open(path, encoding="utf-8") as f:  # python-dotenv would re-raise these mid-parse
-            f.read()
-        return dotenv_values(path)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+            size = len(f.read(DOTENV_LIMIT + 1))
+    except (OSError, UnicodeDecodeError) as error:
         raise file_error(path, "The .env file", error, fix) from error
+    if size > DOTENV_LIMIT:  # python-dotenv takes minutes on a megabyte: no settings file is that long
+        raise file_error(path, "The .env file", f"it is over {DOTENV_LIMIT // 1024} KB, where a .env holds "
+                         "a few settings", fix)
+    return dotenv_values(path)
 
 
 def clean_key(raw: str, where: str) -> tuple[str, str]:
