@@ -103,7 +103,8 @@ CONVERSATION_SHAPES = {
         {"role": "user", "content": 1}, {"role": "assistant", "content": "x"}]},
     "role a number": {"model": "m", "system": None, "params": {}, "messages": [
         {"role": 1, "content": "Hi"}, {"role": "assistant", "content": "x"}]},
-    "half a turn": {"model": "m", "system": None, "params": {}, "messages": [{"role": "user", "content": "Hi"}]},
+    "half a turn": {"model": "m", "system": None, "params": {},
+                    "messages": [{"role": "user", "content": "Hi"}]},
     "no messages field": {"model": "m", "system": None, "params": {}},
 }
 
@@ -253,7 +254,8 @@ VALID_RECORDING = json.dumps({
     "request": {"method": "POST", "path": "/v1/chat/completions", "body": REQUEST},
     "response": {"status": 200, "content_type": "application/json", "body": {
         "id": "x", "object": "chat.completion", "created": 0, "model": "fault-model",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hi!"}}]}},
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Hi!"}}]}},
     "meta": {"upstream": "local", "model": "fault-model", "recorded": "2026-12-01"}}).encode()
 RECORDING_SHAPES = {
     "response null": {"request": {}, "response": None},
@@ -302,7 +304,8 @@ def test_a_corrupt_recording_is_one_sentence_naming_it_and_left_as_it_was(tmp_pa
 def test_a_valid_recording_replays(tmp_path, monkeypatch):
     folder = tmp_path / "recordings"
     folder.mkdir()
-    (folder / f"{replay.request_key('POST', '/v1/chat/completions', REQUEST)}.json").write_bytes(VALID_RECORDING)
+    key = replay.request_key("POST", "/v1/chat/completions", REQUEST)
+    (folder / f"{key}.json").write_bytes(VALID_RECORDING)
     client = replay_client(folder, monkeypatch)
     assert client.chat.completions.create(**REQUEST).choices[0].message.content == "Hi!"
 
