@@ -198,6 +198,8 @@ def _slow(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     try:
         for word in WORDS:
             h.chunk(sse_chunk({"content": word}))
+            with h.server.fault.lock:
+                h.server.fault.words_sent += 1
             if h.server.fault.closing.wait(b.delay):
                 return
         h.chunk(sse_chunk({}, "stop"))
@@ -317,6 +319,7 @@ class FaultServer:
     def __init__(self) -> None:
         self.behaviour = Behaviour()
         self.requests: list[tuple[str, str, dict[str, str], dict | None]] = []
+        self.words_sent = 0  # "slow": streamed words so far (a test waits for some before interrupting)
         self.lock = threading.Lock()
         self.closing = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), Handler)
@@ -344,6 +347,7 @@ class FaultServer:
         self.behaviour = Behaviour(name, **options)
         with self.lock:
             self.requests.clear()
+            self.words_sent = 0
         return self
 
     def __enter__(self) -> FaultServer:
