@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import checks, code, config, doctor, errors, render, streaming
+from akash_nb import checks, cli, code, config, doctor, errors, render, streaming
 from akash_nb.conversation import Conversation
 from akash_nb.errors import AkashNBError
 from akash_nb.secret import Secret
@@ -387,3 +387,19 @@ def test_property_code_helpers(name, value):
     if name in ("tests", "timeout") and not isinstance(value, str | int | float):
         pass
     holds(call, label)
+
+
+@pytest.mark.parametrize(("behaviour", "code", "verdict"), [
+    ("status", 1, "it FAILS."), ("ok", 0, "it works."),
+])
+def test_doctor_exits_non_zero_when_the_configured_provider_fails(server, state_dir, monkeypatch, capsys,
+                                                                    behaviour, code, verdict):
+    server.behave(behaviour, status=503)
+    monkeypatch.setenv("AKASH_NB_PROVIDER", "openai-compatible")
+    monkeypatch.setenv("AKASH_NB_BASE_URL", server.url)
+    monkeypatch.setenv("CI", "1")
+    # Before: 0 whenever any provider worked (the replay recordings always do), whatever the lessons use.
+    assert cli.main(["doctor"]) == code
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(
+        "The lessons use openai-compatible (environment variable AKASH_NB_PROVIDER): " + verdict)
