@@ -20,6 +20,10 @@ AKASH_NB_BASE_URL + AKASH_NB_API_KEY (any OpenAI-compatible server), AKASH_NB_MO
 argument given with a remote provider (akashml, akash-chat) replaces its default URL, e.g. for a proxy;
 AKASH_NB_BASE_URL never does, so a provider's key is never sent to a URL set for another provider.
 
+A key is cleaned of surrounding spaces or quotes and of a BOM or zero-width characters anywhere in it
+(what copying from a web page or a Windows editor slips in); the key's source says so, and so the banner.
+Any other character no key holds is a ConfigError naming where the key came from.
+
 The result says where each value came from; it never holds the key as plain text (see `Secret`).
 """
 
