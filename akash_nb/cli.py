@@ -70,7 +70,10 @@ def _doctor(args: argparse.Namespace) -> int:
 
     rows = doctor.check_all()
     print(doctor.format_table(rows))
-    return 0 if any(row.ok for row in rows) else 1
+    configured = doctor.configured_provider()
+    print(doctor.verdict(rows, configured))
+    # Non-zero when the provider the lessons would use fails (another provider working does not help them).
+    return 0 if any(row.ok and row.provider == configured for row in rows) else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,8 +126,10 @@ def _join(args: argparse.Namespace) -> int:
 
 
 def _export_docs(args: argparse.Namespace) -> int:
-    from . import docs
+    from . import docs, notebooks
 
+    for lesson in notebooks.lessons(Path(args.folder)):  # a broken lesson: one sentence naming it
+        notebooks.read_lesson(lesson)
     for path in docs.export(Path(args.folder), Path(args.out)):
         print(path)
     return 0

@@ -7,13 +7,15 @@ which provider and model really answer.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 import weakref
 from dataclasses import dataclass
 
 import openai
 
-from . import config, errors
+from . import checks, config, errors
 from .providers import Provider
 
 DEFAULT_TIMEOUT = 120.0  # a small CPU model writing 500 tokens takes tens of seconds
@@ -62,6 +64,15 @@ class Stopwatch:
 _stopwatches: weakref.WeakKeyDictionary[openai.OpenAI, Stopwatch] = weakref.WeakKeyDictionary()
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The SDK's own default TLS settings, made once: loading the CA certificates takes ~80 ms, which every
+    client() paid again (an SSLContext may be shared by any number of clients and threads)."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
+
+
 def client(
     provider: str | None = None,
     *,
@@ -76,10 +87,14 @@ def client(
 
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     """
+    checks.bool_param("show", show, example="show=False")
     if show:  # first, so that a configuration error in this very call is shown as one sentence too
         from . import render
 
         render.install_error_display()
+    checks.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120",
+                        optional=False)
+    checks.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
     settings = config.resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url, key, detail = settings.base_url, settings.api_key, ""
     if settings.provider.name == "local":
@@ -102,8 +117,10 @@ def client(
         max_retries=0 if settings.provider.retired_on else max_retries,
         # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
         # back from create() as a plain str; this makes it an error that errors.explain can name.
-        http_client=openai.DefaultHttpxClient(event_hooks={
-            "request": [stopwatch.on_request],
+        http_client=openai.DefaultHttpxClient(verify=_tls(), event_hooks={
+            # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not sent to a
+            # server that may answer "internal error" and be retried.
+            "request": [stopwatch.on_request, checks.refuse_bad_request],
             "response": [stopwatch.on_response, errors.check_content_type],
         }),
     )
@@ -125,7 +142,7 @@ def connection(openai_client: openai.OpenAI) -> Connection:
     """What `openai_client` (made by `client()`) is connected to."""
     try:
         return _connections[openai_client]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not even an object a client could be (a str, a number)
         raise errors.ConfigError("This client was not made by akash_nb.client(); make it with "
                                  "client = akash_nb.client().") from None
 
@@ -175,6 +192,8 @@ def resolve_model(openai_client: openai.OpenAI, requested: str | None = None) ->
 
 def choose_model(openai_client: openai.OpenAI, requested: str | None = None, *, show: bool = True) -> str:
     """The model id to pass as `model=`; shows the substitution when `requested` is not served."""
+    checks.text_param("requested", requested, example="choose_model(client, 'SmolLM2-135M-Instruct')",
+                      identifier=True, allow_empty=True)
     choice = resolve_model(openai_client, requested)
     if show:
         from . import render

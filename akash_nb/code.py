@@ -28,6 +28,11 @@ class Extracted:
 
 def extract_code(reply: str, language: str = "python") -> Extracted | None:
     """The first fenced code block in `reply` in `language` (or untagged), or None if there is none."""
+    from .checks import text_param
+
+    text_param("reply", reply, example="extract_code(response.choices[0].message.content)", optional=False,
+               allow_empty=True)
+    text_param("language", language, example="language='python'", optional=False, identifier=True)
     for match in FENCE.finditer(reply):
         lang = match.group("lang").lower()
         if lang in ("", language, "py" if language == "python" else language):
@@ -44,9 +49,14 @@ class SyntaxCheck:
 
 
 def check_syntax(code: str) -> SyntaxCheck:
+    from .checks import text_param
+
+    text_param("code", code, example="check_syntax(extracted.code)", optional=False, allow_empty=True)
     try:
         ast.parse(code)
-    except SyntaxError as error:
+    except (SyntaxError, ValueError) as error:  # ValueError: a NUL byte in the source
+        if not isinstance(error, SyntaxError):
+            return SyntaxCheck(False, f"line 1: {error}")
         return SyntaxCheck(False, f"line {error.lineno}: {error.msg}")
     return SyntaxCheck(True, "parses")
 
@@ -65,6 +75,11 @@ class TestRun:
 
 def run_tests(code: str, tests: str, *, timeout: float = 5.0) -> TestRun:
     """Run `code` then `tests` (plain asserts) in an isolated Python process with a time limit."""
+    from .checks import number_param, text_param
+
+    text_param("code", code, example="run_tests(extracted.code, tests)", optional=False, allow_empty=True)
+    text_param("tests", tests, example="tests='assert add(1, 2) == 3'", optional=False, allow_empty=True)
+    number_param("timeout", timeout, low=0.1, high=600, example="timeout=5", optional=False)
     with tempfile.TemporaryDirectory(prefix="akash-nb-code-") as folder:
         script = Path(folder) / "candidate.py"
         script.write_text(code + "\n\n# --- tests ---\n" + tests + "\nprint('all tests passed')\n")
@@ -88,6 +103,9 @@ def insert_next_cell(code: str) -> bool:
         from IPython import get_ipython
     except ImportError:
         return False
+    from .checks import text_param
+
+    text_param("code", code, example="insert_next_cell(extracted.code)", optional=False, allow_empty=True)
     shell = get_ipython()
     if shell is None:
         return False

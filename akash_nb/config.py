@@ -20,6 +20,10 @@ AKASH_NB_BASE_URL + AKASH_NB_API_KEY (any OpenAI-compatible server), AKASH_NB_MO
 argument given with a remote provider (akashml, akash-chat) replaces its default URL, e.g. for a proxy;
 AKASH_NB_BASE_URL never does, so a provider's key is never sent to a URL set for another provider.
 
+A key is cleaned of surrounding spaces or quotes and of a BOM or zero-width characters anywhere in it
+(what copying from a web page or a Windows editor slips in); the key's source says so, and so the banner.
+Any other character no key holds is a ConfigError naming where the key came from.
+
 The result says where each value came from; it never holds the key as plain text (see `Secret`).
 """
 
@@ -35,8 +39,8 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values, find_dotenv
 
-from . import providers
-from .errors import ConfigError
+from . import checks, providers
+from .errors import ConfigError, file_error, input_error
 from .providers import Provider
 from .secret import Secret
 
@@ -103,18 +107,57 @@ def dotenv_file(start: Path | None = None) -> Path | None:
     return Path(found) if found else None
 
 
+# Characters a copy from a web page or a Windows editor slips into a key without showing them: a BOM and
+# the zero-width ones. They are removed (the banner says so); any other character no key has is an error.
+INVISIBLE = {"\ufeff": "BOM", "\u200b": "zero-width space", "\u200c": "zero-width non-joiner",
+             "\u200d": "zero-width joiner", "\u2060": "word joiner", "\u00ad": "soft hyphen"}
+
+
+DOTENV_LIMIT = 64 * 1024  # bytes; a .env holds a handful of NAME=value lines
+
+
+def read_dotenv(path: Path) -> dict[str, str | None]:
+    """The variables in the `.env` file at `path` (never loaded into the environment); a FileError naming
+    the file and the fix when it cannot be read (a folder, binary bytes, no permission)."""
+    fix = "fix it (one NAME=value a line) or delete it"
+    if not os.path.lexists(path):  # a dotenv_path= that is not there: no .env, as python-dotenv reads it
+        return {}
+    try:
+        if Path(path).is_dir():
+            raise IsADirectoryError(21, "Is a directory")
+        with open(path, encoding="utf-8") as f:  # python-dotenv would re-raise these mid-parse
+            size = len(f.read(DOTENV_LIMIT + 1))
+    except (OSError, UnicodeDecodeError) as error:
+        raise file_error(path, "The .env file", error, fix) from error
+    if size > DOTENV_LIMIT:  # python-dotenv takes minutes on a megabyte: no settings file is that long
+        raise file_error(path, "The .env file", f"it is over {DOTENV_LIMIT // 1024} KB, where a .env holds "
+                         "a few settings", fix)
+    return dotenv_values(path)
+
+
 def clean_key(raw: str, where: str) -> tuple[str, str]:
-    """Strip the usual `.env` mistakes (spaces, newlines, quotes around the key) and say so."""
-    key = raw.strip()
-    note = " (surrounding spaces removed)" if key != raw else ""
+    """Strip the usual `.env` mistakes (spaces, newlines, quotes around the key, a BOM or zero-width
+    characters anywhere in it) and say so in the note; refuse a character no key holds.
+
+    Keys are printable ASCII (every provider's are); anything else would fail as a UnicodeEncodeError in
+    the HTTP header of every request, far from its cause."""
+    invisible = sorted({INVISIBLE[c] for c in raw if c in INVISIBLE})
+    key = "".join(c for c in raw if c not in INVISIBLE).strip()
+    note = " (surrounding spaces removed)" if key != raw and not invisible else ""
     if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
         key = key[1:-1].strip()
         note = " (surrounding quotes removed)"
+    if invisible:
+        note += f" (invisible characters removed: {', '.join(invisible)})"
     if not key:
         raise ConfigError(f"The key in {where} is empty; paste the key itself.")
     if any(c.isspace() for c in key):
         raise ConfigError(f"The key in {where} contains spaces or line breaks inside it; "
                           "paste the key alone.")
+    odd = next((c for c in key if not (c.isascii() and c.isprintable())), None)
+    if odd is not None:
+        char = checks.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
+        raise input_error("key-characters", ConfigError, where=where, char=char)
     return key, note
 
 
@@ -129,9 +172,14 @@ def can_prompt() -> bool:
 
 
 def _check_url(url: str, where: str) -> str:
-    text = url.strip()
-    parsed = urlparse(text)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() for c in text):
+    text = "".join(c for c in url if c not in INVISIBLE).strip()
+    try:
+        parsed = urlparse(text)
+        parsed.port  # noqa: B018 — raises ValueError for a port that is not a number
+    except ValueError:
+        parsed = urlparse("")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() for c in text) \
+            or checks.bad_character(text) or not parsed.hostname:
         raise ConfigError(
             f"The base URL {text!r} from {where} is not an http(s) URL; "
             "write it like http://my-server:8000/v1."
@@ -172,9 +220,16 @@ def resolve(
     `environ`, `dotenv_path` and `prompt` exist for tests; by default they are the process environment,
     the nearest `.env`, and a masked `getpass` prompt when `can_prompt()`.
     """
+    checks.text_param("provider", provider, example="provider='akashml'", identifier=True, allow_empty=True)
+    checks.text_param("base_url", base_url, example="base_url='http://my-server:8000/v1'", identifier=True,
+                      allow_empty=True)
+    checks.text_param("api_key", api_key, example="api_key='akml-...' (better: AKASHML_API_KEY in .env)",
+                      allow_empty=True)
+    checks.text_param("model", model, example="model='Meta-Llama-3-1-8B-Instruct-FP8'", identifier=True,
+                      allow_empty=True)
     env = os.environ if environ is None else environ
     env_file = dotenv_path if dotenv_path is not None else dotenv_file()
-    file_values = dotenv_values(env_file) if env_file else {}
+    file_values = read_dotenv(env_file) if env_file else {}
     explicit = {
         "AKASH_NB_PROVIDER": provider,
         "AKASH_NB_BASE_URL": base_url,

@@ -115,6 +115,13 @@ class Conversation:
 
     def __init__(self, client: openai.OpenAI, model: str, *, system: str | None = DEFAULT_SYSTEM,
                  budget_tokens: int | None = None, **params) -> None:
+        if not isinstance(client, openai.OpenAI):
+            raise errors.input_error("wrong-type", name="client", expected="an openai.OpenAI client",
+                                     got=checks._kind(client), example="client = akash_nb.client()")
+        checks.text_param("model", model, example="model=akash_nb.choose_model(client)", optional=False,
+                          identifier=True)
+        checks.text_param("system", system, example="system='You are a helpful assistant.'",
+                          allow_empty=True)
         _check_params(params)
         if budget_tokens is not None and not (type(budget_tokens) is int and budget_tokens > 0):
             raise ConversationError(SENTENCES["bad-budget"].format(budget=budget_tokens))
@@ -150,6 +157,8 @@ class Conversation:
         as many of the most recent turns as fit, whole. Older turns are left out of the request only; the
         history keeps them. Raises a one-sentence ConversationError when the newest message does not fit.
         """
+        checks.int_param("budget_tokens", budget_tokens, low=1, high=10**12, example="budget_tokens=2000")
+        checks.text_param("next_message", next_message, example="next_message='Hello'", allow_empty=True)
         budget = self.budget_tokens if budget_tokens is None else budget_tokens
         older = list(self._turns)
         if next_message is not None:
@@ -186,12 +195,19 @@ class Conversation:
             raise ConversationError(SENTENCES["not-text"].format(kind=type(text).__name__))
         if not text.strip():
             raise ConversationError(SENTENCES["empty"])
+        checks.text_param("text", text, example="conversation.send('Hello')")  # huge text, say
+        checks.bool_param("stream", stream, example="stream=True")
+        if on_text is not None and not callable(on_text):
+            raise errors.input_error("wrong-type", name="on_text", expected="a function of the text so far",
+                                     got=checks._kind(on_text), example="on_text=print")
         if on_text is not None and not stream:
             raise ConversationError(SENTENCES["on-text-needs-stream"])
         _check_params(params)
         request = {"model": self.model, "messages": self.trimmed(next_message=text), **self.params, **params}
         checks.check_request(request["messages"], model=self.model, temperature=request.get("temperature"),
                              max_tokens=request.get("max_tokens"))  # refused before sending, history intact
+        checks.check_parameters(request)
+        checks.check_json({**self.params, **params})
         self.pending, self.partial = text, None
         started = time.monotonic()
         if stream:
@@ -233,7 +249,10 @@ class Conversation:
 
         try:
             result = streaming.collect_stream(chunks, title, provider_name=name, url=url, on_text=collect)
-        except BaseException:  # interrupted, or on_text raised: the reply is unfinished all the same
+        except KeyboardInterrupt:  # Ctrl-C or the stop button: the history is unchanged, the text kept
+            self.partial = Partial(text, arrived, errors.TRANSPORT["interrupted"].sentence)
+            raise
+        except BaseException:  # on_text raised: the reply is unfinished all the same
             self.partial = Partial(text, arrived, "The reply stopped before the model finished.")
             raise
         if result.cut:
@@ -267,6 +286,9 @@ class Conversation:
         Written: model, system, params, budget_tokens, messages, and when it was saved. Never a key, never
         `.pending` or `.partial`. A crash or kill mid-save leaves the previous file intact.
         """
+        if not isinstance(path, str | os.PathLike) or not str(path).strip() or "\0" in str(path):
+            raise errors.input_error("wrong-type", name="path", expected="a file name",
+                                     got=checks._kind(path), example="conversation.save('chat.json')")
         path = Path(path)
         data = {
             "model": self.model,
@@ -279,7 +301,8 @@ class Conversation:
         try:
             text = json.dumps(data, ensure_ascii=False, indent=1)
         except (TypeError, ValueError) as error:
-            raise ConversationError(SENTENCES["cannot-save"].format(path=path, why=error)) from error
+            raise ConversationError(SENTENCES["cannot-save"].format(path=errors.shown_path(path),
+                                                                    why=error)) from error
         for key in (self.client.api_key, self.client.admin_api_key):
             if key and key != NO_KEY and key in text:
                 raise ConversationError(SENTENCES["key-in-file"].format(path=path))
@@ -287,26 +310,33 @@ class Conversation:
             _write_atomically(path, text)
         except OSError as error:
             raise ConversationError(SENTENCES["cannot-save"].format(
-                path=path, why=error.strerror or error)) from error
+                path=errors.shown_path(path), why=error.strerror or error)) from error
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, client: openai.OpenAI) -> Conversation:
         """The conversation saved at `path`, talking through `client`."""
+        if not isinstance(path, str | os.PathLike):
+            raise errors.input_error("wrong-type", name="path", expected="a file name",
+                                     got=checks._kind(path), example="Conversation.load('chat.json', client)")
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConversationError(SENTENCES["missing"].format(path=path)) from None
-        except (OSError, ValueError) as error:
-            raise ConversationError(SENTENCES["not-a-conversation"].format(path=path, why=error)) from error
+            raise ConversationError(SENTENCES["missing"].format(path=errors.shown_path(path))) from None
+        except (OSError, ValueError) as error:  # a folder, no permission, not UTF-8, not JSON
+            why = error.strerror if isinstance(error, OSError) and error.strerror else (
+                "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error))
+            raise ConversationError(SENTENCES["not-a-conversation"].format(
+                path=errors.shown_path(path), why=why)) from error
         try:
-            conversation = cls(client, data["model"], system=data["system"],
-                               budget_tokens=data.get("budget_tokens"), **data["params"])
-            conversation._turns = _turns_from(data["messages"], data["system"])
-        except (KeyError, TypeError, ValueError) as error:
-            why = f"missing {error}" if isinstance(error, KeyError) else str(error)
-            raise ConversationError(SENTENCES["not-a-conversation"].format(path=path, why=why)) from error
+            model, system, params, budget, messages = _fields_from(data)
+            conversation = cls(client, model, system=system, budget_tokens=budget, **params)
+            conversation._turns = _turns_from(messages, system)
+        except (AkashNBError, ValueError) as error:
+            why = error.sentence if isinstance(error, AkashNBError) else str(error)
+            raise ConversationError(SENTENCES["not-a-conversation"].format(
+                path=errors.shown_path(path), why=why.rstrip("."))) from error
         return conversation
 
     # --- display -------------------------------------------------------------------------------------
@@ -346,6 +376,49 @@ def _check_params(params: dict) -> None:
             raise ConversationError(SENTENCES["set-by-conversation"].format(name=name))
 
 
+def _fields_from(data: object) -> tuple[str, str | None, dict, int | None, list[dict]]:
+    """(model, system, params, budget_tokens, messages) of a saved conversation, each of the right type;
+    a ValueError saying which field is wrong otherwise (never Python's own words about __init__)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"it holds a JSON {type(data).__name__}, not an object with model and messages")
+    for name in ("model", "system", "params", "messages"):
+        if name not in data:
+            raise ValueError(f"its field {name!r} is missing")
+    model, system, params, messages = data["model"], data["system"], data["params"], data["messages"]
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"its 'model' is {_json_kind(model)}, not a model id")
+    if system is not None and not isinstance(system, str):
+        raise ValueError(f"its 'system' is {_json_kind(system)}, not text or null")
+    if not isinstance(params, dict):
+        raise ValueError(f"its 'params' is {_json_kind(params)}, not an object")
+    for name in params:
+        if name in _SET_BY_CONVERSATION or not name.isidentifier():
+            raise ValueError(f"its 'params' holds {name!r}, which is not a create() parameter it can pass")
+    budget = data.get("budget_tokens")
+    if budget is not None and not (type(budget) is int and budget > 0):
+        raise ValueError(f"its 'budget_tokens' is {_json_kind(budget)}, not a positive whole number")
+    if not isinstance(messages, list):
+        raise ValueError(f"its 'messages' is {_json_kind(messages)}, not a list")
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ValueError(f"its message {number} is {_json_kind(message)}, not a {{role, content}} object")
+        if not isinstance(message.get("content"), str):
+            raise ValueError(f"its message {number} ({message['role']}) has content "
+                             f"{_json_kind(message.get('content'))}, not text")
+    return model, system, params, budget, messages
+
+
+def _json_kind(value: object) -> str:
+    """How a JSON value reads in a sentence: null, a number (5), a list, ..."""
+    if value is None:
+        return "null"
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list",
+             dict: "an object"}
+    kind = kinds.get(type(value), type(value).__name__)
+    shown = json.dumps(value)[:30] if isinstance(value, bool | int | float | str) else ""
+    return f"{kind} ({shown})" if shown else kind
+
+
 def _turns_from(messages: list[dict], system: str | None) -> list[Turn]:
     """The turns in a saved `messages` list: an optional system message, then user/assistant pairs."""
     if messages and messages[0]["role"] == "system":
@@ -359,7 +432,7 @@ def _turns_from(messages: list[dict], system: str | None) -> list[Turn]:
         if (user["role"], assistant["role"]) != ("user", "assistant"):
             raise ValueError(f"expected a user then an assistant message, found {user['role']} then "
                              f"{assistant['role']}")
-        turns.append(Turn(str(user["content"]), str(assistant["content"])))
+        turns.append(Turn(user["content"], assistant["content"]))
     return turns
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 import openai
 
-from . import config
+from . import config, secret
 from .client import client, connection, resolve_model, served_models
 from .errors import AkashNBError
 from .providers import PROVIDERS
@@ -56,6 +57,11 @@ def _no_prompt(message: str) -> str:
 
 
 def check_provider(name: str) -> Row:
+    if not isinstance(name, str) or name not in PROVIDERS:
+        from .errors import input_error
+
+        raise input_error("out-of-range", name="name", got=repr(name)[:40], allowed=", ".join(PROVIDERS),
+                          example="check_provider('akashml')")
     provider = PROVIDERS[name]
     try:
         settings = config.resolve(name, prompt=_no_prompt)
@@ -71,7 +77,34 @@ def check_provider(name: str) -> Row:
         )
     except AkashNBError as error:
         return Row(name, settings.key_source, f"no: {error.sentence}", "-", "-", False)
-    return check(made)
+    row = check(made)
+    if settings.api_key is not None:  # the key was passed on as an argument: say where it really came from
+        row = dataclasses.replace(row, configured=settings.key_source)
+    return row
+
+
+def configured_provider() -> str | None:
+    """The provider the lessons would use now (the lookup order of `akash_nb.config`), or None when the
+    configuration itself is broken."""
+    try:
+        return config.resolve(prompt=_no_prompt).provider.name
+    except _NoKey:
+        return None
+    except AkashNBError:
+        return None
+
+
+def verdict(rows: list[Row], configured: str | None) -> str:
+    """One line under the table: whether the provider the lessons use works, and where it was chosen."""
+    if configured is None:
+        return "The configuration is broken (see the rows above): the lessons cannot run until it is fixed."
+    try:
+        source = config.resolve(prompt=_no_prompt).sources.get("provider", "")
+    except (AkashNBError, _NoKey):
+        source = ""
+    row = next((r for r in rows if r.provider == configured), None)
+    state = "works" if row is not None and row.ok else "FAILS"
+    return f"The lessons use {configured} ({source}): it {state}."
 
 
 def check_all() -> list[Row]:
@@ -86,6 +119,10 @@ def _fit(cell: str, width: int) -> str:
 
 
 def format_table(rows: list[Row]) -> str:
+    return secret.mask(_format_table(rows))
+
+
+def _format_table(rows: list[Row]) -> str:
     headers = ("provider", "configured", "reachable", "models", "1-token latency")
     table = [headers] + [(r.provider, r.configured, r.reachable, r.models, r.latency) for r in rows]
     widths = [min(max(len(row[i]) for row in table), WIDEST) for i in range(len(headers))]

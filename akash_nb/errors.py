@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import openai
 
+from . import secret
 from .providers import RETIRED_ON
 
 
@@ -36,6 +37,7 @@ class AkashNBError(Exception):
     were spent."""
 
     def __init__(self, sentence: str, *, original: BaseException | None = None, retried: bool = False):
+        sentence = secret.mask(sentence)  # a key of any shape, by value (see akash_nb.secret)
         super().__init__(sentence)
         self.sentence = sentence
         self.original = original
@@ -56,6 +58,20 @@ class LocalServerError(AkashNBError, RuntimeError):
 
 class NoRecordingError(AkashNBError, LookupError):
     """Replay was asked for a request that was never recorded."""
+
+
+class ParameterError(RequestError):
+    """A parameter of a public function or widget cannot work as given (see `akash_nb.checks`)."""
+
+
+class FileError(AkashNBError, ValueError):
+    """A file the package reads (.env, a recording, a saved conversation, the server state, a lesson)
+    cannot be used; the sentence names the file and the fix, and the file is left as it is."""
+
+
+class RefusedRequest(RequestError, openai.OpenAIError):
+    """A request refused before sending (`checks.refuse_bad_request`): an OpenAIError, so the SDK passes it
+    on at once instead of retrying it as a connection failure."""
 
 
 @dataclass(frozen=True)
@@ -140,10 +156,92 @@ TRANSPORT: dict[str, Failure] = {
                        "before the answer was complete; try again.", True, NOTHING),
     "stream-error": Failure("error event inside a stream", "{provider} reported an error in the middle of "
                             "the answer: {detail} The text so far is kept, marked cut.", False, CUT_KEPT),
+    "context": Failure("prompt over the model's context (e.g. llama.cpp `exceed_context_size_error`, also "
+                       "sent inside a stream)", "{provider} says the request does not fit the model's "
+                       "context ({detail}); shorten the prompt or the history, or lower max_tokens.", False,
+                       NOTHING),
+    "bad-parameter": Failure("a parameter of the wrong type or range that the server failed on (llama.cpp "
+                             "answers 500 to max_tokens='ten')", "{provider} failed on a parameter of the "
+                             "request ({status}): {detail}", False, NOTHING,
+                             "which parameter and its fix (akash_nb.checks)"),
+    "interrupted": Failure("Ctrl-C or the kernel's stop button during a stream (panel, ChatBox, "
+                           "Conversation)", "The answer was interrupted (Ctrl-C or the stop button); the "
+                           "text so far is kept, marked cut; run it again for the rest.", False, CUT_KEPT),
     "ended-early": Failure("stream ended without a finish_reason",
                            "{provider} ended the stream before the model finished (no finish_reason was "
                            "sent); the text so far is kept, marked cut.", False, CUT_KEPT),
 }
+
+FILE_KEPT = "nothing: the file is left as it is"
+
+# Bad input from the user: a parameter of a public function or widget, or a file the package reads. The
+# sentence names the parameter (or the file) and the fix. {name} {expected} {got} {example} {allowed}
+# {char} {where} {what} {path} {why} {fix} are filled in by `input_error`.
+INPUT: dict[str, Failure] = {
+    "wrong-type": Failure("a parameter of the wrong type (e.g. max_tokens='ten')", "{name}= must be "
+                          "{expected}, not {got}; for example {example}.", False, NOTHING, "the parameter"),
+    "out-of-range": Failure("a parameter out of range (e.g. temperature=5)", "{name}={got} is outside "
+                            "{allowed}; for example {example}.", False, NOTHING, "the parameter"),
+    "empty": Failure("an empty parameter (e.g. model='')", "{name}= is empty; for example {example}.",
+                     False, NOTHING, "the parameter"),
+    "control-characters": Failure("a control or invisible character in a parameter", "{name}= holds a "
+                                  "control or invisible character ({char}); type it again without it, for "
+                                  "example {example}.", False, NOTHING, "the parameter"),
+    "key-characters": Failure("a key with a character no key has (a letter with an accent, a control "
+                              "character); a BOM or zero-width character is removed instead, with a note "
+                              "in the banner", "The key from {where} holds {char}, which no API key "
+                              "contains; copy the key again from the provider's page and paste it alone.",
+                              False, NOTHING, "the key's source"),
+    "file-missing": Failure("a file that is not there", "{what} {path} does not exist; {fix}", False,
+                            FILE_KEPT, "the file"),
+    "file-folder": Failure("a folder where a file should be", "{what} {path} is a folder, not a file; "
+                           "{fix}", False, FILE_KEPT, "the file"),
+    "file-unreadable": Failure("a file that cannot be read (permissions, a symlink loop, binary bytes)",
+                               "{what} {path} cannot be read ({why}); {fix}", False, FILE_KEPT, "the file"),
+    "file-corrupt": Failure("a file that is truncated, not JSON, or of the wrong shape (wrong fields, "
+                            "wrong types, nulls)", "{what} {path} is not usable ({why}); {fix}", False,
+                            FILE_KEPT, "the file"),
+}
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return f"[{key}]"
+
+
+def input_error(kind: str, cls: type[AkashNBError] = ParameterError, **fields: object) -> AkashNBError:
+    """The error for bad input of `kind` (a row of INPUT), its sentence filled from `fields`."""
+    text = INPUT[kind].sentence.format_map(_Blank({k: str(v) for k, v in fields.items()}))
+    text = text.replace("..", ".").replace(" ;", ";")
+    return cls(text)
+
+
+def shown_path(path: object) -> str:
+    """A path as a sentence shows it: quoted with escapes when it holds a line break or another control
+    character, so the sentence stays one line."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def file_error(path: object, what: str, error: BaseException | str, fix: str) -> FileError:
+    """The FileError for a file that could not be used: missing, a folder, unreadable or corrupt."""
+    if isinstance(error, FileNotFoundError):
+        kind = "file-missing"
+    elif isinstance(error, IsADirectoryError):
+        kind = "file-folder"
+    elif isinstance(error, OSError | UnicodeDecodeError):
+        kind = "file-unreadable"
+    else:
+        kind = "file-corrupt"
+    if isinstance(error, OSError):
+        why = error.strerror or type(error).__name__
+    elif isinstance(error, UnicodeDecodeError):
+        why = "it is not UTF-8 text"
+    else:
+        why = str(error).strip().rstrip(".") or type(error).__name__
+    why = " ".join(why.split())[:200]
+    return input_error(kind, FileError, what=what, path=shown_path(path), why=why, fix=fix.rstrip(".") + ".")
+
 
 # Whatever looks like a key in a server's message (LiteLLM echoes the key it got) is masked before we
 # repeat the message.
@@ -152,8 +250,20 @@ _RETRY_COUNT_HEADER = "x-stainless-retry-count"  # set by the SDK on every attem
 
 
 def redact(text: str) -> str:
-    """`text` with key-shaped tokens (sk-..., akml-..., Bearer ...) masked."""
-    return _KEYLIKE.sub(lambda m: m.group(1) + "****", text)
+    """`text` with every known key masked by value (`secret.mask`), then key-shaped tokens (sk-...,
+    akml-..., Bearer ...) masked too."""
+    return _KEYLIKE.sub(lambda m: m.group(1) + "****", secret.mask(text))
+
+
+def _remember_sent_key(error: BaseException) -> None:
+    """The key a failed request carried is masked by value, whatever made the client (a plain
+    openai.OpenAI too), so a server echoing it cannot put it on screen."""
+    request = getattr(error, "request", None) if isinstance(error, openai.APIError) else None
+    if request is None:
+        return
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        secret.remember(auth[7:].strip())
 
 
 def _body(error: openai.APIError) -> dict:
@@ -214,6 +324,28 @@ def _connection_kind(error: openai.APIConnectionError, streaming: bool | None) -
     return "connection"
 
 
+def _is_context_error(body: dict) -> bool:
+    """llama.cpp says `exceed_context_size_error`; vLLM and OpenAI say "maximum context length"."""
+    text = f"{body.get('type', '')} {body.get('code', '')} {body.get('message', '')}".lower()
+    return "exceed_context" in text or "context length" in text or "context size" in text \
+        or "context_length_exceeded" in text
+
+
+def _parameter_problem(error: openai.APIStatusError) -> str:
+    """The sentence `checks.check_parameters` gives for the failed request's body, if any."""
+    from . import checks
+
+    try:
+        body = json.loads(error.request.content or b"{}")
+    except (ValueError, RuntimeError, UnicodeDecodeError):
+        return ""
+    try:
+        checks.check_parameters(body)
+    except AkashNBError as problem:
+        return problem.sentence
+    return ""
+
+
 def _wait(error: openai.APIStatusError) -> str:
     after = error.response.headers.get("retry-after")
     return f", Retry-After: {after} s" if after and after.strip().isdigit() else ""
@@ -226,6 +358,12 @@ def failure_for(error: BaseException, *, provider_name: str = "", streaming: boo
     if isinstance(error, openai.APIStatusError):
         if retired and error.status_code in (404, 410):
             return TRANSPORT["retired"], ""
+        if _is_context_error(_body(error)):
+            return TRANSPORT["context"], _detail(error).rstrip(".")
+        if error.status_code in (400, 422, 500):
+            problem = _parameter_problem(error)
+            if problem:
+                return TRANSPORT["bad-parameter"], problem
         failure = STATUS.get(error.status_code) or Failure(
             f"HTTP {error.status_code}", f"{{provider}} answered HTTP {error.status_code}: {{detail}}",
             error.status_code >= 500, NOTHING)
@@ -241,6 +379,8 @@ def failure_for(error: BaseException, *, provider_name: str = "", streaming: boo
             return TRANSPORT["content-type"], content_type
         return TRANSPORT["bad-json"], "it does not match the chat completion schema"
     if isinstance(error, openai.APIError):  # no status: an error event inside a stream
+        if _is_context_error(_body(error)):
+            return TRANSPORT["context"], _detail(error).rstrip(".")
         return TRANSPORT["stream-error"], _detail(error)
     if isinstance(error, json.JSONDecodeError):
         detail = f"{error.msg} at character {error.pos}"
@@ -256,6 +396,9 @@ def explain(error: BaseException, provider_title: str = "the provider", *, provi
     exception carries one)."""
     if isinstance(error, AkashNBError):
         return error
+    if isinstance(error, KeyboardInterrupt):
+        return AkashNBError(TRANSPORT["interrupted"].sentence, original=error)
+    _remember_sent_key(error)
     if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
         # The replay server's miss: its message already says what was asked and how to record it.
         return NoRecordingError(_detail(error), original=error)
@@ -264,8 +407,9 @@ def explain(error: BaseException, provider_title: str = "the provider", *, provi
         return AkashNBError(redact(f"{provider_title}: {type(error).__name__}: {error}"), original=error)
     failure, detail = found
     wait = _wait(error) if isinstance(error, openai.APIStatusError) else ""
+    status = getattr(error, "status_code", "")
     sentence = failure.sentence.format(provider=provider_title, detail=detail, url=url or "its URL",
-                                       wait=wait).replace(" .", ".").replace(" ()", "")
+                                       wait=wait, status=status).replace(" .", ".").replace(" ()", "")
     if failure.retry and isinstance(error, openai.APIError):
         retries = _retries_taken(error)
         if retries:
@@ -305,9 +449,10 @@ def check_content_type(response) -> None:
 def table_rows() -> list[tuple[str, str, str, str]]:
     """(case, what the user sees, retried?, anything lost?) for every row, as docs/errors.md shows them."""
     rows = []
-    for failure in (*STATUS.values(), *TRANSPORT.values()):
-        shown = failure.sentence.format(provider="[provider]", detail=f"[{failure.detail}]", url="[URL]",
-                                        wait=", Retry-After: [n] s")
+    for failure in (*STATUS.values(), *TRANSPORT.values(), *INPUT.values()):
+        shown = failure.sentence.format_map(_Blank(provider="[provider]", detail=f"[{failure.detail}]",
+                                                   url="[URL]", wait=", Retry-After: [n] s",
+                                                   status="[status]"))
         rows.append((failure.case, shown, "yes, by the SDK" if failure.retry else "no", failure.lost))
     return rows
 
@@ -318,3 +463,30 @@ def markdown_table() -> str:
     for row in table_rows():
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return "\n".join(lines)
+
+
+def write_docs(path: str = "docs/errors.md") -> bool:
+    """Put `markdown_table()` into `path` in place of the table there; True if the file changed.
+
+    `python -m akash_nb.errors [docs/errors.md]` runs it (tests/test_errors.py checks the committed file)."""
+    from pathlib import Path
+
+    target = Path(path)
+    text = target.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Case | What the user sees"))
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    new = "\n".join(lines[:start] + markdown_table().splitlines() + lines[end:]) + "\n"
+    if new == text:
+        return False
+    target.write_text(new, encoding="utf-8")
+    return True
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = sys.argv[1] if len(sys.argv) > 1 else "docs/errors.md"
+    print(("rewrote " if write_docs(target) else "up to date: ") + target)

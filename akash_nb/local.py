@@ -140,10 +140,27 @@ def _lock(config: str) -> FileLock:
 
 
 def _read_state(config: str) -> Server | None:
+    """The server recorded for `config`; None when none is. A state file that cannot be read or is not
+    one (a folder in its place, truncated, the wrong shape) is a FileError naming it and the fix: it may
+    belong to a server still running, which replacing it would orphan."""
+    path = state_file(config)
     try:
-        return Server.from_json(json.loads(state_file(config).read_text()))
-    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+        server = Server.from_json(data)
+        if server.pid <= 1 or not 0 < server.port < 65536:  # never signal init or our own process group
+            raise ValueError("its pid or port is not a process or port number")
+        return server
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        from .errors import file_error
+
+        why = f"missing {error}" if isinstance(error, KeyError) else error
+        raise file_error(path, "The embedded server's state file", why,
+                         f"stop any llama-server you started by hand, then delete it (rm -r '{path}'); "
+                         "the next client() starts a fresh server") from error
 
 
 def recorded_servers() -> list[Server]:

@@ -40,6 +40,31 @@ def sanitize(value):
     return value
 
 
+LESSON_FIX = "restore it with git checkout -- <path>, or fix its JSON"
+
+
+def read_lesson(path: Path) -> nbformat.NotebookNode:
+    """The notebook at `path`; a FileError naming it and the fix when it is missing, a folder, unreadable,
+    or not a notebook (truncated, not JSON, the wrong shape). The file is left as it is."""
+    from .errors import file_error
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("it has no list of cells")
+        for number, cell in enumerate(nb.cells, start=1):
+            if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw") \
+                    or not isinstance(cell.get("source"), str):
+                raise ValueError(f"its cell {number} is not a notebook cell")
+        return nb
+    except (OSError, UnicodeDecodeError) as error:
+        raise file_error(path, "The lesson", error, LESSON_FIX.replace("<path>", str(path))) from error
+    except Exception as error:  # nbformat's own: NotJSONError, ValidationError, KeyError, ...
+        why = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise file_error(path, "The lesson", f"not a notebook: {why}",
+                         LESSON_FIX.replace("<path>", str(path))) from error
+
+
 def lessons(folder: Path) -> list[Path]:
     """The numbered lessons in reading order."""
     return sorted(p for p in folder.glob("[0-9]*.ipynb"))
@@ -78,7 +103,12 @@ def execute(path: Path, env: dict[str, str] | None = None) -> tuple[nbformat.Not
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = nbformat.read(path, as_version=4)
+    from .errors import AkashNBError
+
+    try:
+        nb = read_lesson(path)
+    except AkashNBError as error:
+        return nbformat.v4.new_notebook(), error.sentence
     old = dict(os.environ)
     os.environ.update(env or {})
     try:
@@ -126,7 +156,13 @@ def refresh(paths: list[Path]) -> list[Path]:
             failures.append(path)
             print(f"FAIL {path.name}: {error} (not rewritten)", flush=True)
             continue
-        nbformat.write(normalize(nb), path)
+        try:
+            nbformat.write(normalize(nb), path)
+        except OSError as error:  # read-only, or the disk is full: the lesson keeps its old outputs
+            failures.append(path)
+            print(f"FAIL {path.name}: {path} cannot be written ({error.strerror}); make it writable "
+                  "(chmod u+w) and run make notebooks again.", flush=True)
+            continue
         print(f"ok   {path.name} ({time.monotonic() - started:.1f} s)", flush=True)
     return failures
 

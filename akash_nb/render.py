@@ -2,7 +2,9 @@
 
 Every display is a mime bundle with a meaningful `text/plain` (what nbval compares and what a terminal
 shows) beside a rich form (Markdown or HTML) for JupyterLab and GitHub. Every rendered answer says which
-provider and model produced it.
+provider and model produced it. Outside IPython (a plain `python script.py`) the same calls print the
+`text/plain` alone, and an error is its sentence (the traceback only with AKASH_NB_TRACEBACK=1). Every
+text shown has each known key masked by value (`akash_nb.secret.mask`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from IPython.display import display
 
+from . import secret
 from .client import Connection, ModelChoice, _connections, connection, last_latency
 from .errors import AkashNBError, explain
 
@@ -56,8 +59,26 @@ def bundle(kind: str, text: str, rich: str | None = None) -> dict[str, str]:
     return {"text/plain": text, spec.rich_mime: rich if rich is not None else spec.rich(text)}
 
 
+def in_ipython() -> bool:
+    """A notebook kernel or an IPython terminal (which render mime bundles), not plain Python."""
+    from IPython import get_ipython
+
+    return get_ipython() is not None
+
+
 def show(kind: str, text: str, rich: str | None = None) -> None:
-    display(bundle(kind, text, rich), raw=True)
+    from . import checks
+
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise checks.input_error("out-of-range", name="kind", got=checks._short(kind),
+                                 allowed=", ".join(KINDS), example="kind='answer'")
+    checks.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
+    checks.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
+    text, rich = secret.mask(text), None if rich is None else secret.mask(rich)
+    if in_ipython():
+        display(bundle(kind, text, rich), raw=True)
+    else:  # plain Python: IPython's display() would print the bundle's dict
+        print(text, flush=True)
 
 
 # --- what the package shows -------------------------------------------------------------------------
@@ -111,6 +132,17 @@ def footer(response, client=None, seconds: float | None = None) -> str:
 
 def show_answer(response, client=None, *, seconds: float | None = None, kind: str = "answer") -> None:
     """The reply as Markdown, with the footer saying who answered (see `footer`)."""
+    from openai.types.chat import ChatCompletion
+
+    from . import checks
+
+    if not isinstance(response, ChatCompletion) or not response.choices:
+        raise checks.input_error("wrong-type", name="response", expected="a chat completion with a choice",
+                                 got=checks._kind(response),
+                                 example="show_answer(client.chat.completions.create(...), client)")
+    if client is not None:
+        connection(client)  # one sentence for a client not made by akash_nb.client()
+    checks.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
     text = response.choices[0].message.content or ""
     show(kind, text)
     show("usage", footer(response, client, seconds))
@@ -155,6 +187,7 @@ def install_error_display() -> None:
         return
     shell = get_ipython()
     if shell is None:
+        _install_plain_excepthook()
         return
     import json
 
@@ -169,3 +202,29 @@ def install_error_display() -> None:
         return stb
 
     shell.set_custom_exc((AkashNBError, openai.OpenAIError, json.JSONDecodeError), handler)
+
+
+TRACEBACK_ENV = "AKASH_NB_TRACEBACK"  # set to 1 for the full traceback of an error in plain Python
+
+
+def _install_plain_excepthook() -> None:
+    """In plain Python, an uncaught AkashNBError or SDK error prints its sentence, not a traceback
+    (unless AKASH_NB_TRACEBACK=1); any other exception keeps Python's own hook."""
+    import os
+    import sys
+
+    import openai
+
+    previous = sys.excepthook
+    if getattr(previous, "akash_nb", False):
+        return
+
+    def hook(etype, value, tb):
+        if not issubclass(etype, AkashNBError | openai.OpenAIError) or os.environ.get(TRACEBACK_ENV):
+            return previous(etype, value, tb)
+        explained = error_sentence(value)
+        print(f"{type(explained).__name__}: {explained.sentence} (full traceback: {TRACEBACK_ENV}=1)",
+              file=sys.stderr, flush=True)
+
+    hook.akash_nb = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

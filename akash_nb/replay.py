@@ -183,11 +183,33 @@ def write_recording(folder: Path, recording: dict[str, Any], name: str | None = 
 
 
 def read_recording(path: Path) -> dict[str, Any] | None:
-    """The recording at `path`, None when there is none; OSError/ValueError when it cannot be read."""
+    """The recording at `path`, None when there is none; OSError/ValueError when it cannot be read or is
+    not a recording (the ValueError says which part is wrong)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        recording = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    check_recording(recording)
+    return recording
+
+
+def check_recording(recording: Any) -> None:
+    """A ValueError naming what is wrong unless `recording` has the shape in the module docstring."""
+    if not isinstance(recording, dict) or not isinstance(recording.get("response"), dict):
+        raise ValueError("it is not an object with a \"response\" object")
+    response = recording["response"]
+    if "events" in response:
+        events = response["events"]
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise ValueError("its \"events\" is not a list of strings")
+        return
+    status, content_type = response.get("status"), response.get("content_type")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError("its \"status\" is not an HTTP status")
+    if not isinstance(content_type, str) or not content_type or not content_type.isprintable():
+        raise ValueError("its \"content_type\" is not a content type")
+    if "body" not in response:
+        raise ValueError("it has no \"body\"")
 
 
 def recordings(folder: Path) -> list[Path]:
@@ -200,8 +222,11 @@ def describe_recordings(folder: Path) -> str:
     models: dict[str, set[str]] = {}
     for path in recordings(folder):
         try:
-            meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            continue  # said when that recording is asked for (ReplayServer.answer)
+        meta = data.get("meta") if isinstance(data, dict) else None
+        if not isinstance(meta, dict):
             continue
         found = models.setdefault(str(meta.get("upstream", "unknown")), set())
         if meta.get("model"):

@@ -46,10 +46,15 @@ def collect_stream(
     """Read `stream` to the end; never raises for a failure after the request was accepted.
 
     `on_text(text_so_far)` is called after each piece of text (for a live display)."""
+    if not isinstance(stream, openai.Stream):
+        raise errors.input_error("wrong-type", name="stream", expected="the stream create(..., stream=True) "
+                                 "returns", got=type(stream).__name__,
+                                 example="collect_stream(client.chat.completions.create(..., stream=True))")
     parts: list[str] = []
     finish_reason = usage = model = None
     chunks = 0
     error: errors.AkashNBError | None = None
+    refused = _watch_error_field(stream)
     try:
         with stream:
             errors.check_content_type(stream.response)
@@ -68,6 +73,38 @@ def collect_stream(
     # JSONDecodeError, not ValueError: an event that is not JSON, never an on_text display's own error.
     except (openai.OpenAIError, json.JSONDecodeError) as exc:
         error = errors.explain(exc, provider_title, provider_name=provider_name, url=url, streaming=True)
+    if error is None and finish_reason is None and refused:
+        error = _refused(refused[0], stream.response.request, provider_title, provider_name, url)
     if error is None and finish_reason is None:
         error = errors.ended_early(provider_title)
     return StreamResult("".join(parts), finish_reason, error is not None, error, chunks, usage, model)
+
+
+def _watch_error_field(stream: openai.Stream) -> list[str]:
+    """The values of `error:` lines in the stream, which SSE parsers (the SDK's too) skip as an unknown
+    field. llama.cpp's server reports a request it refuses after the stream began this way, e.g. a prompt
+    over the context: `error: {"code": 400, "type": "exceed_context_size_error", ...}`."""
+    found: list[str] = []
+    decoder = stream._decoder  # the SDK's SSEDecoder for this one stream
+    decode = decoder.decode
+
+    def watching(line: str):
+        name, _, value = line.partition(":")
+        if name == "error":
+            found.append(value.strip())
+        return decode(line)
+
+    decoder.decode = watching
+    return found
+
+
+def _refused(value: str, request, provider_title: str, provider_name: str, url: str) -> errors.AkashNBError:
+    """The sentence for an `error:` field: the server's message, as for an error event in the stream."""
+    try:
+        body = json.loads(value)
+    except ValueError:
+        body = {"message": value}
+    if not isinstance(body, dict):
+        body = {"message": str(body)}
+    error = openai.APIError(str(body.get("message") or value), request, body=body)
+    return errors.explain(error, provider_title, provider_name=provider_name, url=url, streaming=True)

@@ -83,6 +83,7 @@ class Result:
     first_token_seconds: float | None  # from sending the request to the first text
     error: str | None  # the one sentence, when the request failed or the stream was cut
     request: dict[str, Any]  # what was sent: model, messages, temperature, max_tokens
+    interrupted: bool = False  # Ctrl-C or the stop button stopped the stream (the text so far is kept)
 
     @property
     def sent(self) -> bool:
@@ -145,6 +146,7 @@ class Panel(widgets.VBox):
     def __init__(self, client: openai.OpenAI, prompt: str | None = None, *,
                  messages: list[dict] | None = None, model: str | None = None, temperature: float = 0.7,
                  max_tokens: int = 128, system: str | None = None):
+        _check_panel_arguments(prompt, messages, model, temperature, max_tokens, system)
         self.client = client
         self.conn = connection(client)
         self.history, system, prompt = _split(messages, system, prompt)
@@ -226,7 +228,10 @@ class Panel(widgets.VBox):
             result = _stream(self.client, self.conn, request, self._draw)
         finally:
             self.run_button.disabled = False
-        return self._finish(result)
+        self._finish(result)
+        if result.interrupted:  # the panel is truthful (text kept, marked cut); the cell stops as asked
+            raise KeyboardInterrupt
+        return result
 
     def _draw(self, text: str) -> None:
         self.answer.value = markdown_html(text + CURSOR)
@@ -283,11 +288,28 @@ def _stream(client: openai.OpenAI, conn: Connection, request: dict[str, Any],
                                                 stream_options={"include_usage": True})
         got = streaming.collect_stream(stream, conn.describe(), provider_name=conn.provider.name,
                                        url=conn.base_url, on_text=arrived)
+    except KeyboardInterrupt as exc:  # Ctrl-C: whatever arrived is kept, marked cut
+        return Result(so_far, None, conn.provider.name, None, None, time.monotonic() - started, first,
+                      conn.explain(exc).sentence, request, interrupted=True)
     except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
         return Result(so_far, None, conn.provider.name, None, None, time.monotonic() - started, first,
                       conn.explain(exc).sentence, request)
     return Result(got.text, got.model, conn.provider.name, got.finish_reason, got.usage,
                   time.monotonic() - started, first, got.error.sentence if got.error else None, request)
+
+
+def _check_panel_arguments(prompt: Any, messages: Any, model: Any, temperature: Any, max_tokens: Any,
+                           system: Any) -> None:
+    """Each argument of `panel()` is usable, or one sentence names it and the fix (max_tokens above the
+    context is lowered to the context by the max_tokens box itself)."""
+    checks.text_param("prompt", prompt, example='akash_nb.panel(client, "Once upon a time")',
+                      allow_empty=True)
+    if messages is not None and (messages or not isinstance(messages, list)):
+        checks.check_messages(messages)
+    checks.text_param("model", model, example="model='SmolLM2-135M-Instruct'", identifier=True)
+    checks.number_param("temperature", temperature, low=0, high=2, example="temperature=0.7", optional=False)
+    checks.int_param("max_tokens", max_tokens, low=1, high=10**9, example="max_tokens=128", optional=False)
+    checks.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
 
 
 def panel(client: openai.OpenAI, prompt: str | None = None, *, messages: list[dict] | None = None,
@@ -325,6 +347,12 @@ class ChatBox:
     """
 
     def __init__(self, conversation: Conversation):
+        from .conversation import Conversation
+
+        if not isinstance(conversation, Conversation):
+            raise errors.input_error("wrong-type", name="conversation", expected="an akash_nb.Conversation",
+                                     got=checks._kind(conversation),
+                                     example="akash_nb.ChatBox(akash_nb.Conversation(client, model))")
         self.conversation = conversation
         self.transcript = widgets.HTML()
         self.text = widgets.Textarea(placeholder="Write a message, then press Send",
@@ -338,6 +366,7 @@ class ChatBox:
 
     def send(self, text: str | None = None) -> str | None:
         """Send `text` (default: what is in the text box) and return the reply, or None if it failed."""
+        checks.text_param("text", text, example="chatbox.send('Hello')", allow_empty=True)
         if text is not None:
             self.text.value = text
         message = self.text.value
@@ -356,6 +385,10 @@ class ChatBox:
         try:
             reply = self.conversation.send(message, stream=True, on_text=arrived,
                                            stream_options={"include_usage": True})
+        except KeyboardInterrupt as exc:  # Ctrl-C: the transcript unchanged, the text so far shown as cut
+            self._draw()
+            self._failed(errors.explain(exc).sentence)
+            raise
         except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
             self._draw()
             self._failed(errors.explain(exc, self._provider_title()).sentence)

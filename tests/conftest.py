@@ -53,3 +53,15 @@ def local_env(shared_local_server, monkeypatch) -> Path:
     """Point this test at the session's shared embedded server."""
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(shared_local_server))
     return shared_local_server
+
+
+# Hypothesis: repeatable in CI (derandomize: the same examples every run), enough examples per property to
+# matter, no per-example deadline (a loopback request's time varies on a busy 2-core machine).
+# HYPOTHESIS_PROFILE=explore runs 1000 random examples a property, to look for new cases by hand.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("explore", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -67,6 +67,7 @@ class Behaviour:
     chunks: int = 3  # "cut": SSE chunks sent before the connection drops
     fail_first: int = 0  # "flaky": this many failures (with `status`) before answering normally
     echo_key: bool = False  # 401: echo the whole key back (worse than LiteLLM, which masked all but 4)
+    delay: float = 0.0  # "slow": seconds between streamed words
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -75,6 +76,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # quiet: pytest shows failures, not traffic
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes: without this, Nagle's algorithm and the client's delayed
+        # ACK hold the body back ~40 ms a response, which is most of a property test's time.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._handle(None)
@@ -172,6 +179,52 @@ def _status(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     h.send_json(b.status, body, b.headers)
 
 
+def _echo(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """An error (status `status`) that repeats the key received in every place it can: the message, every
+    other field of the body, and a header (as a misconfigured LiteLLM or a debugging proxy does)."""
+    key = h.headers.get("Authorization", "").removeprefix("Bearer ")
+    body = {"error": {"message": f"Invalid key {key} (received {key}, ...{key[-4:]})", "type": key,
+                      "param": key, "code": key, "detail": key}}
+    h.send_json(b.status, body, {"x-received-key": key, "www-authenticate": f"Bearer {key}"})
+
+
+def _slow(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """A correct stream, one word every `delay` seconds (for interrupting it half-way)."""
+    if h.command == "GET" or not payload.get("stream"):
+        _answer(h, b, payload, number)
+        return
+    h.start_chunked()
+    h.chunk(sse_chunk({"role": "assistant", "content": ""}))
+    try:
+        for word in WORDS:
+            h.chunk(sse_chunk({"content": word}))
+            with h.server.fault.lock:
+                h.server.fault.words_sent += 1
+            if h.server.fault.closing.wait(b.delay):
+                return
+        h.chunk(sse_chunk({}, "stop"))
+        h.chunk(b"data: [DONE]\n\n")
+        h.end_chunks()
+    except OSError:
+        pass  # the client hung up: that is what an interrupt does
+
+
+def _error_field(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """llama.cpp's server refusing a streamed request after the 200: an `error:` SSE field (which SSE
+    parsers skip), then the end of the stream, as it does for a prompt over the context."""
+    h.start_chunked()
+    error = {"code": 400, "message": "the request exceeds the available context size, try increasing it",
+             "type": "exceed_context_size_error", "n_prompt_tokens": 20007, "n_ctx": 4096}
+    h.chunk(b"error: " + json.dumps(error).encode() + b"\n\n")
+    h.end_chunks()
+
+
+def _typed_500(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+    """llama.cpp's answer to max_tokens='ten': 500, "[json.exception.type_error.302] ..."."""
+    message = "[json.exception.type_error.302] type must be number, but is string"
+    h.send_json(500, {"error": {"code": 500, "type": "server_error", "message": message}})
+
+
 def _flaky(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     (_status if number <= b.fail_first else _answer)(h, b, payload, number)
 
@@ -242,6 +295,10 @@ BEHAVIOURS: dict[str, Callable[[Handler, Behaviour, dict, int], None]] = {
     "bad-json": _bad_json,
     "bad-sse": _bad_sse,
     "html": _html,
+    "echo": _echo,
+    "slow": _slow,
+    "error-field": _error_field,
+    "typed-500": _typed_500,
 }
 
 
@@ -262,6 +319,7 @@ class FaultServer:
     def __init__(self) -> None:
         self.behaviour = Behaviour()
         self.requests: list[tuple[str, str, dict[str, str], dict | None]] = []
+        self.words_sent = 0  # "slow": streamed words so far (a test waits for some before interrupting)
         self.lock = threading.Lock()
         self.closing = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), Handler)
@@ -289,6 +347,7 @@ class FaultServer:
         self.behaviour = Behaviour(name, **options)
         with self.lock:
             self.requests.clear()
+            self.words_sent = 0
         return self
 
     def __enter__(self) -> FaultServer:

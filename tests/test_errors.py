@@ -14,13 +14,21 @@ from akash_nb import errors
 from akash_nb.errors import STATUS, TRANSPORT, AkashNBError, ConfigError, RequestError, explain
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
-ALL = [*STATUS.values(), *TRANSPORT.values()]
+ALL = [*STATUS.values(), *TRANSPORT.values(), *errors.INPUT.values()]
 
 
 def test_docs_errors_md_embeds_the_generated_table():
     text = DOCS.read_text()
     assert errors.markdown_table() in text, (
         "docs/errors.md is out of date: paste akash_nb.errors.markdown_table() into it")
+
+
+def test_the_generator_leaves_the_committed_page_as_it_is(tmp_path):
+    copy = tmp_path / "errors.md"
+    copy.write_text(DOCS.read_text())
+    assert errors.write_docs(str(copy)) is False  # the committed page is what the generator writes
+    copy.write_text(DOCS.read_text().replace("| 402 no credits", "| 402 stale row"))
+    assert errors.write_docs(str(copy)) is True and copy.read_text() == DOCS.read_text()
 
 
 def test_the_docs_table_has_one_row_per_case():
@@ -31,7 +39,10 @@ def test_the_docs_table_has_one_row_per_case():
 @pytest.mark.parametrize("failure", ALL, ids=[f.case for f in ALL])
 def test_every_row_is_one_sentence_that_says_what_to_do(failure):
     sentence = failure.sentence.format(provider="AkashML", detail="Something.", url="http://h/v1",
-                                       wait="")
+                                       wait="", status=500, name="max_tokens", expected="a whole number",
+                                       got="'ten'", example="max_tokens=100", allowed="1–100",
+                                       char="U+200B", where="the api_key= argument", what="The file",
+                                       path="x.json", why="truncated", fix="delete it.")
     assert sentence.endswith(".") and "{" not in sentence and "  " not in sentence
     assert "\n" not in sentence
 
@@ -45,7 +56,7 @@ def test_the_retried_rows_are_the_ones_the_sdk_retries():
 
 
 def test_nothing_in_a_cut_stream_row_claims_nothing_was_lost():
-    for kind in ("cut", "bad-sse", "stream-error", "ended-early"):
+    for kind in ("cut", "bad-sse", "stream-error", "ended-early", "interrupted"):
         assert "kept" in TRANSPORT[kind].lost and "kept" in TRANSPORT[kind].sentence
 
 
