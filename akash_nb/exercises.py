@@ -139,7 +139,8 @@ refers refer referred referring defined define defines describes describe descri
 involves involve involved including include includes included known called term terms
 concept field study studies area idea means meaning mean used use uses using
 associated association exhibited exhibit exhibits shown show shows displays display
-contrast opposed unlike compared versus rather instead whereas
+contrast opposed unlike compared versus rather instead whereas like
+mentions mention mentioned says say said states state stated
 text summary summarize summarized passage
 """.split())
 MIN_STEM = 5  # a word is the text's when a word of the text begins with its first 5 letters

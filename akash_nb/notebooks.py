@@ -5,7 +5,7 @@
 - `refresh()`: `make notebooks`: execute lessons under replay and write the outputs back into the lessons,
   normalized, so they are nbval's expected results and what GitHub shows. It refuses (exit 1, one sentence
   naming the cell) to write a lesson with an error output or an output that says a recording is missing.
-- Solutions live in markdown (`<details><summary>Solution`), so Run All never runs them;
+- Solutions live in markdown (a folded `<details>` block), so Run All never runs them;
   `execute(..., with_solutions=True)` runs each one as a code cell after it (`make record` does, so their
   requests are recorded; tests/test_exercises.py runs them under replay).
 - `normalize()`: no machine-specific metadata: one kernelspec, no local paths or versions, no timings, no
@@ -27,7 +27,7 @@ import nbformat
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-SOLUTION_SUMMARY = "<summary>Solution"
+SOLUTION_MARK = "Run All does not run it"  # in the summary line of every solution (akash_nb.template)
 SOLUTION_TAG = "solution"
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
 MISSING_RECORDING = "No recording for"
@@ -82,8 +82,9 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def solution_code(cell: nbformat.NotebookNode) -> str | None:
-    """The code of a markdown solution cell (`<details><summary>Solution ...` around a python block)."""
-    if cell.cell_type != "markdown" or SOLUTION_SUMMARY not in cell.source:
+    """The code of a markdown solution cell (a `<details>` whose summary says SOLUTION_MARK, around a python
+    block)."""
+    if cell.cell_type != "markdown" or SOLUTION_MARK not in cell.source:
         return None
     found = _PYTHON_BLOCK.search(cell.source)
     return found.group(1) if found else None
@@ -130,7 +131,11 @@ def execute(path: Path, env: dict[str, str] | None = None, *, solutions: bool = 
                 resources={"metadata": {"path": str(path.parent)}},
                 store_widget_state=False,
             )
-            client.execute()
+            try:
+                client.execute()
+            finally:  # a kernel manager passed in is ours to stop (nbclient stops only its own)
+                if kernel.has_kernel:
+                    kernel.shutdown_kernel(now=True)
         return nb, None
     except CellExecutionError as error:
         first = next((line for line in str(error).splitlines() if line.strip()), "")
