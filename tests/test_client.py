@@ -225,7 +225,8 @@ def test_a_plain_client_gets_its_provider_in_the_footer_and_says_what_needs_akas
     plain = openai.OpenAI(api_key=replay_values[0], base_url=replay_values[1])
     response = ChatCompletion.model_validate({
         "id": "c", "object": "chat.completion", "created": 0, "model": LOCAL_MODEL_NAME,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hi"}}]})
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Hi"}}]})
     line = render.footer(response, plain)
     assert line == f"{LOCAL_MODEL_NAME} via replay · finish_reason=stop"
     assert render.footer(response, plain, seconds=1.5).endswith("· 1.50 s")
@@ -241,7 +242,8 @@ def test_an_error_from_a_plain_client_names_its_url():
     plain = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
     with pytest.raises(openai.APIConnectionError) as caught:
         plain.models.list()
-    assert f"Nothing is listening at http://127.0.0.1:{port}/v1" in render.error_sentence(caught.value).sentence
+    sentence = render.error_sentence(caught.value).sentence
+    assert f"Nothing is listening at http://127.0.0.1:{port}/v1" in sentence
 
 
 def test_a_client_akash_nb_never_saw_is_a_sentence_naming_connection_values():

@@ -156,3 +156,26 @@ def test_repeatable_needs_two_calls_and_third_turn_spots_a_cell_run_twice():
 def test_palindrome_fails_on_the_wrong_function_name():
     other = "```python\ndef palindrome(s):\n    return s == s[::-1]\n```"
     assert "no is_palindrome" in exercises.check_palindrome(other).message
+
+
+# --- the lessons' own solutions, run under replay ---------------------------------------------------------
+
+def test_every_lessons_solution_passes_its_check_and_run_all_leaves_it_alone():
+    """Solutions are markdown (Run All skips them); run as code after the exercise, each passes its check
+    on the recorded answers."""
+    from pathlib import Path
+
+    import nbformat
+
+    from akash_nb import notebooks
+
+    root = Path(__file__).resolve().parents[1]
+    env = {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(root / "tests" / "recordings")}
+    for path in notebooks.lessons(root / "notebooks"):
+        committed = nbformat.read(path, as_version=4)
+        assert not [c for c in committed.cells if notebooks.SOLUTION_TAG in c.metadata.get("tags", [])]
+        nb, error = notebooks.execute(path, env, solutions=True)
+        assert error is None, f"{path.name}: {error}"
+        (solution,) = [c for c in nb.cells if notebooks.SOLUTION_TAG in c.metadata.get("tags", [])]
+        shown = [o.data["text/plain"] for o in solution.outputs if o.output_type == "execute_result"]
+        assert shown and shown[-1].startswith("✓"), f"{path.name}'s solution: {shown}"
