@@ -78,7 +78,8 @@ def _cells(title: str) -> list[nbformat.NotebookNode]:
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     guide = {"tags": [GUIDE_TAG]}
     return [
-        md(f"# {title}\n\nAfter this lesson you can ... (one sentence: what the learner will be able to do)."),
+        md(f"# {title}\n\nAfter this lesson you can ... (one sentence: what the learner will be able to "
+           "do)."),
         md(setup_markdown()),
         code(SETUP_CELL),
         md("Then the guide's own client block: plain `openai` code, like every cell tagged `guide`."),
