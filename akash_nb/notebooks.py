@@ -8,7 +8,7 @@
 - Solutions live in markdown (a folded `<details>` block), so Run All never runs them;
   `execute(..., with_solutions=True)` runs each one as a code cell after it (`make record` does, so their
   requests are recorded; tests/test_exercises.py runs them under replay).
-- `normalize()`: no machine-specific metadata: one kernelspec, no local paths or versions, no timings, no
+- `normalize()`: consecutive stream outputs merged into one; no machine-specific metadata: one kernelspec, no local paths or versions, no timings, no
   loopback ports (the servers' free ports become `127.0.0.1:PORT`), and no widget views: a committed view
   points at a widget model that only exists in the kernel that ran it, so JupyterLab (and GitHub) would
   show an error where the widget's meaningful text fallback can stand until the learner runs the cell.
@@ -55,6 +55,9 @@ def lessons(folder: Path) -> list[Path]:
 
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Strip what differs from machine to machine and run to run (see the module docstring)."""
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    coalesce = CoalesceStreamsPreprocessor()
     nb.metadata = nbformat.from_dict(
         {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     )
@@ -66,6 +69,9 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.id = cell.get("id") or f"cell-{index}"
         if cell.cell_type != "code":
             continue
+        # A streamed answer printed piece by piece is one output, as JupyterLab shows it (nbconvert's own
+        # coalescing, which also folds carriage returns).
+        cell, _ = coalesce.preprocess_cell(cell, {}, index)
         if cell.execution_count is not None or cell.outputs:
             count += 1
             cell.execution_count = count
