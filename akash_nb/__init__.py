@@ -1,10 +1,13 @@
 """akash_nb: the helper package behind the akash-notebooks lessons.
 
     import akash_nb
-    client = akash_nb.client()          # a plain openai.OpenAI for the configured provider
+    api_key, base_url = akash_nb.connection_values()      # shows provider, URL, key source; never the key
+
+    import openai
+    client = openai.OpenAI(api_key=api_key, base_url=base_url)       # the guide's own client block
     model = akash_nb.choose_model(client, "Meta-Llama-3-1-8B-Instruct-FP8")
     response = client.chat.completions.create(model=model, messages=[...])
-    akash_nb.show_answer(response, client)
+    akash_nb.guide_vs_you("completion", response, client)   # the guide's printed answer beside yours
 
 Names are imported on first use, so `import akash_nb` stays cheap (the OpenAI SDK is not loaded until a
 client is made).
@@ -21,6 +24,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "client": "client",
+    "connection_values": "client",
     "connection": "client",
     "choose_model": "client",
     "served_models": "client",
@@ -39,13 +43,15 @@ _EXPORTS = {
     "Panel": "widgets",
     "panel": "widgets",
     "ChatBox": "widgets",
+    "show_http": "wire",
+    "guide_vs_you": "guide",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 # submodules a lesson reaches as akash_nb.<name>
-_MODULES = {"code", "doctor", "exercises", "providers", "render", "widgets"}
+_MODULES = {"code", "doctor", "exercises", "guide", "providers", "render", "widgets", "wire"}
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""`akash-nb`: serve, stop, engine, doctor, run, lab, join, export-docs."""
+"""`akash-nb`: serve, stop, engine, doctor, run, lab, join, export-docs, new-lesson."""
 
 from __future__ import annotations
 
@@ -135,6 +135,15 @@ def _export_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_lesson(args: argparse.Namespace) -> int:
+    from . import template
+
+    path = template.new_lesson(Path(args.folder), args.name)
+    print(f"Wrote {path}. Edit it, then `make record` (records its requests and fills in its outputs) and "
+          "`make test`; README.md, \"Adding a lesson\", has the rules the tests check.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="akash-nb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     export_docs.add_argument("--folder", default="notebooks")
     export_docs.add_argument("--out", default="build/docs")
     export_docs.set_defaults(func=_export_docs)
+
+    new_lesson = sub.add_parser("new-lesson", help="a new lesson from the template: notebooks/NN-NAME.ipynb")
+    new_lesson.add_argument("name", help="lowercase words joined by hyphens, e.g. embeddings")
+    new_lesson.add_argument("--folder", default="notebooks")
+    new_lesson.set_defaults(func=_new_lesson)
     return parser
 
 

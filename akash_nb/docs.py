@@ -2,22 +2,23 @@
 
 What it writes, into `build/docs/` by default:
 - `akash-chat-api-guide.md`: one Markdown page in the seed guide's own format (the same front matter keys,
-  the same section headings in the same order), whose code blocks are the lessons' own cells and whose
-  "You should receive something similar to:" blocks are those cells' committed outputs;
+  the same section headings in the same order), usable on akash.network as it stands: its code is plain
+  `openai` code against AkashML (`https://api.akashml.com/v1`, the key from the environment), never
+  `akash_nb`. Its code blocks are the `PREAMBLE` (the three values) and the lessons' own guide cells; its
+  "You should receive something similar to:" blocks are those cells' committed outputs, each labelled with
+  the provider and model that printed them;
 - `NN-lesson.html`: every lesson rendered by nbconvert's HTMLExporter (lab template), links between
   lessons pointing at the HTML copies.
 
 How the page is made: `guide_notebook()` assembles a notebook from the committed lessons (which carry the
-outputs of a replay run): a few markdown cells of frame text from the `PAGE` and `SECTIONS` tables below,
-and the lessons' code cells with their outputs. nbconvert's MarkdownExporter renders it with
+outputs of a replay run): a few markdown cells of frame text from the tables below, the `PREAMBLE`, and
+the lessons' guide cells with their outputs. nbconvert's MarkdownExporter renders it with
 `GUIDE_TEMPLATE`. Nothing is executed here: the page shows what the tested run printed.
 
-Which cells a section shows, for its lesson:
-1. the code cells under the lesson's "## Set up" heading (the client, and the model choice), whose output
-   says which provider and model answered; a cell the page already showed (the client) is shown once;
-2. the guide's own calls: the code cells tagged `guide`, when any cell of the lesson carries that tag;
-   otherwise the code cells under the "## The guide's ..." heading (up to the next "## " heading) that call
-   `client.chat.completions.create`.
+Which cells a section shows, for its lesson: the guide's own cells, the code cells tagged `guide` (the
+client block and the calls: plain `openai` code), when any cell of the lesson carries that tag; otherwise
+the code cells under the "## The guide's ..." heading (up to the next "## " heading) that call
+`client.chat.completions.create`. The lesson's "## Set up" banner says which provider and model answered.
 
 Every output is sanitized as tests/sanitize.cfg does for nbval: the free port of a loopback server becomes
 `PORT`, a kernel's temporary cell path becomes `<cell>`.
@@ -36,7 +37,7 @@ from nbformat import NotebookNode
 
 from .errors import AkashNBError
 from .notebooks import sanitize
-from .providers import RETIRED_ON
+from .providers import PROVIDERS, RETIRED_ON
 
 PAGE_NAME = "akash-chat-api-guide.md"  # the seed's file name: the page can replace it where it is published
 GUIDE_TAG = "guide"
@@ -78,45 +79,63 @@ SECTIONS = (
             "For summarizing text, you still use the `chat.completions.create()` method."),
 )
 
-INTRO = f"""\
-This guide shows how to call an OpenAI-compatible chat API from Python: a single completion, a
-conversation, code generation and summarization. It was first written for the Akash Chat API
-(`chatapi.akash.network`), which was retired on {RETIRED_ON}. The same calls run unchanged on
-**AkashML**, its paid successor, and on any server that speaks the OpenAI chat API, such as vLLM or
-llama.cpp deployed on Akash.
+AKASHML = PROVIDERS["akashml"]
+PAGE_MODEL = AKASHML.fallback_models[0]
 
-This page is generated from the akash-notebooks lessons, which are executed and tested: every code block
-below is a cell a lesson ran, and every output is what that cell printed."""
+INTRO = f"""\
+This guide shows how to call an OpenAI-compatible chat API from Python with the `openai` library: a
+single completion, a conversation, code generation and summarization. It was first written for the Akash
+Chat API (`chatapi.akash.network`), which was retired on {RETIRED_ON}. The same calls run unchanged on
+**AkashML** (`{AKASHML.base_url}`), its paid successor, and on any server that speaks the OpenAI chat
+API, such as vLLM or llama.cpp deployed on Akash.
+
+The code below is taken from lessons that are executed and tested; every output is what that code printed
+when the lesson ran, and says which provider and model printed it."""
 
 INTRODUCTION = """\
 ## Introduction
 
-Choose where your requests go:
+To get an AkashML key:
 
-- **AkashML**: create an API key in your AkashML account (AkashML keys start with `akml-`). Keep it out
-  of your code: put it in the environment or in a `.env` file as `AKASHML_API_KEY=akml-...`.
-- **Your own server on Akash**: deploy vLLM on a GPU or llama.cpp on CPUs with the SDL files in
-  `deploy/akash/` (see `docs/deploy-on-akash.md` in akash-notebooks), then set `AKASH_NB_BASE_URL` to its
-  `https://<provider-host>/v1` and `AKASH_NB_API_KEY` to the key you gave it.
-- **Nothing at all**: without a key, the lessons start a small embedded model (SmolLM2-135M-Instruct,
-  served by llama.cpp on your machine). Its answers are real but short, and sometimes wrong."""
+1. Create an account at [akashml.com](https://akashml.com) and sign in.
+2. Add credits to the account: AkashML is paid, and every request is billed by its tokens.
+3. Open **Settings → API Keys**, create a key and copy it (it starts with `akml-` and is shown once).
+
+Keep the key out of your code: put it in the environment as `AKASHML_API_KEY`. To run your own model
+instead, deploy vLLM (GPU) or llama.cpp (CPU) on Akash and use its `https://<provider-host>/v1` as the
+base URL."""
 
 PYTHON_EXAMPLES = """\
 ## Python Examples
 
-You need Python 3.10 or newer. In akash-notebooks, `make lab` creates a virtual environment with the
-OpenAI library and the lessons' helper package `akash_nb`, then opens the lessons in JupyterLab. To use
-the plain OpenAI library elsewhere, `pip install openai`.
+You need Python 3.10 or newer. To check, run:
 
-`akash_nb.client()` returns the OpenAI library's own `openai.OpenAI` client, pointed at the provider you
-configured, and prints which provider, URL and model answer (never the key). Every example below starts
-with it, and then makes the guide's own call."""
+```sh
+python --version
+```
+
+Install the OpenAI library, and put your key in the environment:
+
+```sh
+pip install openai
+export AKASHML_API_KEY=akml-...
+```
+
+Every example below starts from these three values. `model` is one of the models AkashML serves; the
+list is `client.models.list()`:"""
+
+PREAMBLE = f"""\
+import os
+
+api_key = os.environ["AKASHML_API_KEY"]  # your AkashML key (see Introduction)
+base_url = "{AKASHML.base_url}"
+model = "{PAGE_MODEL}"  # any id from client.models.list()"""
 
 LESSONS = """\
 ## The lessons
 
-Each example above is one lesson, with more around the guide's call: what the response holds, a
-parameter panel, and an exercise with a check. Open them in JupyterLab with `make lab`, or read them here:"""
+Each example above is one lesson, with more around the guide's call: what the response holds, the HTTP
+underneath, a parameter panel, and an exercise with hints and a check. Read them here:"""
 
 
 class DocsError(AkashNBError, ValueError):
@@ -213,27 +232,27 @@ def _front_matter() -> str:
     return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in FRONT_MATTER.items())
 
 
+def answered_by(nb: NotebookNode) -> str:
+    """The label over a section's outputs: which provider and model printed them, and that AkashML's
+    answers will differ."""
+    return (f"Printed when the tested lesson ran, by {provider_line(nb)}; AkashML's models answer "
+            f"differently. {SIMILAR}")
+
+
 def guide_notebook(folder: Path) -> NotebookNode:
     """The page as a notebook: frame text from the tables above, code and outputs from the lessons."""
     md = nbformat.v4.new_markdown_cell
     lessons = {path.stem: nbformat.read(path, as_version=4) for path in sorted(folder.glob("[0-9]*.ipynb"))}
-    missing = [s.lesson for s in SECTIONS if s.lesson not in lessons] + (
-        [] if "00-setup" in lessons else ["00-setup"])
+    missing = [s.lesson for s in SECTIONS if s.lesson not in lessons]
     if missing:
         raise DocsError(f"The page needs the lessons {', '.join(missing)}, which are not in {folder.name}/.")
 
-    setup = lessons["00-setup"]
-    cells = [md(INTRO), md(INTRODUCTION), md(PYTHON_EXAMPLES)]
-    cells += [_cell(c, "It prints:") for c in setup_cells(setup, "00-setup")]
-    cells.append(md(f"The outputs on this page were recorded from: {provider_line(setup)}."))
-    shown = {c.source for c in cells if c.cell_type == "code"}
+    cells = [md(INTRO), md(INTRODUCTION), md(PYTHON_EXAMPLES), nbformat.v4.new_code_cell(PREAMBLE)]
     for section in SECTIONS:
         nb = lessons[section.lesson]
         cells.append(md(f"{section.heading}\n\n{section.lead}"))
-        # A set-up cell the page already showed (the client) is shown once; the model choice differs.
-        cells += [_cell(c, "It prints:") for c in setup_cells(nb, section.lesson) if c.source not in shown]
-        answered = f"These answers came from {provider_line(nb)}. {SIMILAR}"
-        cells += [_cell(c, answered) for c in guide_cells(nb, section.lesson)]
+        label = answered_by(nb)
+        cells += [_cell(c, label) for c in guide_cells(nb, section.lesson)]
     cells.append(md(LESSONS + "\n\n" + "\n".join(
         f"- [{stem}]({stem}.html)" for stem in lessons)))
     guide = nbformat.v4.new_notebook(cells=cells)

@@ -6,10 +6,12 @@ that says what is right or exactly what is still missing. A check never raises o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from openai.types.chat import ChatCompletion
 
+from .checks import estimate_tokens
 from .code import check_syntax, extract_code, run_tests
 
 
@@ -36,12 +38,19 @@ def _response_problem(response: object, name: str) -> Check | None:
     return None
 
 
-def check_setup(response: object, served: list[str]) -> Check:
-    """Lesson 0: a response from a model the provider really serves, with some text in it."""
+def check_setup(response: object, model: object, served: list[str]) -> Check:
+    """Lesson 0: `model` (the id the learner chose) is one the provider serves, the response came from it,
+    and it has some text. The choice is checked, not only the answer: some servers (the embedded one)
+    answer whatever model name they are asked for."""
+    if not isinstance(model, str) or not model.strip():
+        return Check(False, f"my_model is {model!r}: set it to one id from the served list {served}.")
+    if model not in served:
+        return Check(False, f"my_model={model!r} is not in the served list {served}; pick one of those.")
     if problem := _response_problem(response, "my_response"):
         return problem
-    if response.model not in served:
-        return Check(False, f"{response.model!r} answered, which is not in the served list {served}.")
+    if response.model != model:
+        return Check(False, f"the answer came from {response.model!r}, not my_model={model!r}: pass "
+                            "model=my_model to create().")
     if not (response.choices[0].message.content or "").strip():
         return Check(False, "the answer is empty; ask a question that needs words to answer.")
     return Check(True, f"{response.model} answered with {response.usage.completion_tokens} tokens.")
@@ -62,8 +71,9 @@ def check_length_stop(response: object, budget: int = 20) -> Check:
     return Check(True, f"finish_reason is 'length'{after}: the budget stopped it.")
 
 
-def check_third_turn(messages: object) -> Check:
-    """Lesson 2: the FIFA conversation carried to a third answered turn."""
+def check_third_turn(messages: object, response: object = None) -> Check:
+    """Lesson 2: the FIFA conversation carried to a third answered turn, whose answer is `response`'s: a
+    real answer from the model, written with the whole conversation before it in the prompt."""
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         return Check(False, "messages should be a list of {'role': ..., 'content': ...} dicts.")
     roles = [m.get("role") for m in messages]
@@ -76,7 +86,18 @@ def check_third_turn(messages: object) -> Check:
                             "before the next user message.")
     if not str(messages[-1].get("content") or "").strip():
         return Check(False, "the last assistant reply is empty.")
-    return Check(True, "three answered turns, each reply appended before the next question.")
+    if problem := _response_problem(response, "response"):
+        return problem
+    answer = response.choices[0].message.content or ""
+    if messages[-1]["content"] != answer:
+        return Check(False, "the last assistant message is not the model's answer in `response`: append "
+                            "response.choices[0].message.content, not words of your own.")
+    before = estimate_tokens("".join(str(m.get("content") or "") for m in messages[:-1]))
+    used = response.usage.prompt_tokens if response.usage else None
+    if used is not None and used < before // 2:
+        return Check(False, f"the answer was written from a prompt of {used} tokens, but the conversation "
+                            f"before it is about {before}: send the whole messages list.")
+    return Check(True, "three answered turns, the last one the model's own answer to the whole conversation.")
 
 
 PALINDROME_TESTS = """\
@@ -105,23 +126,66 @@ def check_palindrome(reply: object) -> Check:
     return Check(True, "is_palindrome passes all three tests.")
 
 
-def check_summary(response: object, max_words: int = 40) -> Check:
-    """Lesson 4: a summary that ends by itself, within a word limit."""
+# Words any summary may use without the text saying them: function words, and the verbs a summary frames
+# the text with ("refers to", "describes"). Everything else must come from the text (see unsupported_words).
+COMMON_WORDS = frozenset("""
+a an the and or but nor so yet of in on at to for from by with without within about as into onto than then
+that this these those which who whom whose what when where while how why it its it's they them their there
+here is are was were be been being has have had do does did can could may might must shall should will would
+not no also often usually generally commonly typically both either each every all any some such other another
+more most less many much very one two first second main mainly broad broadly overall essentially
+i we you he she his her our your my me us him
+refers refer referred referring defined define defines describes describe described describing
+involves involve involved including include includes included known called term terms
+concept field study studies area idea means meaning mean used use uses using
+associated association exhibited exhibit exhibits shown show shows displays display
+contrast opposed unlike compared versus rather instead whereas like
+mentions mention mentioned says say said states state stated
+text summary summarize summarized passage
+""".split())
+MIN_STEM = 5  # a word is the text's when a word of the text begins with its first 5 letters
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z]+", text.lower()) if w]
+
+
+def unsupported_words(summary: str, source: str) -> list[str]:
+    """The words of `summary` that `source` never uses (after COMMON_WORDS, and allowing other forms of a
+    word: `intelligent` is supported by `intelligence`), in order, each once. A summary that needs such a
+    word says something the text does not, as "self-awareness" or "combines human capabilities" would."""
+    known = set(_words(source))
+    extra: list[str] = []
+    for word in _words(summary):
+        stem = word[:MIN_STEM]  # a shorter word must begin a word of the text: take ~ takes
+        supported = word in COMMON_WORDS or any(k.startswith(stem) for k in known)
+        if not supported and word not in extra:
+            extra.append(word)
+    return extra
+
+
+def check_summary(response: object, text: str | None = None, max_words: int = 40) -> Check:
+    """Lesson 4: a summary that ends by itself, within a word limit, and says nothing `text` does not
+    (see `unsupported_words`)."""
     if problem := _response_problem(response, "my_summary"):
         return problem
-    text = response.choices[0].message.content or ""
-    words = len(text.split())
+    content = response.choices[0].message.content or ""
+    words = len(content.split())
     reason = response.choices[0].finish_reason
     if reason != "stop":
         return Check(False, f"finish_reason is {reason!r}: the summary was cut off; give it more "
                             "max_tokens or ask for fewer words.")
     if words > max_words:
         return Check(False, f"the summary has {words} words; the limit is {max_words}.")
-    return Check(True, f"a complete summary in {words} words.")
+    if text is not None and (extra := unsupported_words(content, text)):
+        return Check(False, f"the summary uses words the text never does ({', '.join(extra)}), so it may "
+                            "claim what the text does not: ask for a summary in the text's own words.")
+    return Check(True, f"a complete summary in {words} words, every claim from the text.")
 
 
 def check_repeatable(first: object, second: object) -> Check:
-    """Lesson 5: two answers to the same request at temperature 0 are identical."""
+    """Lesson 5: two answers to the same request at temperature 0 are identical (usual on one server;
+    batched hosted servers do not promise it)."""
     for name, response in (("first", first), ("second", second)):
         if problem := _response_problem(response, name):
             return problem
@@ -130,5 +194,6 @@ def check_repeatable(first: object, second: object) -> Check:
     a, b = first.choices[0].message.content, second.choices[0].message.content
     if a != b:
         return Check(False, "the two answers differ; use temperature=0 (and the same prompt and max_tokens) "
-                            "for both.")
+                            "for both. If you did, this server does not repeat itself: batched hosted "
+                            "servers need not, even at temperature 0.")
     return Check(True, "two calls gave the same answer.")

@@ -3,11 +3,16 @@
 - `run_all()`: `akash-nb run` / `make run`: execute lessons on the configured provider, write the executed
   copies under build/run/, one line per lesson (time, or the error in one line).
 - `refresh()`: `make notebooks`: execute lessons under replay and write the outputs back into the lessons,
-  normalized, so they are nbval's expected results and what GitHub shows.
-- `normalize()`: no machine-specific metadata: one kernelspec, no local paths or versions, no timings, no
-  loopback ports (the servers' free ports become `127.0.0.1:PORT`), and no widget views: a committed view
-  points at a widget model that only exists in the kernel that ran it, so JupyterLab (and GitHub) would
-  show an error where the widget's meaningful text fallback can stand until the learner runs the cell.
+  normalized, so they are nbval's expected results and what GitHub shows. It refuses (exit 1, one sentence
+  naming the cell) to write a lesson with an error output or an output that says a recording is missing.
+- Solutions live in markdown (a folded `<details>` block), so Run All never runs them;
+  `execute(..., with_solutions=True)` runs each one as a code cell after it (`make record` does, so their
+  requests are recorded; tests/test_exercises.py runs them under replay).
+- `normalize()`: consecutive stream outputs merged into one; no machine-specific metadata: one kernelspec,
+  no local paths or versions, no timings, no loopback ports (the servers' free ports become
+  `127.0.0.1:PORT`), and no widget views: a committed view points at a widget model that only exists in the
+  kernel that ran it, so JupyterLab (and GitHub) would show an error where the widget's meaningful text
+  fallback can stand until the learner runs the cell.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ import nbformat
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+SOLUTION_MARK = "Run All does not run it"  # in the summary line of every solution (akash_nb.template)
+SOLUTION_TAG = "solution"
+_PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
+MISSING_RECORDING = "No recording for"
 # What differs from run to run in an output, masked as tests/sanitize.cfg masks it for nbval.
 SANITIZE = (
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),  # a loopback server's free port
@@ -72,6 +81,9 @@ def lessons(folder: Path) -> list[Path]:
 
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Strip what differs from machine to machine and run to run (see the module docstring)."""
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    coalesce = CoalesceStreamsPreprocessor()
     nb.metadata = nbformat.from_dict(
         {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     )
@@ -83,6 +95,9 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.id = cell.get("id") or f"cell-{index}"
         if cell.cell_type != "code":
             continue
+        # A streamed answer printed piece by piece is one output, as JupyterLab shows it (nbconvert's own
+        # coalescing, which also folds carriage returns).
+        cell, _ = coalesce.preprocess_cell(cell, {}, index)
         if cell.execution_count is not None or cell.outputs:
             count += 1
             cell.execution_count = count
@@ -98,8 +113,37 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(path: Path, env: dict[str, str] | None = None) -> tuple[nbformat.NotebookNode, str | None]:
-    """Execute one notebook in a fresh kernel (cwd = its folder). Returns it and the error, if any."""
+def solution_code(cell: nbformat.NotebookNode) -> str | None:
+    """The code of a markdown solution cell (a `<details>` whose summary says SOLUTION_MARK, around a python
+    block)."""
+    if cell.cell_type != "markdown" or SOLUTION_MARK not in cell.source:
+        return None
+    found = _PYTHON_BLOCK.search(cell.source)
+    return found.group(1) if found else None
+
+
+def with_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `nb` with each markdown solution followed by the same code as a code cell (tagged)."""
+    copy = nbformat.from_dict(nbformat.from_dict(nb))
+    cells = []
+    for cell in copy.cells:
+        cells.append(cell)
+        code = solution_code(cell)
+        if code is not None:
+            cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": [SOLUTION_TAG]}))
+    copy.cells = cells
+    return copy
+
+
+def execute(path: Path, env: dict[str, str] | None = None, *, solutions: bool = False
+            ) -> tuple[nbformat.NotebookNode, str | None]:
+    """Execute one notebook in a fresh kernel (cwd = its folder). Returns it and the error, if any.
+
+    The kernel talks over IPC sockets in a private folder, not TCP: nothing else can connect, and ipykernel
+    has no reason to warn that "Kernel is running over TCP without encryption"."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -109,17 +153,26 @@ def execute(path: Path, env: dict[str, str] | None = None) -> tuple[nbformat.Not
         nb = read_lesson(path)
     except AkashNBError as error:
         return nbformat.v4.new_notebook(), error.sentence
+    if solutions:
+        nb = with_solutions(nb)
     old = dict(os.environ)
     os.environ.update(env or {})
     try:
-        client = NotebookClient(
-            nb,
-            timeout=CELL_TIMEOUT,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-            store_widget_state=False,
-        )
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="akash-nb-kernel-") as sockets:
+            kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+            client = NotebookClient(
+                nb,
+                km=kernel,
+                timeout=CELL_TIMEOUT,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+                store_widget_state=False,
+            )
+            try:
+                client.execute()
+            finally:  # a kernel manager passed in is ours to stop (nbclient stops only its own)
+                if kernel.has_kernel:
+                    kernel.shutdown_kernel(now=True)
         return nb, None
     except CellExecutionError as error:
         first = next((line for line in str(error).splitlines() if line.strip()), "")
@@ -127,6 +180,35 @@ def execute(path: Path, env: dict[str, str] | None = None) -> tuple[nbformat.Not
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+def _texts(output: nbformat.NotebookNode) -> str:
+    if "text" in output:
+        text = output.text
+    else:
+        text = output.get("data", {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def problem(nb: nbformat.NotebookNode, name: str) -> str | None:
+    """The first output that must not be committed, as one sentence naming its cell: an error, or an
+    output that says a recording is missing (or starts with "Error:"); None when there is none."""
+    number = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        number += 1
+        first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
+        where = f"{name}, code cell {number} ({first_line[:60]!r})"
+        for output in cell.outputs:
+            if output.output_type == "error":
+                return f"{where} raised {output.ename}: {output.evalue}; fix it, then run `make notebooks`."
+            text = _texts(output)
+            if MISSING_RECORDING in text:
+                return f"{where} printed that a recording is missing; record it with `make record`."
+            if any(line.startswith("Error: ") for line in text.splitlines()):
+                return f"{where} printed an error ({text.strip()[:80]!r}); fix it, then run `make notebooks`."
+    return None
 
 
 def run_all(paths: list[Path], out: Path) -> list[Path]:
@@ -152,9 +234,10 @@ def refresh(paths: list[Path]) -> list[Path]:
     for path in paths:
         started = time.monotonic()
         nb, error = execute(path, {"AKASH_NB_PROVIDER": "replay"})
-        if error:
+        refused = problem(nb, path.name)
+        if error or refused:
             failures.append(path)
-            print(f"FAIL {path.name}: {error} (not rewritten)", flush=True)
+            print(f"FAIL {refused or f'{path.name}: {error}'} (not rewritten)", flush=True)
             continue
         try:
             nbformat.write(normalize(nb), path)

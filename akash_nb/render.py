@@ -10,13 +10,14 @@ text shown has each known key masked by value (`akash_nb.secret.mask`).
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from IPython.display import display
 
 from . import secret
-from .client import Connection, ModelChoice, _connections, connection, last_latency
+from .client import Connection, ModelChoice, connection, known_connections, last_latency, timed
 from .errors import AkashNBError, explain
 
 
@@ -117,11 +118,13 @@ def tokens_text(usage) -> str:
 
 def footer(response, client=None, seconds: float | None = None) -> str:
     """One line: who answered (the response's own model, via the client's provider), why it stopped,
-    tokens used, and how long it took (the client's last request, unless `seconds` is given)."""
+    tokens used, and how long it took: `seconds` if given, else the client's last request when the client
+    was made by `akash_nb.client()` (a plain `openai.OpenAI` is not timed, so no time is shown)."""
     who = response.model
     if client is not None:
         who += f" via {connection(client).provider.name}"
-        seconds = last_latency(client) if seconds is None else seconds
+        if seconds is None and timed(client):
+            seconds = last_latency(client)
     parts = [who, f"finish_reason={response.choices[0].finish_reason}"]
     if response.usage is not None:
         parts.append(tokens_text(response.usage))
@@ -158,7 +161,7 @@ def _connection_of(error: BaseException) -> Connection | None:
     if not isinstance(error, openai.APIError) or error.request is None:
         return None
     url = str(error.request.url)
-    matches = [conn for conn in _connections.values() if conn.base_url and url.startswith(conn.base_url)]
+    matches = [conn for conn in known_connections() if conn.base_url and url.startswith(conn.base_url)]
     return max(matches, key=lambda conn: len(conn.base_url), default=None)
 
 
@@ -174,9 +177,39 @@ def show_error(error: BaseException) -> None:
     show("error", f"Error: {sentence}")
 
 
+def _raised_by_us_or_the_sdk(tb) -> bool:
+    """The exception came out of code in the openai package or in akash_nb (a frame of the traceback lies
+    in one of them), not out of the learner's own code."""
+    import os
+
+    import openai
+
+    roots = tuple(os.path.dirname(module.__file__) + os.sep for module in (openai, sys.modules[__package__]))
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(roots):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def is_ours(error: BaseException, tb=None) -> bool:
+    """Errors shown as one sentence: ours (AkashNBError), the SDK's (openai.OpenAIError), and a JSON error
+    raised inside the SDK or akash_nb (a provider's broken answer). Everything else is the learner's own
+    exception, which keeps IPython's traceback."""
+    import json
+
+    import openai
+
+    if isinstance(error, AkashNBError | openai.OpenAIError):
+        return True
+    return isinstance(error, json.JSONDecodeError) and _raised_by_us_or_the_sdk(tb or error.__traceback__)
+
+
 def install_error_display() -> None:
     """In IPython, show our errors and the SDK's as one sentence instead of a 40-line traceback.
 
+    Only errors raised by openai or akash_nb (see `is_ours`): a learner's own exception, even a
+    `json.JSONDecodeError` from their own `json.loads`, keeps IPython's usual traceback.
     The cell still fails as an error (so `Run all` stops, and nbval reports the sentence); the
     error's traceback is the sentence alone. `%tb` shows the full traceback, and the exception, with the
     original as `.original`, stays in `sys.last_value`.
@@ -194,6 +227,11 @@ def install_error_display() -> None:
     import openai
 
     def handler(shell, etype, value, tb, tb_offset=None):
+        if not is_ours(value, tb):
+            # The learner's own error: IPython's own traceback, exactly as without akash_nb.
+            stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+            shell._showtraceback(etype, value, stb)
+            return stb
         explained = error_sentence(value)
         stb = [f"\x1b[31m{type(explained).__name__}\x1b[0m: {explained.sentence} (full traceback: %tb)"]
         # IPython ignores a custom handler's return value; _showtraceback is what its own showtraceback

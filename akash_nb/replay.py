@@ -658,7 +658,7 @@ def record(paths: list[Path], *, upstream: str = DEFAULT_UPSTREAM, folder: Path 
     failures = 0
     try:
         for path in paths:
-            _, error = notebooks.execute(path.resolve(), env)
+            _, error = notebooks.execute(path.resolve(), env, solutions=True)
             if error:
                 failures += 1
                 out(f"FAIL {path}: {error.splitlines()[0]}")

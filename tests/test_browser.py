@@ -3,8 +3,8 @@
 For each lesson: Run All Cells, wait until every code cell has an execution count and the kernel is idle,
 then check what a learner sees: no traceback, the provider banner, the panel drawn as a real widget (a
 slider and a dropdown, not its text fallback), and an answer in it naming the model and provider.
-Lesson 01 also drives the panel by hand and lesson 02 the chat box. A screenshot of each lesson goes to
-build/screenshots/.
+Lesson 01 also drives the panel by hand, opens the wire view (request, response, curl) and a hint; lesson 02
+drives the chat box. A screenshot of each lesson goes to build/screenshots/.
 
 The lab runs on replay when tests/recordings holds recordings (else on the embedded model); set
 AKASH_NB_PROVIDER=local or replay to choose. Under replay only recorded requests answer, so besides the
@@ -222,6 +222,8 @@ def test_lesson_runs_in_jupyterlab(page, lab, name):
         run_lesson(page, lab, name)
         assert_lesson_rendered(page, name)
         if name.startswith("01-"):
+            open_the_wire(page)
+            open_a_hint(page)
             drive_panel(page)
         if name.startswith("02-"):
             drive_chat_box(page)
@@ -313,6 +315,36 @@ def drive_panel(page) -> None:
         answers.append(answer_text(panel))
     if PROVIDER == "replay":
         assert answers[0] == answers[1], "one recording answers every repeat at temperature 0"
+
+
+def open_the_wire(page) -> None:
+    """Lesson 01's show_http: the request that went out is shown open; the response and the curl command
+    open on a click; the key is masked everywhere."""
+    wire = page.locator(".jp-OutputArea-output details.akash-nb-wire")
+    assert wire.count() == 3, "show_http shows the request, the response and the curl command"
+    request, response, curl = wire.nth(0), wire.nth(1), wire.nth(2)
+    assert request.locator("pre").is_visible()
+    assert "POST http" in request.inner_text() and '"messages"' in request.inner_text()
+    assert "Authorization: Bearer ****" in request.inner_text()
+    for folded, expected in ((response, '"choices"'), (curl, "curl http")):
+        assert not folded.locator("pre").is_visible(), "folded until clicked"
+        folded.locator("summary").click()
+        wait_for(lambda f=folded: f.locator("pre").is_visible(), 5, "the wire section to open")
+        assert expected in folded.locator("pre").inner_text()
+    assert "$API_KEY" in curl.locator("pre").inner_text()
+
+
+def open_a_hint(page) -> None:
+    """A hint under "Your turn" stays folded until the learner asks for it."""
+    hint = page.locator(".jp-RenderedMarkdown details", has=page.locator("summary", has_text="Hint 1"))
+    assert hint.count() == 1, "lesson 01 has one Hint 1"
+    body = hint.locator("p").first
+    assert not body.is_visible(), "the hint is folded"
+    hint.locator("summary").click()
+    wait_for(lambda: body.is_visible(), 5, "the hint to open")
+    assert "max_tokens=20" in body.inner_text()
+    solution = page.locator(".jp-RenderedMarkdown details", has=page.locator("summary", has_text="Solution"))
+    assert not solution.locator("pre").first.is_visible(), "the solution stays folded"
 
 
 def chat_boxes(page):

@@ -157,8 +157,8 @@ def test_an_unreachable_server_is_a_sentence_not_a_traceback():
 
 
 def test_connection_of_a_client_not_made_here_is_a_sentence():
-    with pytest.raises(ConfigError, match=r"akash_nb\.client\(\)"):
-        connection(openai.OpenAI(api_key="x", base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(ConfigError, match=r"akash_nb\.connection_values\(\)"):
+        connection(openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{closed_port()}/v1"))
 
 
 def test_connections_are_forgotten_with_their_clients():
@@ -196,3 +196,58 @@ def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(lo
     later = akash_nb.client(show=False)  # the newest client is not the one that failed
     assert later is not closed
     assert "http://127.0.0.1:9/v1" in render.error_sentence(caught.value).sentence
+
+
+# --- the guide's own client block: a plain openai.OpenAI from connection_values() ------------------------
+
+REPO_RECORDINGS = __import__("pathlib").Path(__file__).resolve().parent / "recordings"
+
+
+@pytest.fixture
+def replay_values(monkeypatch):
+    monkeypatch.setenv("AKASH_NB_PROVIDER", "replay")
+    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(REPO_RECORDINGS))
+    return akash_nb.connection_values(show=False)
+
+
+def test_connection_values_are_the_two_values_of_the_guides_client_and_the_key_is_masked(replay_values):
+    api_key, base_url = replay_values
+    assert isinstance(api_key, str) and base_url.startswith("http://127.0.0.1:")
+    assert repr(api_key) == "Secret(****)" and repr(replay_values).count("Secret(****)") == 1
+    plain = openai.OpenAI(api_key=api_key, base_url=base_url)
+    assert connection(plain).provider.name == "replay"
+    assert served_models(plain) == [LOCAL_MODEL_NAME]
+
+
+def test_a_plain_client_gets_its_provider_in_the_footer_and_says_what_needs_akash_nb_client(replay_values):
+    from openai.types.chat import ChatCompletion
+
+    plain = openai.OpenAI(api_key=replay_values[0], base_url=replay_values[1])
+    response = ChatCompletion.model_validate({
+        "id": "c", "object": "chat.completion", "created": 0, "model": LOCAL_MODEL_NAME,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Hi"}}]})
+    line = render.footer(response, plain)
+    assert line == f"{LOCAL_MODEL_NAME} via replay · finish_reason=stop"
+    assert render.footer(response, plain, seconds=1.5).endswith("· 1.50 s")
+    with pytest.raises(ConfigError) as caught:
+        akash_nb.last_latency(plain)
+    assert "akash_nb.client()" in caught.value.sentence and "perf_counter" in caught.value.sentence
+
+
+def test_an_error_from_a_plain_client_names_its_url():
+    port = closed_port()
+    api_key, base_url = akash_nb.connection_values("openai-compatible", base_url=f"http://127.0.0.1:{port}/v1",
+                                                   show=False)
+    plain = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+    with pytest.raises(openai.APIConnectionError) as caught:
+        plain.models.list()
+    sentence = render.error_sentence(caught.value).sentence
+    assert f"Nothing is listening at http://127.0.0.1:{port}/v1" in sentence
+
+
+def test_a_client_akash_nb_never_saw_is_a_sentence_naming_connection_values():
+    stranger = openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{closed_port()}/v1")
+    with pytest.raises(ConfigError) as caught:
+        connection(stranger)
+    assert "akash_nb.connection_values()" in caught.value.sentence

@@ -1,6 +1,7 @@
 """The guide page regenerated from the lessons (akash_nb.docs, `akash-nb export-docs`): the seed's front
-matter keys and section headings in the seed's order, code that the lessons ran with the outputs they
-printed, and nothing from this machine (ports, keys, paths) in the page or in the lessons' HTML."""
+matter keys and section headings in the seed's order, plain `openai` code against AkashML (no akash_nb)
+that the lessons ran, with the outputs they printed labelled by who printed them, and nothing from this
+machine (ports, keys, paths) in the page or in the lessons' HTML."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def blocks(body: str, info: str) -> list[str]:
 
 def lesson_sources() -> set[str]:
     return {c.source.strip() for p in LESSONS for c in nbformat.read(p, as_version=4).cells
-            if c.cell_type == "code"}
+            if c.cell_type == "code" and "guide" in c.metadata.get("tags", [])}
 
 
 def lesson_outputs() -> str:
@@ -112,17 +113,41 @@ def test_every_example_section_shows_the_guides_call_and_its_answer(page):
         assert blocks(answer, "text"), f"{section.heading}: an answer follows 'similar to'"
         # Which provider and model answered, from the lesson's own banner, just before the answer.
         assert "SmolLM2-135M-Instruct" in lead.splitlines()[-1], section.heading
+        assert "replay" in lead.splitlines()[-1], section.heading
 
 
-def test_every_code_block_is_a_cell_that_a_lesson_ran(page):
+def test_every_code_block_is_the_preamble_or_a_guide_cell_that_a_lesson_ran(page):
     _, body = split_front_matter(page)
     infos = {t["attrs"].get("info") for t in ast(body) if t["type"] == "block_code"}
-    assert infos == {"python", "text"}, "only the lessons' code and what it printed"
-    sources = lesson_sources()
+    assert infos == {"python", "text", "sh"}, "the set-up commands, the lessons' code and what it printed"
+    sources = lesson_sources() | {docs.PREAMBLE.strip()}
     code = blocks(body, "python")
-    assert len(code) >= 1 + len(docs.SECTIONS)
+    assert code[0] == docs.PREAMBLE.strip()
+    assert len(code) >= 1 + 2 * len(docs.SECTIONS)
     for block in code:
-        assert block in sources, f"not a lesson's cell:\n{block}"
+        assert block in sources, f"not a lesson's guide cell:\n{block}"
+
+
+def test_the_page_is_plain_openai_code_against_akashml_with_the_key_from_the_environment(page):
+    _, body = split_front_matter(page)
+    code = blocks(body, "python") + blocks(body, "sh")
+    for block in code:
+        assert "akash_nb" not in block, f"the page's readers have no akash_nb:\n{block}"
+    preamble = code[0]
+    assert 'base_url = "https://api.akashml.com/v1"' in preamble
+    assert 'api_key = os.environ["AKASHML_API_KEY"]' in preamble
+    assert 'model = "' in preamble and "pip install openai" in "\n".join(code)
+    for section in docs.SECTIONS:
+        python = blocks(section_text(body, section.heading), "python")
+        assert "client = openai.OpenAI(\n    api_key=api_key,\n    base_url=base_url,\n)" in python[0]
+        assert python[0].startswith("import openai")
+
+
+def test_the_introduction_gives_the_steps_to_an_akashml_key(page):
+    _, body = split_front_matter(page)
+    intro = section_text(body, "## Introduction")
+    for step in ("Create an account", "credits", "Settings → API Keys", "AKASHML_API_KEY"):
+        assert step in intro
 
 
 def test_every_output_block_is_what_a_lesson_printed(page):
@@ -157,8 +182,8 @@ def test_no_port_key_or_local_path_leaks_into_the_page_or_the_html(exported):
             assert found is None, f"{what} in {path.name}: {text[max(0, found.start() - 60):found.end()]!r}"
 
 
-def test_ports_are_replaced_not_dropped(page):
-    assert "URL: http://127.0.0.1:PORT/v1" in page
+def test_ports_are_replaced_not_dropped(exported):
+    assert "URL: http://127.0.0.1:PORT/v1" in (exported / "01-basic-completion.html").read_text()
 
 
 # --- the lessons as HTML ----------------------------------------------------------------------------------

@@ -18,10 +18,21 @@ KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_-]{20,}|akml-[A-Za-z0-9_-]{16,})")
 LOCAL_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|[A-Z]:\\\\)")
 
 
-def test_there_is_a_lesson_per_guide_section():
+GUIDE_TAG = "guide"
+CLIENT_BLOCK = re.compile(r"client = openai\.OpenAI\(\s*api_key=api_key,\s*base_url=base_url,?\s*\)")
+ZERO_TIME = re.compile(r"\b0\.00 s\b")
+
+
+def test_every_section_of_the_guide_has_its_lesson_and_every_lesson_is_found_by_its_name():
+    """Lessons are found in notebooks/ by name (NN-name.ipynb), not from a list: a new lesson is tested
+    as soon as it is there."""
+    from akash_nb.docs import SECTIONS
+
     names = [p.stem for p in LESSONS]
-    assert names == ["00-setup", "01-basic-completion", "02-conversation", "03-code-generation",
-                     "04-summarization", "05-parameters"]
+    missing = [s.lesson for s in SECTIONS if s.lesson not in names]
+    assert not missing, f"the guide's sections need the lessons {missing} in notebooks/"
+    badly_named = [n for n in names if not re.fullmatch(r"\d\d-[a-z0-9-]+", n)]
+    assert not badly_named, f"lessons are named NN-lowercase-words.ipynb: {badly_named}"
 
 
 @pytest.fixture(params=LESSONS, ids=lambda p: p.stem)
@@ -34,18 +45,179 @@ def headings(nb) -> list[str]:
             for line in cell.source.splitlines() if line.startswith("#")]
 
 
+def code_before(nb, heading: str) -> str:
+    """The source of every code cell before the markdown cell that starts with `heading`."""
+    sources = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith(heading):
+            break
+        if cell.cell_type == "code":
+            sources.append(cell.source)
+    return "\n".join(sources)
+
+
+def guide_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code" and GUIDE_TAG in c.metadata.get("tags", [])]
+
+
+def template_problems(nb) -> list[str]:
+    """What a lesson lacks of the template in STYLE.md (also used on a lesson made by new-lesson)."""
+    problems, found = [], headings(nb)
+    if not found or not found[0].startswith("# "):
+        problems.append("a lesson starts with its title")
+    problems += [f"missing section {s!r}" for s in ("## Set up", "## Try it", "## Your turn", "## Next")
+                 if s not in found]
+    sources = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    if "akash_nb.connection_values()" not in sources:
+        problems.append("the set-up cell takes the client's two values from akash_nb.connection_values()")
+    if not any(CLIENT_BLOCK.search(c.source) and "import openai" in c.source for c in guide_cells(nb)):
+        problems.append("a cell tagged `guide` holds the guide's own client block: import openai; "
+                        "client = openai.OpenAI(api_key=api_key, base_url=base_url)")
+    if "akash_nb.panel(" not in sources:
+        problems.append("every lesson has the widget panel")
+    if "akash_nb.exercises.check_" not in sources:
+        problems.append("every lesson has an exercise with a check")
+    if "client.chat.completions.create(" not in code_before(nb, "## Your turn"):
+        problems.append("the lesson shows client.chat.completions.create(...) before its exercise")
+    return problems
+
+
+def exercise_problems(nb) -> list[str]:
+    """Two hints and a solution under "Your turn", folded in markdown; no solution as a code cell."""
+    from akash_nb.notebooks import solution_code
+
+    problems = []
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for hint in ("<summary>Hint 1</summary>", "<summary>Hint 2</summary>"):
+        if hint not in text:
+            problems.append(f"no {hint} under Your turn")
+    if not any(solution_code(c) for c in nb.cells):
+        problems.append("no solution (a folded <details> with a python block) under Your turn")
+    hidden = [c for c in nb.cells
+              if c.cell_type == "code" and c.metadata.get("jupyter", {}).get("source_hidden")]
+    if hidden:
+        problems.append("a hidden code cell: Run All would execute it (put solutions in markdown)")
+    return problems
+
+
 def test_follows_the_lesson_template(lesson):
     _, nb = lesson
-    found = headings(nb)
-    assert found[0].startswith("# "), "a lesson starts with its title"
-    for section in ("## Set up", "## Try it", "## Your turn", "## Next"):
-        assert section in found, f"missing section {section!r}"
-    sources = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
-    assert "client = akash_nb.client()" in sources
-    assert "akash_nb.panel(" in sources, "every lesson has the widget panel"
-    assert "akash_nb.exercises.check_" in sources, "every lesson has an exercise with a check"
-    if not found[0].startswith("# Set up"):
-        assert "client.chat.completions.create(" in sources, "the lesson teaches the real call"
+    assert template_problems(nb) == []
+
+
+def test_has_two_hints_and_a_solution_run_all_does_not_execute(lesson):
+    _, nb = lesson
+    assert exercise_problems(nb) == []
+
+
+def test_the_guide_cells_are_plain_openai_code(lesson):
+    _, nb = lesson
+    for cell in guide_cells(nb):
+        assert "akash_nb" not in cell.source, f"a guide cell uses akash_nb:\n{cell.source}"
+
+
+def outputs_text(cell) -> list[str]:
+    texts = []
+    for output in cell.get("outputs", []):
+        text = output.get("text") or output.get("data", {}).get("text/plain", "")
+        texts.append("".join(text) if isinstance(text, list) else text)
+    return texts
+
+
+def test_no_time_of_zero_without_saying_it_is_replays(lesson):
+    """Under replay the replay server answers in no time: a line showing 0.00 s must say `replay`."""
+    path, nb = lesson
+    for cell in nb.cells:
+        for text in outputs_text(cell):
+            for line in text.splitlines():
+                assert not ZERO_TIME.search(line) or "replay" in line, f"{path.name}: {line!r}"
+
+
+def test_no_widget_repr_is_committed(lesson):
+    path, nb = lesson
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            plain = "".join(output.get("data", {}).get("text/plain", ""))
+            assert not re.match(r"^\w+\(value=", plain), f"{path.name} commits a widget's repr: {plain[:80]}"
+
+
+def test_the_provider_table_shows_whole_descriptions():
+    from akash_nb.providers import PROVIDERS
+
+    (table,) = [t for c in lesson_named("00-setup").cells for t in outputs_text(c) if "what it is" in t]
+    for provider in PROVIDERS.values():
+        assert provider.note in table, f"cut off: {provider.note}"
+
+
+def create_calls(source: str, helpers: set[str]) -> int:
+    """How many requests a cell may send: each create( or helper call, twice when it is in a loop (after a
+    `for` line, or in a comprehension)."""
+    calls, in_loop = 0, False
+    for line in source.splitlines():
+        in_loop = in_loop or line.lstrip().startswith("for ")
+        found = line.count(".create(") + sum(line.count(f"{h}(") for h in helpers)
+        calls += found * (2 if in_loop or " for " in line else 1)
+    return calls
+
+
+def test_a_cost_note_comes_before_any_cell_that_calls_the_provider_more_than_once(lesson):
+    path, nb = lesson
+    helpers: set[str] = set()
+    previous = ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            previous = cell.source
+            continue
+        defined = re.findall(r"^def (\w+)\(", cell.source, re.M)
+        if defined and ".create(" in cell.source:
+            helpers.update(defined)
+            continue
+        if create_calls(cell.source, helpers) > 1:
+            assert "Cost" in previous, f"{path.name}: no cost note before:\n{cell.source[:200]}"
+
+
+def markdown(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def lesson_named(stem: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+
+
+def test_setup_gives_the_steps_to_an_akashml_key():
+    text = markdown(lesson_named("00-setup"))
+    for step in ("Create an account", "credits", "Settings → API Keys", "AKASHML_API_KEY=akml-"):
+        assert step in text
+
+
+def test_the_claims_are_honest():
+    assert "safely" not in markdown(lesson_named("03-code-generation")).lower()
+    assert "not a sandbox" in markdown(lesson_named("03-code-generation"))
+    parameters = markdown(lesson_named("05-parameters"))
+    assert "the same request gets the same answer" not in parameters
+    assert "do not promise" in parameters
+
+
+def test_both_world_cup_answers_are_fact_checked():
+    nb = lesson_named("02-conversation")
+    checks = [line for c in nb.cells for text in outputs_text(c) for line in text.splitlines()
+              if line.startswith("Fact check: Argentina won")]
+    assert len(checks) == 2, checks
+
+
+def test_every_guide_lesson_shows_the_guides_printed_output_beside_the_answer():
+    from akash_nb.docs import SECTIONS
+
+    for section in SECTIONS:
+        texts = [t for c in lesson_named(section.lesson).cells for t in outputs_text(c)]
+        assert any(t.startswith("The guide printed (") and "You got (" in t for t in texts), section.lesson
+
+
+def test_the_wire_is_shown_with_the_key_masked():
+    texts = [t for c in lesson_named("01-basic-completion").cells for t in outputs_text(c)]
+    (wire,) = [t for t in texts if t.startswith("Request:\nPOST ")]
+    assert "Response:\nHTTP 200 (application/json)" in wire and "curl " in wire
+    assert "Authorization: Bearer ****" in wire and '"model": "SmolLM2-135M-Instruct"' in wire
 
 
 def test_is_committed_normalized(lesson):

@@ -1,0 +1,131 @@
+"""The lesson template: the cells every lesson shares, and `akash-nb new-lesson NAME`.
+
+    akash-nb new-lesson embeddings      # writes notebooks/06-embeddings.ipynb (the next free number)
+    make record                         # records its requests from the embedded model, fills its outputs
+
+A new lesson follows STYLE.md's template, which tests/test_notebooks.py checks for every lesson it finds in
+notebooks/: a title and one sentence; "Set up" with `akash_nb.connection_values()` and the guide's own
+client block (tagged `guide`); the guide's call (tagged `guide`: plain `openai` code that
+tests/test_guide_script.py runs as a plain script); "What just happened"; "Try it" (the panel); "Your turn"
+(an exercise with a check, two hints and a solution in markdown, so Run All does not run it); "Next".
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+from .errors import ConfigError
+
+GUIDE_TAG = "guide"
+
+SETUP_CELL = """\
+import akash_nb
+
+api_key, base_url = akash_nb.connection_values()"""
+
+CLIENT_BLOCK = """\
+import openai
+
+# Set your API key
+client = openai.OpenAI(
+    api_key=api_key,
+    base_url=base_url,
+)"""
+
+
+def setup_markdown() -> str:
+    return """\
+## Set up
+
+The guide builds its client from two values: your key and the API's base URL.
+`akash_nb.connection_values()` finds them for the provider you configured (the embedded model if you
+configured none: see [00-setup](00-setup.ipynb)) and shows the provider, the URL and where the key came
+from. It never shows the key."""
+
+
+def hints_and_solution(hint1: str, hint2: str, solution: str, *, title: str = "Solution") -> str:
+    """The markdown under an exercise: two hints and a solution, each folded until clicked open. Markdown,
+    so Run All never runs the solution (`make record` does, to record its requests)."""
+    return f"""\
+<details><summary>Hint 1</summary>
+
+{hint1}
+
+</details>
+
+<details><summary>Hint 2</summary>
+
+{hint2}
+
+</details>
+
+<details><summary>{title} (try first; Run All does not run it: copy it into the cell above)</summary>
+
+```python
+{solution}
+```
+
+</details>"""
+
+
+NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def _cells(title: str) -> list[nbformat.NotebookNode]:
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    guide = {"tags": [GUIDE_TAG]}
+    return [
+        md(f"# {title}\n\nAfter this lesson you can ... (one sentence: what the learner will be able to "
+           "do)."),
+        md(setup_markdown()),
+        code(SETUP_CELL),
+        md("Then the guide's own client block: plain `openai` code, like every cell tagged `guide`."),
+        code(CLIENT_BLOCK, metadata=guide),
+        code('model = akash_nb.choose_model(client)'),
+        md("## The guide's call\n\nThe call this lesson is about, written out in full."),
+        code('response = client.chat.completions.create(\n    model=model,\n'
+             '    messages=[{"role": "user", "content": "Tell me a fun fact about octopuses."}],\n'
+             '    max_tokens=60,\n)\n\nprint(response.choices[0].message.content)', metadata=guide),
+        md("## What just happened\n\nRead it from the response, don't assert it in prose:"),
+        code('print("model:        ", response.model)\nprint("finish_reason:", '
+             'response.choices[0].finish_reason)\nprint("usage:        ", response.usage.prompt_tokens, '
+             '"prompt +", response.usage.completion_tokens, "completion tokens")'),
+        md("## Try it\n\nChange the prompt or `max_tokens`, and press **Run**."),
+        code('panel = akash_nb.panel(client, "Tell me a fun fact about octopuses.", max_tokens=60)\npanel'),
+        code("panel.run()"),
+        md("## Your turn\n\nAsk for a long answer with `max_tokens=20` and assign the response to "
+           "`short_response`. The check wants the model stopped by that budget."),
+        code("short_response = None  # your call here\n\n"
+             "akash_nb.exercises.check_length_stop(short_response, budget=20)"),
+        md(hints_and_solution(
+            "Start from the call above and set `max_tokens=20`.",
+            'Ask for something long, so that `finish_reason` comes back `"length"`.',
+            'short_response = client.chat.completions.create(\n    model=model,\n'
+            '    messages=[{"role": "user", "content": "Tell me everything about octopuses."}],\n'
+            '    max_tokens=20,\n)\n\nakash_nb.exercises.check_length_stop(short_response, budget=20)')),
+        md("## Next\n\nBack to [00-setup](00-setup.ipynb), or on to the next lesson."),
+    ]
+
+
+def new_lesson(folder: Path, name: str) -> Path:
+    """Write `folder/NN-name.ipynb` (NN: one more than the highest lesson number) from the template."""
+    if not NAME.match(name):
+        raise ConfigError(f"The lesson name {name!r} is not lowercase words joined by hyphens; use e.g. "
+                          "`akash-nb new-lesson embeddings`.")
+    numbers = [int(p.name[:2]) for p in folder.glob("[0-9][0-9]-*.ipynb")]
+    existing = [p for p in folder.glob(f"[0-9][0-9]-{name}.ipynb")]
+    if existing:
+        raise ConfigError(f"{existing[0].name} already exists in {folder}; choose another name.")
+    path = folder / f"{max(numbers, default=-1) + 1:02d}-{name}.ipynb"
+    nb = nbformat.v4.new_notebook(cells=_cells(name.replace("-", " ").capitalize()))
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"{path.name[:2]}-{index:02d}"
+    nb.metadata = nbformat.from_dict({
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+        "language_info": {"name": "python"}})
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path

@@ -1,0 +1,54 @@
+""""Guide vs you": the guide's own printed outputs beside the learner's answer, with a fact check where the
+guide's prompt has facts."""
+
+from __future__ import annotations
+
+from openai.types.chat import ChatCompletion
+
+from akash_nb import guide
+
+SEED_OPENINGS = {  # how each printed block of the seed page (akash-chat-api-guide.md) begins and ends
+    "completion": ("...there was a beautiful kingdom", "do you have any other requests?"),
+    "conversation": ("Argentina won the 2022 FIFA World Cup", "in the final on December 18, 2022."),
+    "conversation-2": ("The 2022 FIFA World Cup Final was a historic match",
+                       "particularly Messi and Mbappé."),
+    "code": ("**Reversing a String in Python**", "    return s[::-1]\n```"),
+    "summary": ("Artificial intelligence (AI) refers to", "associated with machines that mimic"),
+}
+
+
+def answer(content: str) -> ChatCompletion:
+    return ChatCompletion.model_validate({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "SmolLM2-135M-Instruct",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+    })
+
+
+def test_every_guide_example_is_the_seeds_printed_output():
+    assert set(guide.EXAMPLES) == set(SEED_OPENINGS)
+    for name, (start, end) in SEED_OPENINGS.items():
+        printed = guide.EXAMPLES[name].printed
+        assert printed.startswith(start) and printed.endswith(end), name
+
+
+def test_the_guides_answer_stands_beside_yours_naming_both_models():
+    shown = guide.guide_vs_you("completion", answer("A dragon lived there."))
+    text = str(shown)
+    assert "Meta-Llama-3-1-8B-Instruct-FP8" in text and "SmolLM2-135M-Instruct" in text
+    assert text.index("beautiful kingdom") < text.index("A dragon lived there.")
+    assert "<table" in shown._repr_mimebundle_()["text/html"]
+
+
+def test_a_wrong_world_cup_answer_is_remarked():
+    wrong = str(guide.guide_vs_you("conversation-2",
+                                   answer("The 2022 World Cup was won by the United States.")))
+    assert wrong.splitlines()[-1] == ("Fact check: Argentina won: not named ✗; the final was in Lusail: "
+                                      "not named ✗.")
+    right = str(guide.guide_vs_you("conversation", answer("Argentina beat France in Lusail.")))
+    assert right.splitlines()[-1] == "Fact check: Argentina won: named ✓; the final was in Lusail: named ✓."
+
+
+def test_a_summary_is_checked_against_the_text():
+    line = str(guide.guide_vs_you("summary", answer("AI gives machines self-awareness."))).splitlines()[-1]
+    assert "self" in line and "awareness" in line

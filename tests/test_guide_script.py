@@ -1,0 +1,72 @@
+"""The portable skill: every lesson's guide cells (tagged `guide`), pasted into a plain Python file with
+only `openai` imported and the values set, run unchanged against the real embedded server."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from akash_nb import local
+from akash_nb.notebooks import lessons
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = lessons(ROOT / "notebooks")
+
+# What a learner writes above the pasted cells: the values, from the environment. akash_nb is made
+# unimportable, so a cell that needed it would fail here.
+PREAMBLE = """\
+import os
+import sys
+
+sys.modules["akash_nb"] = None  # a plain Python file: no akash_nb
+
+api_key = os.environ["API_KEY"]
+base_url = os.environ["BASE_URL"]
+model = os.environ["MODEL"]
+"""
+
+
+def guide_script(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "guide" in c.metadata.get("tags", [])]
+    return PREAMBLE + "\n\n".join(cells) + "\n"
+
+
+def imported(script: str) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(script)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add((node.module or "").split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_the_guide_cells_import_only_openai(path):
+    script = guide_script(path)
+    assert "client = openai.OpenAI(" in script, f"{path.name} has no guide client block"
+    assert "akash_nb" not in script.replace('sys.modules["akash_nb"]', "").replace("no akash_nb", "")
+    others = imported(script) - {"openai"} - set(sys.stdlib_module_names)
+    assert not others, f"{path.name}'s guide cells import {others}"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_the_guide_cells_run_as_a_plain_script_on_the_embedded_server(path, local_env, tmp_path):
+    server = local.ensure_server()
+    script = tmp_path / "guide.py"
+    script.write_text(guide_script(path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKASH", "OPENAI"))}
+    env |= {"API_KEY": server.key.reveal(), "BASE_URL": server.base_url, "MODEL": server.model}
+    done = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=240, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip(), f"{path.name}'s guide cells printed nothing"
+    assert server.key.reveal() not in done.stdout + done.stderr

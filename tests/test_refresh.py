@@ -1,0 +1,63 @@
+"""`make notebooks` (notebooks.refresh) and `make run` (notebooks.run_all): nothing is committed that says a
+recording is missing or that shows an error, and a run does not alarm the learner with kernel warnings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from akash_nb import notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
+PANEL_PROMPT = 'akash_nb.panel(client, "Once upon a time, in a land far, far away"'
+
+
+def test_refresh_refuses_a_panel_that_says_a_recording_is_missing_and_names_the_cell(tmp_path, monkeypatch,
+                                                                                    capsys):
+    """The panel shows a missing recording as a sentence instead of raising: that sentence must never
+    become a committed expected output."""
+    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(ROOT / "tests" / "recordings"))
+    nb = nbformat.read(LESSON, as_version=4)
+    (panel,) = [c for c in nb.cells if c.cell_type == "code" and PANEL_PROMPT in c.source]
+    panel.source = panel.source.replace("Once upon a time", "Nobody recorded this: once upon a time")
+    path = tmp_path / LESSON.name
+    nbformat.write(nb, path)
+    before = path.read_text()
+    assert notebooks.main(["refresh", str(path)]) == 1
+    assert path.read_text() == before, "nothing is written"
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert "code cell" in line and "'panel.run()'" in line and "make record" in line
+
+
+def test_an_error_output_is_one_sentence_naming_its_cell():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", outputs=[]),
+        nbformat.v4.new_code_cell("boom()", outputs=[nbformat.v4.new_output(
+            "error", ename="NameError", evalue="name 'boom' is not defined", traceback=[])]),
+    ])
+    sentence = notebooks.problem(nb, "99-demo.ipynb")
+    assert sentence == ("99-demo.ipynb, code cell 2 ('boom()') raised NameError: name 'boom' is not defined; "
+                        "fix it, then run `make notebooks`.")
+    assert notebooks.problem(nbformat.v4.new_notebook(cells=[nb.cells[0]]), "ok.ipynb") is None
+
+
+def test_make_run_does_not_print_the_kernels_tcp_warning(tmp_path):
+    lesson = tmp_path / "lessons" / "00-hello.ipynb"
+    lesson.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")]), lesson)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
+    command = [sys.executable, "-m", "akash_nb.cli", "run", str(lesson), "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok   00-hello.ipynb" in done.stdout
+    assert "without encryption" not in done.stdout + done.stderr
+    assert "WARNING" not in done.stderr, done.stderr
+    shutil.rmtree(tmp_path / "out")
