@@ -49,6 +49,9 @@ from .secret import Secret
 
 CONTEXT_TOKENS = 4096  # per slot: prompt + answer (see the module docstring)
 SLOTS = 4  # a learner's kernels and panels at once; llama-server queues the rest
+# The answer's length when a request sets no max_tokens (the guide's first call does not): without it the
+# model may write until the slot's context is full, minutes on a busy laptop. finish_reason says "length".
+DEFAULT_ANSWER_TOKENS = 512
 READY_TIMEOUT = 90.0
 # llama.cpp's threads wait for each other in spin loops: more threads than cores turns 100 tokens/s into a
 # handful, so one per core, at most 4 (a 135M model gains little past that).
@@ -305,6 +308,7 @@ def server_command(binary: Path, path: Path, port: int, key_file: Path, *, host:
         "--ctx-size", str(slots * CONTEXT_TOKENS),  # split evenly: CONTEXT_TOKENS per slot
         "--threads", str(THREADS),
         "--threads-batch", str(THREADS),
+        "--n-predict", str(DEFAULT_ANSWER_TOKENS),  # only for a request that sets no max_tokens
         "--api-key-file", str(key_file),
         "--no-webui",
         "--metrics",

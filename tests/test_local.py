@@ -409,3 +409,13 @@ def test_a_client_that_leaves_mid_stream_frees_the_model_at_once(local_env):
     client.chat.completions.create(model=server.model, max_tokens=1,
                                    messages=[{"role": "user", "content": "Hi"}])
     assert time.monotonic() - started < 5.0  # not after the ~15 s the abandoned answer would have taken
+
+
+def test_a_request_without_max_tokens_ends_at_the_default_answer_length(local_env):
+    """The guide's first call sets no max_tokens: the answer still ends, honestly marked "length"."""
+    server = local.ensure_server()
+    response = openai_client(server).chat.completions.create(
+        model=server.model, messages=[{"role": "user", "content": "Write a long story about the sea."}],
+        extra_body={"ignore_eos": True})
+    assert response.usage.completion_tokens == local.DEFAULT_ANSWER_TOKENS
+    assert response.choices[0].finish_reason == "length"
