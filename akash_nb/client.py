@@ -211,7 +211,7 @@ def last_latency(openai_client: openai.OpenAI) -> float | None:
     A plain `openai.OpenAI` is not timed: time the call yourself with time.perf_counter()."""
     try:
         return _stopwatches[openai_client].seconds
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not even an object a client could be (None, a str)
         raise errors.ConfigError("last_latency needs a client made by akash_nb.client(); a plain "
                                  "openai.OpenAI is not timed: time the call with "
                                  "time.perf_counter().") from None
