@@ -197,7 +197,7 @@ def build(progress: Progress = _say) -> Path:
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llama-build-", dir=cache_dir()) as work:
         work_dir = Path(work)
-        progress(f"==> Building llama.cpp's llama-server from {SOURCE} (once per machine; about 5 min on "
+        progress(f"==> Building llama.cpp's llama-server from {SOURCE} (once per machine; 5 to 8 min on "
                  "2 cores).")
         source = _fetch_source(work_dir, progress)
         configure = [cmake, "-S", str(source), "-B", str(work_dir / "build"), *cmake_options()]

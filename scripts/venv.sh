@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create or update .venv with everything the lessons and tests need, printing progress while it works.
 # Then make sure the embedded model's engine, llama.cpp's llama-server, is there: the first time on a
-# machine it is compiled (about 5 minutes on 2 cores) into the user's cache folder, which every later
+# machine it is compiled (5 to 8 minutes on 2 cores) into the user's cache folder, which every later
 # .venv and checkout reuses (akash_nb/engine.py says where it looks first). It is not compiled when the
 # lessons use another provider (scripts/provider.sh), nor for the student set (EXTRAS=lab: `make student`),
 # which installs wheels only (--only-binary), so a student's laptop needs no compiler.
