@@ -126,10 +126,8 @@ def _join(args: argparse.Namespace) -> int:
 
 
 def _export_docs(args: argparse.Namespace) -> int:
-    from . import docs, notebooks
+    from . import docs
 
-    for lesson in notebooks.lessons(Path(args.folder)):  # a broken lesson: one sentence naming it
-        notebooks.read_lesson(lesson)
     for path in docs.export(Path(args.folder), Path(args.out)):
         print(path)
     return 0

@@ -35,8 +35,9 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from . import notebooks
 from .errors import AkashNBError
-from .notebooks import sanitize
+from .notebooks import read_lesson, sanitize
 from .providers import PROVIDERS, RETIRED_ON
 
 PAGE_NAME = "akash-chat-api-guide.md"  # the seed's file name: the page can replace it where it is published
@@ -242,7 +243,7 @@ def answered_by(nb: NotebookNode) -> str:
 def guide_notebook(folder: Path) -> NotebookNode:
     """The page as a notebook: frame text from the tables above, code and outputs from the lessons."""
     md = nbformat.v4.new_markdown_cell
-    lessons = {path.stem: nbformat.read(path, as_version=4) for path in sorted(folder.glob("[0-9]*.ipynb"))}
+    lessons = {path.stem: read_lesson(path) for path in notebooks.lessons(folder)}
     missing = [s.lesson for s in SECTIONS if s.lesson not in lessons]
     if missing:
         raise DocsError(f"The page needs the lessons {', '.join(missing)}, which are not in {folder.name}/.")
@@ -323,7 +324,7 @@ def lesson_html(path: Path) -> str:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", preprocessors=_preprocessors())
-    body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+    body, _ = exporter.from_notebook_node(read_lesson(path))
     return body
 
 
@@ -332,7 +333,7 @@ def export(folder: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / PAGE_NAME]
     written[0].write_text(page(folder), encoding="utf-8")
-    for path in sorted(folder.glob("[0-9]*.ipynb")):
+    for path in notebooks.lessons(folder):
         target = out / f"{path.stem}.html"
         target.write_text(lesson_html(path), encoding="utf-8")
         written.append(target)
