@@ -44,7 +44,7 @@ from filelock import FileLock, Timeout
 
 from . import engine as engines
 from . import model as models
-from .model import model_file, model_name  # noqa: F401  (model_file: for callers of local)
+from .model import model_name
 from .secret import Secret
 
 CONTEXT_TOKENS = 4096  # per slot: prompt + answer (see the module docstring)

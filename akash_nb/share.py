@@ -38,10 +38,10 @@ from .local import (
     _launch,
     _port_in_use,
     _wait_until_ready,
-    model_name,
     server_command,
     state_dir,
 )
+from .model import model_name
 from .secret import Secret
 
 SHARE_HOST = "0.0.0.0"  # every address of this machine: the room's network
@@ -49,8 +49,6 @@ SHARE_PORT = 8080  # llama.cpp's own default port
 SHARE_SLOTS = 16  # measured on 2 cores: 16 at once streams ~2x one user's rate; a room of 30 queues
 STATUS_EVERY = 1.0  # seconds between two readings of /metrics
 JOIN_TIMEOUT = 10.0
-# What a student's .env needs; the provider line makes it win over an AkashML key in the same .env.
-ENV_VARIABLES = ("AKASH_NB_PROVIDER", "AKASH_NB_BASE_URL", "AKASH_NB_API_KEY")
 
 
 @dataclass(frozen=True)
@@ -137,9 +135,14 @@ def addresses(host: str = SHARE_HOST) -> list[tuple[str, str]]:
     return found or [("loopback: this machine has no network address", "127.0.0.1")]
 
 
+def env_settings(url: str, key: str) -> dict[str, str]:
+    """What a student's .env sets to use a class server; the provider makes it win over an AkashML key."""
+    return {"AKASH_NB_PROVIDER": "openai-compatible", "AKASH_NB_BASE_URL": url, "AKASH_NB_API_KEY": key}
+
+
 def env_lines(url: str, key: str) -> list[str]:
     """The `.env` lines that point a student's lessons at a class server."""
-    return ["AKASH_NB_PROVIDER=openai-compatible", f"AKASH_NB_BASE_URL={url}", f"AKASH_NB_API_KEY={key}"]
+    return [f"{name}={value}" for name, value in env_settings(url, key).items()]
 
 
 def qr_code(text: str, *, unicode: bool = True) -> str:
@@ -302,13 +305,13 @@ def join(url: str, key: str, env_file: Path | None = None) -> str:
     if not target.exists():
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
-    for line in env_lines(api, clean):
-        name, value = line.split("=", 1)
+    settings = env_settings(api, clean)
+    for name, value in settings.items():
         set_key(target, name, value, quote_mode="never")
     target.chmod(0o600)
     # The environment wins over .env, setting by setting (akash_nb/config.py): say so if it would here.
-    winners = [line.split("=", 1)[0] for line in env_lines(api, clean)
-               if os.environ.get(line.split("=", 1)[0], "").strip() not in ("", line.split("=", 1)[1])]
+    winners = [name for name, value in settings.items()
+               if os.environ.get(name, "").strip() not in ("", value)]
     if winners:
         return (f"Wrote {target}, but environment variable {winners[0]} wins over it; unset it (or start a "
                 "new terminal without it), then run `make lab`.")

@@ -21,7 +21,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from akash_nb import local
+from akash_nb import local, model
 from akash_nb.errors import LocalServerError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
@@ -97,7 +97,7 @@ def test_ensure_server_starts_the_embedded_model(state_dir):
     assert time.monotonic() - started < 30
     assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
     assert server.model == LOCAL_MODEL_NAME
-    assert Path(server.model_path) == local.model_file()
+    assert Path(server.model_path) == model.model_file()
     assert local.running() == server
     assert [m.id for m in openai_client(server).models.list()] == [LOCAL_MODEL_NAME]
     assert say_hi(server) == LOCAL_MODEL_NAME
