@@ -30,6 +30,7 @@ The result says where each value came from; it never holds the key as plain text
 from __future__ import annotations
 
 import getpass
+import io
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -126,13 +127,13 @@ def read_dotenv(path: Path) -> dict[str, str | None]:
         if Path(path).is_dir():
             raise IsADirectoryError(21, "Is a directory")
         with open(path, encoding="utf-8") as f:  # python-dotenv would re-raise these mid-parse
-            size = len(f.read(DOTENV_LIMIT + 1))
+            text = f.read(DOTENV_LIMIT + 1)
     except (OSError, UnicodeDecodeError) as error:
         raise file_error(path, "The .env file", error, fix) from error
-    if size > DOTENV_LIMIT:  # python-dotenv takes minutes on a megabyte: no settings file is that long
+    if len(text) > DOTENV_LIMIT:  # python-dotenv takes minutes on a megabyte: no settings file is that long
         raise file_error(path, "The .env file", f"it is over {DOTENV_LIMIT // 1024} KB, where a .env holds "
                          "a few settings", fix)
-    return dotenv_values(path)
+    return dotenv_values(stream=io.StringIO(text))  # parsed from what was read: the file is read once
 
 
 def clean_key(raw: str, where: str) -> tuple[str, str]:

@@ -246,19 +246,16 @@ TRACEBACK_ENV = "AKASH_NB_TRACEBACK"  # set to 1 for the full traceback of an er
 
 
 def _install_plain_excepthook() -> None:
-    """In plain Python, an uncaught AkashNBError or SDK error prints its sentence, not a traceback
-    (unless AKASH_NB_TRACEBACK=1); any other exception keeps Python's own hook."""
+    """In plain Python, an uncaught error of ours (`is_ours`) prints its sentence, not a traceback (unless
+    AKASH_NB_TRACEBACK=1); any other exception keeps Python's own hook."""
     import os
-    import sys
-
-    import openai
 
     previous = sys.excepthook
     if getattr(previous, "akash_nb", False):
         return
 
     def hook(etype, value, tb):
-        if not issubclass(etype, AkashNBError | openai.OpenAIError) or os.environ.get(TRACEBACK_ENV):
+        if not is_ours(value, tb) or os.environ.get(TRACEBACK_ENV):  # the same rule as in a notebook
             return previous(etype, value, tb)
         explained = error_sentence(value)
         print(f"{type(explained).__name__}: {explained.sentence} (full traceback: {TRACEBACK_ENV}=1)",
