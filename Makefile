@@ -84,15 +84,15 @@ doctor: venv
 	$(VENV)/bin/akash-nb doctor
 
 notebooks: venv
-	$(PY) -m akash_nb.notebooks refresh $(NOTEBOOKS)
+	$(VENV)/bin/akash-nb refresh $(NOTEBOOKS)
 
 record: venv
-	$(PY) -m akash_nb.replay record --upstream $(or $(UPSTREAM),local) $(RECORD_FLAGS) $(NOTEBOOKS)
+	$(VENV)/bin/akash-nb record --upstream $(or $(UPSTREAM),local) $(RECORD_FLAGS) $(NOTEBOOKS)
 	$(MAKE) notebooks
 
 # The guide page (seed format) and every lesson as HTML, from the committed lessons' outputs.
 docs: venv
-	$(PY) -m akash_nb.cli export-docs
+	$(VENV)/bin/akash-nb export-docs
 
 bench: venv
 	$(PY) benchmarks/run.py

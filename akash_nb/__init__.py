@@ -9,74 +9,70 @@
     response = client.chat.completions.create(model=model, messages=[...])
     akash_nb.guide_vs_you("completion", response, client)   # the guide's printed answer beside yours
 
-Names are imported on first use, so `import akash_nb` stays cheap (the OpenAI SDK is not loaded until a
-client is made).
+Every name below, and every submodule (`akash_nb.streaming`, `akash_nb.errors`, ...), is imported on first
+use, so `import akash_nb` stays cheap: the OpenAI SDK is not loaded until a client is made.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
+import pkgutil
+from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> the submodule that defines it
 _EXPORTS = {
-    "client": "client",
-    "connection_values": "client",
-    "connection": "client",
-    "choose_model": "client",
-    "served_models": "client",
-    "last_latency": "client",
+    # connecting, and saying who answers
+    "connection_values": "connect",
+    "client": "connect",
+    "choose_model": "connect",
+    "connection_for": "connection",
+    "served_models": "connection",
+    "last_latency": "connection",
     "resolve": "config",
     "Settings": "config",
     "PROVIDERS": "providers",
     "Secret": "secret",
-    "AkashNBError": "errors",
-    "ConfigError": "errors",
-    "explain": "errors",
+    # showing answers and errors
     "show_answer": "render",
     "show_error": "render",
     "show": "render",
+    "show_http": "wire",
+    "guide_vs_you": "guide",
+    # what lessons end with
     "Conversation": "conversation",
     "Panel": "widgets",
     "panel": "widgets",
     "ChatBox": "widgets",
-    "show_http": "wire",
-    "guide_vs_you": "guide",
+    # errors: every one is an AkashNBError whose message is the sentence to show
+    "explain": "errors",
+    "AkashNBError": "exceptions",
+    "ConfigError": "exceptions",
+    "RequestError": "exceptions",
+    "ParameterError": "exceptions",
+    "FileError": "exceptions",
+    "LocalServerError": "exceptions",
+    "NoRecordingError": "exceptions",
+    "ConversationError": "conversation",
 }
 
 __all__ = sorted(_EXPORTS)
 
+# Every submodule, reachable as akash_nb.<name> without importing it first.
+_SUBMODULES = frozenset(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
 
-# submodules a lesson reaches as akash_nb.<name>
-_MODULES = {"code", "doctor", "exercises", "guide", "providers", "render", "widgets", "wire"}
 
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f".{name}", __name__)
-    module = _EXPORTS.get(name)
-    if module is None:
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
         raise AttributeError(f"module 'akash_nb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
-class _Package(types.ModuleType):
-    """Importing the submodule `akash_nb.client` would make the package attribute `client` that module,
-    hiding the function `akash_nb.client()`. Exported names win over same-named submodules."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)

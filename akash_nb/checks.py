@@ -15,7 +15,15 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ParameterError, RefusedRequest, RequestError, input_error  # noqa: F401 (input_error: re-exported)
+import openai
+
+from .exceptions import ParameterError, RequestError, input_error
+
+
+class RefusedRequest(RequestError, openai.OpenAIError):
+    """A request refused before sending (`refuse_bad_request`): an OpenAIError, so the SDK passes it on at
+    once instead of retrying it as a connection failure."""
+
 
 ROLES = ("system", "user", "assistant", "tool")
 CHARS_PER_TOKEN = 4

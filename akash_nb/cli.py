@@ -1,4 +1,8 @@
-"""`akash-nb`: serve, stop, engine, doctor, run, lab, join, export-docs, new-lesson."""
+"""`akash-nb`: the one command line, for learners, teachers and maintainers.
+
+Each subcommand's module is imported when that subcommand runs, so `akash-nb stop` does not load the OpenAI
+SDK or Jupyter.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +72,7 @@ def _engine(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from . import doctor
 
-    rows = doctor.check_all()
+    rows = doctor.probe_all()
     print(doctor.format_table(rows))
     configured = doctor.configured_provider()
     print(doctor.verdict(rows, configured))
@@ -133,6 +137,27 @@ def _export_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(args: argparse.Namespace) -> int:
+    from . import notebooks
+
+    return notebooks.record([Path(p) for p in args.notebooks], upstream=args.upstream, folder=args.recordings, fresh=args.fresh,
+                            prune=args.prune)
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from . import notebooks
+
+    paths = [Path(p) for p in args.notebooks] or notebooks.lessons(Path(args.folder))
+    return 1 if notebooks.refresh(paths) else 0
+
+
+def _errors_table(args: argparse.Namespace) -> int:
+    from . import errors
+
+    print(("rewrote " if errors.write_docs(args.file) else "up to date: ") + args.file)
+    return 0
+
+
 def _new_lesson(args: argparse.Namespace) -> int:
     from . import template
 
@@ -192,6 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
     export_docs.add_argument("--folder", default="notebooks")
     export_docs.add_argument("--out", default="build/docs")
     export_docs.set_defaults(func=_export_docs)
+
+    record = sub.add_parser("record", help="execute lessons, recording every request they make for replay")
+    record.add_argument("notebooks", nargs="*", help="the lessons to record (make record names them all)")
+    record.add_argument("--upstream", default=os.environ.get("AKASH_NB_RECORD_UPSTREAM") or "local",
+                        help="local, akashml, or an http(s) URL (default: local)")
+    record.add_argument("--recordings", type=Path, default=None, metavar="FOLDER",
+                        help="default: AKASH_NB_RECORDINGS, else tests/recordings")
+    record.add_argument("--fresh", action="store_true", help="ask the upstream again even when recorded")
+    record.add_argument("--prune", action="store_true", help="delete recordings no lesson used")
+    record.set_defaults(func=_record)
+
+    refresh = sub.add_parser("refresh", help="re-execute lessons under replay and write their outputs back")
+    refresh.add_argument("notebooks", nargs="*", help="lessons to refresh (default: every lesson in --folder)")
+    refresh.add_argument("--folder", default="notebooks")
+    refresh.set_defaults(func=_refresh)
+
+    errors_table = sub.add_parser("errors-table", help="rewrite the case table in docs/errors.md from the "
+                                  "error tables")
+    errors_table.add_argument("file", nargs="?", default="docs/errors.md")
+    errors_table.set_defaults(func=_errors_table)
 
     new_lesson = sub.add_parser("new-lesson", help="a new lesson from the template: notebooks/NN-NAME.ipynb")
     new_lesson.add_argument("name", help="lowercase words joined by hyphens, e.g. embeddings")

@@ -15,6 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from IPython import get_ipython
+
+from .checks import number_param, text_param
+
 # ```python ... ``` (or ```py, or a bare ```); the closing fence may be missing when the reply was cut off.
 FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
 
@@ -28,8 +32,6 @@ class Extracted:
 
 def extract_code(reply: str, language: str = "python") -> Extracted | None:
     """The first fenced code block in `reply` in `language` (or untagged), or None if there is none."""
-    from .checks import text_param
-
     text_param("reply", reply, example="extract_code(response.choices[0].message.content)", optional=False,
                allow_empty=True)
     text_param("language", language, example="language='python'", optional=False, identifier=True)
@@ -49,8 +51,6 @@ class SyntaxCheck:
 
 
 def check_syntax(code: str) -> SyntaxCheck:
-    from .checks import text_param
-
     text_param("code", code, example="check_syntax(extracted.code)", optional=False, allow_empty=True)
     try:
         ast.parse(code)
@@ -75,8 +75,6 @@ class TestRun:
 
 def run_tests(code: str, tests: str, *, timeout: float = 5.0) -> TestRun:
     """Run `code` then `tests` (plain asserts) in an isolated Python process with a time limit."""
-    from .checks import number_param, text_param
-
     text_param("code", code, example="run_tests(extracted.code, tests)", optional=False, allow_empty=True)
     text_param("tests", tests, example="tests='assert add(1, 2) == 3'", optional=False, allow_empty=True)
     number_param("timeout", timeout, low=0.1, high=600, example="timeout=5", optional=False)
@@ -99,12 +97,6 @@ def run_tests(code: str, tests: str, *, timeout: float = 5.0) -> TestRun:
 
 def insert_next_cell(code: str) -> bool:
     """Put `code` into a new cell below the current one (JupyterLab, Notebook). False outside IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    from .checks import text_param
-
     text_param("code", code, example="insert_next_cell(extracted.code)", optional=False, allow_empty=True)
     shell = get_ipython()
     if shell is None:

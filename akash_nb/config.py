@@ -39,6 +39,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values, find_dotenv
+from IPython import get_ipython
+from IPython.core.error import StdinNotImplementedError
 
 from . import checks, providers
 from .errors import ConfigError, file_error, input_error
@@ -167,8 +169,6 @@ def can_prompt() -> bool:
     cannot answer refuses the prompt itself, see `_getpass`) or at a terminal."""
     if os.environ.get("CI"):
         return False
-    from IPython import get_ipython
-
     return get_ipython() is not None or (sys.stdin is not None and sys.stdin.isatty())
 
 
@@ -341,8 +341,6 @@ def _check_key_shape(chosen: Provider, key: str, where: str) -> None:
 
 def _getpass(message: str) -> str | None:
     """A masked prompt; None when the Jupyter front end cannot answer one (IPython's own signal)."""
-    from IPython.core.error import StdinNotImplementedError
-
     try:
         return getpass.getpass(message)
     except StdinNotImplementedError:

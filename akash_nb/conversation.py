@@ -18,10 +18,8 @@ decide what to trim, not a tokenizer's count; `last_response.usage` has the prov
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,12 +31,13 @@ from openai.types.chat import ChatCompletion
 
 from . import checks, errors, render, streaming
 from .checks import estimate_tokens
-from .client import NO_KEY, connection
-from .errors import AkashNBError, ConfigError, explain
+from .connect import NO_KEY
+from .connection import connection_or_unknown
+from .errors import AkashNBError
+from .files import write_atomically
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators: what chat templates add around each message
-GENERIC_PROVIDER = "the provider"  # the title used for a client not made by akash_nb.client()
 _SET_BY_CONVERSATION = ("model", "messages", "stream")
 
 
@@ -238,7 +237,6 @@ class Conversation:
             chunks = self.client.chat.completions.create(**request, stream=True)
         except (openai.OpenAIError, ValueError) as error:
             raise self._explain(error) from error
-        title, name, url = self._provider()
         arrived = ""
 
         def collect(so_far: str) -> None:
@@ -248,9 +246,9 @@ class Conversation:
                 on_text(so_far)
 
         try:
-            result = streaming.collect_stream(chunks, title, provider_name=name, url=url, on_text=collect)
+            result = streaming.collect_stream(chunks, connection_or_unknown(self.client), on_text=collect)
         except KeyboardInterrupt:  # Ctrl-C or the stop button: the history is unchanged, the text kept
-            self.partial = Partial(text, arrived, errors.TRANSPORT["interrupted"].sentence)
+            self.partial = Partial(text, arrived, errors.NO_STATUS["interrupted"].sentence)
             raise
         except BaseException:  # on_text raised: the reply is unfinished all the same
             self.partial = Partial(text, arrived, "The reply stopped before the model finished.")
@@ -266,17 +264,8 @@ class Conversation:
                       "message": {"role": "assistant", "content": result.text}}],
         )
 
-    def _provider(self) -> tuple[str, str, str]:
-        """(title, name, URL) of what the client talks to, for the error sentences."""
-        try:
-            conn = connection(self.client)
-        except ConfigError:  # a plain openai.OpenAI, not made by akash_nb.client()
-            return GENERIC_PROVIDER, "", str(self.client.base_url).rstrip("/")
-        return conn.describe(), conn.provider.name, conn.base_url
-
     def _explain(self, error: BaseException) -> AkashNBError:
-        title, name, url = self._provider()  # a plain openai.OpenAI has no Connection to explain it
-        return explain(error, title, provider_name=name, url=url)
+        return connection_or_unknown(self.client).explain(error)
 
     # --- saving and loading --------------------------------------------------------------------------
 
@@ -307,7 +296,7 @@ class Conversation:
             if key and key != NO_KEY and key in text:
                 raise ConversationError(SENTENCES["key-in-file"].format(path=path))
         try:
-            _write_atomically(path, text)
+            write_atomically(path, text, mode=0o600, durable=True)
         except OSError as error:
             raise ConversationError(SENTENCES["cannot-save"].format(
                 path=errors.shown_path(path), why=error.strerror or error)) from error
@@ -434,33 +423,6 @@ def _turns_from(messages: list[dict], system: str | None) -> list[Turn]:
                              f"{assistant['role']}")
         turns.append(Turn(user["content"], assistant["content"]))
     return turns
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so a reader only ever sees the old file or the new one, never part of one.
-
-    The new content goes to a temporary file in the same folder (mode 0600), is flushed to disk, and then
-    replaces `path` in one rename.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.chmod(tmp, 0o600)  # mkstemp already does; said here because the mode is a promise
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # Make the rename itself durable; folders cannot be opened this way on Windows, where it is skipped.
-    with contextlib.suppress(OSError):
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
 
 
 def _quote(text: str) -> str:

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from jinja2 import DictLoader
+from nbconvert import HTMLExporter, MarkdownExporter
+from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
 
 from . import notebooks
@@ -127,6 +129,10 @@ list is `client.models.list()`:"""
 
 PREAMBLE = f"""\
 import os
+from nbconvert.preprocessors import Preprocessor
+from nbconvert import MarkdownExporter
+from nbconvert import HTMLExporter
+from jinja2 import DictLoader
 
 api_key = os.environ["AKASHML_API_KEY"]  # your AkashML key (see Introduction)
 base_url = "{AKASHML.base_url}"
@@ -150,8 +156,6 @@ LESSON_LINK = re.compile(r"\((\d\d-[\w-]+)\.ipynb\)")
 
 
 def _preprocessors():
-    from nbconvert.preprocessors import Preprocessor
-
     class Sanitize(Preprocessor):
         """Ports and kernel paths out of every output; lesson links point at the HTML copies."""
 
@@ -307,9 +311,6 @@ GUIDE_TEMPLATE = """\
 
 def page(folder: Path) -> str:
     """The guide page's Markdown, rendered by nbconvert from `guide_notebook(folder)`."""
-    from jinja2 import DictLoader
-    from nbconvert import MarkdownExporter
-
     exporter = MarkdownExporter(
         template_file="guide.md.j2",
         extra_loaders=[DictLoader({"guide.md.j2": GUIDE_TEMPLATE})],
@@ -321,8 +322,6 @@ def page(folder: Path) -> str:
 
 
 def lesson_html(path: Path) -> str:
-    from nbconvert import HTMLExporter
-
     exporter = HTMLExporter(template_name="lab", preprocessors=_preprocessors())
     body, _ = exporter.from_notebook_node(read_lesson(path))
     return body
@@ -338,14 +337,3 @@ def export(folder: Path, out: Path) -> list[Path]:
         target.write_text(lesson_html(path), encoding="utf-8")
         written.append(target)
     return written
-
-
-def main(argv: list[str]) -> int:
-    out = Path(argv[0]) if argv else Path("build/docs")
-    for path in export(Path("notebooks"), out):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

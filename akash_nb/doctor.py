@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import openai
 
 from . import config, secret
-from .client import client, connection, resolve_model, served_models
+from .connect import client
+from .connection import connection_for, resolve_model, served_models
 from .errors import AkashNBError
+from .exceptions import input_error
 from .providers import PROVIDERS
 
 DOCTOR_TIMEOUT = 15.0
@@ -29,9 +31,9 @@ class Row:
         printer.text(format_table([self]))
 
 
-def check(openai_client: openai.OpenAI) -> Row:
+def probe(openai_client: openai.OpenAI) -> Row:
     """Check one client made by `akash_nb.client()`: list its models, time a one-token answer."""
-    conn = connection(openai_client)
+    conn = connection_for(openai_client)
     try:
         served = served_models(openai_client)
         model = resolve_model(openai_client).model
@@ -56,12 +58,10 @@ def _no_prompt(message: str) -> str:
     raise _NoKey
 
 
-def check_provider(name: str) -> Row:
+def probe_provider(name: str) -> Row:
     if not isinstance(name, str) or name not in PROVIDERS:
-        from .errors import input_error
-
         raise input_error("out-of-range", name="name", got=repr(name)[:40], allowed=", ".join(PROVIDERS),
-                          example="check_provider('akashml')")
+                          example="probe_provider('akashml')")
     provider = PROVIDERS[name]
     try:
         settings = config.resolve(name, prompt=_no_prompt)
@@ -77,7 +77,7 @@ def check_provider(name: str) -> Row:
         )
     except AkashNBError as error:
         return Row(name, settings.key_source, f"no: {error.sentence}", "-", "-", False)
-    row = check(made)
+    row = probe(made)
     if settings.api_key is not None:  # the key was passed on as an argument: say where it really came from
         row = dataclasses.replace(row, configured=settings.key_source)
     return row
@@ -107,8 +107,8 @@ def verdict(rows: list[Row], configured: str | None) -> str:
     return f"The lessons use {configured} ({source}): it {state}."
 
 
-def check_all() -> list[Row]:
-    return [check_provider(name) for name in PROVIDERS]
+def probe_all() -> list[Row]:
+    return [probe_provider(name) for name in PROVIDERS]
 
 
 WIDEST = 60  # characters a column may take on one screen

@@ -32,6 +32,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .exceptions import LocalServerError
+
 VARIABLE = "AKASH_NB_LLAMA_SERVER"
 SOURCE_PACKAGE = "llama-cpp-python"
 SOURCE_VERSION = "0.3.36"  # its vendor/llama.cpp is llama.cpp commit 0c1e570
@@ -60,9 +62,7 @@ PROGRESS_EVERY = 30.0
 Progress = Callable[[str], None]
 
 
-def _error(sentence: str) -> Exception:
-    from .errors import LocalServerError  # errors loads the OpenAI SDK: only when there is an error
-
+def _error(sentence: str) -> LocalServerError:
     return LocalServerError(sentence)
 
 

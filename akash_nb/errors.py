@@ -22,68 +22,43 @@ from __future__ import annotations
 import json
 import re
 import socket
-from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import openai
 
-from . import secret
+from . import checks, masking
+from .checks import RefusedRequest
+from .exceptions import (
+    FILE_KEPT,
+    INPUT,
+    NOTHING,
+    AkashNBError,
+    ConfigError,
+    Failure,
+    FileError,
+    LocalServerError,
+    NoRecordingError,
+    ParameterError,
+    RequestError,
+    _Blank,
+    file_error,
+    input_error,
+    shown_path,
+)
 from .providers import RETIRED_ON
 
+if TYPE_CHECKING:  # for the annotation only: connection imports this module
+    from .connection import Connection
 
-class AkashNBError(Exception):
-    """An error whose message is already the one sentence to show the user.
-
-    `retried`: the SDK retries this kind of failure by itself, so by the time it reaches you the retries
-    were spent."""
-
-    def __init__(self, sentence: str, *, original: BaseException | None = None, retried: bool = False):
-        sentence = secret.mask(sentence)  # a key of any shape, by value (see akash_nb.secret)
-        super().__init__(sentence)
-        self.sentence = sentence
-        self.original = original
-        self.retried = retried
+__all__ = [
+    "FILE_KEPT", "INPUT", "NO_STATUS", "NOTHING", "STATUS", "AkashNBError", "ConfigError", "Failure",
+    "FileError", "LocalServerError", "NoRecordingError", "ParameterError", "RefusedRequest", "RequestError",
+    "check_content_type", "ended_early", "explain", "failure_for", "file_error", "input_error", "redact",
+    "shown_path",
+]
 
 
-class ConfigError(AkashNBError, ValueError):
-    """The configuration (provider, URL, key, model) cannot work as given."""
-
-
-class RequestError(AkashNBError, ValueError):
-    """A request that cannot work as written (checked before sending; see `akash_nb.checks`)."""
-
-
-class LocalServerError(AkashNBError, RuntimeError):
-    """The embedded model server could not be started or reached."""
-
-
-class NoRecordingError(AkashNBError, LookupError):
-    """Replay was asked for a request that was never recorded."""
-
-
-class ParameterError(RequestError):
-    """A parameter of a public function or widget cannot work as given (see `akash_nb.checks`)."""
-
-
-class FileError(AkashNBError, ValueError):
-    """A file the package reads (.env, a recording, a saved conversation, the server state, a lesson)
-    cannot be used; the sentence names the file and the fix, and the file is left as it is."""
-
-
-class RefusedRequest(RequestError, openai.OpenAIError):
-    """A request refused before sending (`checks.refuse_bad_request`): an OpenAIError, so the SDK passes it
-    on at once instead of retrying it as a connection failure."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    case: str  # what happened, for docs/errors.md
-    sentence: str  # may use {provider}, {detail}, {url}, {wait}
-    retry: bool  # the SDK retries it (with backoff; Retry-After honoured)
-    lost: str  # what the caller loses, for docs/errors.md
-    detail: str = "the server's message"  # what {detail} holds, for docs/errors.md
-
-
-NOTHING = "nothing: no answer was produced; send the request again once fixed"
 
 # HTTP status -> what the user sees. {provider} is the provider's title.
 STATUS: dict[int, Failure] = {
@@ -126,7 +101,7 @@ STATUS: dict[int, Failure] = {
 CUT_KEPT = "the rest of the answer; the text that arrived is kept, marked cut (streaming.collect_stream)"
 
 # Failures with no HTTP status.
-TRANSPORT: dict[str, Failure] = {
+NO_STATUS: dict[str, Failure] = {
     "timeout": Failure("timeout (no answer in time)", "{provider} did not answer in time; check the "
                        "connection, or raise the timeout: akash_nb.client(timeout=...).", True, NOTHING),
     "refused": Failure("connection refused", "Nothing is listening at {url}; check the URL and that the "
@@ -172,77 +147,6 @@ TRANSPORT: dict[str, Failure] = {
                            "sent); the text so far is kept, marked cut.", False, CUT_KEPT),
 }
 
-FILE_KEPT = "nothing: the file is left as it is"
-
-# Bad input from the user: a parameter of a public function or widget, or a file the package reads. The
-# sentence names the parameter (or the file) and the fix. {name} {expected} {got} {example} {allowed}
-# {char} {where} {what} {path} {why} {fix} are filled in by `input_error`.
-INPUT: dict[str, Failure] = {
-    "wrong-type": Failure("a parameter of the wrong type (e.g. max_tokens='ten')", "{name}= must be "
-                          "{expected}, not {got}; for example {example}.", False, NOTHING, "the parameter"),
-    "out-of-range": Failure("a parameter out of range (e.g. temperature=5)", "{name}={got} is outside "
-                            "{allowed}; for example {example}.", False, NOTHING, "the parameter"),
-    "empty": Failure("an empty parameter (e.g. model='')", "{name}= is empty; for example {example}.",
-                     False, NOTHING, "the parameter"),
-    "control-characters": Failure("a control or invisible character in a parameter", "{name}= holds a "
-                                  "control or invisible character ({char}); type it again without it, for "
-                                  "example {example}.", False, NOTHING, "the parameter"),
-    "key-characters": Failure("a key with a character no key has (a letter with an accent, a control "
-                              "character); a BOM or zero-width character is removed instead, with a note "
-                              "in the banner", "The key from {where} holds {char}, which no API key "
-                              "contains; copy the key again from the provider's page and paste it alone.",
-                              False, NOTHING, "the key's source"),
-    "file-missing": Failure("a file that is not there", "{what} {path} does not exist; {fix}", False,
-                            FILE_KEPT, "the file"),
-    "file-folder": Failure("a folder where a file should be", "{what} {path} is a folder, not a file; "
-                           "{fix}", False, FILE_KEPT, "the file"),
-    "file-unreadable": Failure("a file that cannot be read (permissions, a symlink loop, binary bytes)",
-                               "{what} {path} cannot be read ({why}); {fix}", False, FILE_KEPT, "the file"),
-    "file-corrupt": Failure("a file that is truncated, not JSON, or of the wrong shape (wrong fields, "
-                            "wrong types, nulls)", "{what} {path} is not usable ({why}); {fix}", False,
-                            FILE_KEPT, "the file"),
-}
-
-
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return f"[{key}]"
-
-
-def input_error(kind: str, cls: type[AkashNBError] = ParameterError, **fields: object) -> AkashNBError:
-    """The error for bad input of `kind` (a row of INPUT), its sentence filled from `fields`."""
-    text = INPUT[kind].sentence.format_map(_Blank({k: str(v) for k, v in fields.items()}))
-    text = text.replace("..", ".").replace(" ;", ";")
-    return cls(text)
-
-
-def shown_path(path: object) -> str:
-    """A path as a sentence shows it: quoted with escapes when it holds a line break or another control
-    character, so the sentence stays one line."""
-    text = str(path)
-    return text if text.isprintable() else repr(text)
-
-
-def file_error(path: object, what: str, error: BaseException | str, fix: str) -> FileError:
-    """The FileError for a file that could not be used: missing, a folder, unreadable or corrupt."""
-    if isinstance(error, FileNotFoundError):
-        kind = "file-missing"
-    elif isinstance(error, IsADirectoryError):
-        kind = "file-folder"
-    elif isinstance(error, OSError | UnicodeDecodeError):
-        kind = "file-unreadable"
-    else:
-        kind = "file-corrupt"
-    if isinstance(error, OSError):
-        why = error.strerror or type(error).__name__
-    elif isinstance(error, UnicodeDecodeError):
-        why = "it is not UTF-8 text"
-    else:
-        why = str(error).strip().rstrip(".") or type(error).__name__
-    why = " ".join(why.split())[:200]
-    return input_error(kind, FileError, what=what, path=shown_path(path), why=why, fix=fix.rstrip(".") + ".")
-
-
 # Whatever looks like a key in a server's message (LiteLLM echoes the key it got) is masked before we
 # repeat the message.
 _KEYLIKE = re.compile(r"\b(sk-|akml-|Bearer\s+)[^\s,;\"']{3,}")
@@ -252,7 +156,7 @@ _RETRY_COUNT_HEADER = "x-stainless-retry-count"  # set by the SDK on every attem
 def redact(text: str) -> str:
     """`text` with every known key masked by value (`secret.mask`), then key-shaped tokens (sk-...,
     akml-..., Bearer ...) masked too."""
-    return _KEYLIKE.sub(lambda m: m.group(1) + "****", secret.mask(text))
+    return _KEYLIKE.sub(lambda m: m.group(1) + "****", masking.mask(text))
 
 
 def _remember_sent_key(error: BaseException) -> None:
@@ -263,7 +167,7 @@ def _remember_sent_key(error: BaseException) -> None:
         return
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        secret.remember(auth[7:].strip())
+        masking.remember(auth[7:].strip())
 
 
 def _body(error: openai.APIError) -> dict:
@@ -333,8 +237,6 @@ def _is_context_error(body: dict) -> bool:
 
 def _parameter_problem(error: openai.APIStatusError) -> str:
     """The sentence `checks.check_parameters` gives for the failed request's body, if any."""
-    from . import checks
-
     try:
         body = json.loads(error.request.content or b"{}")
     except (ValueError, RuntimeError, UnicodeDecodeError):
@@ -357,13 +259,13 @@ def failure_for(error: BaseException, *, provider_name: str = "", streaming: boo
     retired = provider_name == "akash-chat"
     if isinstance(error, openai.APIStatusError):
         if retired and error.status_code in (404, 410):
-            return TRANSPORT["retired"], ""
+            return NO_STATUS["retired"], ""
         if _is_context_error(_body(error)):
-            return TRANSPORT["context"], _detail(error).rstrip(".")
+            return NO_STATUS["context"], _detail(error).rstrip(".")
         if error.status_code in (400, 422, 500):
             problem = _parameter_problem(error)
             if problem:
-                return TRANSPORT["bad-parameter"], problem
+                return NO_STATUS["bad-parameter"], problem
         failure = STATUS.get(error.status_code) or Failure(
             f"HTTP {error.status_code}", f"{{provider}} answered HTTP {error.status_code}: {{detail}}",
             error.status_code >= 500, NOTHING)
@@ -372,32 +274,34 @@ def failure_for(error: BaseException, *, provider_name: str = "", streaming: boo
         kind = _connection_kind(error, streaming)
         if retired and kind in ("dns", "refused", "connection", "timeout"):
             kind = "retired"
-        return TRANSPORT[kind], ""
+        return NO_STATUS[kind], ""
     if isinstance(error, openai.APIResponseValidationError):
         content_type = error.response.headers.get("content-type", "no content type").split(";")[0]
         if "json" not in content_type and "event-stream" not in content_type:
-            return TRANSPORT["content-type"], content_type
-        return TRANSPORT["bad-json"], "it does not match the chat completion schema"
+            return NO_STATUS["content-type"], content_type
+        return NO_STATUS["bad-json"], "it does not match the chat completion schema"
     if isinstance(error, openai.APIError):  # no status: an error event inside a stream
         if _is_context_error(_body(error)):
-            return TRANSPORT["context"], _detail(error).rstrip(".")
-        return TRANSPORT["stream-error"], _detail(error)
+            return NO_STATUS["context"], _detail(error).rstrip(".")
+        return NO_STATUS["stream-error"], _detail(error)
     if isinstance(error, json.JSONDecodeError):
         detail = f"{error.msg} at character {error.pos}"
-        return TRANSPORT["bad-sse" if streaming else "bad-json"], detail
+        return NO_STATUS["bad-sse" if streaming else "bad-json"], detail
     return None
 
 
-def explain(error: BaseException, provider_title: str = "the provider", *, provider_name: str = "",
-            url: str = "", streaming: bool | None = None) -> AkashNBError:
+def explain(error: BaseException, where: Connection | str | None = None, *,
+            streaming: bool | None = None) -> AkashNBError:
     """The AkashNBError (with its one sentence) for an exception raised while talking to a provider.
 
-    `streaming`: the exception came out of iterating a stream (None: infer it from the request when the
-    exception carries one)."""
+    `where`: the connection the request went to (its provider's title, name and URL go into the sentence),
+    or just a title for the provider, or None ("the provider"). `streaming`: the exception came out of
+    iterating a stream (None: infer it from the request when the exception carries one)."""
+    provider_title, provider_name, url = _where(where)
     if isinstance(error, AkashNBError):
         return error
     if isinstance(error, KeyboardInterrupt):
-        return AkashNBError(TRANSPORT["interrupted"].sentence, original=error)
+        return AkashNBError(NO_STATUS["interrupted"].sentence, original=error)
     _remember_sent_key(error)
     if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
         # The replay server's miss: its message already says what was asked and how to record it.
@@ -417,9 +321,21 @@ def explain(error: BaseException, provider_title: str = "the provider", *, provi
     return AkashNBError(sentence, original=error, retried=failure.retry)
 
 
-def ended_early(provider_title: str) -> AkashNBError:
+def _where(where: Connection | str | None) -> tuple[str, str, str]:
+    """(title, name, URL) of the provider a request went to, for the sentence: from a Connection, or just a
+    title; anything else (None included) is "the provider"."""
+    if isinstance(where, str) and where:
+        return where, "", ""
+    describe = getattr(where, "describe", None)
+    if callable(describe) and hasattr(where, "provider") and isinstance(getattr(where, "base_url", None), str):
+        return str(describe()), str(where.provider.name), where.base_url  # type: ignore[union-attr]
+    return "the provider", "", ""
+
+
+def ended_early(where: Connection | str | None = None) -> AkashNBError:
     """The error for a stream that ended cleanly but before any finish_reason."""
-    return AkashNBError(TRANSPORT["ended-early"].sentence.format(provider=provider_title), retried=False)
+    title = _where(where)[0]
+    return AkashNBError(NO_STATUS["ended-early"].sentence.format(provider=title), retried=False)
 
 
 # Content types an OpenAI-compatible API answers with; anything else (a login page, a proxy's error page,
@@ -449,7 +365,7 @@ def check_content_type(response) -> None:
 def table_rows() -> list[tuple[str, str, str, str]]:
     """(case, what the user sees, retried?, anything lost?) for every row, as docs/errors.md shows them."""
     rows = []
-    for failure in (*STATUS.values(), *TRANSPORT.values(), *INPUT.values()):
+    for failure in (*STATUS.values(), *NO_STATUS.values(), *INPUT.values()):
         shown = failure.sentence.format_map(_Blank(provider="[provider]", detail=f"[{failure.detail}]",
                                                    url="[URL]", wait=", Retry-After: [n] s",
                                                    status="[status]"))
@@ -468,9 +384,7 @@ def markdown_table() -> str:
 def write_docs(path: str = "docs/errors.md") -> bool:
     """Put `markdown_table()` into `path` in place of the table there; True if the file changed.
 
-    `python -m akash_nb.errors [docs/errors.md]` runs it (tests/test_errors.py checks the committed file)."""
-    from pathlib import Path
-
+    `akash-nb errors-table` runs it (tests/test_errors.py checks the committed file)."""
     target = Path(path)
     text = target.read_text(encoding="utf-8")
     lines = text.splitlines()
@@ -483,10 +397,3 @@ def write_docs(path: str = "docs/errors.md") -> bool:
         return False
     target.write_text(new, encoding="utf-8")
     return True
-
-
-if __name__ == "__main__":
-    import sys
-
-    target = sys.argv[1] if len(sys.argv) > 1 else "docs/errors.md"
-    print(("rewrote " if write_docs(target) else "up to date: ") + target)

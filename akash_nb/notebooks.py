@@ -19,11 +19,20 @@ from __future__ import annotations
 
 import os
 import re
-import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+from . import replay
+from .exceptions import AkashNBError, file_error
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
@@ -55,8 +64,6 @@ LESSON_FIX = "restore it with git checkout -- <path>, or fix its JSON"
 def read_lesson(path: Path) -> nbformat.NotebookNode:
     """The notebook at `path`; a FileError naming it and the fix when it is missing, a folder, unreadable,
     or not a notebook (truncated, not JSON, the wrong shape). The file is left as it is."""
-    from .errors import file_error
-
     try:
         nb = nbformat.read(path, as_version=4)
         if not isinstance(nb.get("cells"), list):
@@ -81,8 +88,6 @@ def lessons(folder: Path) -> list[Path]:
 
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Strip what differs from machine to machine and run to run (see the module docstring)."""
-    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
-
     coalesce = CoalesceStreamsPreprocessor()
     nb.metadata = nbformat.from_dict(
         {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
@@ -141,14 +146,6 @@ def execute(path: Path, env: dict[str, str] | None = None, *, solutions: bool = 
 
     The kernel talks over IPC sockets in a private folder, not TCP: nothing else can connect, and ipykernel
     has no reason to warn that "Kernel is running over TCP without encryption"."""
-    import tempfile
-
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    from .errors import AkashNBError
-
     try:
         nb = read_lesson(path)
     except AkashNBError as error:
@@ -250,17 +247,68 @@ def refresh(paths: list[Path]) -> list[Path]:
     return failures
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in ("refresh", "normalize"):
-        print("usage: python -m akash_nb.notebooks refresh|normalize NOTEBOOK...", file=sys.stderr)
-        return 2
-    paths = [Path(p) for p in argv[1:]] or lessons(Path("notebooks"))
-    if argv[0] == "normalize":
-        for path in paths:
-            nbformat.write(normalize(nbformat.read(path, as_version=4)), path)
+# --- `akash-nb record`: the lessons' HTTP recorded for replay -------------------------------------------
+
+@dataclass(frozen=True)
+class Usage:
+    """What a run did with the recordings, read from the used file."""
+
+    outcomes: dict[str, set[str]]  # outcome -> recording keys
+
+    @classmethod
+    def read(cls, path: Path) -> Usage:
+        outcomes: dict[str, set[str]] = {}
+        for line in path.read_text().splitlines() if path.exists() else []:
+            key, _, outcome = line.partition(" ")
+            outcomes.setdefault(outcome, set()).add(key)
+        return cls(outcomes)
+
+    def keys(self, *outcomes: str) -> set[str]:
+        return set().union(*(self.outcomes.get(o, set()) for o in outcomes))
+
+
+def record(paths: list[Path], *, upstream: str = replay.DEFAULT_UPSTREAM, folder: Path | None = None,
+           fresh: bool = False, prune: bool = False, out: Callable[[str], None] = print) -> int:
+    """Execute each notebook with its HTTP recorded; report written, reused and unused recordings."""
+    where = replay.recordings_folder(folder)
+    if not paths:
+        out(f"No notebooks to record; replay.recordings in {replay.shown_folder(where)} left as they are.")
         return 0
-    return 1 if refresh(paths) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    source = replay.resolve_upstream(upstream)  # fail early (and start the embedded model once, here)
+    where.mkdir(parents=True, exist_ok=True)
+    out(f"Recording {len(paths)} notebook(s) from {source.label} ({source.base_url}) into "
+        f"{replay.shown_folder(where)}{', all afresh' if fresh else ''}.")
+    fd, used_name = tempfile.mkstemp(prefix="akash-nb-used-", suffix=".txt")
+    os.close(fd)
+    used = Path(used_name)
+    env = {
+        "AKASH_NB_PROVIDER": "replay",
+        replay.MODE_ENV: "rerecord" if fresh else "record",
+        replay.UPSTREAM_ENV: upstream,
+        replay.FOLDER_ENV: str(where),
+        replay.USED_ENV: str(used),
+    }
+    failures = 0
+    try:
+        for path in paths:
+            _, error = execute(path.resolve(), env, solutions=True)
+            if error:
+                failures += 1
+                out(f"FAIL {path}: {error.splitlines()[0]}")
+            else:
+                out(f"ok   {path}")
+        usage = Usage.read(used)
+    finally:
+        used.unlink(missing_ok=True)
+    written, reused = usage.keys("written"), usage.keys("reused") - usage.keys("written")
+    out(f"{len(written)} recording(s) written, {len(reused)} reused.")
+    unused = [p for p in replay.recordings(where) if p.stem not in usage.keys("written", "reused")]
+    if unused:
+        if prune and not failures:
+            for p in unused:
+                p.unlink()
+            out(f"Deleted {len(unused)} unused recording(s): " + ", ".join(p.name for p in unused))
+        else:
+            why = " (not pruned: a notebook failed)" if prune else " (delete them with --prune)"
+            out(f"{len(unused)} unused recording(s){why}: " + ", ".join(p.name for p in unused))
+    return 1 if failures else 0

@@ -10,15 +10,22 @@ text shown has each known key masked by value (`akash_nb.secret.mask`).
 from __future__ import annotations
 
 import html
+import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import openai
+from IPython import get_ipython
 from IPython.display import display
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
 
-from . import secret
-from .client import Connection, ModelChoice, connection, known_connections, last_latency, timed
+from . import checks, masking
+from .connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
 from .errors import AkashNBError, explain
+from .exceptions import input_error
 
 
 @dataclass(frozen=True)
@@ -62,20 +69,17 @@ def bundle(kind: str, text: str, rich: str | None = None) -> dict[str, str]:
 
 def in_ipython() -> bool:
     """A notebook kernel or an IPython terminal (which render mime bundles), not plain Python."""
-    from IPython import get_ipython
-
     return get_ipython() is not None
 
 
 def show(kind: str, text: str, rich: str | None = None) -> None:
-    from . import checks
-
+    """Display `text` as `kind` (a key of KINDS), every known key masked; plain Python prints the text."""
     if not isinstance(kind, str) or kind not in KINDS:
-        raise checks.input_error("out-of-range", name="kind", got=checks._short(kind),
+        raise input_error("out-of-range", name="kind", got=checks._short(kind),
                                  allowed=", ".join(KINDS), example="kind='answer'")
     checks.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
     checks.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
-    text, rich = secret.mask(text), None if rich is None else secret.mask(rich)
+    text, rich = masking.mask(text), None if rich is None else masking.mask(rich)
     if in_ipython():
         display(bundle(kind, text, rich), raw=True)
     else:  # plain Python: IPython's display() would print the bundle's dict
@@ -120,31 +124,43 @@ def footer(response, client=None, seconds: float | None = None) -> str:
     """One line: who answered (the response's own model, via the client's provider), why it stopped,
     tokens used, and how long it took: `seconds` if given, else the client's last request when the client
     was made by `akash_nb.client()` (a plain `openai.OpenAI` is not timed, so no time is shown)."""
-    who = response.model
+    provider = None
     if client is not None:
-        who += f" via {connection(client).provider.name}"
+        provider = connection_for(client).provider.name
         if seconds is None and timed(client):
             seconds = last_latency(client)
-    parts = [who, f"finish_reason={response.choices[0].finish_reason}"]
-    if response.usage is not None:
-        parts.append(tokens_text(response.usage))
+    return footer_text(response.model, provider, response.choices[0].finish_reason, response.usage,
+                       seconds=seconds)
+
+
+def footer_text(model: str | None, provider: str | None, finish_reason: str | None,
+                usage: CompletionUsage | None, *, seconds: float | None = None,
+                first_token_seconds: float | None = None, streamed: bool = False) -> str:
+    """The one footer line every answer gets, e.g. "SmolLM2-135M-Instruct via local · finish_reason=stop ·
+    41 prompt + 12 completion tokens · 0.98 s". `model` is the one the response names, never the one
+    requested. A streamed answer (the panel, the ChatBox) always says what usage was reported, and times
+    its first token and its total."""
+    who = model or "no answer"
+    if provider:
+        who += f" via {provider}"
+    parts = [who, f"finish_reason={finish_reason}"]
+    if usage is not None or streamed:
+        parts.append(tokens_text(usage))
+    if first_token_seconds is not None:
+        parts.append(f"first token {first_token_seconds:.2f} s")
     if seconds is not None:
-        parts.append(f"{seconds:.2f} s")
+        parts.append(f"total {seconds:.2f} s" if streamed else f"{seconds:.2f} s")
     return " · ".join(parts)
 
 
 def show_answer(response, client=None, *, seconds: float | None = None, kind: str = "answer") -> None:
     """The reply as Markdown, with the footer saying who answered (see `footer`)."""
-    from openai.types.chat import ChatCompletion
-
-    from . import checks
-
     if not isinstance(response, ChatCompletion) or not response.choices:
-        raise checks.input_error("wrong-type", name="response", expected="a chat completion with a choice",
+        raise input_error("wrong-type", name="response", expected="a chat completion with a choice",
                                  got=checks._kind(response),
                                  example="show_answer(client.chat.completions.create(...), client)")
     if client is not None:
-        connection(client)  # one sentence for a client not made by akash_nb.client()
+        connection_for(client)  # one sentence for a client not made by akash_nb.client()
     checks.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
     text = response.choices[0].message.content or ""
     show(kind, text)
@@ -153,23 +169,13 @@ def show_answer(response, client=None, *, seconds: float | None = None, kind: st
 
 # --- errors in notebooks as one sentence --------------------------------------------------------------
 
-def _connection_of(error: BaseException) -> Connection | None:
-    """The connection the failed request went to: the client whose base URL the request's URL starts
-    with (not the last client made: a notebook may hold several)."""
-    import openai
-
-    if not isinstance(error, openai.APIError) or error.request is None:
-        return None
-    url = str(error.request.url)
-    matches = [conn for conn in known_connections() if conn.base_url and url.startswith(conn.base_url)]
-    return max(matches, key=lambda conn: len(conn.base_url), default=None)
-
-
 def error_sentence(error: BaseException) -> AkashNBError:
-    conn = _connection_of(error)
-    if conn is None:
-        return explain(error, "the provider")
-    return conn.explain(error)
+    """The sentence for `error`, naming the provider the failed request went to (by the request's URL, not
+    the last client made: a notebook may hold several)."""
+    conn = None
+    if isinstance(error, openai.APIError) and error.request is not None:
+        conn = connection_for_url(error.request.url)
+    return explain(error, conn)
 
 
 def show_error(error: BaseException) -> None:
@@ -180,10 +186,6 @@ def show_error(error: BaseException) -> None:
 def _raised_by_us_or_the_sdk(tb) -> bool:
     """The exception came out of code in the openai package or in akash_nb (a frame of the traceback lies
     in one of them), not out of the learner's own code."""
-    import os
-
-    import openai
-
     roots = tuple(os.path.dirname(module.__file__) + os.sep for module in (openai, sys.modules[__package__]))
     while tb is not None:
         if tb.tb_frame.f_code.co_filename.startswith(roots):
@@ -196,10 +198,6 @@ def is_ours(error: BaseException, tb=None) -> bool:
     """Errors shown as one sentence: ours (AkashNBError), the SDK's (openai.OpenAIError), and a JSON error
     raised inside the SDK or akash_nb (a provider's broken answer). Everything else is the learner's own
     exception, which keeps IPython's traceback."""
-    import json
-
-    import openai
-
     if isinstance(error, AkashNBError | openai.OpenAIError):
         return True
     return isinstance(error, json.JSONDecodeError) and _raised_by_us_or_the_sdk(tb or error.__traceback__)
@@ -214,17 +212,10 @@ def install_error_display() -> None:
     error's traceback is the sentence alone. `%tb` shows the full traceback, and the exception, with the
     original as `.original`, stays in `sys.last_value`.
     """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
     shell = get_ipython()
     if shell is None:
         _install_plain_excepthook()
         return
-    import json
-
-    import openai
 
     def handler(shell, etype, value, tb, tb_offset=None):
         if not is_ours(value, tb):
@@ -248,8 +239,6 @@ TRACEBACK_ENV = "AKASH_NB_TRACEBACK"  # set to 1 for the full traceback of an er
 def _install_plain_excepthook() -> None:
     """In plain Python, an uncaught error of ours (`is_ours`) prints its sentence, not a traceback (unless
     AKASH_NB_TRACEBACK=1); any other exception keeps Python's own hook."""
-    import os
-
     previous = sys.excepthook
     if getattr(previous, "akash_nb", False):
         return

@@ -41,19 +41,17 @@ Folder (argument, else AKASH_NB_RECORDINGS, else the repository's tests/recordin
 is noted, one line `<hash> <outcome>` appended at once to the file named by AKASH_NB_REPLAY_USED (if set),
 so a recorder running notebooks in separate kernels can count and report unused recordings.
 
-CLI: `python -m akash_nb.replay record [--upstream U] [--folder F] [--fresh] [--prune] NOTEBOOK...`.
+The recorder that runs notebooks through this server is `akash_nb.notebooks.record` (`akash-nb record`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import hashlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -64,7 +62,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import AkashNBError, ConfigError
+from . import config, local
+from .errors import ConfigError
+from .files import write_atomically
 from .secret import Secret
 
 FOLDER_ENV = "AKASH_NB_RECORDINGS"
@@ -169,17 +169,8 @@ def last_user_text(messages: Any) -> str:
 def write_recording(folder: Path, recording: dict[str, Any], name: str | None = None) -> Path:
     """Write at once and atomically: a reader (or a SIGKILL) sees the old file or the new one."""
     path = folder / f"{name or Request(**recording['request']).key}.json"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(recording, f, indent=1, sort_keys=True, ensure_ascii=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; recordings are committed files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(recording, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return write_atomically(path, text, mode=0o644)  # recordings are committed files
 
 
 def read_recording(path: Path) -> dict[str, Any] | None:
@@ -269,22 +260,16 @@ class Upstream:
 
 
 def _local_upstream() -> Upstream:
-    from . import local
-
     server = local.ensure_server()
     return Upstream("local", server.base_url, server.key, server.model)
 
 
 def _akashml_upstream() -> Upstream:
-    from . import config
-
     settings = config.resolve("akashml")
     return Upstream("akashml", settings.base_url or "", settings.api_key)
 
 
 def _url_upstream(url: str) -> Upstream:
-    from . import config
-
     settings = config.resolve("openai-compatible", base_url=url)
     base = settings.base_url or url
     return Upstream(urlparse(base).netloc, base, settings.api_key)
@@ -610,97 +595,3 @@ def ensure_server(folder: Path | None = None, *, mode: str | None = None,
             server = ReplayServer(where, chosen, resolved)
         _servers[(where, chosen, spec)] = server
         return server
-
-
-# --- `python -m akash_nb.replay record` -----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Usage:
-    """What a run did with the recordings, read from the used file."""
-
-    outcomes: dict[str, set[str]]  # outcome -> recording keys
-
-    @classmethod
-    def read(cls, path: Path) -> Usage:
-        outcomes: dict[str, set[str]] = {}
-        for line in path.read_text().splitlines() if path.exists() else []:
-            key, _, outcome = line.partition(" ")
-            outcomes.setdefault(outcome, set()).add(key)
-        return cls(outcomes)
-
-    def keys(self, *outcomes: str) -> set[str]:
-        return set().union(*(self.outcomes.get(o, set()) for o in outcomes))
-
-
-def record(paths: list[Path], *, upstream: str = DEFAULT_UPSTREAM, folder: Path | None = None,
-           fresh: bool = False, prune: bool = False, out: Callable[[str], None] = print) -> int:
-    """Execute each notebook with its HTTP recorded; report written, reused and unused recordings."""
-    from . import notebooks
-
-    where = recordings_folder(folder)
-    if not paths:
-        out(f"No notebooks to record; recordings in {shown_folder(where)} left as they are.")
-        return 0
-    source = resolve_upstream(upstream)  # fail early (and start the embedded model once, here)
-    where.mkdir(parents=True, exist_ok=True)
-    out(f"Recording {len(paths)} notebook(s) from {source.label} ({source.base_url}) into "
-        f"{shown_folder(where)}{', all afresh' if fresh else ''}.")
-    fd, used_name = tempfile.mkstemp(prefix="akash-nb-used-", suffix=".txt")
-    os.close(fd)
-    used = Path(used_name)
-    env = {
-        "AKASH_NB_PROVIDER": "replay",
-        MODE_ENV: "rerecord" if fresh else "record",
-        UPSTREAM_ENV: upstream,
-        FOLDER_ENV: str(where),
-        USED_ENV: str(used),
-    }
-    failures = 0
-    try:
-        for path in paths:
-            _, error = notebooks.execute(path.resolve(), env, solutions=True)
-            if error:
-                failures += 1
-                out(f"FAIL {path}: {error.splitlines()[0]}")
-            else:
-                out(f"ok   {path}")
-        usage = Usage.read(used)
-    finally:
-        used.unlink(missing_ok=True)
-    written, reused = usage.keys("written"), usage.keys("reused") - usage.keys("written")
-    out(f"{len(written)} recording(s) written, {len(reused)} reused.")
-    unused = [p for p in recordings(where) if p.stem not in usage.keys("written", "reused")]
-    if unused:
-        if prune and not failures:
-            for p in unused:
-                p.unlink()
-            out(f"Deleted {len(unused)} unused recording(s): " + ", ".join(p.name for p in unused))
-        else:
-            why = " (not pruned: a notebook failed)" if prune else " (delete them with --prune)"
-            out(f"{len(unused)} unused recording(s){why}: " + ", ".join(p.name for p in unused))
-    return 1 if failures else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m akash_nb.replay",
-                                     description="Record the HTTP of lessons for offline replay.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("record", help="execute notebooks, recording every request they make")
-    rec.add_argument("notebooks", nargs="*", type=Path)
-    rec.add_argument("--upstream", default=os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM,
-                     help="local, akashml, or an http(s) URL (default: local)")
-    rec.add_argument("--folder", type=Path, default=None, help="default: AKASH_NB_RECORDINGS, else "
-                     "tests/recordings")
-    rec.add_argument("--fresh", action="store_true", help="ask the upstream again even when recorded")
-    rec.add_argument("--prune", action="store_true", help="delete recordings no notebook used")
-    args = parser.parse_args(argv)
-    try:
-        return record(args.notebooks, upstream=args.upstream, folder=args.folder, fresh=args.fresh,
-                      prune=args.prune)
-    except AkashNBError as error:
-        print(f"akash_nb.replay: {error.sentence}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

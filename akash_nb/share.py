@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import secrets
 import signal
@@ -29,18 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from dotenv import set_key
+
+from . import config
 from . import engine as engines
 from . import model as models
-from .local import (
-    READY_TIMEOUT,
-    Server,
-    _error,
-    _launch,
-    _port_in_use,
-    _wait_until_ready,
-    server_command,
-    state_dir,
-)
+from .exceptions import ConfigError, LocalServerError
+from .llama_server import READY_TIMEOUT, launch, list_models, port_in_use, server_command, wait_until_ready
+from .local import state_dir
 from .model import model_name
 from .secret import Secret
 
@@ -71,20 +66,20 @@ def start_share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SH
                 timeout: float = READY_TIMEOUT) -> Shared:
     """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
     if slots < 1:
-        raise _error(f"--slots is {slots}; it must be at least 1.")
+        raise LocalServerError(f"--slots is {slots}; it must be at least 1.")
     path = models.ensure()
     binary = engines.ensure().server
-    if _port_in_use(port, host):
-        raise _error(f"Port {port} on {host} is already in use; pick another with --port.")
+    if port_in_use(port, host):
+        raise LocalServerError(f"Port {port} on {host} is already in use; pick another with --port.")
     key = secrets.token_urlsafe(24)
     key_file = state_dir() / f"share-{port}.key"
     log = state_dir() / f"share-{port}.log"
-    process = _launch(lambda kf: server_command(binary, path, port, kf, host=host, slots=slots),
-                      key, key_file, log)
+    process = launch(lambda kf: server_command(binary, path, port, kf, host=host, slots=slots),
+                     key, key_file, log)
     shared = Shared(process, port, Secret(key), model_name(path), slots, log, host)
-    probe = Server(process.pid, port, shared.key, shared.model, str(path), str(log), "share")
     try:
-        _wait_until_ready(process, probe, timeout)
+        wait_until_ready(process, base_url=shared.url(), key=shared.key, model=shared.model, log=log,
+                         engine=str(binary), timeout=timeout)
     except BaseException:
         stop_share(shared)
         raise
@@ -243,7 +238,7 @@ def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HO
                     print(line, file=out, flush=True)
                     shown = line
             time.sleep(STATUS_EVERY)
-        raise _error(f"The class server exited (code {shared.process.returncode}); its log is {shared.log}.")
+        raise LocalServerError(f"The class server exited (code {shared.process.returncode}); its log is {shared.log}.")
     finally:
         if terminal:
             print(file=out)
@@ -259,8 +254,6 @@ def class_url(text: str) -> str:
         raw = "http://" + raw
     parsed = urlparse(raw)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in raw):
-        from .errors import ConfigError
-
         raise ConfigError(f"{text!r} is not a server address; copy the URL from the teacher's screen, "
                           "like http://192.168.1.20:8080/v1. Nothing was written.")
     return raw.rstrip("/") if parsed.path.rstrip("/") else raw.rstrip("/") + "/v1"
@@ -268,12 +261,8 @@ def class_url(text: str) -> str:
 
 def served_models(url: str, key: str, timeout: float = JOIN_TIMEOUT) -> list[str]:
     """The models a class server serves, asked with `key`; a ConfigError sentence when it does not answer."""
-    from .errors import ConfigError
-
-    request = urllib.request.Request(url + "/models", headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return [str(m.get("id")) for m in json.load(response).get("data", [])]
+        return list_models(url, key, timeout)
     except urllib.error.HTTPError as error:
         if error.code == 401:
             raise ConfigError(f"The class server at {url} refused this key (401); copy the key again from "
@@ -294,10 +283,6 @@ def join(url: str, key: str, env_file: Path | None = None) -> str:
     """Check the class server at `url` answers with `key`, then write its `.env` lines into `env_file`
     (default: `.env` in the working directory), keeping every other line there. Returns the one sentence
     to show. The key is written to the file (mode 0600) and never shown."""
-    from dotenv import set_key
-
-    from . import config  # its clean_key: the same .env mistakes forgiven as everywhere else
-
     target = Path(".env") if env_file is None else env_file
     api = class_url(url)
     clean, _ = config.clean_key(key, "the KEY you gave")

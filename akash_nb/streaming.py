@@ -16,12 +16,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import httpx2
 import openai
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
 from . import errors
+from .exceptions import input_error
+
+if TYPE_CHECKING:  # for the annotation only
+    from .connection import Connection
 
 
 @dataclass(frozen=True)
@@ -37,17 +43,16 @@ class StreamResult:
 
 def collect_stream(
     stream: openai.Stream[ChatCompletionChunk],
-    provider_title: str = "the provider",
+    where: Connection | str | None = None,
     *,
-    provider_name: str = "",
-    url: str = "",
     on_text: Callable[[str], None] | None = None,
 ) -> StreamResult:
     """Read `stream` to the end; never raises for a failure after the request was accepted.
 
+    `where`: the connection the stream came from, named in the error sentence (see `errors.explain`).
     `on_text(text_so_far)` is called after each piece of text (for a live display)."""
     if not isinstance(stream, openai.Stream):
-        raise errors.input_error("wrong-type", name="stream", expected="the stream create(..., stream=True) "
+        raise input_error("wrong-type", name="stream", expected="the stream create(..., stream=True) "
                                  "returns", got=type(stream).__name__,
                                  example="collect_stream(client.chat.completions.create(..., stream=True))")
     parts: list[str] = []
@@ -72,12 +77,13 @@ def collect_stream(
                         on_text("".join(parts))
     # JSONDecodeError, not ValueError: an event that is not JSON, never an on_text display's own error.
     except (openai.OpenAIError, json.JSONDecodeError) as exc:
-        error = errors.explain(exc, provider_title, provider_name=provider_name, url=url, streaming=True)
+        error = errors.explain(exc, where, streaming=True)
     if error is None and finish_reason is None and refused:
-        error = _refused(refused[0], stream.response.request, provider_title, provider_name, url)
+        error = _refused(refused[0], stream.response.request, where)
     if error is None and finish_reason is None:
-        error = errors.ended_early(provider_title)
-    return StreamResult("".join(parts), finish_reason, error is not None, error, chunks, usage, model)
+        error = errors.ended_early(where)
+    return StreamResult(text="".join(parts), finish_reason=finish_reason, cut=error is not None, error=error,
+                        chunks=chunks, usage=usage, model=model)
 
 
 def _watch_error_field(stream: openai.Stream) -> list[str]:
@@ -98,7 +104,7 @@ def _watch_error_field(stream: openai.Stream) -> list[str]:
     return found
 
 
-def _refused(value: str, request, provider_title: str, provider_name: str, url: str) -> errors.AkashNBError:
+def _refused(value: str, request: httpx2.Request, where: Connection | str | None) -> errors.AkashNBError:
     """The sentence for an `error:` field: the server's message, as for an error event in the stream."""
     try:
         body = json.loads(value)
@@ -107,4 +113,4 @@ def _refused(value: str, request, provider_title: str, provider_name: str, url: 
     if not isinstance(body, dict):
         body = {"message": str(body)}
     error = openai.APIError(str(body.get("message") or value), request, body=body)
-    return errors.explain(error, provider_title, provider_name=provider_name, url=url, streaming=True)
+    return errors.explain(error, where, streaming=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import ipywidgets as widgets
 import mistune
@@ -28,10 +28,8 @@ import openai
 from openai.types import CompletionUsage
 
 from . import checks, errors, local, render, streaming
-from .client import Connection, connection, resolve_model
-
-if TYPE_CHECKING:
-    from .conversation import Conversation
+from .connection import Connection, connection_for, connection_or_unknown, resolve_model
+from .conversation import Conversation
 
 # Context window per provider, the upper bound of the max_tokens box; others get DEFAULT_CONTEXT_TOKENS.
 CONTEXT_TOKENS: dict[str, int] = {"local": local.CONTEXT_TOKENS}
@@ -56,34 +54,27 @@ def _usage_html(text: str) -> str:
     return render.KINDS["usage"].rich(text)
 
 
-def usage_line(model: str | None, provider: str, finish_reason: str | None, usage: CompletionUsage | None,
-               first_token_seconds: float | None, seconds: float) -> str:
-    """E.g. "SmolLM2-135M-Instruct via local · finish_reason=length · usage not reported · first token
-    0.21 s · total 0.98 s". `model` is the one the response names, never the one requested."""
-    parts = [f"{model} via {provider}" if model else f"no answer via {provider}",
-             f"finish_reason={finish_reason}", render.tokens_text(usage)]
-    if first_token_seconds is not None:
-        parts.append(f"first token {first_token_seconds:.2f} s")
-    parts.append(f"total {seconds:.2f} s")
-    return " · ".join(parts)
-
-
 # --- Panel --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Result:
     """What one run of a panel produced."""
 
-    text: str  # the answer (partial if the stream was cut)
-    model: str | None  # the model the response chunks name; None if no chunk arrived
     provider: str  # the provider's name, e.g. "local"
-    finish_reason: str | None
-    usage: CompletionUsage | None  # None when the server did not report usage
-    seconds: float  # from sending the request to the end of the stream (or the error)
-    first_token_seconds: float | None  # from sending the request to the first text
-    error: str | None  # the one sentence, when the request failed or the stream was cut
-    request: dict[str, Any]  # what was sent: model, messages, temperature, max_tokens
+    text: str = ""  # the answer (partial if the stream was cut)
+    model: str | None = None  # the model the response chunks name; None if no chunk arrived
+    finish_reason: str | None = None
+    usage: CompletionUsage | None = None  # None when the server did not report usage
+    seconds: float = 0.0  # from sending the request to the end of the stream (or the error)
+    first_token_seconds: float | None = None  # from sending the request to the first text
+    error: str | None = None  # the one sentence, when the request failed or the stream was cut
+    request: dict[str, Any] = field(default_factory=dict)  # what was sent: model, messages, temperature, ...
     interrupted: bool = False  # Ctrl-C or the stop button stopped the stream (the text so far is kept)
+
+    @classmethod
+    def refused(cls, conn: Connection, sentence: str | None) -> Result:
+        """A run that sent nothing: the models could not be listed, or the request cannot work."""
+        return cls(provider=conn.provider.name, error=sentence)
 
     @property
     def sent(self) -> bool:
@@ -97,8 +88,9 @@ class Result:
 
     def usage_line(self) -> str:
         """One line: who answered, via which provider, why it stopped, tokens, and latency."""
-        return usage_line(self.model, self.provider, self.finish_reason, self.usage, self.first_token_seconds,
-                          self.seconds)
+        return render.footer_text(self.model, self.provider, self.finish_reason, self.usage,
+                                  seconds=self.seconds, first_token_seconds=self.first_token_seconds,
+                                  streamed=True)
 
     def answer_text(self) -> str:
         """The answer as plain text, with a cut or a failure said in words."""
@@ -148,7 +140,7 @@ class Panel(widgets.VBox):
                  max_tokens: int = 128, system: str | None = None):
         _check_panel_arguments(prompt, messages, model, temperature, max_tokens, system)
         self.client = client
-        self.conn = connection(client)
+        self.conn = connection_for(client)
         self.history, system, prompt = _split(messages, system, prompt)
         self.result: Result | None = None
         self.problem: str | None = None  # why the served models could not be listed, if they could not
@@ -208,19 +200,16 @@ class Panel(widgets.VBox):
     def run(self) -> Result:
         """Send the request, stream the answer into the panel, and return the `Result`."""
         if self.model.value is None and not self._load_models():
-            return self._finish(Result("", None, self.conn.provider.name, None, None, 0.0, None, self.problem,
-                                       {}))
+            return self._finish(Result.refused(self.conn, self.problem))
         if not self.messages():
-            return self._finish(Result("", None, self.conn.provider.name, None, None, 0.0, None,
-                                       NOTHING_TO_SEND, {}))
+            return self._finish(Result.refused(self.conn, NOTHING_TO_SEND))
         request = self.request()
         try:  # a request that cannot work is refused here, in one sentence, before anything is sent
             checks.check_request(request["messages"], model=request["model"],
                                  temperature=request["temperature"], max_tokens=request["max_tokens"],
                                  context_tokens=self._context)
         except errors.AkashNBError as problem:
-            return self._finish(Result("", None, self.conn.provider.name, None, None, 0.0, None,
-                                       problem.sentence, {}))
+            return self._finish(Result.refused(self.conn, problem.sentence))
         self.run_button.disabled = True
         self.usage.value = ""
         self.answer.value = _usage_html(f"Asking {self.model.value} via {self.conn.provider.name}…")
@@ -286,16 +275,17 @@ def _stream(client: openai.OpenAI, conn: Connection, request: dict[str, Any],
     try:
         stream = client.chat.completions.create(**request, stream=True,
                                                 stream_options={"include_usage": True})
-        got = streaming.collect_stream(stream, conn.describe(), provider_name=conn.provider.name,
-                                       url=conn.base_url, on_text=arrived)
+        got = streaming.collect_stream(stream, conn, on_text=arrived)
     except KeyboardInterrupt as exc:  # Ctrl-C: whatever arrived is kept, marked cut
-        return Result(so_far, None, conn.provider.name, None, None, time.monotonic() - started, first,
-                      conn.explain(exc).sentence, request, interrupted=True)
+        return Result(text=so_far, provider=conn.provider.name, seconds=time.monotonic() - started,
+                      first_token_seconds=first, error=conn.explain(exc).sentence, request=request,
+                      interrupted=True)
     except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
-        return Result(so_far, None, conn.provider.name, None, None, time.monotonic() - started, first,
-                      conn.explain(exc).sentence, request)
-    return Result(got.text, got.model, conn.provider.name, got.finish_reason, got.usage,
-                  time.monotonic() - started, first, got.error.sentence if got.error else None, request)
+        return Result(text=so_far, provider=conn.provider.name, seconds=time.monotonic() - started,
+                      first_token_seconds=first, error=conn.explain(exc).sentence, request=request)
+    return Result(text=got.text, model=got.model, provider=conn.provider.name, finish_reason=got.finish_reason,
+                  usage=got.usage, seconds=time.monotonic() - started, first_token_seconds=first,
+                  error=got.error.sentence if got.error else None, request=request)
 
 
 def _check_panel_arguments(prompt: Any, messages: Any, model: Any, temperature: Any, max_tokens: Any,
@@ -347,8 +337,6 @@ class ChatBox:
     """
 
     def __init__(self, conversation: Conversation):
-        from .conversation import Conversation
-
         if not isinstance(conversation, Conversation):
             raise errors.input_error("wrong-type", name="conversation", expected="an akash_nb.Conversation",
                                      got=checks._kind(conversation),
@@ -391,7 +379,7 @@ class ChatBox:
             raise
         except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
             self._draw()
-            self._failed(errors.explain(exc, self._provider_title()).sentence)
+            self._failed(self._connection().explain(exc).sentence)
             return None
         finally:
             self.send_button.disabled = False
@@ -400,22 +388,15 @@ class ChatBox:
         self._set_status(self._usage_line(first), error=False)
         return reply
 
-    def _provider(self) -> Connection | None:
-        try:
-            return connection(self.conversation.client)
-        except errors.ConfigError:  # a plain openai.OpenAI, which Conversation also accepts
-            return None
-
-    def _provider_title(self) -> str:
-        conn = self._provider()
-        return conn.describe() if conn else "the provider"
+    def _connection(self) -> Connection:
+        # Conversation also accepts a plain openai.OpenAI that akash_nb has not seen
+        return connection_or_unknown(self.conversation.client)
 
     def _usage_line(self, first: float | None) -> str:
         response = self.conversation.last_response
-        conn = self._provider()
-        provider = conn.provider.name if conn else str(self.conversation.client.base_url)
-        return usage_line(response.model, provider, response.choices[0].finish_reason, response.usage, first,
-                          self.conversation.last_seconds)
+        return render.footer_text(response.model, self._connection().label, response.choices[0].finish_reason,
+                                  response.usage, seconds=self.conversation.last_seconds,
+                                  first_token_seconds=first, streamed=True)
 
     def _failed(self, sentence: str) -> None:
         """The sentence in the status line; a cut reply's text above it, outside the transcript."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from openai._legacy_response import LegacyAPIResponse
 
+from .connection import connection_for_url
 from .errors import AkashNBError
 from .secret import Secret
 
@@ -90,12 +91,8 @@ def _json_or_text(data: bytes | str) -> Any:
 
 def _key_variable(base_url: str) -> str:
     """The variable a user of this provider keeps the key in (AKASHML_API_KEY for AkashML), else API_KEY."""
-    from .client import known_connections
-
-    for conn in known_connections():
-        if conn.base_url and base_url.startswith(conn.base_url.rstrip("/")) and conn.provider.key_env:
-            return conn.provider.key_env[0]
-    return "API_KEY"
+    conn = connection_for_url(base_url)
+    return conn.provider.key_env[0] if conn is not None and conn.provider.key_env else "API_KEY"
 
 
 def exchange(raw: LegacyAPIResponse) -> Exchange:

@@ -118,10 +118,10 @@ def _json_lines(text: str) -> Iterator[dict]:
 
 def tool_env(spin: bool = False) -> dict[str, str]:
     """The environment llama.cpp's tools run in: the embedded server's wait policy, or OpenMP's spinning."""
-    from akash_nb import local
+    from akash_nb import llama_server
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
-    return env if spin else {**env, **local.WAIT_POLICY}
+    return env if spin else {**env, **llama_server.WAIT_POLICY}
 
 
 def batched_bench(tool: Path, model: Path, *, prompt: int, generate: int, parallel: Iterable[int],

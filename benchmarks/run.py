@@ -520,7 +520,7 @@ def main() -> int:
     import openai
 
     from akash_nb import engine as engines
-    from akash_nb import local, model, share
+    from akash_nb import llama_server, local, model, share
 
     began = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -533,9 +533,9 @@ def main() -> int:
               "builds them.")
         return 1
     engine = Engine(found.version, tools["llama-bench"], tools["llama-batched-bench"], model.ensure(),
-                    local.THREADS)
+                    llama_server.THREADS)
     settings = {"reps": REPS, "max_tokens": MAX_TOKENS, "users_max_tokens": USERS_MAX_TOKENS,
-                "slider_tokens": SLIDER_TOKENS, "budget_s": BUDGET, "threads": local.THREADS}
+                "slider_tokens": SLIDER_TOKENS, "budget_s": BUDGET, "threads": llama_server.THREADS}
     results: dict = {"machine": measure.machine(found.version),
                      "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "settings": {**settings,
@@ -571,7 +571,7 @@ def main() -> int:
 
         if wanted("users"):
             print("5. a room: 1, 4, 16, 32 users at once ...", flush=True)
-            shared = share.start_share(port=local._free_port(), host="127.0.0.1")
+            shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
             results["users"] = bench_users(shared.url(), shared.key.reveal(), shared.model, shared.slots,
                                            engine)
             results["users"]["server_rss_mb"] = measure.rss_mb(shared.process.pid)

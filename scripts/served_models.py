@@ -11,7 +11,7 @@ import argparse
 import sys
 
 import akash_nb
-from akash_nb.client import served_models
+from akash_nb.connection import served_models
 from akash_nb.errors import AkashNBError
 from akash_nb.providers import PROVIDERS
 

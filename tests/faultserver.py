@@ -13,6 +13,7 @@ request, so a test can tell whether the SDK retried. Nothing leaves the loopback
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import sys
@@ -22,6 +23,9 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from akash_nb.connection import Connection
+from akash_nb.providers import PROVIDERS
 
 MODEL = "fault-model"
 HANG_LIMIT = 10.0  # a "hang" never outlives this, even if the client never gives up
@@ -370,3 +374,10 @@ def closed_port() -> int:
 
 # A host name that cannot resolve: `.invalid` is reserved (RFC 2606), so no resolver sends it anywhere real.
 UNRESOLVABLE_URL = "http://chatapi.akash.invalid/api/v1"
+
+
+def connection_to(url: str = "", provider: str = "openai-compatible", title: str | None = None) -> Connection:
+    """A Connection to `url` as akash_nb would make it for `provider`, its title `title` if given: what
+    errors.explain and streaming.collect_stream are told about where a request went."""
+    found = PROVIDERS[provider]
+    return Connection(dataclasses.replace(found, title=title) if title else found, url, None, "test")

@@ -5,7 +5,6 @@ to a non-loopback address (the retired host is only looked up, and only where th
 from __future__ import annotations
 
 import socket
-import sys
 import time
 from urllib.parse import urlparse
 
@@ -13,8 +12,10 @@ import openai
 import pytest
 
 import akash_nb
+from akash_nb import connection as connections
 from akash_nb import local, render
-from akash_nb.client import choose_model, client, connection, resolve_model, served_models
+from akash_nb.connect import choose_model, client
+from akash_nb.connection import connection_for, resolve_model, served_models
 from akash_nb.errors import AkashNBError, ConfigError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
@@ -36,7 +37,7 @@ def test_client_is_a_plain_openai_client_for_the_embedded_server(local_env):
     openai_client = client(show=False)
     assert type(openai_client) is openai.OpenAI
     assert urlparse(str(openai_client.base_url)).hostname == "127.0.0.1"
-    conn = connection(openai_client)
+    conn = connection_for(openai_client)
     assert conn.provider.name == "local"
     assert conn.base_url == local.running().base_url
     assert "never shown" in conn.key_source
@@ -51,7 +52,7 @@ def test_the_guides_model_is_substituted_and_the_note_names_both(local_env):
     assert choice.substituted
     assert (choice.requested, choice.model) == (GUIDE_MODEL, LOCAL_MODEL_NAME)
     assert choice.served == (LOCAL_MODEL_NAME,)
-    note = render.model_choice_text(choice, connection(openai_client))
+    note = render.model_choice_text(choice, connection_for(openai_client))
     assert GUIDE_MODEL in note and LOCAL_MODEL_NAME in note
 
 
@@ -102,9 +103,9 @@ def test_a_response_names_the_model_that_really_answered(local_env):
 def test_the_banner_says_provider_url_model_and_key_source_but_never_the_key(local_env, monkeypatch):
     monkeypatch.setenv("AKASH_NB_MODEL", LOCAL_MODEL_NAME)
     openai_client = client(show=False)
-    text = render.connection_text(connection(openai_client))
+    text = render.connection_text(connection_for(openai_client))
     server = local.running()
-    for part in ("local", server.base_url, LOCAL_MODEL_NAME, connection(openai_client).key_source):
+    for part in ("local", server.base_url, LOCAL_MODEL_NAME, connection_for(openai_client).key_source):
         assert part in text
     assert server.key.reveal() not in text
     assert openai_client.api_key == server.key.reveal()  # the key is in the client, only there
@@ -116,9 +117,9 @@ def test_a_remote_client_is_made_without_contacting_anyone(tmp_path, monkeypatch
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
     openai_client = client("akashml", api_key=AKML, show=False)
     assert str(openai_client.base_url).rstrip("/") == "https://api.akashml.com/v1"
-    text = render.connection_text(connection(openai_client))
+    text = render.connection_text(connection_for(openai_client))
     assert "akashml" in text and "https://api.akashml.com/v1" in text and "the api_key= argument" in text
-    assert AKML not in text and AKML not in repr(connection(openai_client))
+    assert AKML not in text and AKML not in repr(connection_for(openai_client))
     assert not list((tmp_path / "state").glob("server-*.json"))  # no embedded server started for it
 
 
@@ -158,16 +159,15 @@ def test_an_unreachable_server_is_a_sentence_not_a_traceback():
 
 def test_connection_of_a_client_not_made_here_is_a_sentence():
     with pytest.raises(ConfigError, match=r"akash_nb\.connection_values\(\)"):
-        connection(openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{closed_port()}/v1"))
+        connection_for(openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{closed_port()}/v1"))
 
 
 def test_connections_are_forgotten_with_their_clients():
-    client_module = sys.modules["akash_nb.client"]  # akash_nb.client is the function
     openai_client = client(base_url="http://127.0.0.1:9/v1", show=False)
-    assert openai_client in client_module._connections
-    count = len(client_module._connections)
+    assert openai_client in connections._by_client
+    count = len(connections._by_client)
     del openai_client
-    assert len(client_module._connections) == count - 1
+    assert len(connections._by_client) == count - 1
 
 
 def test_last_latency_times_the_last_request_without_touching_the_call(local_env):
@@ -215,7 +215,7 @@ def test_connection_values_are_the_two_values_of_the_guides_client_and_the_key_i
     assert isinstance(api_key, str) and base_url.startswith("http://127.0.0.1:")
     assert repr(api_key) == "Secret(****)" and repr(replay_values).count("Secret(****)") == 1
     plain = openai.OpenAI(api_key=api_key, base_url=base_url)
-    assert connection(plain).provider.name == "replay"
+    assert connection_for(plain).provider.name == "replay"
     assert served_models(plain) == [LOCAL_MODEL_NAME]
 
 
@@ -249,5 +249,5 @@ def test_an_error_from_a_plain_client_names_its_url():
 def test_a_client_akash_nb_never_saw_is_a_sentence_naming_connection_values():
     stranger = openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{closed_port()}/v1")
     with pytest.raises(ConfigError) as caught:
-        connection(stranger)
+        connection_for(stranger)
     assert "akash_nb.connection_values()" in caught.value.sentence

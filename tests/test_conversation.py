@@ -24,10 +24,11 @@ from pathlib import Path
 
 import openai
 import pytest
-from faultserver import FaultServer, closed_port
+from faultserver import FaultServer, closed_port, connection_to
 
 import akash_nb
 from akash_nb import errors
+from akash_nb.connection import connection_or_unknown
 from akash_nb.conversation import (
     DEFAULT_SYSTEM,
     Conversation,
@@ -186,8 +187,7 @@ def test_a_refused_connection_keeps_the_history_and_retry_sends_it_again(local):
     # The sentence is the errors table's, told which provider and URL this client talks to.
     cause = failure.value.__cause__
     assert isinstance(cause, openai.APIConnectionError)
-    assert failure.value.sentence == explain(cause, "your OpenAI-compatible server",
-                                             provider_name="openai-compatible", url=dead).sentence
+    assert failure.value.sentence == explain(cause, connection_to(dead)).sentence
     assert dead in failure.value.sentence and is_one_sentence(failure.value.sentence)
     assert conversation.messages == before and len(conversation.history) == 1
     assert conversation.pending == "Can you tell me more about that?"
@@ -209,7 +209,9 @@ def test_a_plain_openai_client_gets_a_generic_provider_title():
     conversation = Conversation(openai.OpenAI(api_key="x", base_url=dead, max_retries=0), "m")
     with pytest.raises(AkashNBError) as failure:
         conversation.send("Hi")
-    assert failure.value.sentence == explain(failure.value.__cause__, "the provider", url=dead).sentence
+    assert failure.value.sentence == explain(failure.value.__cause__, connection_or_unknown(
+        conversation.client)).sentence
+    assert dead in failure.value.sentence
     assert dead in failure.value.sentence and is_one_sentence(failure.value.sentence)
     assert conversation.history == () and conversation.pending == "Hi"
 

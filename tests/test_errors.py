@@ -11,10 +11,10 @@ import openai
 import pytest
 
 from akash_nb import errors
-from akash_nb.errors import STATUS, TRANSPORT, AkashNBError, ConfigError, RequestError, explain
+from akash_nb.errors import NO_STATUS, STATUS, AkashNBError, ConfigError, RequestError, explain
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
-ALL = [*STATUS.values(), *TRANSPORT.values(), *errors.INPUT.values()]
+ALL = [*STATUS.values(), *NO_STATUS.values(), *errors.INPUT.values()]
 
 
 def test_docs_errors_md_embeds_the_generated_table():
@@ -51,13 +51,13 @@ def test_the_retried_rows_are_the_ones_the_sdk_retries():
     # openai/_base_client.py _should_retry: 408, 409, 429 and >= 500
     assert {code for code, f in STATUS.items() if f.retry} == {c for c in STATUS if c in (408, 409, 429)
                                                                or c >= 500}
-    assert {kind for kind, f in TRANSPORT.items() if f.retry} == {"timeout", "refused", "dns", "connection",
+    assert {kind for kind, f in NO_STATUS.items() if f.retry} == {"timeout", "refused", "dns", "connection",
                                                                    "dropped"}
 
 
 def test_nothing_in_a_cut_stream_row_claims_nothing_was_lost():
     for kind in ("cut", "bad-sse", "stream-error", "ended-early", "interrupted"):
-        assert "kept" in TRANSPORT[kind].lost and "kept" in TRANSPORT[kind].sentence
+        assert "kept" in NO_STATUS[kind].lost and "kept" in NO_STATUS[kind].sentence
 
 
 def test_an_akash_nb_error_is_passed_through_unchanged():

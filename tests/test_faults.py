@@ -10,7 +10,7 @@ import time
 
 import openai
 import pytest
-from faultserver import UNRESOLVABLE_URL, WORDS, FaultServer, closed_port
+from faultserver import UNRESOLVABLE_URL, WORDS, FaultServer, closed_port, connection_to
 
 import akash_nb
 from akash_nb import errors
@@ -39,11 +39,12 @@ def sdk(server, *, retries: int = 0, timeout: float = 2.0, hook: bool = False) -
     return openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=retries, timeout=timeout, **extra)
 
 
-def failing(call, *, provider_name: str = "", url: str = "", streaming: bool | None = None) -> AkashNBError:
+def failing(call, *, provider_name: str = "openai-compatible", url: str = "", streaming: bool | None = None
+            ) -> AkashNBError:
     """Run `call`, which must raise, and return the explained error."""
     with pytest.raises(Exception) as caught:
         call()
-    return explain(caught.value, TITLE, provider_name=provider_name, url=url, streaming=streaming)
+    return explain(caught.value, connection_to(url, provider_name, TITLE), streaming=streaming)
 
 
 def create(client: openai.OpenAI, **kwargs):
@@ -292,7 +293,7 @@ def test_a_stream_ending_without_finish_reason_is_marked_cut(fault_server):
 
 def test_a_stream_answered_with_html_is_not_mistaken_for_an_empty_answer(fault_server):
     fault_server.behave("html")
-    result = collect_stream(stream(sdk(fault_server)), TITLE, url=fault_server.url)
+    result = collect_stream(stream(sdk(fault_server)), connection_to(fault_server.url, title=TITLE))
     assert result.cut and result.text == ""
     assert "answered with text/html instead of the API's JSON" in result.error.sentence
 
@@ -347,5 +348,5 @@ def test_akash_nb_client_refuses_a_web_page_where_the_api_should_be(fault_server
                            max_retries=0)
     with pytest.raises(openai.APIResponseValidationError) as caught:
         made.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-    sentence = akash_nb.explain(caught.value, "your server", url=fault_server.url).sentence
+    sentence = akash_nb.explain(caught.value, connection_to(fault_server.url, title="your server")).sentence
     assert "answered with text/html instead of the API's JSON" in sentence

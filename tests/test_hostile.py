@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import checks, cli, code, config, doctor, errors, render, streaming
+from akash_nb import checks, cli, code, config, doctor, errors, masking, render, streaming
 from akash_nb.conversation import Conversation
 from akash_nb.errors import AkashNBError
 from akash_nb.secret import Secret
@@ -47,10 +47,8 @@ def ok(server):
 @pytest.fixture
 def own_secrets(monkeypatch):
     """Secrets a property makes are forgotten after it: hypothesis's text must not mask later tests' text."""
-    from akash_nb import secret
-
-    monkeypatch.setattr(secret, "_known", set(secret._known))
-    monkeypatch.setattr(secret, "_pattern", secret._pattern)
+    monkeypatch.setattr(masking, "_known", set(masking._known))
+    monkeypatch.setattr(masking, "_pattern", masking._pattern)
 
 
 def made(server, **kwargs) -> openai.OpenAI:
@@ -84,7 +82,7 @@ def test_a_key_pasted_with_an_invisible_character_works_and_the_banner_says_so(o
     client = made(ok)
     assert akash_nb.served_models(client) == ["fault-model"]  # was UnicodeEncodeError on every request
     assert ok.requests[-1][2]["authorization"] == "Bearer class-key-0123456789"
-    source = akash_nb.connection(client).key_source
+    source = akash_nb.connection_for(client).key_source
     assert source.startswith("environment variable AKASH_NB_API_KEY (invisible characters removed:")
 
 
@@ -92,7 +90,7 @@ def test_doctor_with_an_invisible_character_in_the_key_does_not_crash(ok, monkey
     monkeypatch.setenv("AKASH_NB_PROVIDER", "openai-compatible")
     monkeypatch.setenv("AKASH_NB_BASE_URL", ok.url)
     monkeypatch.setenv("AKASH_NB_API_KEY", "\ufeffclass-key-0123456789")
-    row = doctor.check_provider("openai-compatible")
+    row = doctor.probe_provider("openai-compatible")
     assert row.ok and "invisible characters removed: BOM" in row.configured
 
 
@@ -193,7 +191,7 @@ def test_a_recording_of_the_wrong_shape_is_a_sentence_not_an_attribute_error(tmp
     (folder / "0123456789abcdef.json").write_text("[1, 2, 3]")  # valid JSON, wrong shape
     monkeypatch.setenv("AKASH_NB_RECORDINGS", str(folder))
     client = akash_nb.client("replay", show=False)  # was AttributeError: 'list' object has no attribute 'get'
-    assert "no recordings yet" in akash_nb.connection(client).detail
+    assert "no recordings yet" in akash_nb.connection_for(client).detail
 
 
 def test_a_server_echoing_a_key_of_any_shape_never_shows_it(server, monkeypatch):
@@ -220,7 +218,7 @@ def test_outside_ipython_the_banner_and_answer_are_plain_text(ok, capsys):
 def test_doctor_names_a_key_from_the_environment_as_such(ok, monkeypatch):
     monkeypatch.setenv("AKASH_NB_BASE_URL", ok.url)
     monkeypatch.setenv("AKASH_NB_API_KEY", "env-key-0123456789")
-    row = doctor.check_provider("openai-compatible")
+    row = doctor.probe_provider("openai-compatible")
     assert row.configured == "environment variable AKASH_NB_API_KEY"  # was "the api_key= argument"
 
 
@@ -266,8 +264,8 @@ def test_property_resolve_parameters(own_secrets, name, value):
 
 @given(value=HOSTILE)
 def test_property_functions_taking_a_client(ok, value):
-    for function in (akash_nb.served_models, akash_nb.last_latency, akash_nb.connection,
-                     akash_nb.choose_model, doctor.check):
+    for function in (akash_nb.served_models, akash_nb.last_latency, akash_nb.connection_for,
+                     akash_nb.choose_model, doctor.probe):
         holds(lambda f=function: f(value), "client")
 
 
@@ -368,7 +366,7 @@ def test_property_show_answer(ok, name, value, capsys):
 @given(value=HOSTILE)
 def test_property_explain_and_show_error(value, capsys):
     for call in (lambda: akash_nb.explain(value), lambda: akash_nb.show_error(value),
-                 lambda: akash_nb.explain(RuntimeError("x"), value, provider_name=value, url=value)):
+                 lambda: akash_nb.explain(RuntimeError("x"), value)):
         holds(call)
 
 
@@ -377,7 +375,7 @@ def test_property_secret_and_doctor_and_streaming(own_secrets, value):
     secret = holds(lambda: Secret(value), "value")
     if isinstance(secret, Secret):
         assert "****" in repr(secret)
-    holds(lambda: doctor.check_provider(value), "name")
+    holds(lambda: doctor.probe_provider(value), "name")
     holds(lambda: streaming.collect_stream(value), "stream")
 
 
@@ -407,7 +405,7 @@ def test_doctor_exits_non_zero_when_the_configured_provider_fails(server, monkey
     monkeypatch.setenv("CI", "1")
     # The configured provider and one that always works (replay); starting the embedded model for a row
     # this test does not read would only cost time.
-    monkeypatch.setattr(doctor, "check_all", lambda: [doctor.check_provider(name)
+    monkeypatch.setattr(doctor, "probe_all", lambda: [doctor.probe_provider(name)
                                                       for name in ("openai-compatible", "replay")])
     # Before: 0 whenever any provider worked (the replay recordings always do), whatever the lessons use.
     assert cli.main(["doctor"]) == code

@@ -82,7 +82,7 @@ def test_an_echoed_key_is_masked_in_the_panel_chatbox_and_conversation(server, p
 
 def test_an_echoed_key_is_masked_in_doctor(server):
     server.behave("echo", status=400)
-    row = doctor.check(client_for("openai-compatible", server))
+    row = doctor.probe(client_for("openai-compatible", server))
     assert not row.ok
     shows_no_key(doctor.format_table([row]), KEYS["openai-compatible"])
 

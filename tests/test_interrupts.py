@@ -14,11 +14,11 @@ import pytest
 from faultserver import WORDS, FaultServer
 from jupyter_client import KernelManager
 
-from akash_nb.errors import TRANSPORT
+from akash_nb.errors import NO_STATUS
 
 pytestmark = pytest.mark.faults
 
-INTERRUPTED = TRANSPORT["interrupted"].sentence
+INTERRUPTED = NO_STATUS["interrupted"].sentence
 FULL = "".join(WORDS)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from akash_nb import local, model
+from akash_nb import llama_server, local, model
 from akash_nb.errors import LocalServerError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
@@ -61,7 +61,7 @@ def servers_in(state: Path) -> list[int]:
 def gone(pid: int, within: float = 10.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if not local._pid_alive(pid):
+        if not llama_server.pid_alive(pid):
             return True
         time.sleep(0.05)
     return False
@@ -139,7 +139,7 @@ def test_stop_never_kills_a_stranger_that_got_the_recorded_pid(state_dir):
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         config = local._current_config()
-        stale = local.Server(stranger.pid, local._free_port(), local.Secret("old-key"), LOCAL_MODEL_NAME,
+        stale = local.Server(stranger.pid, llama_server.free_port(), local.Secret("old-key"), LOCAL_MODEL_NAME,
                              "/nowhere.gguf", str(state_dir / "server.log"), config)
         local._write_state(stale)
         assert local.stop() is False
@@ -174,12 +174,12 @@ def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(st
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] in (
         ["stop"], ["length"]), "the first server's answer was cut"
     assert (second_pid, second_port) != (first.pid, first.port)
-    assert local._pid_alive(first.pid) and say_hi(first) == LOCAL_MODEL_NAME
+    assert llama_server.pid_alive(first.pid) and say_hi(first) == LOCAL_MODEL_NAME
     other = local.ensure_server()
     assert (other.pid, other.model) == (second_pid, "Other-Model")
     assert say_hi(other, model="whatever") == "Other-Model"
     assert local.stop() is True  # stops this configuration's server only
-    assert gone(other.pid) and local._pid_alive(first.pid)
+    assert gone(other.pid) and llama_server.pid_alive(first.pid)
     monkeypatch.delenv("AKASH_NB_LOCAL_MODEL")
     assert local.running() == first
 
@@ -363,7 +363,7 @@ def test_a_port_that_is_not_a_number_is_a_sentence(state_dir, monkeypatch):
 
 
 def test_a_fixed_free_port_is_used(state_dir, monkeypatch):
-    port = local._free_port()
+    port = llama_server.free_port()
     monkeypatch.setenv("AKASH_NB_LOCAL_PORT", str(port))
     assert local.ensure_server().port == port
 
@@ -417,5 +417,5 @@ def test_a_request_without_max_tokens_ends_at_the_default_answer_length(local_en
     response = openai_client(server).chat.completions.create(
         model=server.model, messages=[{"role": "user", "content": "Write a long story about the sea."}],
         extra_body={"ignore_eos": True})
-    assert response.usage.completion_tokens == local.DEFAULT_ANSWER_TOKENS
+    assert response.usage.completion_tokens == llama_server.DEFAULT_ANSWER_TOKENS
     assert response.choices[0].finish_reason == "length"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from akash_nb import notebooks
+from akash_nb import cli, notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
@@ -29,7 +29,7 @@ def test_refresh_refuses_a_panel_that_says_a_recording_is_missing_and_names_the_
     path = tmp_path / LESSON.name
     nbformat.write(nb, path)
     before = path.read_text()
-    assert notebooks.main(["refresh", str(path)]) == 1
+    assert cli.main(["refresh", str(path)]) == 1
     assert path.read_text() == before, "nothing is written"
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if line.startswith("FAIL")]

@@ -20,7 +20,7 @@ import openai
 import pytest
 
 import akash_nb
-from akash_nb import replay
+from akash_nb import cli, replay
 from akash_nb.errors import ConfigError, NoRecordingError, explain
 from akash_nb.providers import LOCAL_MODEL_NAME
 
@@ -218,7 +218,7 @@ def test_an_unknown_mode_or_upstream_is_a_config_error(tmp_path, monkeypatch):
 def test_client_end_to_end(recorded, monkeypatch):
     monkeypatch.setenv(replay.FOLDER_ENV, str(recorded.folder))
     client = akash_nb.client(provider="replay", show=False)
-    connection = akash_nb.connection(client)
+    connection = akash_nb.connection_for(client)
     assert connection.provider.name == "replay"
     assert connection.detail == f"recorded from local: {LOCAL_MODEL_NAME}"
     assert akash_nb.served_models(client) == [LOCAL_MODEL_NAME]
@@ -394,7 +394,7 @@ def lesson(path: Path, *sources: str) -> Path:
 
 
 def test_record_with_no_notebooks_does_nothing(tmp_path, capsys):
-    assert replay.main(["record", "--folder", str(tmp_path / "rec")]) == 0
+    assert cli.main(["record", "--recordings", str(tmp_path / "rec")]) == 0
     assert "No notebooks to record" in capsys.readouterr().out
 
 
@@ -412,15 +412,15 @@ def test_record_runs_notebooks_and_reports(fake_upstream, tmp_path, monkeypatch,
         "\nprint(r.choices[0].message.content)",
     )
     broken = lesson(lessons / "02-broken.ipynb", "raise ValueError('broken on purpose')")
-    args = ["record", "--upstream", fake_upstream.url, "--folder", str(folder)]
+    args = ["record", "--upstream", fake_upstream.url, "--recordings", str(folder)]
 
-    assert replay.main([*args, str(good), str(broken)]) == 1
+    assert cli.main([*args, str(good), str(broken)]) == 1
     out = capsys.readouterr().out
     assert f"FAIL {broken}: ValueError: broken on purpose" in out.splitlines()
     assert "1 recording(s) written, 0 reused." in out
     assert "1 unused recording(s) (delete them with --prune): 0000000000000000.json" in out
 
-    assert replay.main([*args, "--prune", str(good)]) == 0
+    assert cli.main([*args, "--prune", str(good)]) == 0
     out = capsys.readouterr().out
     assert "0 recording(s) written, 1 reused." in out
     assert not stale.exists()
@@ -429,7 +429,7 @@ def test_record_runs_notebooks_and_reports(fake_upstream, tmp_path, monkeypatch,
 
 def test_record_without_the_upstream_key_stops_before_any_notebook(tmp_path, capsys):
     notebook = lesson(tmp_path / "01-never-run.ipynb", "raise AssertionError('ran')")
-    assert replay.main(["record", "--upstream", "akashml", "--folder", str(tmp_path / "rec"),
+    assert cli.main(["record", "--upstream", "akashml", "--recordings", str(tmp_path / "rec"),
                         str(notebook)]) == 2
     err = capsys.readouterr().err
     assert "AKASHML_API_KEY" in err and "ran" not in err

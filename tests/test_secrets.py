@@ -18,6 +18,7 @@ from pathlib import Path
 import openai
 import psutil
 import pytest
+from faultserver import connection_to
 
 import akash_nb
 from akash_nb import config, local
@@ -60,7 +61,7 @@ def test_settings_never_show_the_key():
 
 def test_a_connection_holds_and_shows_no_key(fault_server_url):
     client = akash_nb.client("openai-compatible", base_url=fault_server_url, api_key=SK_KEY, show=False)
-    conn = akash_nb.connection(client)
+    conn = akash_nb.connection_for(client)
     assert shows_no_key(repr(conn), SK_KEY) and shows_no_key(conn.describe(), SK_KEY)
     assert not [name for name in vars(conn) if "key" in name and name != "key_source"]
 
@@ -97,7 +98,7 @@ def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_ke
     client = openai.OpenAI(base_url=server.base_url, api_key=SK_KEY, max_retries=0, timeout=10)
     with pytest.raises(openai.AuthenticationError) as caught:
         client.models.list()
-    error = explain(caught.value, "embedded model", provider_name="local", url=server.base_url)
+    error = explain(caught.value, connection_to(server.base_url, "local", "embedded model"))
     assert isinstance(error, AkashNBError) and "did not accept the key (401)" in error.sentence
     assert shows_no_key(str(error), SK_KEY) and shows_no_key(repr(error), SK_KEY)
     assert server.key.reveal() not in str(error)

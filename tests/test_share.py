@@ -30,7 +30,7 @@ import pytest
 import segno
 
 import akash_nb
-from akash_nb import local, share
+from akash_nb import llama_server, local, share
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 pytestmark = pytest.mark.live
@@ -71,7 +71,7 @@ class Shared:
 
 
 def start_shared(state: Path, *args: str) -> Shared:
-    port = local._free_port()
+    port = llama_server.free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "akash_nb.cli", "serve", "--share", "--port", str(port), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,

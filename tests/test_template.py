@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from test_notebooks import exercise_problems, template_problems
 
-from akash_nb import cli, notebooks, replay
+from akash_nb import cli, notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_a_new_lesson_goes_green_once_recorded(tmp_path, local_env, monkeypatch)
     assert cli.main(["new-lesson", "octopuses", "--folder", str(folder)]) == 0
     (path,) = notebooks.lessons(folder)
     # make record: record its requests from the embedded model, then make notebooks (replay)
-    assert replay.record([path], folder=recordings, out=lambda line: None) == 0
+    assert notebooks.record([path], folder=recordings, out=lambda line: None) == 0
     monkeypatch.setenv("AKASH_NB_RECORDINGS", str(recordings))
     assert notebooks.refresh([path]) == []
     nb = nbformat.read(path, as_version=4)

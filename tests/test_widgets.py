@@ -13,21 +13,17 @@ from faultserver import MODEL, WORDS, FaultServer, closed_port
 
 import akash_nb
 from akash_nb import local, widgets
-from akash_nb.client import client as make_client  # not akash_nb.client: see below
 from akash_nb.conversation import Conversation
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SANITIZE_TIMINGS = re.compile(r"\d+\.\d+ s\b")  # tests/sanitize.cfg's timing rule
 
-# Importing the submodule akash_nb.client (as akash_nb.widgets does) rebinds the package attribute
-# `akash_nb.client` from the function to the module unless the function was looked up first; until the
-# package fixes that, these tests take the function from its module.
 
 
 @pytest.fixture
 def local_client(local_env):
-    return make_client(show=False)
+    return akash_nb.client(show=False)
 
 
 @pytest.fixture
@@ -37,11 +33,11 @@ def fault():
 
 
 def fault_client(server: FaultServer):
-    return make_client("openai-compatible", base_url=server.url, show=False, max_retries=0, timeout=5)
+    return akash_nb.client("openai-compatible", base_url=server.url, show=False, max_retries=0, timeout=5)
 
 
 def closed_client():
-    return make_client("openai-compatible", base_url=f"http://127.0.0.1:{closed_port()}/v1", show=False,
+    return akash_nb.client("openai-compatible", base_url=f"http://127.0.0.1:{closed_port()}/v1", show=False,
                        max_retries=0, timeout=5)
 
 

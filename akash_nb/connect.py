@@ -1,0 +1,143 @@
+"""Connecting a lesson: the two values of the guide's client block, `client()`, and `choose_model()`.
+
+Lessons build their client exactly as the guide does:
+
+    api_key, base_url = akash_nb.connection_values()     # plumbing: shows provider, URL, key source
+    import openai
+    client = openai.OpenAI(api_key=api_key, base_url=base_url)   # the guide's own block
+
+so that the guide's cells run unchanged in a plain Python file with only `openai` installed and the two
+values set by hand. What this module adds is plumbing: where the key and URL come from, starting the
+embedded model or the replay server, and saying which provider and model really answer.
+
+A plain `openai.OpenAI` is recognised by its base URL (every URL handed out is noted in
+`akash_nb.connection`), so footers, the panel and error sentences name its provider. Two things need a
+client made by `akash_nb.client()`, which adds hooks to the SDK's HTTP client: `last_latency()` (a plain
+client is not timed), and turning a web page at the base URL into an error sentence.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+import httpx2
+import openai
+
+from . import checks, config, errors, local, render, replay
+from .connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
+from .secret import Secret
+
+DEFAULT_TIMEOUT = 120.0  # a small CPU model writing 500 tokens takes tens of seconds
+NO_KEY = "no-key-needed"  # the SDK insists on a key; providers that need none get this placeholder
+DEFAULT_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors, honouring Retry-After
+
+
+class Key(str):
+    """The api_key value for `openai.OpenAI(api_key=...)`: a plain str to the SDK (which formats it into
+    the Authorization header), masked when shown (`repr`, so a cell that ends in `api_key` shows no key).
+    `print(api_key)` still prints it: never do that in a notebook."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(Secret(str.__str__(self)))
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The SDK's own default TLS settings, made once: loading the CA certificates takes ~80 ms, which every
+    client() paid again (an SSLContext may be shared by any number of clients and threads)."""
+    return httpx2.create_ssl_context()
+
+
+def client(
+    provider: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    model: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_retries: int = DEFAULT_RETRIES,
+    show: bool = True,
+) -> openai.OpenAI:
+    """An `openai.OpenAI` client for the configured provider (see `akash_nb.config` for the lookup order).
+
+    In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
+    """
+    checks.bool_param("show", show, example="show=False")
+    if show:  # first, so that a configuration error in this very call is shown as one sentence too
+        render.install_error_display()
+    checks.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120",
+                        optional=False)
+    checks.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
+    conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
+    url = conn.base_url
+    stopwatch = Stopwatch()
+    openai_client = openai.OpenAI(
+        api_key=key,
+        base_url=url,
+        timeout=timeout,
+        # A retired service will not come back in a second: say so at once instead of retrying.
+        max_retries=0 if conn.provider.retired_on else max_retries,
+        # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
+        # back from create() as a plain str; this makes it an error that errors.explain can name.
+        http_client=openai.DefaultHttpxClient(verify=_tls(), event_hooks={
+            # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not sent to a
+            # server that may answer "internal error" and be retried.
+            "request": [stopwatch.on_request, checks.refuse_bad_request],
+            "response": [stopwatch.on_response, errors.check_content_type],
+        }),
+    )
+    attach(openai_client, conn, stopwatch)
+    if show:
+        render.show_connection(conn)
+    return openai_client
+
+
+def _resolve(provider: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
+             model: str | None = None) -> tuple[Connection, Key]:
+    """The configured provider's connection and key (starting the embedded or replay server if needed)."""
+    settings = config.resolve(provider, base_url=base_url, api_key=api_key, model=model)
+    url, key, detail = settings.base_url, settings.api_key, ""
+    if settings.provider.name == "local":
+        server = local.ensure_server()
+        url, key = server.base_url, server.key
+        settings.sources["api_key"] = "made for this server at start (never shown)"
+    elif settings.provider.name == "replay":
+        server = replay.ensure_server()
+        url, detail = server.base_url, server.describe_source()
+    conn = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
+    note(conn)
+    return conn, Key(key.reveal() if key else NO_KEY)
+
+
+def connection_values(provider: str | None = None, *, base_url: str | None = None,
+                      api_key: str | None = None, model: str | None = None,
+                      show: bool = True) -> tuple[Key, str]:
+    """`(api_key, base_url)` for the guide's `openai.OpenAI(api_key=api_key, base_url=base_url)`, from the
+    configuration (see `akash_nb.config` for the lookup order).
+
+    In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
+    Providers that need no key get a placeholder, because the SDK insists on one.
+    """
+    checks.bool_param("show", show, example="show=False")
+    if show:
+        render.install_error_display()
+    conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
+    if show:
+        render.show_connection(conn)
+    return key, conn.base_url
+
+
+def choose_model(openai_client: openai.OpenAI, requested: str | None = None, *, show: bool = True) -> str:
+    """The model id to pass as `model=`; shows the substitution when `requested` is not served."""
+    checks.text_param("requested", requested, example="choose_model(client, 'SmolLM2-135M-Instruct')",
+                      identifier=True, allow_empty=True)
+    choice = resolve_model(openai_client, requested)
+    if show:
+        render.show_model_choice(choice, connection_for(openai_client))
+    return choice.model

@@ -1,0 +1,135 @@
+"""The package's exceptions, and the sentences for bad input: a wrong parameter or an unusable file.
+
+Every `AkashNBError` carries the one sentence to show, with each known key masked by value
+(`akash_nb.masking`). `input_error()` fills a row of the `INPUT` table (the wrong type, out of range, a file
+that is missing or corrupt) with the parameter or file and the fix; `akash_nb.errors` adds the tables for
+failures talking to a provider. This module imports nothing heavy, so the embedded model's manager and the
+command line can raise these without loading the OpenAI SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .masking import mask
+
+
+class AkashNBError(Exception):
+    """An error whose message is already the one sentence to show the user.
+
+    `retried`: the SDK retries this kind of failure by itself, so by the time it reaches you the retries
+    were spent."""
+
+    def __init__(self, sentence: str, *, original: BaseException | None = None, retried: bool = False):
+        sentence = mask(sentence)  # a key of any shape, by value (see akash_nb.secret)
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.original = original
+        self.retried = retried
+
+
+class ConfigError(AkashNBError, ValueError):
+    """The configuration (provider, URL, key, model) cannot work as given."""
+
+
+class RequestError(AkashNBError, ValueError):
+    """A request that cannot work as written (checked before sending; see `akash_nb.checks`)."""
+
+
+class LocalServerError(AkashNBError, RuntimeError):
+    """The embedded model server could not be started or reached."""
+
+
+class NoRecordingError(AkashNBError, LookupError):
+    """Replay was asked for a request that was never recorded."""
+
+
+class ParameterError(RequestError):
+    """A parameter of a public function or widget cannot work as given (see `akash_nb.checks`)."""
+
+
+class FileError(AkashNBError, ValueError):
+    """A file the package reads (.env, a recording, a saved conversation, the server state, a lesson)
+    cannot be used; the sentence names the file and the fix, and the file is left as it is."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    case: str  # what happened, for docs/errors.md
+    sentence: str  # may use {provider}, {detail}, {url}, {wait}
+    retry: bool  # the SDK retries it (with backoff; Retry-After honoured)
+    lost: str  # what the caller loses, for docs/errors.md
+    detail: str = "the server's message"  # what {detail} holds, for docs/errors.md
+
+
+NOTHING = "nothing: no answer was produced; send the request again once fixed"
+
+FILE_KEPT = "nothing: the file is left as it is"
+
+# Bad input from the user: a parameter of a public function or widget, or a file the package reads. The
+# sentence names the parameter (or the file) and the fix. {name} {expected} {got} {example} {allowed}
+# {char} {where} {what} {path} {why} {fix} are filled in by `input_error`.
+INPUT: dict[str, Failure] = {
+    "wrong-type": Failure("a parameter of the wrong type (e.g. max_tokens='ten')", "{name}= must be "
+                          "{expected}, not {got}; for example {example}.", False, NOTHING, "the parameter"),
+    "out-of-range": Failure("a parameter out of range (e.g. temperature=5)", "{name}={got} is outside "
+                            "{allowed}; for example {example}.", False, NOTHING, "the parameter"),
+    "empty": Failure("an empty parameter (e.g. model='')", "{name}= is empty; for example {example}.",
+                     False, NOTHING, "the parameter"),
+    "control-characters": Failure("a control or invisible character in a parameter", "{name}= holds a "
+                                  "control or invisible character ({char}); type it again without it, for "
+                                  "example {example}.", False, NOTHING, "the parameter"),
+    "key-characters": Failure("a key with a character no key has (a letter with an accent, a control "
+                              "character); a BOM or zero-width character is removed instead, with a note "
+                              "in the banner", "The key from {where} holds {char}, which no API key "
+                              "contains; copy the key again from the provider's page and paste it alone.",
+                              False, NOTHING, "the key's source"),
+    "file-missing": Failure("a file that is not there", "{what} {path} does not exist; {fix}", False,
+                            FILE_KEPT, "the file"),
+    "file-folder": Failure("a folder where a file should be", "{what} {path} is a folder, not a file; "
+                           "{fix}", False, FILE_KEPT, "the file"),
+    "file-unreadable": Failure("a file that cannot be read (permissions, a symlink loop, binary bytes)",
+                               "{what} {path} cannot be read ({why}); {fix}", False, FILE_KEPT, "the file"),
+    "file-corrupt": Failure("a file that is truncated, not JSON, or of the wrong shape (wrong fields, "
+                            "wrong types, nulls)", "{what} {path} is not usable ({why}); {fix}", False,
+                            FILE_KEPT, "the file"),
+}
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return f"[{key}]"
+
+
+def input_error(kind: str, cls: type[AkashNBError] = ParameterError, **fields: object) -> AkashNBError:
+    """The error for bad input of `kind` (a row of INPUT), its sentence filled from `fields`."""
+    text = INPUT[kind].sentence.format_map(_Blank({k: str(v) for k, v in fields.items()}))
+    text = text.replace("..", ".").replace(" ;", ";")
+    return cls(text)
+
+
+def shown_path(path: object) -> str:
+    """A path as a sentence shows it: quoted with escapes when it holds a line break or another control
+    character, so the sentence stays one line."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def file_error(path: object, what: str, error: BaseException | str, fix: str) -> FileError:
+    """The FileError for a file that could not be used: missing, a folder, unreadable or corrupt."""
+    if isinstance(error, FileNotFoundError):
+        kind = "file-missing"
+    elif isinstance(error, IsADirectoryError):
+        kind = "file-folder"
+    elif isinstance(error, OSError | UnicodeDecodeError):
+        kind = "file-unreadable"
+    else:
+        kind = "file-corrupt"
+    if isinstance(error, OSError):
+        why = error.strerror or type(error).__name__
+    elif isinstance(error, UnicodeDecodeError):
+        why = "it is not UTF-8 text"
+    else:
+        why = str(error).strip().rstrip(".") or type(error).__name__
+    why = " ".join(why.split())[:200]
+    return input_error(kind, FileError, what=what, path=shown_path(path), why=why, fix=fix.rstrip(".") + ".")

@@ -1,0 +1,175 @@
+"""llama.cpp's `llama-server` as a process: its command line, its environment, starting it, waiting until
+it answers, and ending it. Both programs that run it use this module: the embedded model's manager
+(`akash_nb.local`, one server per configuration shared by every kernel) and the class server
+(`akash_nb.share`, in the teacher's foreground). The key never goes on the command line or into the
+environment: llama-server reads it from a 0600 file that the caller deletes once the server is up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import engine as engines
+from .exceptions import LocalServerError
+from .files import write_atomically
+from .model import model_name
+from .secret import Secret
+
+CONTEXT_TOKENS = 4096  # per slot: prompt + answer (the lessons' longest request is 257 + 200 tokens)
+# The answer's length when a request sets no max_tokens (the guide's first call does not): without it the
+# model may write until the slot's context is full, minutes on a busy laptop. finish_reason says "length".
+DEFAULT_ANSWER_TOKENS = 512
+READY_TIMEOUT = 90.0
+# llama.cpp's threads wait for each other in spin loops: more threads than cores turns 100 tokens/s into a
+# handful, so one per core, at most 4 (a 135M model gains little past that).
+THREADS = max(1, min(4, os.cpu_count() or 2))
+# Variables llama-server reads as options (LLAMA_ARG_*, LLAMA_API_KEY): none may change our server's setup.
+_FOREIGN_VARIABLES = ("LLAMA_ARG_", "LLAMA_API_KEY")
+# llama.cpp's OpenMP threads spin while they wait for each other: on a laptop that also runs JupyterLab
+# and a browser, the spinning threads take the cores the working ones need (docs/benchmarks.md).
+WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def server_command(binary: Path, path: Path, port: int, key_file: Path, *, host: str = "127.0.0.1",
+                   slots: int) -> list[str]:
+    """llama-server's command line: everything but the key, which it reads from `key_file`."""
+    return [
+        str(binary),
+        "--model", str(path),
+        "--alias", model_name(path),  # every response names the model that answered
+        "--host", host,
+        "--port", str(port),
+        "--parallel", str(slots),
+        "--ctx-size", str(slots * CONTEXT_TOKENS),  # split evenly: CONTEXT_TOKENS per slot
+        "--threads", str(THREADS),
+        "--threads-batch", str(THREADS),
+        "--n-predict", str(DEFAULT_ANSWER_TOKENS),  # only for a request that sets no max_tokens
+        "--api-key-file", str(key_file),
+        "--no-webui",
+        "--metrics",
+    ]
+
+
+def server_environment() -> dict[str, str]:
+    """This process's environment without any key or llama-server option; passive waiting unless the user
+    chose a policy."""
+    kept = {k: v for k, v in os.environ.items()
+            if not k.endswith("API_KEY") and not k.startswith(_FOREIGN_VARIABLES)}
+    return WAIT_POLICY | kept  # a policy the user set wins
+
+
+def launch(command_for: Callable[[Path], list[str]], key: str, key_file: Path, log: Path,
+           **popen: Any) -> subprocess.Popen[bytes]:
+    """Start llama-server with its key in a 0600 file (the caller deletes it once the server is up)."""
+    write_atomically(key_file, key + "\n")
+    log.unlink(missing_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as log_file:
+        return subprocess.Popen(command_for(key_file), stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=subprocess.STDOUT, env=server_environment(), **popen)
+
+
+def list_models(base_url: str, key: str, timeout: float) -> list[str]:
+    """The model ids an OpenAI-compatible server lists at `base_url`/models when asked with `key`.
+
+    Raises urllib's HTTPError or URLError, OSError, or ValueError (an answer that is not a model list)."""
+    request = urllib.request.Request(base_url + "/models", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        data = json.load(response)
+    if not isinstance(data, dict) or not isinstance(data.get("data", []), list):
+        raise ValueError("not a list of models")
+    return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
+
+
+def answers(base_url: str, key: Secret, model: str, timeout: float = 2.0) -> bool:
+    """The server at `base_url` serves `model` with `key` (so it is ours, not a stranger on the port)."""
+    try:
+        return model in list_models(base_url, key.reveal(), timeout)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], *, base_url: str, key: Secret, model: str,
+                     log: Path, engine: str, timeout: float) -> None:
+    """Return once the started server answers; a LocalServerError sentence when it exits or never does."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            if process.returncode == -signal.SIGILL:
+                raise LocalServerError(
+                    f"The embedded model server ({engine or 'llama-server'}) was killed by an "
+                    "illegal instruction: it was built for a CPU this machine's does not match; delete "
+                    f"{engines.build_dir()} and run `akash-nb engine --build`, or set "
+                    f"{engines.VARIABLE} to a llama-server built for this machine.")
+            raise LocalServerError(
+                f"The embedded model server exited (code {process.returncode}) while starting; "
+                f"its log is {log}.\n{tail(log)}"
+            )
+        if answers(base_url, key, model, timeout=1.0):
+            return
+        time.sleep(0.05)
+    raise LocalServerError(
+        f"The embedded model server did not become ready in {timeout:g} s and was stopped; "
+        f"its log is {log}."
+    )
+
+
+def tail(log: Path, lines: int = 5) -> str:
+    """The last lines of a server's log ("" when it cannot be read)."""
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (our own child that died is reaped, and is not alive)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def terminate(pid: int, grace: float = 5.0) -> None:
+    """End the process group of `pid`: SIGTERM, then SIGKILL after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    pid_alive(pid)  # reaps it if it was our child
+
+
+def free_port() -> int:
+    """A port nothing listens on now, on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False

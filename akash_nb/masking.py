@@ -1,0 +1,53 @@
+"""Masking keys by value: `remember(key)` once, and `mask(text)` replaces it wherever text is shown.
+
+Masking by shape (`sk-...`, `akml-...`, `Bearer ...`) misses a key of any other shape: the embedded and
+class servers' own keys have no prefix, and a server may echo the key it received (LiteLLM does). So every
+key the package handles is remembered, and `mask(text)` replaces each remembered value (and the `...last4`
+form proxies echo) before the text reaches the user: error sentences (every `AkashNBError`), displays
+(`akash_nb.render.show`), doctor's table, reprs. This module imports nothing, so everything can use it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MIN_MASKED = 8  # shorter values are not keys worth masking by value (and would mask ordinary words)
+_known: set[str] = set()
+_known_lock = threading.Lock()
+_pattern: re.Pattern[str] | None = None
+
+
+def remember(value: str) -> None:
+    """Mask `value` in every text `mask()` sees from now on (what `Secret(value)` does)."""
+    global _pattern
+    if not isinstance(value, str) or not MIN_MASKED <= len(value) <= 4096 or not value.isascii() \
+            or not value.isprintable() or " " in value:
+        return  # not a key any provider would accept, so not one that can be sent or echoed
+    with _known_lock:
+        if value in _known:
+            return
+        _known.add(value)
+        # Longest first, so a key that contains another is masked whole. A proxy's "...WXYZ" (the last four
+        # characters after an ellipsis) is masked too.
+        values = sorted(_known, key=len, reverse=True)
+        whole = "|".join(re.escape(v) for v in values)
+        tails = "|".join(re.escape(v[-4:]) for v in values)
+        _pattern = re.compile(f"(?:{whole})|(?:\\.\\.\\.|…)(?:{tails})(?![A-Za-z0-9_-])")
+
+
+def mask(text: str) -> str:
+    """`text` with every remembered key value replaced by its masked form (see the module docstring)."""
+    pattern = _pattern
+    if pattern is None or not isinstance(text, str):
+        return text
+    return pattern.sub(lambda m: _masked(m.group(0)) if not m.group(0).startswith(("...", "…")) else "****",
+                       text)
+
+
+def _masked(value: str) -> str:
+    # A known prefix says which provider the key belongs to without saying anything secret.
+    for prefix in ("akml-", "sk-"):
+        if value.startswith(prefix):
+            return f"{prefix}****"
+    return "****"
