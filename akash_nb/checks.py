@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx2
 import openai
 
 from .exceptions import ParameterError, RequestError, input_error
@@ -144,7 +145,7 @@ def check_json(params: Mapping[str, Any]) -> None:
                               "dict)", got=_kind(value), example=f"{name}=0.9") from None
 
 
-def refuse_bad_request(request) -> None:
+def refuse_bad_request(request: httpx2.Request) -> None:
     """An httpx2 request hook (`akash_nb.client()` installs it): a chat request whose parameters cannot
     work (`check_parameters`) is refused before it is sent, in one sentence, and never retried."""
     if request.method != "POST" or not request.url.path.endswith("/chat/completions"):

@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{', '.join(given)} only with --share; without it the server listens on "
                          "127.0.0.1 only.")
     try:
-        return args.func(args)
+        return int(args.func(args))
     except AkashNBError as error:
         print(f"akash-nb: {error.sentence}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ import ssl
 
 import httpx2
 import openai
+from IPython.lib.pretty import PrettyPrinter
 
 from . import checks, config, errors, local, render, replay
 from .connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
@@ -43,7 +44,7 @@ class Key(str):
     def __repr__(self) -> str:
         return repr(Secret(str.__str__(self)))
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
+    def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:
         printer.text(repr(self))
 
 
@@ -104,12 +105,12 @@ def _resolve(provider: str | None = None, *, base_url: str | None = None, api_ke
     settings = config.resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url, key, detail = settings.base_url, settings.api_key, ""
     if settings.provider.name == "local":
-        server = local.ensure_server()
-        url, key = server.base_url, server.key
+        embedded = local.ensure_server()
+        url, key = embedded.base_url, embedded.key
         settings.sources["api_key"] = "made for this server at start (never shown)"
     elif settings.provider.name == "replay":
-        server = replay.ensure_server()
-        url, detail = server.base_url, server.describe_source()
+        replaying = replay.ensure_server()
+        url, detail = replaying.base_url, replaying.describe_source()
     conn = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
     note(conn)
     return conn, Key(key.reveal() if key else NO_KEY)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -68,7 +69,7 @@ SENTENCES: dict[str, str] = {
                    "it from the messages and parameters first.",
 }
 
-def estimate_message_tokens(messages: list[dict]) -> int:
+def estimate_message_tokens(messages: list[dict[str, Any]]) -> int:
     """The estimated tokens of chat messages: each message's text (`checks.estimate_tokens`, an estimate:
     real counts depend on the tokenizer) plus MESSAGE_OVERHEAD_TOKENS."""
     return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
@@ -81,7 +82,7 @@ class Turn:
     user: str
     assistant: str
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         return [{"role": "user", "content": self.user}, {"role": "assistant", "content": self.assistant}]
 
     @property
@@ -113,7 +114,7 @@ class Conversation:
     """
 
     def __init__(self, client: openai.OpenAI, model: str, *, system: str | None = DEFAULT_SYSTEM,
-                 budget_tokens: int | None = None, **params) -> None:
+                 budget_tokens: int | None = None, **params: Any) -> None:
         if not isinstance(client, openai.OpenAI):
             raise errors.input_error("wrong-type", name="client", expected="an openai.OpenAI client",
                                      got=checks._kind(client), example="client = akash_nb.client()")
@@ -133,7 +134,7 @@ class Conversation:
         self.pending: str | None = None  # the user's text whose reply has not arrived (see retry())
         self.partial: Partial | None = None  # the last streamed reply that was cut off, if any
         self.last_response: ChatCompletion | None = None  # the last successful answer, as the SDK gives it
-        self.last_request: dict | None = None  # model, messages (after trimming) and params last sent
+        self.last_request: dict[str, Any] | None = None  # model, messages (after trimming) and params last sent
         self.last_seconds: float | None = None  # how long the last successful call took
 
     # --- what the conversation holds ----------------------------------------------------------------
@@ -144,12 +145,12 @@ class Conversation:
         return tuple(self._turns)
 
     @property
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         """A copy of the whole conversation as chat messages: the system message (if any) first."""
         system = [{"role": "system", "content": self.system}] if self.system is not None else []
         return system + [m for turn in self._turns for m in turn.messages()]
 
-    def trimmed(self, budget_tokens: int | None = None, next_message: str | None = None) -> list[dict]:
+    def trimmed(self, budget_tokens: int | None = None, next_message: str | None = None) -> list[dict[str, Any]]:
         """The messages to send within `budget_tokens` (default: the conversation's budget; None: all).
 
         Kept: the system message, the newest user message (`next_message`, or else the newest turn), and
@@ -183,7 +184,7 @@ class Conversation:
     # --- talking to the model ------------------------------------------------------------------------
 
     def send(self, text: str, *, stream: bool = False, on_text: Callable[[str], object] | None = None,
-             **params) -> str:
+             **params: Any) -> str:
         """Send `text` as the next user message and return the reply.
 
         Only a successful reply adds the turn to the history. On any failure the history is unchanged,
@@ -226,13 +227,13 @@ class Conversation:
         self.last_seconds = time.monotonic() - started
         return reply
 
-    def retry(self, **params) -> str:
+    def retry(self, **params: Any) -> str:
         """Send the pending message again (after a failure), e.g. once `client` points at a working one."""
         if self.pending is None:
             raise ConversationError(SENTENCES["nothing-to-retry"])
         return self.send(self.pending, **params)
 
-    def _stream(self, request: dict, text: str, on_text: Callable[[str], object] | None) -> ChatCompletion:
+    def _stream(self, request: dict[str, Any], text: str, on_text: Callable[[str], object] | None) -> ChatCompletion:
         try:
             chunks = self.client.chat.completions.create(**request, stream=True)
         except (openai.OpenAIError, ValueError) as error:
@@ -253,7 +254,7 @@ class Conversation:
         except BaseException:  # on_text raised: the reply is unfinished all the same
             self.partial = Partial(text, arrived, "The reply stopped before the model finished.")
             raise
-        if result.cut:
+        if result.error is not None:  # cut: the stream failed or ended before the model finished
             self.partial = Partial(text, result.text, result.error.sentence)
             raise result.error from result.error.original
         # The SDK has no finished ChatCompletion for a stream; build the same shape from what arrived.
@@ -269,7 +270,7 @@ class Conversation:
 
     # --- saving and loading --------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the conversation as JSON, atomically and readable only by you (mode 0600).
 
         Written: model, system, params, budget_tokens, messages, and when it was saved. Never a key, never
@@ -303,7 +304,7 @@ class Conversation:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, client: openai.OpenAI) -> Conversation:
+    def load(cls, path: str | os.PathLike[str], client: openai.OpenAI) -> Conversation:
         """The conversation saved at `path`, talking through `client`."""
         if not isinstance(path, str | os.PathLike):
             raise errors.input_error("wrong-type", name="path", expected="a file name",
@@ -348,7 +349,7 @@ class Conversation:
         return "\n\n".join(f"**{label}:**\n\n{_quote(content)}" for label, content in self._lines()) \
             or "*(no messages yet)*"
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         return render.bundle("transcript", self.transcript(), self.markdown())
 
     def show(self) -> None:
@@ -359,13 +360,13 @@ class Conversation:
         return f"Conversation(model={self.model!r}, turns={len(self._turns)})"
 
 
-def _check_params(params: dict) -> None:
+def _check_params(params: dict[str, Any]) -> None:
     for name in _SET_BY_CONVERSATION:
         if name in params:
             raise ConversationError(SENTENCES["set-by-conversation"].format(name=name))
 
 
-def _fields_from(data: object) -> tuple[str, str | None, dict, int | None, list[dict]]:
+def _fields_from(data: object) -> tuple[str, str | None, dict[str, Any], int | None, list[dict[str, Any]]]:
     """(model, system, params, budget_tokens, messages) of a saved conversation, each of the right type;
     a ValueError saying which field is wrong otherwise (never Python's own words about __init__)."""
     if not isinstance(data, dict):
@@ -408,7 +409,7 @@ def _json_kind(value: object) -> str:
     return f"{kind} ({shown})" if shown else kind
 
 
-def _turns_from(messages: list[dict], system: str | None) -> list[Turn]:
+def _turns_from(messages: list[dict[str, Any]], system: str | None) -> list[Turn]:
     """The turns in a saved `messages` list: an optional system message, then user/assistant pairs."""
     if messages and messages[0]["role"] == "system":
         if messages[0]["content"] != system:

@@ -30,6 +30,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from jinja2 import DictLoader
@@ -155,11 +156,12 @@ TEXT_MIMETYPES = ("text/plain", "text/html", "text/markdown")
 LESSON_LINK = re.compile(r"\((\d\d-[\w-]+)\.ipynb\)")
 
 
-def _preprocessors():
+def _preprocessors() -> list[Preprocessor]:
     class Sanitize(Preprocessor):
         """Ports and kernel paths out of every output; lesson links point at the HTML copies."""
 
-        def preprocess_cell(self, cell, resources, index):
+        def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int
+                            ) -> tuple[NotebookNode, dict[str, Any]]:
             if cell.cell_type == "markdown":
                 cell.source = LESSON_LINK.sub(r"(\1.html)", cell.source)
             for output in cell.get("outputs", []):
@@ -220,14 +222,14 @@ def provider_line(nb: NotebookNode) -> str:
         for output in cell.outputs:
             for line in output.get("data", {}).get("text/plain", "").splitlines():
                 if line.startswith("Provider: "):
-                    return line.removeprefix("Provider: ").strip()
+                    return str(line.removeprefix("Provider: ")).strip()
     raise DocsError("The lesson's set-up cell printed no \"Provider:\" line; run `make notebooks`.")
 
 
 # --- the page ---------------------------------------------------------------------------------------------
 
 def _cell(cell: NotebookNode, lead: str) -> NotebookNode:
-    copy = nbformat.from_dict(json.loads(json.dumps(cell)))  # a deep copy the preprocessors may change
+    copy: NotebookNode = nbformat.from_dict(json.loads(json.dumps(cell)))  # a deep copy the preprocessors may change
     copy.metadata = nbformat.from_dict({"akash_nb_docs": {"lead": lead}})
     return copy
 
@@ -260,7 +262,7 @@ def guide_notebook(folder: Path) -> NotebookNode:
         cells += [_cell(c, label) for c in guide_cells(nb, section.lesson)]
     cells.append(md(LESSONS + "\n\n" + "\n".join(
         f"- [{stem}]({stem}.html)" for stem in lessons)))
-    guide = nbformat.v4.new_notebook(cells=cells)
+    guide: NotebookNode = nbformat.v4.new_notebook(cells=cells)
     guide.metadata = nbformat.from_dict({"language_info": {"name": "python"}})
     return guide
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import openai
+from IPython.lib.pretty import PrettyPrinter
 
 from . import config, secret
 from .connect import client
@@ -27,7 +28,7 @@ class Row:
     latency: str
     ok: bool
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
+    def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:
         printer.text(format_table([self]))
 
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx2
 import openai
 
 from . import checks, masking
@@ -170,12 +172,12 @@ def _remember_sent_key(error: BaseException) -> None:
         masking.remember(auth[7:].strip())
 
 
-def _body(error: openai.APIError) -> dict:
+def _body(error: openai.APIError) -> dict[str, Any]:
     """The error object: the SDK already unwraps {"error": {...}} into `error.body` for status errors; an
     error event inside a stream keeps whatever shape the server sent."""
     body = error.body
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
+        return dict(body["error"])
     return body if isinstance(body, dict) else {}
 
 
@@ -206,7 +208,7 @@ def _was_streaming(error: openai.APIError) -> bool:
     return isinstance(body, dict) and body.get("stream") is True
 
 
-def _causes(error: BaseException):
+def _causes(error: BaseException | None) -> Iterator[BaseException]:
     while error is not None:
         yield error
         error = error.__cause__ or error.__context__
@@ -228,7 +230,7 @@ def _connection_kind(error: openai.APIConnectionError, streaming: bool | None) -
     return "connection"
 
 
-def _is_context_error(body: dict) -> bool:
+def _is_context_error(body: dict[str, Any]) -> bool:
     """llama.cpp says `exceed_context_size_error`; vLLM and OpenAI say "maximum context length"."""
     text = f"{body.get('type', '')} {body.get('code', '')} {body.get('message', '')}".lower()
     return "exceed_context" in text or "context length" in text or "context size" in text \
@@ -343,7 +345,7 @@ def ended_early(where: Connection | str | None = None) -> AkashNBError:
 API_CONTENT_TYPES = ("application/json", "text/event-stream")
 
 
-def check_content_type(response) -> None:
+def check_content_type(response: httpx2.Response) -> None:
     """An httpx2 response hook: refuse a successful answer that is not JSON or SSE.
 
     Without it the SDK returns a non-JSON body as a plain `str` from `create()` (no error at all), and

@@ -10,6 +10,7 @@ command line can raise these without loading the OpenAI SDK.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .masking import mask
 
@@ -62,6 +63,8 @@ class Failure:
     detail: str = "the server's message"  # what {detail} holds, for docs/errors.md
 
 
+E = TypeVar("E", bound=AkashNBError)
+
 NOTHING = "nothing: no answer was produced; send the request again once fixed"
 
 FILE_KEPT = "nothing: the file is left as it is"
@@ -96,12 +99,12 @@ INPUT: dict[str, Failure] = {
 }
 
 
-class _Blank(dict):
+class _Blank(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return f"[{key}]"
 
 
-def input_error(kind: str, cls: type[AkashNBError] = ParameterError, **fields: object) -> AkashNBError:
+def input_error(kind: str, cls: type[E] = ParameterError, **fields: object) -> E:  # type: ignore[assignment]
     """The error for bad input of `kind` (a row of INPUT), its sentence filled from `fields`."""
     text = INPUT[kind].sentence.format_map(_Blank({k: str(v) for k, v in fields.items()}))
     text = text.replace("..", ".").replace(" ;", ";")

@@ -23,19 +23,20 @@ class Check:
     def __str__(self) -> str:
         return ("✓ " if self.passed else "✗ Not yet: ") + self.message
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         colour = "#2e7d32" if self.passed else "#c62828"
         return {"text/plain": str(self), "text/html": f'<b style="color:{colour}">{str(self)}</b>'}
 
 
-def _response_problem(response: object, name: str) -> Check | None:
+def _completion(response: object, name: str) -> ChatCompletion | Check:
+    """`response` itself when it is a chat completion, else the Check saying what `name` holds instead."""
     if response is None:
         return Check(False, f"{name} is None: call client.chat.completions.create(...) and assign the "
                             f"result to {name}.")
     if not isinstance(response, ChatCompletion):
         return Check(False, f"{name} is a {type(response).__name__}, not the response object that "
                             "client.chat.completions.create(...) returns.")
-    return None
+    return response
 
 
 def check_setup(response: object, model: object, served: list[str]) -> Check:
@@ -46,22 +47,26 @@ def check_setup(response: object, model: object, served: list[str]) -> Check:
         return Check(False, f"my_model is {model!r}: set it to one id from the served list {served}.")
     if model not in served:
         return Check(False, f"my_model={model!r} is not in the served list {served}; pick one of those.")
-    if problem := _response_problem(response, "my_response"):
-        return problem
-    if response.model != model:
-        return Check(False, f"the answer came from {response.model!r}, not my_model={model!r}: pass "
+    completion = _completion(response, "my_response")
+    if isinstance(completion, Check):
+        return completion
+    if completion.model != model:
+        return Check(False, f"the answer came from {completion.model!r}, not my_model={model!r}: pass "
                             "model=my_model to create().")
-    if not (response.choices[0].message.content or "").strip():
+    if not (completion.choices[0].message.content or "").strip():
         return Check(False, "the answer is empty; ask a question that needs words to answer.")
-    return Check(True, f"{response.model} answered with {response.usage.completion_tokens} tokens.")
+    usage = completion.usage  # a provider may not report it: the check passes all the same
+    told = f" with {usage.completion_tokens} tokens" if usage else " (it did not report its usage)"
+    return Check(True, f"{completion.model} answered{told}.")
 
 
 def check_length_stop(response: object, budget: int = 20) -> Check:
     """Lesson 1: an answer cut off by its token budget, and the budget respected."""
-    if problem := _response_problem(response, "short_response"):
-        return problem
-    reason = response.choices[0].finish_reason
-    used = response.usage.completion_tokens if response.usage else None
+    completion = _completion(response, "short_response")
+    if isinstance(completion, Check):
+        return completion
+    reason = completion.choices[0].finish_reason
+    used = completion.usage.completion_tokens if completion.usage else None
     if reason != "length":
         return Check(False, f"finish_reason is {reason!r}; set max_tokens to {budget} or less so the model "
                             "runs out of budget before it finishes.")
@@ -86,14 +91,15 @@ def check_third_turn(messages: object, response: object = None) -> Check:
                             "before the next user message.")
     if not str(messages[-1].get("content") or "").strip():
         return Check(False, "the last assistant reply is empty.")
-    if problem := _response_problem(response, "response"):
-        return problem
-    answer = response.choices[0].message.content or ""
+    completion = _completion(response, "response")
+    if isinstance(completion, Check):
+        return completion
+    answer = completion.choices[0].message.content or ""
     if messages[-1]["content"] != answer:
         return Check(False, "the last assistant message is not the model's answer in `response`: append "
                             "response.choices[0].message.content, not words of your own.")
     before = estimate_tokens("".join(str(m.get("content") or "") for m in messages[:-1]))
-    used = response.usage.prompt_tokens if response.usage else None
+    used = completion.usage.prompt_tokens if completion.usage else None
     if used is not None and used < before // 2:
         return Check(False, f"the answer was written from a prompt of {used} tokens, but the conversation "
                             f"before it is about {before}: send the whole messages list.")
@@ -167,11 +173,12 @@ def unsupported_words(summary: str, source: str) -> list[str]:
 def check_summary(response: object, text: str | None = None, max_words: int = 40) -> Check:
     """Lesson 4: a summary that ends by itself, within a word limit, and says nothing `text` does not
     (see `unsupported_words`)."""
-    if problem := _response_problem(response, "my_summary"):
-        return problem
-    content = response.choices[0].message.content or ""
+    completion = _completion(response, "my_summary")
+    if isinstance(completion, Check):
+        return completion
+    content = completion.choices[0].message.content or ""
     words = len(content.split())
-    reason = response.choices[0].finish_reason
+    reason = completion.choices[0].finish_reason
     if reason != "stop":
         return Check(False, f"finish_reason is {reason!r}: the summary was cut off; give it more "
                             "max_tokens or ask for fewer words.")
@@ -186,12 +193,14 @@ def check_summary(response: object, text: str | None = None, max_words: int = 40
 def check_repeatable(first: object, second: object) -> Check:
     """Lesson 5: two answers to the same request at temperature 0 are identical (usual on one server;
     batched hosted servers do not promise it)."""
-    for name, response in (("first", first), ("second", second)):
-        if problem := _response_problem(response, name):
-            return problem
-    if first is second:
+    one, two = _completion(first, "first"), _completion(second, "second")
+    if isinstance(one, Check):
+        return one
+    if isinstance(two, Check):
+        return two
+    if one is two:
         return Check(False, "first and second are the same response; call create(...) twice.")
-    a, b = first.choices[0].message.content, second.choices[0].message.content
+    a, b = one.choices[0].message.content, two.choices[0].message.content
     if a != b:
         return Check(False, "the two answers differ; use temperature=0 (and the same prompt and max_tokens) "
                             "for both. If you did, this server does not repeat itself: batched hosted "

@@ -12,6 +12,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+import openai
+from IPython.lib.pretty import PrettyPrinter
+from openai.types.chat import ChatCompletion
+
 from .connection import connection_for
 from .exercises import unsupported_words
 
@@ -92,10 +96,10 @@ class GuideVsYou:
             lines += ["", self.check]
         return "\n".join(lines)
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
+    def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:
         printer.text(str(self))
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         def column(title: str, text: str) -> str:
             return (f'<td style="vertical-align:top;width:50%;padding:4px 10px"><b>{html.escape(title)}</b>'
                     f'<div style="white-space:pre-wrap">{html.escape(text)}</div></td>')
@@ -108,7 +112,7 @@ class GuideVsYou:
         return {"text/plain": str(self), "text/html": rich}
 
 
-def guide_vs_you(name: str, response, client=None) -> GuideVsYou:
+def guide_vs_you(name: str, response: ChatCompletion, client: openai.OpenAI | None = None) -> GuideVsYou:
     """The guide's printed output for example `name` (a key of EXAMPLES) beside `response`'s answer."""
     example = EXAMPLES[name]
     answer = (response.choices[0].message.content or "").strip()

@@ -31,6 +31,7 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -94,7 +95,7 @@ class Server:
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/health"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "pid": self.pid,
             "port": self.port,
@@ -107,7 +108,7 @@ class Server:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> Server:
+    def from_json(cls, data: dict[str, Any]) -> Server:
         return cls(
             pid=int(data["pid"]),
             port=int(data["port"]),

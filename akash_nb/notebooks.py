@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from jupyter_client.manager import KernelManager
@@ -48,7 +49,7 @@ SANITIZE = (
 )
 
 
-def sanitize(value):
+def sanitize(value: Any) -> Any:
     """`value` (a str, or the list of lines nbformat may hold) with SANITIZE applied."""
     if isinstance(value, list):
         return [sanitize(v) for v in value]
@@ -65,7 +66,7 @@ def read_lesson(path: Path) -> nbformat.NotebookNode:
     """The notebook at `path`; a FileError naming it and the fix when it is missing, a folder, unreadable,
     or not a notebook (truncated, not JSON, the wrong shape). The file is left as it is."""
     try:
-        nb = nbformat.read(path, as_version=4)
+        nb: nbformat.NotebookNode = nbformat.read(path, as_version=4)
         if not isinstance(nb.get("cells"), list):
             raise ValueError("it has no list of cells")
         for number, cell in enumerate(nb.cells, start=1):
@@ -129,7 +130,7 @@ def solution_code(cell: nbformat.NotebookNode) -> str | None:
 
 def with_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of `nb` with each markdown solution followed by the same code as a code cell (tagged)."""
-    copy = nbformat.from_dict(nbformat.from_dict(nb))
+    copy: nbformat.NotebookNode = nbformat.from_dict(nbformat.from_dict(nb))
     cells = []
     for cell in copy.cells:
         cells.append(cell)
@@ -238,9 +239,9 @@ def refresh(paths: list[Path]) -> list[Path]:
             continue
         try:
             nbformat.write(normalize(nb), path)
-        except OSError as error:  # read-only, or the disk is full: the lesson keeps its old outputs
+        except OSError as failed:  # read-only, or the disk is full: the lesson keeps its old outputs
             failures.append(path)
-            print(f"FAIL {path.name}: {path} cannot be written ({error.strerror}); make it writable "
+            print(f"FAIL {path.name}: {path} cannot be written ({failed.strerror}); make it writable "
                   "(chmod u+w) and run make notebooks again.", flush=True)
             continue
         print(f"ok   {path.name} ({time.monotonic() - started:.1f} s)", flush=True)

@@ -15,9 +15,11 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 import openai
 from IPython import get_ipython
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
@@ -111,7 +113,7 @@ def show_model_choice(choice: ModelChoice, conn: Connection) -> None:
     show("note" if choice.substituted else "banner", model_choice_text(choice, conn))
 
 
-def tokens_text(usage) -> str:
+def tokens_text(usage: CompletionUsage | None) -> str:
     """E.g. "41 prompt (32 cached) + 12 completion tokens": the provider's own count, or that it gave none."""
     if usage is None:
         return "usage not reported"
@@ -120,7 +122,8 @@ def tokens_text(usage) -> str:
     return f"{usage.prompt_tokens} prompt{cached} + {usage.completion_tokens} completion tokens"
 
 
-def footer(response, client=None, seconds: float | None = None) -> str:
+def footer(response: ChatCompletion, client: openai.OpenAI | None = None, seconds: float | None = None
+           ) -> str:
     """One line: who answered (the response's own model, via the client's provider), why it stopped,
     tokens used, and how long it took: `seconds` if given, else the client's last request when the client
     was made by `akash_nb.client()` (a plain `openai.OpenAI` is not timed, so no time is shown)."""
@@ -153,7 +156,8 @@ def footer_text(model: str | None, provider: str | None, finish_reason: str | No
     return " · ".join(parts)
 
 
-def show_answer(response, client=None, *, seconds: float | None = None, kind: str = "answer") -> None:
+def show_answer(response: ChatCompletion, client: openai.OpenAI | None = None, *, seconds: float | None = None,
+                kind: str = "answer") -> None:
     """The reply as Markdown, with the footer saying who answered (see `footer`)."""
     if not isinstance(response, ChatCompletion) or not response.choices:
         raise input_error("wrong-type", name="response", expected="a chat completion with a choice",
@@ -183,10 +187,10 @@ def show_error(error: BaseException) -> None:
     show("error", f"Error: {sentence}")
 
 
-def _raised_by_us_or_the_sdk(tb) -> bool:
+def _raised_by_us_or_the_sdk(tb: TracebackType | None) -> bool:
     """The exception came out of code in the openai package or in akash_nb (a frame of the traceback lies
     in one of them), not out of the learner's own code."""
-    roots = tuple(os.path.dirname(module.__file__) + os.sep for module in (openai, sys.modules[__package__]))
+    roots = tuple(os.path.dirname(module.__file__ or "") + os.sep for module in (openai, sys.modules[__package__]))
     while tb is not None:
         if tb.tb_frame.f_code.co_filename.startswith(roots):
             return True
@@ -194,7 +198,7 @@ def _raised_by_us_or_the_sdk(tb) -> bool:
     return False
 
 
-def is_ours(error: BaseException, tb=None) -> bool:
+def is_ours(error: BaseException, tb: TracebackType | None = None) -> bool:
     """Errors shown as one sentence: ours (AkashNBError), the SDK's (openai.OpenAIError), and a JSON error
     raised inside the SDK or akash_nb (a provider's broken answer). Everything else is the learner's own
     exception, which keeps IPython's traceback."""
@@ -217,7 +221,8 @@ def install_error_display() -> None:
         _install_plain_excepthook()
         return
 
-    def handler(shell, etype, value, tb, tb_offset=None):
+    def handler(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
+                tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
         if not is_ours(value, tb):
             # The learner's own error: IPython's own traceback, exactly as without akash_nb.
             stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
@@ -243,9 +248,10 @@ def _install_plain_excepthook() -> None:
     if getattr(previous, "akash_nb", False):
         return
 
-    def hook(etype, value, tb):
+    def hook(etype: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         if not is_ours(value, tb) or os.environ.get(TRACEBACK_ENV):  # the same rule as in a notebook
-            return previous(etype, value, tb)
+            previous(etype, value, tb)
+            return
         explained = error_sentence(value)
         print(f"{type(explained).__name__}: {explained.sentence} (full traceback: {TRACEBACK_ENV}=1)",
               file=sys.stderr, flush=True)

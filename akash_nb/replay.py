@@ -144,7 +144,7 @@ class Request:
         return ", ".join(parts)
 
 
-def request_key(method: str, path: str, body: bytes | str | dict | None) -> str:
+def request_key(method: str, path: str, body: bytes | str | dict[str, Any] | None) -> str:
     """The recording's name (without .json) for a request; `body` as sent (bytes/str) or parsed."""
     if isinstance(body, str):
         body = body.encode()
@@ -177,7 +177,7 @@ def read_recording(path: Path) -> dict[str, Any] | None:
     """The recording at `path`, None when there is none; OSError/ValueError when it cannot be read or is
     not a recording (the ValueError says which part is wrong)."""
     try:
-        recording = json.loads(path.read_text(encoding="utf-8"))
+        recording: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     check_recording(recording)
@@ -445,7 +445,7 @@ class ReplayServer:
         if self.upstream is None:
             return True
         if self.mode == "record":
-            return recording.get("meta", {}).get("upstream") == self.upstream.label
+            return bool(recording.get("meta", {}).get("upstream") == self.upstream.label)
         return False
 
     @staticmethod

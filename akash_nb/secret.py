@@ -48,5 +48,5 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self):  # never pickled into a file by accident
+    def __reduce__(self) -> tuple[object, ...]:  # never pickled into a file by accident
         raise TypeError("A Secret cannot be pickled.")

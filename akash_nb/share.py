@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import TextIO
 from urllib.parse import urlparse
 
 from dotenv import set_key
@@ -50,7 +52,7 @@ JOIN_TIMEOUT = 10.0
 class Shared:
     """A class server running in this process's foreground (what `start_share()` starts)."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     port: int
     key: Secret
     model: str
@@ -206,12 +208,12 @@ class Status:
                 f"clients seen {len(self.clients)}")
 
 
-def _interrupt(number: int, frame) -> None:
+def _interrupt(number: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
 def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST,
-          out=None) -> None:
+          out: TextIO | None = None) -> None:
     """Serve the embedded model (or AKASH_NB_LOCAL_MODEL) to the room, in this process, until interrupted.
 
     A new key is made and shown with what students set; it is never written to the state file."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
@@ -86,15 +86,16 @@ def collect_stream(
                         chunks=chunks, usage=usage, model=model)
 
 
-def _watch_error_field(stream: openai.Stream) -> list[str]:
+def _watch_error_field(stream: openai.Stream[ChatCompletionChunk]) -> list[str]:
     """The values of `error:` lines in the stream, which SSE parsers (the SDK's too) skip as an unknown
     field. llama.cpp's server reports a request it refuses after the stream began this way, e.g. a prompt
     over the context: `error: {"code": 400, "type": "exceed_context_size_error", ...}`."""
     found: list[str] = []
-    decoder = stream._decoder  # the SDK's SSEDecoder for this one stream
+    # The SDK's SSEDecoder for this one stream (private: no public hook sees unknown fields).
+    decoder: Any = stream._decoder
     decode = decoder.decode
 
-    def watching(line: str):
+    def watching(line: str) -> object:
         name, _, value = line.partition(":")
         if name == "error":
             found.append(value.strip())

@@ -25,14 +25,15 @@ from typing import Any
 import ipywidgets as widgets
 import mistune
 import openai
+from IPython.lib.pretty import PrettyPrinter
 from openai.types import CompletionUsage
 
-from . import checks, errors, local, render, streaming
+from . import checks, errors, llama_server, render, streaming
 from .connection import Connection, connection_for, connection_or_unknown, resolve_model
 from .conversation import Conversation
 
 # Context window per provider, the upper bound of the max_tokens box; others get DEFAULT_CONTEXT_TOKENS.
-CONTEXT_TOKENS: dict[str, int] = {"local": local.CONTEXT_TOKENS}
+CONTEXT_TOKENS: dict[str, int] = {"local": llama_server.CONTEXT_TOKENS}
 DEFAULT_CONTEXT_TOKENS = 32_768
 REDRAW_SECONDS = 0.05  # redraw a streaming answer at most this often: each redraw is one comm message
 CURSOR = " ▌"  # shown at the end of an answer that is still arriving
@@ -110,12 +111,12 @@ class Result:
     def __str__(self) -> str:
         return f"{self.answer_text()}\n{self.usage_line()}"
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
+    def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:
         printer.text(str(self))
 
 
-def _split(messages: list[dict] | None, system: str | None, prompt: str | None
-           ) -> tuple[list[dict], str | None, str | None]:
+def _split(messages: list[dict[str, Any]] | None, system: str | None, prompt: str | None
+           ) -> tuple[list[dict[str, Any]], str | None, str | None]:
     """Split a guide-style `messages` list into (earlier messages, system prompt, prompt) for the boxes:
     a leading system message fills the system box (unless `system` is given, which replaces it) and a
     trailing user message fills the prompt box (unless `prompt` is given)."""
@@ -136,7 +137,7 @@ class Panel(widgets.VBox):
     """
 
     def __init__(self, client: openai.OpenAI, prompt: str | None = None, *,
-                 messages: list[dict] | None = None, model: str | None = None, temperature: float = 0.7,
+                 messages: list[dict[str, Any]] | None = None, model: str | None = None, temperature: float = 0.7,
                  max_tokens: int = 128, system: str | None = None):
         _check_panel_arguments(prompt, messages, model, temperature, max_tokens, system)
         self.client = client
@@ -184,7 +185,7 @@ class Panel(widgets.VBox):
         self.model.value = choice.model
         return True
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         """The messages a run sends: system prompt (if any), earlier messages, then the prompt."""
         sent = [{"role": "system", "content": self.system.value}] if self.system.value.strip() else []
         sent += [dict(m) for m in self.history]
@@ -251,8 +252,8 @@ class Panel(widgets.VBox):
             lines.append(f"Error: {self.problem}")
         return "\n".join(lines)
 
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = super()._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = repr(self)  # not truncated: this is what nbval compares
         return bundle
 
@@ -302,7 +303,7 @@ def _check_panel_arguments(prompt: Any, messages: Any, model: Any, temperature: 
     checks.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
 
 
-def panel(client: openai.OpenAI, prompt: str | None = None, *, messages: list[dict] | None = None,
+def panel(client: openai.OpenAI, prompt: str | None = None, *, messages: list[dict[str, Any]] | None = None,
           model: str | None = None, temperature: float = 0.7, max_tokens: int = 128,
           system: str | None = None) -> Panel:
     """The "Try it" panel for `client`: `akash_nb.panel(client, "Once upon a time")`.
@@ -394,6 +395,7 @@ class ChatBox:
 
     def _usage_line(self, first: float | None) -> str:
         response = self.conversation.last_response
+        assert response is not None  # called after a reply arrived
         return render.footer_text(response.model, self._connection().label, response.choices[0].finish_reason,
                                   response.usage, seconds=self.conversation.last_seconds,
                                   first_token_seconds=first, streamed=True)
@@ -430,7 +432,7 @@ class ChatBox:
             lines.append(self.status_text)
         return "\n".join(lines)
 
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = repr(self)
         return bundle

@@ -18,6 +18,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from IPython.lib.pretty import PrettyPrinter
 from openai._legacy_response import LegacyAPIResponse
 
 from .connection import connection_for_url
@@ -63,10 +64,10 @@ class Exchange:
         return (f"Request:\n{self.request_text()}\n\nResponse:\n{self.response_text()}\n\n"
                 f"The same request with curl (key from ${self.key_variable}):\n{self.curl()}")
 
-    def _repr_pretty_(self, printer, cycle: bool) -> None:
+    def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:
         printer.text(str(self))
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         def block(title: str, text: str, opened: bool) -> str:
             return (f'<details class="akash-nb-wire"{" open" if opened else ""}><summary><b>{title}</b>'
                     f"</summary><pre>{html.escape(text)}</pre></details>")
@@ -95,7 +96,7 @@ def _key_variable(base_url: str) -> str:
     return conn.provider.key_env[0] if conn is not None and conn.provider.key_env else "API_KEY"
 
 
-def exchange(raw: LegacyAPIResponse) -> Exchange:
+def exchange(raw: LegacyAPIResponse[Any]) -> Exchange:
     """The `Exchange` behind a `with_raw_response` result."""
     if not isinstance(raw, LegacyAPIResponse):
         raise AkashNBError(
@@ -116,6 +117,6 @@ def exchange(raw: LegacyAPIResponse) -> Exchange:
         response=_json_or_text(response.content), key_variable=_key_variable(url))
 
 
-def show_http(raw: LegacyAPIResponse) -> Exchange:
+def show_http(raw: LegacyAPIResponse[Any]) -> Exchange:
     """Request JSON, response JSON and the equivalent curl for one call (see the module docstring)."""
     return exchange(raw)
