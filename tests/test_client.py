@@ -170,6 +170,7 @@ def test_connections_are_forgotten_with_their_clients():
     assert len(client_module._connections) == count - 1
 
 
+@pytest.mark.live
 def test_last_latency_times_the_last_request_without_touching_the_call(local_env):
     made = akash_nb.client(show=False)
     assert akash_nb.last_latency(made) is None, "nothing sent yet"
@@ -183,6 +184,7 @@ def test_last_latency_times_the_last_request_without_touching_the_call(local_env
     assert 0 < one_token < long_answer, "it measures each request, and a longer answer takes longer"
 
 
+@pytest.mark.live
 def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(local_env):
     answering = akash_nb.client(show=False)
     closed = akash_nb.client(provider="openai-compatible", base_url="http://127.0.0.1:9/v1", show=False,

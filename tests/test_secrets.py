@@ -1,4 +1,5 @@
 """A key never shows: not in reprs, not in errors, not in files others can read, not on the network.
+A Secret holds a key so that printing, formatting or pickling it cannot leak the key.
 
 The embedded server listens on 127.0.0.1 only and answers nobody without its key.
 """
@@ -24,8 +25,6 @@ from akash_nb import config, local
 from akash_nb.errors import AkashNBError, ConfigError, explain
 from akash_nb.secret import Secret
 
-pytestmark = pytest.mark.faults
-
 AKML_KEY = "akml-" + "SECRETabcdef0123456789"
 SK_KEY = "sk-" + "SECRETabcdef0123456789"
 
@@ -37,18 +36,54 @@ def shows_no_key(text: str, key: str) -> bool:
 
 # --- objects --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key", [AKML_KEY, SK_KEY, "plainSECRET0123456789"])
-def test_a_secret_is_masked_in_every_text_form(key):
-    secret = Secret(key)
-    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}",
-                 format(secret, ">40")):
-        assert key not in text and "SECRET" not in text
-    assert secret.reveal() == key
+KEY = "akml-" + "0123456789abcdef"
+
+
+@pytest.mark.parametrize(("key", "part"), [(KEY, "0123456789"), (AKML_KEY, "SECRET"), (SK_KEY, "SECRET"),
+                                           ("plainSECRET0123456789", "SECRET")])
+@pytest.mark.parametrize(
+    "show",
+    [repr, str, format, lambda s: f"{s}", lambda s: f"{s!r}", lambda s: f"{s:>40}",
+     lambda s: "%s" % s,  # noqa: UP031 (old-style formatting must be masked too)
+     lambda s: "{}".format(s),  # noqa: UP032
+     lambda s: str([s]), lambda s: str({"key": s})],
+)
+def test_every_way_of_printing_a_secret_is_masked(show, key, part):
+    text = show(Secret(key))
+    assert key not in text
+    assert part not in text
+    assert "****" in text
+
+
+@pytest.mark.parametrize("key", [KEY, AKML_KEY, SK_KEY, "plainSECRET0123456789"])
+def test_reveal_is_the_only_way_to_the_value(key):
+    assert Secret(key).reveal() == key
+
+
+def test_the_mask_keeps_a_known_prefix_only():
+    assert repr(Secret(KEY)) == "Secret(akml-****)"
+    assert repr(Secret("sk-0123456789")) == "Secret(sk-****)"
+    assert repr(Secret("0123456789")) == "Secret(****)"
 
 
 def test_a_secret_refuses_to_be_pickled():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(Secret(KEY))
+    with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(Secret(AKML_KEY))
+
+
+def test_equality_compares_values_and_only_with_secrets():
+    assert Secret(KEY) == Secret(KEY)
+    assert Secret(KEY) != Secret(KEY + "x")
+    assert Secret(KEY) != KEY
+    assert hash(Secret(KEY)) == hash(Secret(KEY))
+    assert Secret("ключ") == Secret("ключ")  # not only ASCII
+
+
+def test_a_secret_has_no_instance_dict_to_dump():
+    with pytest.raises(TypeError):
+        vars(Secret(KEY))
 
 
 def test_settings_never_show_the_key():
@@ -73,6 +108,7 @@ def fault_server_url():
         yield server.url
 
 
+@pytest.mark.live
 def test_the_embedded_server_record_shows_no_key(local_env):
     server = local.ensure_server()
     assert server.key.reveal() not in repr(server)
@@ -92,6 +128,7 @@ def test_a_key_with_a_line_break_inside_is_refused_without_repeating_it():
     assert "SECRET" not in str(caught.value)
 
 
+@pytest.mark.live
 def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_key(local_env):
     server = local.ensure_server()
     client = openai.OpenAI(base_url=server.base_url, api_key=SK_KEY, max_retries=0, timeout=10)
@@ -105,24 +142,26 @@ def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_ke
 
 # --- files ----------------------------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_the_server_state_file_is_private(local_env):
     server = local.ensure_server()
     state = local.state_file(server.config)
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     assert json.loads(state.read_text())["key"] == server.key.reveal()  # it is the one place the key lives
     assert stat.S_IMODE(local_env.stat().st_mode) & 0o077 == 0  # the folder is private too
-    log = Path(server.log)
-    if log.exists():
-        assert stat.S_IMODE(log.stat().st_mode) == 0o600
-        assert server.key.reveal() not in log.read_text(errors="replace")
+    log = Path(server.log)  # created before llama-server starts (local._launch), so it is always there
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert server.key.reveal() not in log.read_text(errors="replace")
 
 
+@pytest.mark.live
 def test_the_key_is_not_on_the_servers_command_line(local_env):
     server = local.ensure_server()
     # /proc/PID/cmdline is readable by every user on the machine; environ only by the owner.
     assert server.key.reveal() not in " ".join(psutil.Process(server.pid).cmdline())
 
 
+@pytest.mark.live
 def test_the_server_does_not_inherit_provider_keys(local_env):
     server = local.ensure_server()
     inherited = psutil.Process(server.pid).environ()
@@ -131,6 +170,7 @@ def test_the_server_does_not_inherit_provider_keys(local_env):
 
 # --- the embedded server's door ------------------------------------------------------------------------
 
+@pytest.mark.live
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Basic Zm9vOmJhcg=="])
 def test_the_embedded_server_refuses_requests_without_its_key(local_env, authorization):
     server = local.ensure_server()
@@ -143,6 +183,7 @@ def test_the_embedded_server_refuses_requests_without_its_key(local_env, authori
         assert caught.value.code == 401
 
 
+@pytest.mark.live
 def test_the_embedded_server_answers_its_own_key(local_env):
     server = local.ensure_server()
     request = urllib.request.Request(server.base_url + "/models",
@@ -157,6 +198,7 @@ def _listening(pid: int) -> list:
     return [c for c in sockets if c.status == psutil.CONN_LISTEN]
 
 
+@pytest.mark.live
 def test_the_embedded_server_listens_on_loopback_only(local_env):
     server = local.ensure_server()
     listening = _listening(server.pid)
@@ -175,6 +217,7 @@ def _own_addresses() -> list[str]:
     return found
 
 
+@pytest.mark.live
 def test_the_embedded_server_cannot_be_reached_on_this_machines_other_addresses(local_env):
     server = local.ensure_server()
     addresses = _own_addresses()
