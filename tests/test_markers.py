@@ -48,7 +48,7 @@ def test_a_live_test_gets_the_real_lookup():
     assert model.VARIABLE not in os.environ
 
 
-GUARDED_SESSION = f'''
+GUARDED_SESSION = '''
 import pytest
 from akash_nb import local
 

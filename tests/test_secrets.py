@@ -23,6 +23,7 @@ import pytest
 import akash_nb
 from akash_nb import config, local
 from akash_nb.errors import AkashNBError, ConfigError, explain
+from akash_nb.providers import LOCAL_MODEL_NAME
 from akash_nb.secret import Secret
 
 AKML_KEY = "akml-" + "SECRETabcdef0123456789"
@@ -142,40 +143,62 @@ def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_ke
 
 # --- files ----------------------------------------------------------------------------------------------
 
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
 @pytest.mark.live
-def test_the_server_state_file_is_private(local_env):
+def test_the_server_state_file_lock_and_log_are_private(state_dir):
     server = local.ensure_server()
     state = local.state_file(server.config)
-    assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert json.loads(state.read_text())["key"] == server.key.reveal()  # it is the one place the key lives
-    assert stat.S_IMODE(local_env.stat().st_mode) & 0o077 == 0  # the folder is private too
+    assert mode(state_dir) == 0o700  # the folder is private too
+    assert mode(state) == 0o600
+    assert mode(state_dir / f"server-{server.config}.lock") == 0o600
+    record = json.loads(state.read_text())
+    assert record["key"] == server.key.reveal()  # it is the one place the key lives
+    assert record["pid"] == server.pid
     log = Path(server.log)  # created before llama-server starts (local._launch), so it is always there
-    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert mode(log) == 0o600
     assert server.key.reveal() not in log.read_text(errors="replace")
 
 
 @pytest.mark.live
-def test_the_key_is_not_on_the_servers_command_line(local_env):
+def test_the_key_is_on_no_command_line_in_no_environment_and_its_file_is_gone(state_dir, monkeypatch):
+    monkeypatch.setenv("LLAMA_API_KEY", "a-key-from-the-users-shell")  # llama-server would read it
     server = local.ensure_server()
+    key = server.key.reveal().encode()
     # /proc/PID/cmdline is readable by every user on the machine; environ only by the owner.
-    assert server.key.reveal() not in " ".join(psutil.Process(server.pid).cmdline())
-
-
-@pytest.mark.live
-def test_the_server_does_not_inherit_provider_keys(local_env):
-    server = local.ensure_server()
-    inherited = psutil.Process(server.pid).environ()
-    assert not [name for name in inherited if name.endswith("API_KEY")]
+    assert key not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+    assert key not in environ and b"API_KEY" not in environ  # no provider key is inherited either
+    assert list(state_dir.glob("*.key")) == []  # read by the server at start, then deleted
+    assert status_of(server.base_url + "/models", key="a-key-from-the-users-shell") == 401
 
 
 # --- the embedded server's door ------------------------------------------------------------------------
+
+def status_of(url: str, key: str | None = None, data: bytes | None = None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+CHAT = json.dumps({"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}],
+                   "max_tokens": 1}).encode()
+
 
 @pytest.mark.live
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Basic Zm9vOmJhcg=="])
 def test_the_embedded_server_refuses_requests_without_its_key(local_env, authorization):
     server = local.ensure_server()
     headers = {"Authorization": authorization} if authorization else {}
-    for path, data in (("/models", None), ("/chat/completions", b'{"messages": []}')):
+    for path, data in (("/models", None), ("/chat/completions", b'{"messages": []}'),
+                       ("/chat/completions", CHAT)):
         request = urllib.request.Request(server.base_url + path, data=data, headers={
             **headers, "Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as caught:
@@ -186,10 +209,8 @@ def test_the_embedded_server_refuses_requests_without_its_key(local_env, authori
 @pytest.mark.live
 def test_the_embedded_server_answers_its_own_key(local_env):
     server = local.ensure_server()
-    request = urllib.request.Request(server.base_url + "/models",
-                                     headers={"Authorization": f"Bearer {server.key.reveal()}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    assert status_of(server.base_url + "/models", key=server.key.reveal()) == 200
+    assert status_of(server.health_url) == 200  # llama-server's /health tells only that it is up
 
 
 def _listening(pid: int) -> list:
