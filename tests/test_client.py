@@ -156,11 +156,6 @@ def test_an_unreachable_server_is_a_sentence_not_a_traceback():
     assert "127.0.0.1" in caught.value.sentence
 
 
-def test_connection_of_a_client_not_made_here_is_a_sentence():
-    with pytest.raises(ConfigError, match=r"akash_nb\.connection_values\(\)"):
-        connection(openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{closed_port()}/v1"))
-
-
 def test_connections_are_forgotten_with_their_clients():
     client_module = sys.modules["akash_nb.client"]  # akash_nb.client is the function
     openai_client = client(base_url="http://127.0.0.1:9/v1", show=False)
