@@ -1,5 +1,6 @@
 """Shared fixtures. Each test gets an environment with no provider configured and its own state folder,
-so nothing a developer has set (keys, a running lab server) leaks into a test, or out of one."""
+so nothing a developer has set (keys, a running lab server) leaks into a test, or out of one; and a test
+not marked `live` cannot start the embedded model (NOT_LIVE below)."""
 
 from __future__ import annotations
 
