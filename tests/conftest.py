@@ -1,19 +1,94 @@
 """Shared fixtures. Each test gets an environment with no provider configured and its own state folder,
-so nothing a developer has set (keys, a running lab server) leaks into a test, or out of one."""
+so nothing a developer has set (keys, a running lab server) leaks into a test, or out of one; and a test
+not marked `live` cannot start the embedded model (NOT_LIVE below)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from akash_nb import local
+from akash_nb import engine, local, model
+
+pytest_plugins = ["pytester"]  # tests/test_markers.py runs a session of its own to prove the guard below
 
 CONFIG_VARIABLES = (
     "AKASH_NB_PROVIDER", "AKASH_NB_BASE_URL", "AKASH_NB_API_KEY", "AKASH_NB_MODEL", "AKASHML_API_KEY",
-    "AKASH_API_KEY", "AKASH_NB_LOCAL_MODEL", "AKASH_NB_LOCAL_PORT", "AKASH_NB_RECORDINGS", "CI",
+    "AKASH_API_KEY", "AKASH_NB_LOCAL_PORT", "AKASH_NB_RECORDINGS", "CI",
     "AKASH_NB_REPLAY_MODE", "AKASH_NB_RECORD_UPSTREAM", "AKASH_NB_REPLAY_USED",
 )
+
+
+# --- the `live` marker enforces itself ----------------------------------------------------------------------
+# A test not marked `live` finds, where akash_nb looks for llama-server (AKASH_NB_LLAMA_SERVER, and first on
+# PATH for a child process whose environment drops AKASH_*) and the model file (AKASH_NB_LOCAL_MODEL), a
+# stand-in that answers `--version` and `--help` but exits with NOT_LIVE as soon as it is started as a
+# server. It is set in os.environ before the test's fixtures are set up, so module and session fixtures,
+# subprocesses and notebook kernels inherit it; a test that tests those variables overrides them with
+# monkeypatch. A live test gets the developer's own AKASH_NB_LLAMA_SERVER and PATH back and no
+# AKASH_NB_LOCAL_MODEL (the lessons' SmolLM2, whatever the developer's shell says).
+NOT_LIVE = "this test starts the embedded model: mark it @pytest.mark.live"
+GUARD_FOLDER = "akash-nb-not-live-"  # the stand-ins' temporary folder's name starts so
+GUARD_EXIT = 97
+GUARD_SERVER = f"""#!/bin/sh
+# Written by tests/conftest.py: not llama.cpp. It stands in for llama-server in tests not marked live.
+case "$1" in
+  --version) echo "version: 0 (tests/conftest.py's stand-in, not llama.cpp)"; exit 0;;
+  --help) echo "{' '.join(engine.REQUIRED_OPTIONS)}"; exit 0;;
+esac
+echo "{NOT_LIVE}" >&2
+exit {GUARD_EXIT}
+"""
+_developers: dict[str, str | None] = {}  # what a live test finds
+_before: dict[str, str | None] = {}  # what the shell had, given back when the session ends
+_guard: dict[str, str] = {}
+
+
+def pytest_configure(config):
+    folder = Path(tempfile.mkdtemp(prefix=GUARD_FOLDER))
+    server = folder / "llama-server"
+    server.write_text(GUARD_SERVER)
+    server.chmod(0o755)
+    weights = folder / model.GGUF_NAME  # SmolLM2's own file name: the served model's name is unchanged
+    weights.write_bytes(b"GGUF" + bytes(60))
+    path = os.environ.get("PATH", os.defpath)
+    _guard.update({engine.VARIABLE: str(server), model.VARIABLE: str(weights),
+                   "PATH": f"{folder}{os.pathsep}{path}"})
+    _before.update({name: os.environ.get(name) for name in _guard})
+    _developers.update(_before, **{model.VARIABLE: None})
+
+
+def _put(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def pytest_unconfigure(config):
+    for name, value in _before.items():
+        _put(name, value)
+    if _guard:
+        shutil.rmtree(Path(_guard[engine.VARIABLE]).parent, ignore_errors=True)
+
+
+def is_live(item: pytest.Item) -> bool:
+    return item.get_closest_marker("live") is not None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture of this test: the stand-ins for a test not marked live, the real lookup for one
+    that is."""
+    live = is_live(item)
+    for name, guard in _guard.items():
+        _put(name, _developers[name] if live else guard)
+    if not live and "shared_local_server" in getattr(item, "fixturenames", ()):
+        pytest.fail(f"{item.nodeid} uses the session's embedded server (shared_local_server): {NOT_LIVE}",
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -41,8 +41,6 @@ from browser_helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.browser
-
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 RECORDINGS = ROOT / "tests" / "recordings"
@@ -59,6 +57,8 @@ PASSED = {name: os.environ[name] for name in ("AKASH_NB_REPLAY_MODE", "AKASH_NB_
 # "replay": a request nobody recorded gets the no-recording sentence. "record": it would be recorded
 # instead, so the steps that send one on purpose are left out. "local": the live embedded model.
 MODE = PASSED.get("AKASH_NB_REPLAY_MODE", "replay") if PROVIDER == "replay" else "local"
+# On the live model, or recording from it, the lab's kernels start the embedded model: live as well.
+pytestmark = [pytest.mark.browser, *([pytest.mark.live] if MODE != "replay" else [])]
 
 KERNEL_START_SECONDS = 60
 RUN_ALL_SECONDS = 240 if PROVIDER == "replay" else 420  # the live model writes a few hundred tokens a lesson

@@ -157,11 +157,6 @@ def test_an_unreachable_server_is_a_sentence_not_a_traceback():
     assert "127.0.0.1" in caught.value.sentence
 
 
-def test_connection_of_a_client_not_made_here_is_a_sentence():
-    with pytest.raises(ConfigError, match=r"akash_nb\.connection_values\(\)"):
-        connection_for(openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{closed_port()}/v1"))
-
-
 def test_connections_are_forgotten_with_their_clients():
     openai_client = client(base_url="http://127.0.0.1:9/v1", show=False)
     assert openai_client in connections._by_client
@@ -170,6 +165,7 @@ def test_connections_are_forgotten_with_their_clients():
     assert len(connections._by_client) == count - 1
 
 
+@pytest.mark.live
 def test_last_latency_times_the_last_request_without_touching_the_call(local_env):
     made = akash_nb.client(show=False)
     assert akash_nb.last_latency(made) is None, "nothing sent yet"
@@ -183,6 +179,7 @@ def test_last_latency_times_the_last_request_without_touching_the_call(local_env
     assert 0 < one_token < long_answer, "it measures each request, and a longer answer takes longer"
 
 
+@pytest.mark.live
 def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(local_env):
     answering = akash_nb.client(show=False)
     closed = akash_nb.client(provider="openai-compatible", base_url="http://127.0.0.1:9/v1", show=False,

@@ -131,6 +131,7 @@ def offline_client(key: str = "akml-" + "test-key-never-written") -> openai.Open
 
 # --- two turns, as in the guide --------------------------------------------------------------------
 
+@pytest.mark.live
 def test_two_turns_keep_the_context_in_the_request(proxied):
     client, model, proxy = proxied
     conversation = Conversation(client, model, **FAST)
@@ -164,6 +165,7 @@ def test_messages_is_a_copy(tmp_path):
     assert conversation.messages[0]["content"] == "Hi"
 
 
+@pytest.mark.live
 def test_a_call_parameter_overrides_the_default(proxied):
     client, model, proxy = proxied
     conversation = Conversation(client, model, **FAST)
@@ -174,6 +176,7 @@ def test_a_call_parameter_overrides_the_default(proxied):
 
 # --- failures keep the history -------------------------------------------------------------------
 
+@pytest.mark.live
 def test_a_refused_connection_keeps_the_history_and_retry_sends_it_again(local):
     client, model = local
     conversation = Conversation(client, model, **FAST)
@@ -216,6 +219,7 @@ def test_a_plain_openai_client_gets_a_generic_provider_title():
     assert conversation.history == () and conversation.pending == "Hi"
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize(("behaviour", "options", "cause", "says"), [
     ("status", {"status": 404}, openai.NotFoundError, "The model `no-such-model` does not exist."),
     ("status", {"status": 500}, openai.InternalServerError, "(500)"),
@@ -254,6 +258,7 @@ def test_empty_and_wrong_messages_are_refused_before_any_request():
 
 # --- streaming -----------------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_streaming_calls_on_text_and_keeps_the_whole_reply(local):
     client, model = local
     conversation = Conversation(client, model, **FAST)
@@ -266,6 +271,7 @@ def test_streaming_calls_on_text_and_keeps_the_whole_reply(local):
     assert response.choices[0].finish_reason in ("stop", "length") and response.model == model
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("behaviour", ["cut", "early-end", "stream-error", "bad-sse"])
 def test_a_cut_stream_is_kept_apart_not_added(tmp_path, fault, behaviour):
     fault.behave(behaviour, chunks=3)
@@ -282,6 +288,7 @@ def test_a_cut_stream_is_kept_apart_not_added(tmp_path, fault, behaviour):
     assert conversation.transcript().endswith("assistant (cut): Once upon a")
 
 
+@pytest.mark.faults
 def test_a_streamed_answer_that_ends_early_says_so(tmp_path, fault):
     fault.behave("early-end", chunks=2)  # a clean end of the HTTP body, but no finish_reason
     conversation = Conversation(client_at(fault.url), "fault-model")
@@ -302,6 +309,8 @@ def test_an_on_text_that_raises_leaves_the_reply_apart(tmp_path, fault):
     assert conversation.partial.text == "Once" and conversation.partial.label == "cut"
 
 
+@pytest.mark.faults
+@pytest.mark.live
 def test_retry_after_a_cut_stream_completes_the_turn(local, fault):
     client, model = local
     conversation = Conversation(client_at(fault.behave("cut").url), model, **FAST)
@@ -352,6 +361,7 @@ def test_a_newest_message_over_the_budget_says_by_how_much(tmp_path):
     assert conversation.pending is None and len(conversation.history) == 1
 
 
+@pytest.mark.live
 def test_send_trims_every_request_to_the_budget(proxied):
     client, model, proxy = proxied
     conversation = Conversation(client, model, budget_tokens=50, **FAST)
@@ -369,6 +379,7 @@ def test_send_trims_every_request_to_the_budget(proxied):
 
 # --- saving and loading --------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_save_and_load_round_trip(local, tmp_path):
     client, model = local
     conversation = Conversation(client, model, budget_tokens=4000, **FAST)
@@ -386,6 +397,7 @@ def test_save_and_load_round_trip(local, tmp_path):
     assert len(restored.history) == 2
 
 
+@pytest.mark.live
 def test_save_is_private_and_never_holds_the_key(local, tmp_path):
     client, model = local
     assert client.api_key and client.api_key != "no-key-needed"  # the embedded server's own key
@@ -493,6 +505,7 @@ def test_show_displays_the_bundle():
         InteractiveShell.clear_instance()
 
 
+@pytest.mark.live
 def test_a_bad_parameter_is_refused_before_sending_and_keeps_the_history(local_env):
     client = akash_nb.client(show=False)
     chat = Conversation(client, akash_nb.choose_model(client, show=False), temperature=0, max_tokens=8)

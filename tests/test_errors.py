@@ -76,12 +76,11 @@ def test_a_plain_value_error_is_not_mistaken_for_a_bad_answer():
 
 
 def test_a_json_decode_error_is_a_bad_answer_or_a_bad_event():
-    try:
+    with pytest.raises(json.JSONDecodeError) as caught:
         json.loads('{"choices": [')
-    except json.JSONDecodeError as exc:
-        assert "sent an answer that is not valid JSON" in explain(exc, "AkashML").sentence
-        streamed = explain(exc, "AkashML", streaming=True).sentence
-        assert "sent a streamed event that is not valid JSON" in streamed
+    assert "sent an answer that is not valid JSON" in explain(caught.value, "AkashML").sentence
+    streamed = explain(caught.value, "AkashML", streaming=True).sentence
+    assert "sent a streamed event that is not valid JSON" in streamed
 
 
 def test_an_unknown_failure_keeps_its_type_and_masks_keys():

@@ -15,7 +15,7 @@ import pytest
 from akash_nb import local
 from akash_nb.streaming import collect_stream
 
-pytestmark = pytest.mark.faults
+pytestmark = pytest.mark.live
 
 STREAMS = 10
 PROCESSES = 4

@@ -4,18 +4,14 @@ request, private to this user, and failing fast with one sentence when it cannot
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import openai
@@ -65,17 +61,6 @@ def gone(pid: int, within: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def status_of(url: str, key: str | None = None, data: bytes | None = None) -> int:
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def openai_client(server: local.Server) -> openai.OpenAI:
@@ -222,60 +207,6 @@ def test_stop_all_stops_every_configuration(state_dir, monkeypatch, tmp_path):
     assert local.stop_all() == 2
     assert gone(first.pid) and gone(second.pid)
     assert servers_in(state_dir) == []
-
-
-# --- private to this user ---------------------------------------------------------------------------------
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def test_state_file_lock_and_log_are_private(state_dir):
-    server = local.ensure_server()
-    assert mode(state_dir) == 0o700
-    assert mode(local.state_file(server.config)) == 0o600
-    assert mode(state_dir / f"server-{server.config}.lock") == 0o600
-    assert mode(Path(server.log)) == 0o600
-    assert json.loads(local.state_file(server.config).read_text())["pid"] == server.pid
-
-
-def listening_addresses(port: int) -> set[str]:
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local_address, state = line.split()[1], line.split()[3]
-            address, hex_port = local_address.split(":")
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                found.add(address)
-    return found
-
-
-def test_the_server_listens_on_loopback_only(state_dir):
-    server = local.ensure_server()
-    assert listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1, little-endian hex
-
-
-def test_the_server_refuses_requests_without_its_key(state_dir):
-    server = local.ensure_server()
-    chat = json.dumps({"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}],
-                       "max_tokens": 1}).encode()
-    assert status_of(server.base_url + "/models") == 401
-    assert status_of(server.base_url + "/models", key="wrong") == 401
-    assert status_of(server.base_url + "/chat/completions", data=chat) == 401
-    assert status_of(server.base_url + "/chat/completions", key="wrong", data=chat) == 401
-    assert status_of(server.base_url + "/models", key=server.key.reveal()) == 200
-    assert status_of(server.health_url) == 200  # llama-server's /health tells only that it is up
-
-
-def test_the_key_is_on_no_command_line_in_no_environment_and_its_file_is_gone(state_dir, monkeypatch):
-    monkeypatch.setenv("LLAMA_API_KEY", "a-key-from-the-users-shell")  # llama-server would read it
-    server = local.ensure_server()
-    key = server.key.reveal().encode()
-    assert key not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
-    environ = Path(f"/proc/{server.pid}/environ").read_bytes()
-    assert key not in environ and b"API_KEY" not in environ
-    assert list(state_dir.glob("*.key")) == []  # read by the server at start, then deleted
-    assert status_of(server.base_url + "/models", key="a-key-from-the-users-shell") == 401
 
 
 # --- honest answers, and a busy server is still alive ------------------------------------------------------

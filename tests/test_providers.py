@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from akash_nb import providers
+from akash_nb import config, providers
+from akash_nb.errors import ConfigError
 from akash_nb.providers import PROVIDERS, RETIRED_ON
 
 
@@ -13,38 +14,50 @@ def test_the_table_has_five_providers_including_reserved_replay():
     assert all(name == p.name for name, p in PROVIDERS.items())
 
 
+def resolve(provider: str, environ: dict[str, str], **kwargs) -> config.Settings:
+    return config.resolve(provider, environ=environ, dotenv_path=None, prompt=lambda message: None, **kwargs)
+
+
 def test_akashml_lives_at_its_api_and_needs_an_akml_key():
-    akashml = PROVIDERS["akashml"]
-    assert akashml.base_url == "https://api.akashml.com/v1"
-    assert akashml.key_env == ("AKASHML_API_KEY",)
-    assert akashml.key_prefix == "akml-"
-    assert akashml.needs_key
+    settings = resolve("akashml", {"AKASHML_API_KEY": "akml-0123456789"})
+    assert settings.base_url == "https://api.akashml.com/v1"
+    assert settings.sources["api_key"] == "environment variable AKASHML_API_KEY"
+    with pytest.raises(ConfigError, match="AkashML needs a key and none was found: set AKASHML_API_KEY"):
+        resolve("akashml", {})
+    with pytest.raises(ConfigError, match="does not start with akml-"):
+        resolve("akashml", {"AKASHML_API_KEY": "sk-0123456789"})
 
 
 def test_akash_chat_is_the_guides_url_and_says_it_was_retired():
     chat = PROVIDERS["akash-chat"]
-    assert chat.base_url == "https://chatapi.akash.network/api/v1"  # as the guide writes it
-    assert RETIRED_ON == "2025-11-21"
+    settings = resolve("akash-chat", {"AKASH_API_KEY": "sk-0123456789"})
+    assert settings.base_url == "https://chatapi.akash.network/api/v1"  # as the guide writes it
     assert "retired on 2025-11-21" in chat.note
     assert chat.retired_on == RETIRED_ON
-    assert chat.key_env == ("AKASH_API_KEY",)
-    assert chat.key_prefix == "sk-"
+    with pytest.raises(ConfigError, match="set AKASH_API_KEY"):
+        resolve("akash-chat", {})
+    with pytest.raises(ConfigError, match="does not start with sk-"):
+        resolve("akash-chat", {"AKASH_API_KEY": "akml-0123456789"})
     assert chat.fallback_models == ("Meta-Llama-3-1-8B-Instruct-FP8",)  # the guide's model
 
 
 def test_local_and_replay_are_started_here_and_need_no_key():
     for name in ("local", "replay"):
-        assert PROVIDERS[name].started_here
-        assert PROVIDERS[name].base_url is None
-        assert not PROVIDERS[name].needs_key
+        settings = resolve(name, {"AKASH_NB_BASE_URL": "http://127.0.0.1:9/v1"})
+        assert settings.base_url is None and settings.sources["base_url"].startswith("started on demand")
+        assert settings.api_key is None and settings.sources["api_key"] == "none needed"
     assert PROVIDERS["local"].fallback_models == (providers.LOCAL_MODEL_NAME,)
 
 
 def test_openai_compatible_takes_the_users_url_and_an_optional_key():
-    custom = PROVIDERS["openai-compatible"]
-    assert custom.base_url is None and not custom.started_here
-    assert custom.key_env == ("AKASH_NB_API_KEY",)
-    assert not custom.needs_key
+    without = resolve("openai-compatible", {"AKASH_NB_BASE_URL": "http://127.0.0.1:8000/v1"})
+    assert without.base_url == "http://127.0.0.1:8000/v1" and without.api_key is None
+    assert without.sources["api_key"] == "none needed"
+    keyed = resolve("openai-compatible", {"AKASH_NB_BASE_URL": "http://127.0.0.1:8000/v1",
+                                          "AKASH_NB_API_KEY": "anything-goes"})
+    assert keyed.api_key.reveal() == "anything-goes"
+    with pytest.raises(ConfigError, match="AKASH_NB_BASE_URL"):
+        resolve("openai-compatible", {})
 
 
 def test_get_returns_a_provider_or_lists_the_valid_names():

@@ -97,6 +97,7 @@ def used(tmp_path: Path) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.live
 def test_replay_answers_as_the_model_did(recorded, replaying, tmp_path):
     response = chat(sdk(replaying))
     assert response.choices[0].message.content == recorded.content
@@ -106,16 +107,19 @@ def test_replay_answers_as_the_model_did(recorded, replaying, tmp_path):
     assert [outcome for _, outcome in used(tmp_path)] == ["replayed"]
 
 
+@pytest.mark.live
 def test_streamed_replay_yields_the_same_chunks(recorded, replaying):
     pieces = streamed_pieces(sdk(replaying))
     assert pieces == recorded.pieces
     assert len([p for p in pieces if p]) > 1, "a real stream arrives in several chunks"
 
 
+@pytest.mark.live
 def test_models_replay(recorded, replaying):
     assert [m.id for m in sdk(replaying).models.list()] == recorded.models == [LOCAL_MODEL_NAME]
 
 
+@pytest.mark.live
 def test_recordings_are_small_readable_json_named_by_their_hash(recorded):
     files = replay.recordings(recorded.folder)
     assert len(files) == 3
@@ -139,6 +143,7 @@ def test_recordings_are_small_readable_json_named_by_their_hash(recorded):
     assert kinds == {"stream", "/v1/chat/completions", "/v1/models"}
 
 
+@pytest.mark.live
 def test_describe_source_names_upstream_and_model(recorded, replaying):
     assert replaying.describe_source() == f"recorded from local: {LOCAL_MODEL_NAME}"
 
@@ -154,6 +159,7 @@ def test_describe_source_lists_mixed_sources(tmp_path):
     assert replay.describe_recordings(tmp_path / "x") == f"no recordings yet in {tmp_path / 'x'}"
 
 
+@pytest.mark.live
 def test_an_unrecorded_request_fails_fast_with_a_sentence(replaying, tmp_path):
     client = sdk(replaying, retries=2)
     started = time.monotonic()
@@ -170,6 +176,7 @@ def test_an_unrecorded_request_fails_fast_with_a_sentence(replaying, tmp_path):
     assert [outcome for _, outcome in used(tmp_path)] == ["missed"]  # asked once: the SDK did not retry
 
 
+@pytest.mark.live
 def test_a_changed_parameter_is_a_different_recording(replaying):
     with pytest.raises(openai.NotFoundError):
         chat(sdk(replaying), temperature=0.5)
@@ -215,6 +222,7 @@ def test_an_unknown_mode_or_upstream_is_a_config_error(tmp_path, monkeypatch):
         replay.ensure_server(tmp_path, mode="record", upstream="ftp://example.org")
 
 
+@pytest.mark.live
 def test_client_end_to_end(recorded, monkeypatch):
     monkeypatch.setenv(replay.FOLDER_ENV, str(recorded.folder))
     client = akash_nb.client(provider="replay", show=False)
@@ -437,6 +445,7 @@ def test_record_without_the_upstream_key_stops_before_any_notebook(tmp_path, cap
 
 # --- identical requests: each sample is its own recording -------------------------------------------------
 
+@pytest.mark.live
 def test_repeated_sampled_requests_replay_the_answers_really_given(shared_local_server, tmp_path,
                                                                    monkeypatch):
     """Asking twice at temperature > 0 gets two samples; replay gives back those two, in order, and
@@ -463,6 +472,7 @@ def test_repeated_sampled_requests_replay_the_answers_really_given(shared_local_
     server.close()
 
 
+@pytest.mark.live
 def test_a_deterministic_request_has_one_recording_for_every_repeat(recorded, replaying):
     client = sdk(replaying)
     answers = {chat(client).choices[0].message.content for _ in range(3)}

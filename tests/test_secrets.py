@@ -1,4 +1,5 @@
 """A key never shows: not in reprs, not in errors, not in files others can read, not on the network.
+A Secret holds a key so that printing, formatting or pickling it cannot leak the key.
 
 The embedded server listens on 127.0.0.1 only and answers nobody without its key.
 """
@@ -23,9 +24,8 @@ from faultserver import connection_to
 import akash_nb
 from akash_nb import config, local
 from akash_nb.errors import AkashNBError, ConfigError, explain
+from akash_nb.providers import LOCAL_MODEL_NAME
 from akash_nb.secret import Secret
-
-pytestmark = pytest.mark.faults
 
 AKML_KEY = "akml-" + "SECRETabcdef0123456789"
 SK_KEY = "sk-" + "SECRETabcdef0123456789"
@@ -38,18 +38,54 @@ def shows_no_key(text: str, key: str) -> bool:
 
 # --- objects --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key", [AKML_KEY, SK_KEY, "plainSECRET0123456789"])
-def test_a_secret_is_masked_in_every_text_form(key):
-    secret = Secret(key)
-    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}",
-                 format(secret, ">40")):
-        assert key not in text and "SECRET" not in text
-    assert secret.reveal() == key
+KEY = "akml-" + "0123456789abcdef"
+
+
+@pytest.mark.parametrize(("key", "part"), [(KEY, "0123456789"), (AKML_KEY, "SECRET"), (SK_KEY, "SECRET"),
+                                           ("plainSECRET0123456789", "SECRET")])
+@pytest.mark.parametrize(
+    "show",
+    [repr, str, format, lambda s: f"{s}", lambda s: f"{s!r}", lambda s: f"{s:>40}",
+     lambda s: "%s" % s,  # noqa: UP031 (old-style formatting must be masked too)
+     lambda s: "{}".format(s),  # noqa: UP032
+     lambda s: str([s]), lambda s: str({"key": s})],
+)
+def test_every_way_of_printing_a_secret_is_masked(show, key, part):
+    text = show(Secret(key))
+    assert key not in text
+    assert part not in text
+    assert "****" in text
+
+
+@pytest.mark.parametrize("key", [KEY, AKML_KEY, SK_KEY, "plainSECRET0123456789"])
+def test_reveal_is_the_only_way_to_the_value(key):
+    assert Secret(key).reveal() == key
+
+
+def test_the_mask_keeps_a_known_prefix_only():
+    assert repr(Secret(KEY)) == "Secret(akml-****)"
+    assert repr(Secret("sk-0123456789")) == "Secret(sk-****)"
+    assert repr(Secret("0123456789")) == "Secret(****)"
 
 
 def test_a_secret_refuses_to_be_pickled():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(Secret(KEY))
+    with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(Secret(AKML_KEY))
+
+
+def test_equality_compares_values_and_only_with_secrets():
+    assert Secret(KEY) == Secret(KEY)
+    assert Secret(KEY) != Secret(KEY + "x")
+    assert Secret(KEY) != KEY
+    assert hash(Secret(KEY)) == hash(Secret(KEY))
+    assert Secret("ключ") == Secret("ключ")  # not only ASCII
+
+
+def test_a_secret_has_no_instance_dict_to_dump():
+    with pytest.raises(TypeError):
+        vars(Secret(KEY))
 
 
 def test_settings_never_show_the_key():
@@ -74,6 +110,7 @@ def fault_server_url():
         yield server.url
 
 
+@pytest.mark.live
 def test_the_embedded_server_record_shows_no_key(local_env):
     server = local.ensure_server()
     assert server.key.reveal() not in repr(server)
@@ -93,6 +130,7 @@ def test_a_key_with_a_line_break_inside_is_refused_without_repeating_it():
     assert "SECRET" not in str(caught.value)
 
 
+@pytest.mark.live
 def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_key(local_env):
     server = local.ensure_server()
     client = openai.OpenAI(base_url=server.base_url, api_key=SK_KEY, max_retries=0, timeout=10)
@@ -106,37 +144,62 @@ def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_ke
 
 # --- files ----------------------------------------------------------------------------------------------
 
-def test_the_server_state_file_is_private(local_env):
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.live
+def test_the_server_state_file_lock_and_log_are_private(state_dir):
     server = local.ensure_server()
     state = local.state_file(server.config)
-    assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert json.loads(state.read_text())["key"] == server.key.reveal()  # it is the one place the key lives
-    assert stat.S_IMODE(local_env.stat().st_mode) & 0o077 == 0  # the folder is private too
-    log = Path(server.log)
-    if log.exists():
-        assert stat.S_IMODE(log.stat().st_mode) == 0o600
-        assert server.key.reveal() not in log.read_text(errors="replace")
+    assert mode(state_dir) == 0o700  # the folder is private too
+    assert mode(state) == 0o600
+    assert mode(state_dir / f"server-{server.config}.lock") == 0o600
+    record = json.loads(state.read_text())
+    assert record["key"] == server.key.reveal()  # it is the one place the key lives
+    assert record["pid"] == server.pid
+    log = Path(server.log)  # created before llama-server starts (local._launch), so it is always there
+    assert mode(log) == 0o600
+    assert server.key.reveal() not in log.read_text(errors="replace")
 
 
-def test_the_key_is_not_on_the_servers_command_line(local_env):
+@pytest.mark.live
+def test_the_key_is_on_no_command_line_in_no_environment_and_its_file_is_gone(state_dir, monkeypatch):
+    monkeypatch.setenv("LLAMA_API_KEY", "a-key-from-the-users-shell")  # llama-server would read it
     server = local.ensure_server()
+    key = server.key.reveal().encode()
     # /proc/PID/cmdline is readable by every user on the machine; environ only by the owner.
-    assert server.key.reveal() not in " ".join(psutil.Process(server.pid).cmdline())
-
-
-def test_the_server_does_not_inherit_provider_keys(local_env):
-    server = local.ensure_server()
-    inherited = psutil.Process(server.pid).environ()
-    assert not [name for name in inherited if name.endswith("API_KEY")]
+    assert key not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+    assert key not in environ and b"API_KEY" not in environ  # no provider key is inherited either
+    assert list(state_dir.glob("*.key")) == []  # read by the server at start, then deleted
+    assert status_of(server.base_url + "/models", key="a-key-from-the-users-shell") == 401
 
 
 # --- the embedded server's door ------------------------------------------------------------------------
 
+def status_of(url: str, key: str | None = None, data: bytes | None = None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+CHAT = json.dumps({"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}],
+                   "max_tokens": 1}).encode()
+
+
+@pytest.mark.live
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Basic Zm9vOmJhcg=="])
 def test_the_embedded_server_refuses_requests_without_its_key(local_env, authorization):
     server = local.ensure_server()
     headers = {"Authorization": authorization} if authorization else {}
-    for path, data in (("/models", None), ("/chat/completions", b'{"messages": []}')):
+    for path, data in (("/models", None), ("/chat/completions", b'{"messages": []}'),
+                       ("/chat/completions", CHAT)):
         request = urllib.request.Request(server.base_url + path, data=data, headers={
             **headers, "Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as caught:
@@ -144,12 +207,11 @@ def test_the_embedded_server_refuses_requests_without_its_key(local_env, authori
         assert caught.value.code == 401
 
 
+@pytest.mark.live
 def test_the_embedded_server_answers_its_own_key(local_env):
     server = local.ensure_server()
-    request = urllib.request.Request(server.base_url + "/models",
-                                     headers={"Authorization": f"Bearer {server.key.reveal()}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    assert status_of(server.base_url + "/models", key=server.key.reveal()) == 200
+    assert status_of(server.health_url) == 200  # llama-server's /health tells only that it is up
 
 
 def _listening(pid: int) -> list:
@@ -158,6 +220,7 @@ def _listening(pid: int) -> list:
     return [c for c in sockets if c.status == psutil.CONN_LISTEN]
 
 
+@pytest.mark.live
 def test_the_embedded_server_listens_on_loopback_only(local_env):
     server = local.ensure_server()
     listening = _listening(server.pid)
@@ -176,6 +239,7 @@ def _own_addresses() -> list[str]:
     return found
 
 
+@pytest.mark.live
 def test_the_embedded_server_cannot_be_reached_on_this_machines_other_addresses(local_env):
     server = local.ensure_server()
     addresses = _own_addresses()

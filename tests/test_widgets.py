@@ -52,6 +52,7 @@ def assert_one_sentence(text: str) -> None:
 
 # --- Panel against the real model -----------------------------------------------------------------------
 
+@pytest.mark.live
 def test_the_model_dropdown_lists_the_live_models_and_selects_the_served_one(local_client):
     panel = akash_nb.panel(local_client, "Say hi", model="Meta-Llama-3-1-8B-Instruct-FP8", max_tokens=8)
 
@@ -65,6 +66,7 @@ def test_the_model_dropdown_lists_the_live_models_and_selects_the_served_one(loc
     assert panel.max_tokens.value == local.CONTEXT_TOKENS  # the embedded model's context per request
 
 
+@pytest.mark.live
 def test_clicking_run_streams_the_answer_into_the_panel_and_names_who_answered(local_client, monkeypatch):
     monkeypatch.setattr(widgets, "REDRAW_SECONDS", 0.0)  # every piece redraws, so the stream is visible
     panel = akash_nb.panel(local_client, max_tokens=8)
@@ -90,6 +92,7 @@ def test_clicking_run_streams_the_answer_into_the_panel_and_names_who_answered(l
     assert not panel.run_button.disabled
 
 
+@pytest.mark.live
 def test_the_plain_text_form_shows_the_settings_then_the_answer_and_keeps_the_widget_view(local_client):
     panel = akash_nb.panel(local_client, "Say hi", max_tokens=8)
     before = panel._repr_mimebundle_()
@@ -165,6 +168,7 @@ def test_an_unreachable_server_is_one_sentence_in_the_panel():
     assert "Traceback" not in panel.answer.value
 
 
+@pytest.mark.faults
 def test_a_model_the_server_does_not_serve_is_one_sentence_in_the_panel(fault):
     panel = akash_nb.panel(fault_client(fault), "Say hi", max_tokens=8)
     fault.behave("status", status=404)
@@ -178,6 +182,7 @@ def test_a_model_the_server_does_not_serve_is_one_sentence_in_the_panel(fault):
     assert "Traceback" not in panel.answer.value and "does not serve this (404)" in panel.answer.value
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("behaviour", ["cut", "early-end", "stream-error"])
 def test_a_stream_that_stops_mid_way_keeps_its_text_labelled_cut(fault, behaviour):
     panel = akash_nb.panel(fault_client(fault), "Tell me a story", max_tokens=8)
@@ -194,6 +199,7 @@ def test_a_stream_that_stops_mid_way_keeps_its_text_labelled_cut(fault, behaviou
 
 # --- ChatBox -------------------------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_two_sends_both_appear_in_the_transcript(local_client):
     box = akash_nb.ChatBox(Conversation(local_client, LOCAL_MODEL_NAME, max_tokens=8))
 
@@ -216,6 +222,7 @@ def test_two_sends_both_appear_in_the_transcript(local_client):
     assert WIDGET_VIEW in box._repr_mimebundle_()
 
 
+@pytest.mark.live
 def test_a_failed_send_leaves_the_transcript_and_keeps_the_text_to_resend(local_client):
     conversation = Conversation(local_client, LOCAL_MODEL_NAME, max_tokens=8)
     box = akash_nb.ChatBox(conversation)
@@ -239,6 +246,7 @@ def test_a_failed_send_leaves_the_transcript_and_keeps_the_text_to_resend(local_
     assert box.transcript.value == after and box.text.value == "   "
 
 
+@pytest.mark.faults
 def test_a_cut_reply_stays_out_of_the_transcript(fault):
     box = akash_nb.ChatBox(Conversation(fault_client(fault), MODEL, max_tokens=8))
     fault.behave("cut", chunks=2)

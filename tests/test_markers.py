@@ -1,0 +1,80 @@
+"""The markers mean what they say: a test not marked `live` cannot start the embedded model (the guard in
+tests/conftest.py), so `pytest -m "not live and not browser"` is an offline subset that needs no llama.cpp."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import GUARD_FOLDER, NOT_LIVE
+
+from akash_nb import engine, local, model, share
+from akash_nb.errors import LocalServerError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_test_not_marked_live_cannot_start_the_embedded_model(state_dir):
+    with pytest.raises(LocalServerError) as caught:
+        local.ensure_server()
+    assert "exited (code 97)" in caught.value.sentence and NOT_LIVE in caught.value.sentence
+    assert not list(state_dir.glob("server-*.json")), "nothing is left recorded as running"
+
+
+def test_nor_the_class_server(state_dir):
+    with pytest.raises(LocalServerError, match=NOT_LIVE):
+        share.start_share(port=local._free_port(), timeout=30)
+
+
+def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
+    script = "from akash_nb import local; local.ensure_server()"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0 and NOT_LIVE in done.stderr
+    dropped = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
+    found = subprocess.run([sys.executable, "-c", "from akash_nb import engine; print(engine.find().server)"],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=dropped,
+                           stdin=subprocess.DEVNULL)
+    assert found.stdout.strip() == os.environ[engine.VARIABLE], "the stand-in is first on PATH too"
+
+
+@pytest.mark.live
+def test_a_live_test_gets_the_real_lookup():
+    assert not any(GUARD_FOLDER in part for part in os.environ["PATH"].split(os.pathsep))
+    assert GUARD_FOLDER not in os.environ.get(engine.VARIABLE, "")
+    assert model.VARIABLE not in os.environ
+
+
+GUARDED_SESSION = '''
+import pytest
+from akash_nb import local
+
+def test_unmarked_starts_it():
+    local.ensure_server()
+
+def test_unmarked_uses_the_shared_server(shared_local_server):
+    pass
+
+@pytest.mark.live
+def test_marked(shared_local_server):
+    pass
+'''
+
+
+def test_an_unmarked_test_that_starts_the_model_fails_loudly(pytester, monkeypatch, tmp_path):
+    """A whole session of its own, with this conftest: the unmarked tests fail, naming the marker, and the
+    shared server is never started for the one that only asked for it."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
+    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
+    pytester.makepyfile(test_guarded=GUARDED_SESSION)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "not live",
+                                           "-W", "ignore::pytest.PytestUnknownMarkWarning")
+    result.assert_outcomes(failed=1, errors=1, deselected=1)  # a failure in setup is counted as an error
+    output = result.stdout.str()
+    assert output.count(NOT_LIVE) >= 2
+    assert "test_unmarked_uses_the_shared_server uses the session's embedded server" in output
+    assert not list((tmp_path / "state").glob("server-*.json"))
