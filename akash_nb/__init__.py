@@ -8,9 +8,6 @@
     model = akash_nb.choose_model(client, "Meta-Llama-3-1-8B-Instruct-FP8")
     response = client.chat.completions.create(model=model, messages=[...])
     akash_nb.guide_vs_you("completion", response, client)   # the guide's printed answer beside yours
-
-Every name below, and every submodule (`akash_nb.streaming`, `akash_nb.errors`, ...), is imported on first
-use, so `import akash_nb` stays cheap: the OpenAI SDK is not loaded until a client is made.
 """
 
 from __future__ import annotations

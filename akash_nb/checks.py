@@ -1,11 +1,4 @@
-"""Catch a request that cannot work before it is sent, with one sentence naming the fix.
-
-    akash_nb.checks.check_request(messages, model=model, temperature=0.7, max_tokens=100,
-                                  context_tokens=8192)
-
-Pure and fast: no network, no tokenizer. Token counts are estimated as characters / 4, which is close for
-English text and is said to be an estimate wherever it is used.
-"""
+"""Catch a request that cannot work before it is sent, with one sentence naming the fix."""
 
 from __future__ import annotations
 

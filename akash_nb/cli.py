@@ -1,8 +1,4 @@
-"""`akash-nb`: the one command line, for learners, teachers and maintainers.
-
-Each subcommand's module is imported when that subcommand runs, so `akash-nb stop` does not load the OpenAI
-SDK or Jupyter.
-"""
+"""`akash-nb`: the one command line, for learners, teachers and maintainers."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Code that a model wrote: find it in the reply, check it parses, and test it in a separate process.
-
-A model's code is untrusted: it runs in a fresh `python -I` subprocess in a temporary folder, with a time
-limit, never in the notebook's own kernel.
-"""
+"""Code that a model wrote: find it in the reply, check it parses, and test it in a separate process."""
 
 from __future__ import annotations
 

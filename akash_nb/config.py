@@ -1,31 +1,6 @@
-"""Where the provider, base URL, key and model come from.
-
-Lookup order, first hit wins, for each setting separately:
-
-1. explicit arguments to `resolve()` (and so to `akash_nb.client()`);
-2. the process environment;
-3. a `.env` file, the nearest one from the working directory upward (read, never loaded into the
-   environment);
-4. for a key that a chosen provider needs and nothing above gave: a masked interactive prompt, only in an
-   interactive session (never under CI, never without a terminal or a front end that can answer); the
-   answer is kept in this process's environment so the next `client()` does not ask again;
-5. the embedded local model, when nothing chose a provider.
-
-When no provider is named (provider=, AKASH_NB_PROVIDER), it is inferred by the same order, layer by
-layer: a base URL means openai-compatible, an AkashML key akashml, an Akash Chat key akash-chat (a key
-given as an argument counts by its shape: akml- or sk-).
-
-Variables: AKASH_NB_PROVIDER, AKASHML_API_KEY (AkashML), AKASH_API_KEY (the retired Akash Chat API),
-AKASH_NB_BASE_URL + AKASH_NB_API_KEY (any OpenAI-compatible server), AKASH_NB_MODEL. A `base_url=`
-argument given with a remote provider (akashml, akash-chat) replaces its default URL, e.g. for a proxy;
-AKASH_NB_BASE_URL never does, so a provider's key is never sent to a URL set for another provider.
-
-A key is cleaned of surrounding spaces or quotes and of a BOM or zero-width characters anywhere in it
-(what copying from a web page or a Windows editor slips in); the key's source says so, and so the banner.
-Any other character no key holds is a ConfigError naming where the key came from.
-
-The result says where each value came from; it never holds the key as plain text (see `Secret`).
-"""
+"""Where the provider, base URL, key and model come from: for each setting, in this order, the arguments,
+the environment, a `.env` file, a masked prompt, then the embedded model (details in docs/architecture.md).
+The result says where each value came from, never the key itself."""
 
 from __future__ import annotations
 
@@ -189,7 +164,7 @@ def _check_url(url: str, where: str) -> str:
 
 
 def _infer_provider(look: _Lookup, api_key: str | None) -> tuple[str, str]:
-    """Which provider the configuration points at when none is named (see the module docstring)."""
+    """Which provider the configuration points at when none is named (see docs/architecture.md)."""
     for index, (label, values) in enumerate(look.layers):
         for variable, name in INFERENCE:
             value = values.get(variable)
@@ -216,7 +191,7 @@ def resolve(
     dotenv_path: Path | None = None,
     prompt: Callable[[str], str] | None = None,
 ) -> Settings:
-    """Resolve the settings in the order given in this module's docstring.
+    """Resolve the settings in the order given in docs/architecture.md (config).
 
     `environ`, `dotenv_path` and `prompt` exist for tests; by default they are the process environment,
     the nearest `.env`, and a masked `getpass` prompt when `can_prompt()`.

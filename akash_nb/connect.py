@@ -1,20 +1,5 @@
-"""Connecting a lesson: the two values of the guide's client block, `client()`, and `choose_model()`.
-
-Lessons build their client exactly as the guide does:
-
-    api_key, base_url = akash_nb.connection_values()     # plumbing: shows provider, URL, key source
-    import openai
-    client = openai.OpenAI(api_key=api_key, base_url=base_url)   # the guide's own block
-
-so that the guide's cells run unchanged in a plain Python file with only `openai` installed and the two
-values set by hand. What this module adds is plumbing: where the key and URL come from, starting the
-embedded model or the replay server, and saying which provider and model really answer.
-
-A plain `openai.OpenAI` is recognised by its base URL (every URL handed out is noted in
-`akash_nb.connection`), so footers, the panel and error sentences name its provider. Two things need a
-client made by `akash_nb.client()`, which adds hooks to the SDK's HTTP client: `last_latency()` (a plain
-client is not timed), and turning a web page at the base URL into an error sentence.
-"""
+"""Connecting a lesson: the two values of the guide's client block (`connection_values()`), `client()`, and
+`choose_model()`."""
 
 from __future__ import annotations
 

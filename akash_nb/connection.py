@@ -1,12 +1,6 @@
-"""What a client is connected to, with no display: `Connection`, the registries, and honest model choice.
-
-Every client `akash_nb.client()` makes, and every base URL `akash_nb.connection_values()` hands out, is
-noted here, so `connection_for(client)` names the provider of a client made either way (a plain
-`openai.OpenAI` is recognised by its base URL) and `connection_for_url(url)` names the provider a failed
-request went to. `last_latency()` reads the stopwatch `client()` adds to its clients. `resolve_model()`
-picks the model to call from the provider's live `/models`. Showing any of it is `akash_nb.render`'s work;
-this module imports nothing that displays.
-"""
+"""What a client is connected to, with no display: `Connection`, the registries of clients and base URLs
+handed out, `connection_for(client)`, `last_latency()`, and honest model choice (`resolve_model()` reads
+the provider's live `/models`)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,6 @@
-"""`Conversation`: the guide's multi-turn pattern, made reliable.
-
-The guide keeps context by hand: append the assistant's reply to `messages`, then the next user message,
-and call `client.chat.completions.create(model=..., messages=messages)` again. `Conversation` does the
-same, with the parts a lesson should not have to get right each time:
-
-- a turn (user message + assistant reply) joins the history only when the call succeeded; after any
-  failure the history is unchanged, the text waits in `.pending`, and `.retry()` sends it again;
-- a streamed reply that is cut off is kept apart as `.partial` (labelled "cut"), never as a finished turn;
-- with a token budget, the oldest turns are left out of the request (the system message, the newest user
-  message and whole user/assistant pairs are never split or dropped);
-- `save()` writes the history atomically (old file or new file, never half of one), mode 0600, and
-  never a key.
-
-Token counts here are estimates (about four characters a token, see `estimate_tokens`): good enough to
-decide what to trim, not a tokenizer's count; `last_response.usage` has the provider's real numbers.
-"""
+"""`Conversation`: the guide's multi-turn pattern, made reliable: a turn joins the history only when its call
+succeeded, a cut reply is kept apart, old turns are trimmed to a token budget, and `save()` never loses the
+file."""
 
 from __future__ import annotations
 

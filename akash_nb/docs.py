@@ -1,28 +1,5 @@
-"""The guide page, regenerated from the tested lessons: `akash-nb export-docs` / `make docs`.
-
-What it writes, into `build/docs/` by default:
-- `akash-chat-api-guide.md`: one Markdown page in the seed guide's own format (the same front matter keys,
-  the same section headings in the same order), usable on akash.network as it stands: its code is plain
-  `openai` code against AkashML (`https://api.akashml.com/v1`, the key from the environment), never
-  `akash_nb`. Its code blocks are the `PREAMBLE` (the three values) and the lessons' own guide cells; its
-  "You should receive something similar to:" blocks are those cells' committed outputs, each labelled with
-  the provider and model that printed them;
-- `NN-lesson.html`: every lesson rendered by nbconvert's HTMLExporter (lab template), links between
-  lessons pointing at the HTML copies.
-
-How the page is made: `guide_notebook()` assembles a notebook from the committed lessons (which carry the
-outputs of a replay run): a few markdown cells of frame text from the tables below, the `PREAMBLE`, and
-the lessons' guide cells with their outputs. nbconvert's MarkdownExporter renders it with
-`GUIDE_TEMPLATE`. Nothing is executed here: the page shows what the tested run printed.
-
-Which cells a section shows, for its lesson: the guide's own cells, the code cells tagged `guide` (the
-client block and the calls: plain `openai` code), when any cell of the lesson carries that tag; otherwise
-the code cells under the "## The guide's ..." heading (up to the next "## " heading) that call
-`client.chat.completions.create`. The lesson's "## Set up" banner says which provider and model answered.
-
-Every output is sanitized as tests/sanitize.cfg does for nbval: the free port of a loopback server becomes
-`PORT`, a kernel's temporary cell path becomes `<cell>`.
-"""
+"""The guide page, regenerated from the tested lessons: `akash-nb export-docs` / `make docs` writes the seed
+guide's Markdown page, plain `openai` code with the outputs the lessons printed, and every lesson as HTML."""
 
 from __future__ import annotations
 
@@ -199,7 +176,7 @@ def section_cells(nb: NotebookNode, heading: str) -> list[NotebookNode]:
 
 
 def guide_cells(nb: NotebookNode, name: str = "lesson") -> list[NotebookNode]:
-    """The guide's own calls in a lesson (see the module docstring for the rule)."""
+    """The guide's own calls in a lesson (see docs/architecture.md for the rule)."""
     tagged = [c for c in nb.cells if c.cell_type == "code" and GUIDE_TAG in c.metadata.get("tags", [])]
     found = tagged or [c for c in section_cells(nb, GUIDE_HEADING)
                        if c.cell_type == "code" and GUIDE_CALL in c.source]

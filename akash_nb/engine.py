@@ -1,17 +1,5 @@
-"""llama.cpp's `llama-server`, the program that serves the embedded model: found, or built once.
-
-`find()` looks, in this order, and the first that works wins:
-
-1. `AKASH_NB_LLAMA_SERVER`, a path to a llama-server binary;
-2. a `llama-server` on PATH recent enough to take every option we pass (`REQUIRED_OPTIONS`, read from its
-   `--help`): Homebrew's, winget's or a distro's llama.cpp package, what most laptops will have;
-3. a build in the user's cache folder (`cache_dir()`), one folder per llama.cpp source (`SOURCE`);
-4. nothing: `ensure()` then calls `build()`, which fetches llama.cpp's source through PyPI (the pinned
-   llama-cpp-python sdist carries it in vendor/llama.cpp), compiles only llama-server and the two benchmark
-   tools for this CPU, and prints a progress line at least every 30 s.
-
-llama-cpp-python itself is not installed: its source package is only the carrier of a pinned llama.cpp.
-"""
+"""llama.cpp's `llama-server`, the program that serves the embedded model: found (`AKASH_NB_LLAMA_SERVER`, a
+recent enough one on PATH, or a build in the cache folder) or built once from a pinned llama.cpp source."""
 
 from __future__ import annotations
 
@@ -137,7 +125,7 @@ def takes_our_options(binary: Path) -> bool:
 
 
 def find() -> Engine | None:
-    """The llama-server to use, by the lookup order in the module docstring; None if there is none yet."""
+    """The llama-server to use, by the lookup order in docs/architecture.md; None if there is none yet."""
     explicit = os.environ.get(VARIABLE, "").strip()
     if explicit:
         path = Path(explicit).expanduser()

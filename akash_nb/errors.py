@@ -1,21 +1,6 @@
-"""What went wrong, in one sentence a learner can act on.
-
-Two tables, one for HTTP statuses and one for failures with no status (transport, bad answers, cut
-streams), map each case to the sentence shown, whether the OpenAI SDK retries it, and what is lost.
-`explain()` is the only place that turns an exception into words; notebooks show its sentence instead of a
-traceback (see `akash_nb.render.install_error_display`), and the original exception stays reachable as
-`.original` (and `__cause__` when raised with `from`).
-
-Retries are the SDK's, not ours. openai 3.57 (`openai/_base_client.py`, `_should_retry` and
-`_calculate_retry_timeout`) retries, up to `max_retries` times (akash_nb.client() uses 2):
-  - statuses 408, 409, 429 and every status >= 500 (so 529 too), unless the server sends
-    `x-should-retry: false` or a Retry-After longer than 120 s;
-  - timeouts and connection errors (refused, name not resolved, dropped before an answer);
-waiting `retry-after-ms` / `Retry-After` when the server sends 0 < wait <= 120 s, otherwise 0.5 s doubling
-per retry up to 8 s, minus up to 25 % jitter. It cannot retry a stream that already started: a stream cut
-mid-way reaches the caller at once. So when `explain()` sees a retried kind, the retries were already spent;
-`.retried` says so, and the sentence counts them (from the SDK's own `x-stainless-retry-count` header).
-"""
+"""What went wrong, in one sentence a learner can act on: `explain()` turns any failure into the row of
+`STATUS` (HTTP statuses) or `NO_STATUS` (failures with no status) that says what to do, whether the OpenAI
+SDK retried it, and what is lost."""
 
 from __future__ import annotations
 

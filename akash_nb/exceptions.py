@@ -1,11 +1,5 @@
-"""The package's exceptions, and the sentences for bad input: a wrong parameter or an unusable file.
-
-Every `AkashNBError` carries the one sentence to show, with each known key masked by value
-(`akash_nb.masking`). `input_error()` fills a row of the `INPUT` table (the wrong type, out of range, a file
-that is missing or corrupt) with the parameter or file and the fix; `akash_nb.errors` adds the tables for
-failures talking to a provider. This module imports nothing heavy, so the embedded model's manager and the
-command line can raise these without loading the OpenAI SDK.
-"""
+"""The package's exceptions, each carrying the one sentence to show with every known key masked, and the
+`INPUT` table of sentences for bad input: a wrong parameter or an unusable file."""
 
 from __future__ import annotations
 

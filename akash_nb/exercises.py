@@ -1,8 +1,5 @@
-"""The checks behind each lesson's "Your turn" exercise.
-
-Each check looks at what the learner made (a response, a messages list, some code) and returns a `Check`
-that says what is right or exactly what is still missing. A check never raises on a learner's mistake.
-"""
+"""The checks behind each lesson's "Your turn" exercise: each looks at what the learner made (a response, a
+messages list, some code) and returns a `Check` that says what is right or exactly what is still missing."""
 
 from __future__ import annotations
 

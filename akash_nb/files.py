@@ -1,8 +1,4 @@
-"""Writing a file so that a reader, or a kill at any moment, sees the old file or the new one, never part.
-
-`write_atomically()` is the one way the package writes a file it may be killed while writing: a saved
-conversation, a recording (nbval kills kernels with SIGKILL), the embedded server's state and key files.
-"""
+"""Writing a file so that a reader, or a kill at any moment, sees the old file or the new one, never part."""
 
 from __future__ import annotations
 

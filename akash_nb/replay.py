@@ -1,48 +1,5 @@
-"""Recorded answers: a loopback HTTP server that replays (or records) what a real provider said.
-
-Why at the HTTP level: the OpenAI SDK (3.x) talks through its own transport (`httpx2`), so patching a
-library in the kernel would not reach it, and lessons must keep using a plain `openai.OpenAI`. Instead the
-client's `base_url` points at this server, on 127.0.0.1 in a daemon thread of the same process. The SDK
-cannot tell it from a provider: JSON answers, real `text/event-stream` for `stream=True`, real 404s.
-
-One recording per request, in `<folder>/<first 16 hex of sha256>.json`. The hash covers the normalized
-request (method, path as received, JSON body with sorted keys and no whitespace) and never a header, so a
-key, a timeout or an SDK version does not change it, and `temperature` or `max_tokens` do. A recording:
-
-    {"request":  {"method": "POST", "path": "/v1/chat/completions", "body": {...}},
-     "response": {"status": 200, "content_type": "application/json", "body": {...}}
-                 (or, for a stream: "content_type": "text/event-stream", "events": ["{...}", ..., "[DONE]"]),
-     "meta":     {"upstream": "local" | "akashml" | "<host:port>", "model": "...", "recorded": "YYYY-MM-DD"}}
-
-Identical requests are counted, as a cassette recorder does: the second identical request in a process
-is answered from `<hash>-2.json`, and so on. At temperature > 0 each answer is a new sample, so a replay of
-"ask twice" shows the two different answers that were really given, and never repeats one as if the model
-had. A deterministic request (no body, or temperature 0) has one recording that answers every repeat.
-
-No key and no header is ever written. Each file is written at once and atomically (tmp file, then
-`os.replace`), because nbval kills kernels with SIGKILL: nothing may wait for exit.
-
-Modes (argument, else AKASH_NB_REPLAY_MODE, else `replay`):
-
-- `replay`: answer from recordings; a request with none gets a 404 whose error type is `no_recording`
-  (`akash_nb.errors.explain` turns it into NoRecordingError) and `x-should-retry: false`.
-- `record`: answer from a recording made from the same upstream; forward anything else to the upstream
-  and write what it answered. So `make record` after adding a cell records just that cell, and
-  `make record UPSTREAM=akashml` re-records everything that came from elsewhere.
-- `rerecord`: forward everything and overwrite (`--fresh`).
-
-Upstream (argument, else AKASH_NB_RECORD_UPSTREAM, else `local`): `local` (the embedded model),
-`akashml` (key from AKASHML_API_KEY), or any http(s) URL (key from AKASH_NB_API_KEY); keys are looked up
-as `akash_nb.config` does. Forwarding uses the standard library's urllib: no dependency beyond what the
-package declares, it reads an SSE body line by line as it arrives (so a stream stays live while
-recording), and it shares nothing with the SDK's transport whose behaviour is under test.
-
-Folder (argument, else AKASH_NB_RECORDINGS, else the repository's tests/recordings). Every recording used
-is noted, one line `<hash> <outcome>` appended at once to the file named by AKASH_NB_REPLAY_USED (if set),
-so a recorder running notebooks in separate kernels can count and report unused recordings.
-
-The recorder that runs notebooks through this server is `akash_nb.notebooks.record` (`akash-nb record`).
-"""
+"""Recorded answers: a loopback HTTP server that replays (or records) what a real provider said, one JSON
+file per request."""
 
 from __future__ import annotations
 
@@ -185,7 +142,7 @@ def read_recording(path: Path) -> dict[str, Any] | None:
 
 
 def check_recording(recording: Any) -> None:
-    """A ValueError naming what is wrong unless `recording` has the shape in the module docstring."""
+    """A ValueError naming what is wrong unless `recording` has the shape in docs/architecture.md."""
     if not isinstance(recording, dict) or not isinstance(recording.get("response"), dict):
         raise ValueError("it is not an object with a \"response\" object")
     response = recording["response"]

@@ -1,9 +1,4 @@
-"""A key that cannot leak by accident: `Secret` holds it, and its repr, str and format are masked.
-
-Every `Secret` made in this process is remembered (`akash_nb.masking`), so its value is masked wherever the
-package shows text, even when a server echoes it back. Code that prints other text, such as the class
-server's log or a share announcement's surroundings, passes it through `mask()` too.
-"""
+"""A key that cannot leak by accident: `Secret` holds it, and its repr, str and format are masked."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""The class server (`akash-nb serve --share`) and a student's way in to it (`akash-nb join URL KEY`).
-
-`share()` runs llama-server with the embedded model's command line (`local.server_command`) in this
-process's foreground, on every address of this machine, behind a new key made at each start, answering
-`SHARE_SLOTS` requests at once with continuous batching and queueing the rest. Its own log goes to a file;
-the terminal shows one short block (`announcement`): the URL on each of this machine's network addresses,
-the key, the exact `.env` lines a student pastes and a QR code of them, then one live status line read from
-llama-server's `/metrics` and its log (`Status`). It never goes through the state file, so notebooks,
-`local.ensure_server()` and `akash-nb stop` neither see nor touch it.
-
-`join()` is the student's side: it checks that a class server answers at a URL with a key, then writes the
-`.env` lines the teacher's screen shows, so `make lab` (and every lesson) uses the class server.
-"""
+"""The class server (`akash-nb serve --share`) and a student's way in to it (`akash-nb join URL KEY`)."""
 
 from __future__ import annotations
 

@@ -5,10 +5,6 @@
     print(result.text)            # everything that arrived, even if the stream was cut
     if result.cut:
         print(result.error.sentence)
-
-A stream can fail after it started: the connection drops, the server sends an error event or an event that
-is not JSON, or it simply ends before saying why the model stopped. The SDK cannot retry any of these (the
-answer had already begun), so the caller must keep the partial text and say it is partial.
 """
 
 from __future__ import annotations

@@ -2,12 +2,6 @@
 
     akash-nb new-lesson embeddings      # writes notebooks/06-embeddings.ipynb (the next free number)
     make record                         # records its requests from the embedded model, fills its outputs
-
-A new lesson follows STYLE.md's template, which tests/test_notebooks.py checks for every lesson it finds in
-notebooks/: a title and one sentence; "Set up" with `akash_nb.connection_values()` and the guide's own
-client block (tagged `guide`); the guide's call (tagged `guide`: plain `openai` code that
-tests/test_guide_script.py runs as a plain script); "What just happened"; "Try it" (the panel); "Your turn"
-(an exercise with a check, two hints and a solution in markdown, so Run All does not run it); "Next".
 """
 
 from __future__ import annotations

@@ -1,18 +1,5 @@
-"""The widgets lessons end with: `Panel` (try the lesson's call with other settings) and `ChatBox` (talk on).
-
-Each is driven from Python exactly as by hand: `panel.run()` is the Run button, `chatbox.send(text)` is the
-Send button. Answers stream into a widget's *value*, never into the cell's output (nbval cannot compare
-clear_output or display updates), so a cell's recorded output is one stable display. Each widget has a
-`text/plain` form that says what it shows (what nbval compares and a terminal prints) beside the
-widget view JupyterLab renders.
-
-The panel makes the same call the lesson teaches, with `stream=True`:
-
-    client.chat.completions.create(model=..., messages=[...], temperature=..., max_tokens=...,
-                                   stream=True, stream_options={"include_usage": True})
-
-Model output is Markdown rendered by mistune with raw HTML escaped, so a model cannot inject markup.
-"""
+"""The widgets lessons end with: `Panel`, to try the lesson's call with other settings, and `ChatBox`, to
+talk on."""
 
 from __future__ import annotations
 

@@ -3,11 +3,6 @@
     raw = client.chat.completions.with_raw_response.create(model=model, messages=[...])
     akash_nb.show_http(raw)          # request JSON, response JSON, curl (key masked)
     response = raw.parse()           # the usual ChatCompletion
-
-`with_raw_response` is the OpenAI SDK's own door to the HTTP exchange, so this works for any client, on any
-provider, and under replay (the exchange is with the replay server, answering from a recording). The key
-is never shown: the Authorization header is masked and the curl command reads it from an environment
-variable.
 """
 
 from __future__ import annotations
@@ -118,5 +113,5 @@ def exchange(raw: LegacyAPIResponse[Any]) -> Exchange:
 
 
 def show_http(raw: LegacyAPIResponse[Any]) -> Exchange:
-    """Request JSON, response JSON and the equivalent curl for one call (see the module docstring)."""
+    """Request JSON, response JSON and the equivalent curl for one call (see docs/architecture.md)."""
     return exchange(raw)
