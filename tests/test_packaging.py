@@ -11,9 +11,9 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the dev extra brings tomli
+else:  # Python 3.10: the dev extra brings tomli
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,10 +64,11 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
 
 
 def test_an_extra_that_names_the_package_itself_names_its_own_extras():
+    extras = set(PROJECT["optional-dependencies"])
     for extra, lines in PROJECT["optional-dependencies"].items():
         for requirement in map(Requirement, lines):
             if canonicalize_name(requirement.name) == OWN:
-                assert requirement.extras and requirement.extras <= set(PROJECT["optional-dependencies"]), extra
+                assert requirement.extras and requirement.extras <= extras, extra
                 assert not requirement.specifier, "the package itself, at whatever version this is"
 
 
