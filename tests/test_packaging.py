@@ -7,25 +7,35 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
 import yaml
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the dev extra brings tomli
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+OWN = canonicalize_name(PROJECT["name"])
+
+
 def by_name(lines: list[str]) -> dict[str, Requirement]:
     requirements = [Requirement(line) for line in lines]
-    return {r.name.lower().replace("_", "-"): r for r in requirements}
+    return {canonicalize_name(r.name): r for r in requirements}
 
 
 def pyproject_requirements() -> dict[str, Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
+    """Every requirement, the core set's and each extra's, except an extra's reference to another of the
+    package's own extras (`akash-nb[lessons]` in `lab`), whose requirements are listed on their own."""
+    lines = list(PROJECT["dependencies"])
+    for extra in PROJECT["optional-dependencies"].values():
         lines.extend(extra)
-    return by_name(lines)
+    return {name: r for name, r in by_name(lines).items() if name != OWN}
 
 
 def conda_environment() -> dict:
@@ -50,6 +60,30 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     for name, requirement in pip.items():  # same versions and extras too
         assert conda[name].specifier == requirement.specifier, name
         assert conda[name].extras == requirement.extras, name
+        assert conda[name].marker == requirement.marker, name
+
+
+def test_an_extra_that_names_the_package_itself_names_its_own_extras():
+    extras = set(PROJECT["optional-dependencies"])
+    for extra, lines in PROJECT["optional-dependencies"].items():
+        for requirement in map(Requirement, lines):
+            if canonicalize_name(requirement.name) == OWN:
+                assert requirement.extras and requirement.extras <= extras, extra
+                assert not requirement.specifier, "the package itself, at whatever version this is"
+
+
+def test_every_requirement_has_the_one_lower_bound_the_lowest_versions_check_installs():
+    """scripts/lowest.py pins each requirement to its floor for `make lowest`; none is left unbounded."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import lowest
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    pins = [Requirement(line) for line in lowest.constraints()]
+    assert {canonicalize_name(p.name) for p in pins} == set(pyproject_requirements())
+    for pin in pins:
+        (only,) = pin.specifier
+        assert only.operator == "==", pin
 
 
 def test_environment_yml_installs_the_package_itself():
@@ -66,5 +100,4 @@ def test_the_akash_nb_command_is_installed_and_lists_its_subcommands():
 
 
 def test_the_console_script_points_at_the_cli():
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"akash-nb": "akash_nb.cli:main"}
+    assert PROJECT["scripts"] == {"akash-nb": "akash_nb.cli:main"}
