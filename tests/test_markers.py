@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import GUARD_FOLDER, NOT_LIVE
 
-from akash_nb import engine, local, model, share
+from akash_nb import engine, llama_server, local, model, share
 from akash_nb.errors import LocalServerError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def test_a_test_not_marked_live_cannot_start_the_embedded_model(state_dir):
 
 def test_nor_the_class_server(state_dir):
     with pytest.raises(LocalServerError, match=NOT_LIVE):
-        share.start_share(port=local._free_port(), timeout=30)
+        share.start_share(port=llama_server.free_port(), timeout=30)
 
 
 def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):

@@ -158,7 +158,7 @@ def test_the_server_state_file_lock_and_log_are_private(state_dir):
     record = json.loads(state.read_text())
     assert record["key"] == server.key.reveal()  # it is the one place the key lives
     assert record["pid"] == server.pid
-    log = Path(server.log)  # created before llama-server starts (local._launch), so it is always there
+    log = Path(server.log)  # created before llama-server starts (llama_server.launch), so it is always there
     assert mode(log) == 0o600
     assert server.key.reveal() not in log.read_text(errors="replace")
 

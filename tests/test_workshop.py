@@ -17,13 +17,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 from faultserver import FaultServer
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from akash_nb import cli
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the dev extra brings tomli
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -173,12 +177,21 @@ def run_lines(flow: dict) -> list[str]:
 def test_ci_runs_dot_ci_run_on_the_oldest_and_newest_python_on_every_push_and_pull_request():
     flow = workflow("ci.yml")
     assert {"push", "pull_request"} <= set(flow["on"])
-    (job,) = flow["jobs"].values()
+    job = flow["jobs"]["test"]
     versions = [Version(v) for v in job["strategy"]["matrix"]["python"]]
     assert versions == [Version("3.10"), Version("3.13")] and all(v in SUPPORTED for v in versions)
     assert str(min(versions)) == PROJECT["requires-python"].removeprefix(">="), "the oldest one supported"
     assert "bash .ci/run" in run_lines(flow)
     assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_ci_installs_the_lowest_declared_versions_on_the_oldest_python_and_runs_the_offline_tests():
+    lowest = workflow("ci.yml")["jobs"]["lowest"]
+    (python,) = [step["with"]["python-version"] for step in lowest["steps"]
+                 if step.get("uses", "").startswith("actions/setup-python")]
+    assert python == PROJECT["requires-python"].removeprefix(">=")
+    assert "bash scripts/lowest.sh python" in run_lines({"jobs": {"lowest": lowest}})
+    assert "lowest.sh" not in (ROOT / ".ci/run").read_text(), "its own job: .ci/run's time is limited"
 
 
 def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_when_they_fail():
