@@ -10,7 +10,7 @@ RUNTIME := $(if $(filter local,$(PROVIDER_SET)),venv,student)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs clean
+.PHONY: help venv student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -22,6 +22,7 @@ help:
 	@echo "make notebooks  re-execute the lessons under replay and commit-ready outputs"
 	@echo "make record     re-record the lessons' HTTP (UPSTREAM=local|akashml|URL), then make notebooks"
 	@echo "make docs       the guide page and the lessons' HTML, from the committed lessons, into build/docs/"
+	@echo "make lowest  the offline unit tests on every requirement's lowest declared version (LOWEST_PYTHON=...)"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml scripts/venv.sh
@@ -46,8 +47,13 @@ test: venv lint unit nbval-replay nbval-live browser
 browser-deps:
 	@bash scripts/chromium.sh
 
+# The same checks pre-commit runs (.pre-commit-config.yaml): ruff's rules and format, mypy --strict over
+# akash_nb (pyproject.toml says why that strictness), actionlint, and ruff over the lessons' code.
+LINTED := akash_nb tests scripts $(wildcard benchmarks)
 lint: venv
-	$(VENV)/bin/ruff check akash_nb tests scripts $(wildcard benchmarks)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/ruff check $(NOTEBOOKS)
 
@@ -93,6 +99,12 @@ record: venv
 # The guide page (seed format) and every lesson as HTML, from the committed lessons' outputs.
 docs: venv
 	$(VENV)/bin/akash-nb export-docs
+
+# pyproject.toml's lower bounds: every requirement at its floor in build/lowest-venv, then the offline unit
+# tests (scripts/lowest.sh). CI runs it on Python 3.10 as its own job, not in .ci/run.
+LOWEST_PYTHON ?= python3
+lowest:
+	bash scripts/lowest.sh $(LOWEST_PYTHON)
 
 bench: venv
 	$(PY) benchmarks/run.py

@@ -1,13 +1,13 @@
 """akash_nb: the helper package behind the akash-notebooks lessons.
 
-    import akash_nb
-    api_key, base_url = akash_nb.connection_values()      # shows provider, URL, key source; never the key
+import akash_nb
+api_key, base_url = akash_nb.connection_values()      # shows provider, URL, key source; never the key
 
-    import openai
-    client = openai.OpenAI(api_key=api_key, base_url=base_url)       # the guide's own client block
-    model = akash_nb.choose_model(client, "Meta-Llama-3-1-8B-Instruct-FP8")
-    response = client.chat.completions.create(model=model, messages=[...])
-    akash_nb.guide_vs_you("completion", response, client)   # the guide's printed answer beside yours
+import openai
+client = openai.OpenAI(api_key=api_key, base_url=base_url)       # the guide's own client block
+model = akash_nb.choose_model(client, "Meta-Llama-3-1-8B-Instruct-FP8")
+response = client.chat.completions.create(model=model, messages=[...])
+akash_nb.guide_vs_you("completion", response, client)   # the guide's printed answer beside yours
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _EXPORTS = {
     "ConversationError": "conversation",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 (a list, built from the table above)
 
 # Every submodule, reachable as akash_nb.<name> without importing it first.
 _SUBMODULES = frozenset(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))

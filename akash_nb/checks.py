@@ -53,8 +53,15 @@ def bad_character(text: str, *, allow_newlines: bool = False) -> str | None:
     return None
 
 
-def text_param(name: str, value: Any, *, example: str, optional: bool = True, identifier: bool = False,
-               allow_empty: bool = False) -> str | None:
+def text_param(
+    name: str,
+    value: Any,
+    *,
+    example: str,
+    optional: bool = True,
+    identifier: bool = False,
+    allow_empty: bool = False,
+) -> str | None:
     """`value` if it is usable text for parameter `name`; None if optional and None.
 
     `identifier`: a model id, provider name or URL, where a control or invisible character (a pasted
@@ -66,45 +73,56 @@ def text_param(name: str, value: Any, *, example: str, optional: bool = True, id
     if not allow_empty and not value.strip():
         raise input_error("empty", name=name, example=example)
     if len(value) > HUGE_TEXT:
-        raise input_error("out-of-range", name=name, got=f"'...' ({len(value)} characters)",
-                          allowed=f"the {HUGE_TEXT:,} characters any model could read", example=example)
+        raise input_error(
+            "out-of-range",
+            name=name,
+            got=f"'...' ({len(value)} characters)",
+            allowed=f"the {HUGE_TEXT:,} characters any model could read",
+            example=example,
+        )
     char = bad_character(value, allow_newlines=not identifier)
     if char is not None:
         raise input_error("control-characters", name=name, char=char, example=example)
     return value
 
 
-def number_param(name: str, value: Any, *, low: float, high: float, example: str,
-                 optional: bool = True) -> float | None:
+def number_param(
+    name: str, value: Any, *, low: float, high: float, example: str, optional: bool = True
+) -> float | None:
     """`value` if it is a real number within [low, high] (an int or float, not a bool, not NaN)."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise input_error("wrong-type", name=name, expected="a number", got=_kind(value), example=example)
     if not (low <= value <= high):  # NaN fails this too
-        raise input_error("out-of-range", name=name, got=_short(value), allowed=f"{low:g}–{high:g}",
-                          example=example)
+        raise input_error(
+            "out-of-range", name=name, got=_short(value), allowed=f"{low:g}–{high:g}", example=example
+        )
     return value
 
 
-def int_param(name: str, value: Any, *, low: int, high: int, example: str, optional: bool = True
-              ) -> int | None:
+def int_param(
+    name: str, value: Any, *, low: int, high: int, example: str, optional: bool = True
+) -> int | None:
     """`value` if it is a whole number (an int, not a bool) within [low, high]."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise input_error("wrong-type", name=name, expected="a whole number", got=_kind(value),
-                          example=example)
+        raise input_error(
+            "wrong-type", name=name, expected="a whole number", got=_kind(value), example=example
+        )
     if not low <= value <= high:
-        raise input_error("out-of-range", name=name, got=_short(value), allowed=f"{low}–{high}",
-                          example=example)
+        raise input_error(
+            "out-of-range", name=name, got=_short(value), allowed=f"{low}–{high}", example=example
+        )
     return value
 
 
 def bool_param(name: str, value: Any, *, example: str) -> bool:
     if not isinstance(value, bool):
-        raise input_error("wrong-type", name=name, expected="True or False", got=_kind(value),
-                          example=example)
+        raise input_error(
+            "wrong-type", name=name, expected="True or False", got=_kind(value), example=example
+        )
     return value
 
 
@@ -134,8 +152,13 @@ def check_json(params: Mapping[str, Any]) -> None:
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError, RecursionError):
-            raise input_error("wrong-type", name=name, expected="a JSON value (text, a number, a list or a "
-                              "dict)", got=_kind(value), example=f"{name}=0.9") from None
+            raise input_error(
+                "wrong-type",
+                name=name,
+                expected="a JSON value (text, a number, a list or a dict)",
+                got=_kind(value),
+                example=f"{name}=0.9",
+            ) from None
 
 
 def refuse_bad_request(request: httpx2.Request) -> None:
@@ -163,8 +186,11 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence):
-        return "".join(part.get("text", "") for part in content
-                       if isinstance(part, Mapping) and part.get("type") == "text")
+        return "".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
     return ""
 
 
@@ -173,48 +199,67 @@ def _check_content(number: int, message: Mapping[str, Any]) -> None:
     if content is None:
         if role == "assistant" and message.get("tool_calls"):
             return
-        raise RequestError(f"Message {number} ({role}) has content None; give it text, like "
-                           f'{{"role": "{role}", "content": "..."}}.')
+        raise RequestError(
+            f"Message {number} ({role}) has content None; give it text, like "
+            f'{{"role": "{role}", "content": "..."}}.'
+        )
     if isinstance(content, str):
         return
     if isinstance(content, Sequence) and not isinstance(content, bytes | bytearray):
         for part in content:
             if not isinstance(part, Mapping) or "type" not in part:
-                raise RequestError(f"Message {number} ({role}) has a content part {part!r} that is not "
-                                   'a {"type": "text", "text": "..."} dict; write the content as a string.')
+                raise RequestError(
+                    f"Message {number} ({role}) has a content part {part!r} that is not "
+                    'a {"type": "text", "text": "..."} dict; write the content as a string.'
+                )
             if part["type"] == "text":
                 if not isinstance(part.get("text"), str):
-                    raise RequestError(f"Message {number} ({role}) has a text part without a string "
-                                       '"text"; write it as {"type": "text", "text": "..."}.')
+                    raise RequestError(
+                        f"Message {number} ({role}) has a text part without a string "
+                        '"text"; write it as {"type": "text", "text": "..."}.'
+                    )
             elif role != "user":  # images and audio go in user messages only
-                raise RequestError(f"Message {number} ({role}) has a {part['type']!r} part, but {role} "
-                                   "messages take text only; move it to a user message or describe it in "
-                                   "words.")
+                raise RequestError(
+                    f"Message {number} ({role}) has a {part['type']!r} part, but {role} "
+                    "messages take text only; move it to a user message or describe it in "
+                    "words."
+                )
         return
-    raise RequestError(f"Message {number} ({role}) has content of type {type(content).__name__}, but the API "
-                       f"needs text; pass a string, e.g. str(value) or an f-string.")
+    raise RequestError(
+        f"Message {number} ({role}) has content of type {type(content).__name__}, but the API "
+        f"needs text; pass a string, e.g. str(value) or an f-string."
+    )
 
 
 def check_messages(messages: Any) -> None:
     """`messages` is a non-empty list of {"role", "content"} dicts with known roles and text content."""
     if isinstance(messages, str | bytes | bytearray) or not isinstance(messages, Sequence):
-        raise RequestError(f"messages must be a list of {{role, content}} dicts, like {SHAPE}; got a "
-                           f"{type(messages).__name__}.")
+        raise RequestError(
+            f"messages must be a list of {{role, content}} dicts, like {SHAPE}; got a "
+            f"{type(messages).__name__}."
+        )
     if not messages:
         raise RequestError(f"messages is empty; add at least one user message, like {SHAPE}.")
     for number, message in enumerate(messages, start=1):
         if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
-            raise RequestError(f"Message {number} is {message!r}, not a {{role, content}} dict; write it "
-                               f'like {{"role": "user", "content": "Hello"}}.')
+            raise RequestError(
+                f"Message {number} is {message!r}, not a {{role, content}} dict; write it "
+                f'like {{"role": "user", "content": "Hello"}}.'
+            )
         if message["role"] not in ROLES:
-            raise RequestError(f"Message {number} has role {message['role']!r}, which the API does not "
-                               f"know; use one of: {', '.join(ROLES)}.")
+            raise RequestError(
+                f"Message {number} has role {message['role']!r}, which the API does not "
+                f"know; use one of: {', '.join(ROLES)}."
+            )
         _check_content(number, message)
         only_text = isinstance(message["content"], str) or all(
-            part["type"] == "text" for part in message["content"] or ())
+            part["type"] == "text" for part in message["content"] or ()
+        )
         if message["role"] == "user" and only_text and not _text_of(message["content"]).strip():
-            raise RequestError(f"The prompt is empty: message {number} (user) has no text; write what "
-                               "you want the model to do.")
+            raise RequestError(
+                f"The prompt is empty: message {number} (user) has no text; write what "
+                "you want the model to do."
+            )
 
 
 def check_request(
@@ -238,28 +283,37 @@ def check_request(
         if isinstance(temperature, bool) or not isinstance(temperature, int | float):
             number_param("temperature", temperature, low=low, high=high, example="temperature=0.7")
         if not low <= temperature <= high:
-            raise RequestError(f"temperature={temperature!r} is outside {low:g}–{high:g}; use 0 for "
-                               "repeatable answers, up to about 1 for varied ones.")
+            raise RequestError(
+                f"temperature={temperature!r} is outside {low:g}–{high:g}; use 0 for "
+                "repeatable answers, up to about 1 for varied ones."
+            )
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
             int_param("max_tokens", max_tokens, low=1, high=10**9, example="max_tokens=100")
         if max_tokens <= 0:
-            raise RequestError(f"max_tokens={max_tokens!r} must be a whole number above 0, e.g. "
-                               "max_tokens=100.")
+            raise RequestError(
+                f"max_tokens={max_tokens!r} must be a whole number above 0, e.g. max_tokens=100."
+            )
         if context_tokens is not None and max_tokens > context_tokens:
-            raise RequestError(f"max_tokens={max_tokens} is larger than the model's context of "
-                               f"{context_tokens} tokens; use at most {context_tokens} (less, to leave room "
-                               "for the prompt).")
+            raise RequestError(
+                f"max_tokens={max_tokens} is larger than the model's context of "
+                f"{context_tokens} tokens; use at most {context_tokens} (less, to leave room "
+                "for the prompt)."
+            )
     if context_tokens is None:
         return
     prompt = estimate_tokens("".join(_text_of(m["content"]) for m in messages))
     if prompt > context_tokens:
         over = prompt - context_tokens
-        raise RequestError(f"The prompt is about {prompt} tokens (characters / 4) but the context holds "
-                           f"{context_tokens}; shorten it by about {over} tokens (~{over * CHARS_PER_TOKEN} "
-                           "characters), e.g. drop early messages.")
+        raise RequestError(
+            f"The prompt is about {prompt} tokens (characters / 4) but the context holds "
+            f"{context_tokens}; shorten it by about {over} tokens (~{over * CHARS_PER_TOKEN} "
+            "characters), e.g. drop early messages."
+        )
     if max_tokens is not None and prompt + max_tokens > context_tokens:
         over = prompt + max_tokens - context_tokens
-        raise RequestError(f"The prompt (about {prompt} tokens) plus max_tokens={max_tokens} exceed the "
-                           f"context of {context_tokens} by about {over} tokens; lower max_tokens to "
-                           f"{context_tokens - prompt} or shorten the prompt.")
+        raise RequestError(
+            f"The prompt (about {prompt} tokens) plus max_tokens={max_tokens} exceed the "
+            f"context of {context_tokens} by about {over} tokens; lower max_tokens to "
+            f"{context_tokens - prompt} or shorten the prompt."
+        )

@@ -19,17 +19,21 @@ def _serve(args: argparse.Namespace) -> int:
         from . import share
 
         try:
-            share.share(port=share.SHARE_PORT if args.port is None else args.port,
-                        slots=share.SHARE_SLOTS if args.slots is None else args.slots,
-                        host=args.host or share.SHARE_HOST)
+            share.share(
+                port=share.SHARE_PORT if args.port is None else args.port,
+                slots=share.SHARE_SLOTS if args.slots is None else args.slots,
+                host=args.host or share.SHARE_HOST,
+            )
         except KeyboardInterrupt:
             pass
         print("Stopped sharing.")
         return 0
     started = time.monotonic()
     server = local.ensure_server()
-    print(f"Embedded model {server.model} at {server.base_url} (pid {server.pid}, "
-          f"ready in {time.monotonic() - started:.1f} s).")
+    print(
+        f"Embedded model {server.model} at {server.base_url} (pid {server.pid}, "
+        f"ready in {time.monotonic() - started:.1f} s)."
+    )
     print(f"Its key is in {local.state_file(server.config)} (mode 0600); notebooks find it themselves.")
     if args.print_key:
         print(f"Key: {server.key.reveal()}")
@@ -93,7 +97,8 @@ def _check_engine_can_be_had() -> None:
         raise LocalServerError(
             "No provider is configured and this is the student set, which has no embedded model: connect "
             "to your class server with `make join URL=... KEY=...` (the teacher's screen shows the line), "
-            "or set AKASHML_API_KEY in .env, or install the embedded model with `make venv`.")
+            "or set AKASHML_API_KEY in .env, or install the embedded model with `make venv`."
+        )
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -136,8 +141,13 @@ def _export_docs(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     from . import notebooks
 
-    return notebooks.record([Path(p) for p in args.notebooks], upstream=args.upstream, folder=args.recordings, fresh=args.fresh,
-                            prune=args.prune)
+    return notebooks.record(
+        [Path(p) for p in args.notebooks],
+        upstream=args.upstream,
+        folder=args.recordings,
+        fresh=args.fresh,
+        prune=args.prune,
+    )
 
 
 def _refresh(args: argparse.Namespace) -> int:
@@ -158,8 +168,10 @@ def _new_lesson(args: argparse.Namespace) -> int:
     from . import template
 
     path = template.new_lesson(Path(args.folder), args.name)
-    print(f"Wrote {path}. Edit it, then `make record` (records its requests and fills in its outputs) and "
-          "`make test`; README.md, \"Adding a lesson\", has the rules the tests check.")
+    print(
+        f"Wrote {path}. Edit it, then `make record` (records its requests and fills in its outputs) and "
+        '`make test`; README.md, "Adding a lesson", has the rules the tests check.'
+    )
     return 0
 
 
@@ -170,23 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start (or reuse) the shared embedded model server")
     serve.add_argument("--print-key", action="store_true", help="print the server's key (for curl)")
     share = serve.add_argument_group(
-        "share mode", "serve the embedded model to the room's network, in the foreground, behind a new key "
-        "that it prints; without --share the server listens on 127.0.0.1 only")
+        "share mode",
+        "serve the embedded model to the room's network, in the foreground, behind a new key "
+        "that it prints; without --share the server listens on 127.0.0.1 only",
+    )
     share.add_argument("--share", action="store_true", help="listen on every address of this machine")
-    share.add_argument("--slots", type=int, metavar="N",
-                       help="requests answered at once; more wait in line (default 16)")
+    share.add_argument(
+        "--slots", type=int, metavar="N", help="requests answered at once; more wait in line (default 16)"
+    )
     share.add_argument("--port", type=int, help="port to listen on (default 8080)")
     share.add_argument("--host", help="address to listen on (default 0.0.0.0: every address)")
     serve.set_defaults(func=_serve)
 
     stop = sub.add_parser("stop", help="stop the embedded model server of this configuration")
-    stop.add_argument("--all", action="store_true",
-                      help="stop every embedded server recorded in the state folder (other checkouts' too)")
+    stop.add_argument(
+        "--all",
+        action="store_true",
+        help="stop every embedded server recorded in the state folder (other checkouts' too)",
+    )
     stop.set_defaults(func=_stop)
 
     engine = sub.add_parser("engine", help="which llama-server and model file make the embedded model")
-    engine.add_argument("--build", action="store_true",
-                        help="build llama-server and fetch the model now if missing")
+    engine.add_argument(
+        "--build", action="store_true", help="build llama-server and fetch the model now if missing"
+    )
     engine.set_defaults(func=_engine)
 
     doctor = sub.add_parser("doctor", help="check every provider: configured, reachable, models, latency")
@@ -216,21 +235,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     record = sub.add_parser("record", help="execute lessons, recording every request they make for replay")
     record.add_argument("notebooks", nargs="*", help="the lessons to record (make record names them all)")
-    record.add_argument("--upstream", default=os.environ.get("AKASH_NB_RECORD_UPSTREAM") or "local",
-                        help="local, akashml, or an http(s) URL (default: local)")
-    record.add_argument("--recordings", type=Path, default=None, metavar="FOLDER",
-                        help="default: AKASH_NB_RECORDINGS, else tests/recordings")
+    record.add_argument(
+        "--upstream",
+        default=os.environ.get("AKASH_NB_RECORD_UPSTREAM") or "local",
+        help="local, akashml, or an http(s) URL (default: local)",
+    )
+    record.add_argument(
+        "--recordings",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="default: AKASH_NB_RECORDINGS, else tests/recordings",
+    )
     record.add_argument("--fresh", action="store_true", help="ask the upstream again even when recorded")
     record.add_argument("--prune", action="store_true", help="delete recordings no lesson used")
     record.set_defaults(func=_record)
 
     refresh = sub.add_parser("refresh", help="re-execute lessons under replay and write their outputs back")
-    refresh.add_argument("notebooks", nargs="*", help="lessons to refresh (default: every lesson in --folder)")
+    refresh.add_argument(
+        "notebooks", nargs="*", help="lessons to refresh (default: every lesson in --folder)"
+    )
     refresh.add_argument("--folder", default="notebooks")
     refresh.set_defaults(func=_refresh)
 
-    errors_table = sub.add_parser("errors-table", help="rewrite the case table in docs/errors.md from the "
-                                  "error tables")
+    errors_table = sub.add_parser(
+        "errors-table", help="rewrite the case table in docs/errors.md from the error tables"
+    )
     errors_table.add_argument("file", nargs="?", default="docs/errors.md")
     errors_table.set_defaults(func=_errors_table)
 
@@ -248,11 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.jupyter_args = unknown
     if args.command == "serve" and not args.share:
-        given = [flag for flag, value in (("--host", args.host), ("--port", args.port),
-                                          ("--slots", args.slots)) if value is not None]
+        given = [
+            flag
+            for flag, value in (("--host", args.host), ("--port", args.port), ("--slots", args.slots))
+            if value is not None
+        ]
         if given:  # leaving loopback takes the explicit flag
-            parser.error(f"{', '.join(given)} only with --share; without it the server listens on "
-                         "127.0.0.1 only.")
+            parser.error(
+                f"{', '.join(given)} only with --share; without it the server listens on 127.0.0.1 only."
+            )
     try:
         return int(args.func(args))
     except AkashNBError as error:

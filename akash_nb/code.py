@@ -28,8 +28,13 @@ class Extracted:
 
 def extract_code(reply: str, language: str = "python") -> Extracted | None:
     """The first fenced code block in `reply` in `language` (or untagged), or None if there is none."""
-    text_param("reply", reply, example="extract_code(response.choices[0].message.content)", optional=False,
-               allow_empty=True)
+    text_param(
+        "reply",
+        reply,
+        example="extract_code(response.choices[0].message.content)",
+        optional=False,
+        allow_empty=True,
+    )
     text_param("language", language, example="language='python'", optional=False, identifier=True)
     for match in FENCE.finditer(reply):
         lang = match.group("lang").lower()
@@ -80,8 +85,12 @@ def run_tests(code: str, tests: str, *, timeout: float = 5.0) -> TestRun:
         started = time.perf_counter()
         try:
             done = subprocess.run(
-                [sys.executable, "-I", str(script)], cwd=folder, capture_output=True, text=True,
-                timeout=timeout, stdin=subprocess.DEVNULL,
+                [sys.executable, "-I", str(script)],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
             return TestRun(False, f"stopped after {timeout:.0f} s", time.perf_counter() - started, True)

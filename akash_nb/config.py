@@ -87,8 +87,14 @@ def dotenv_file(start: Path | None = None) -> Path | None:
 
 # Characters a copy from a web page or a Windows editor slips into a key without showing them: a BOM and
 # the zero-width ones. They are removed (the banner says so); any other character no key has is an error.
-INVISIBLE = {"\ufeff": "BOM", "\u200b": "zero-width space", "\u200c": "zero-width non-joiner",
-             "\u200d": "zero-width joiner", "\u2060": "word joiner", "\u00ad": "soft hyphen"}
+INVISIBLE = {
+    "\ufeff": "BOM",
+    "\u200b": "zero-width space",
+    "\u200c": "zero-width non-joiner",
+    "\u200d": "zero-width joiner",
+    "\u2060": "word joiner",
+    "\u00ad": "soft hyphen",
+}
 
 
 DOTENV_LIMIT = 64 * 1024  # bytes; a .env holds a handful of NAME=value lines
@@ -108,8 +114,12 @@ def read_dotenv(path: Path) -> dict[str, str | None]:
     except (OSError, UnicodeDecodeError) as error:
         raise file_error(path, "The .env file", error, fix) from error
     if len(text) > DOTENV_LIMIT:  # python-dotenv takes minutes on a megabyte: no settings file is that long
-        raise file_error(path, "The .env file", f"it is over {DOTENV_LIMIT // 1024} KB, where a .env holds "
-                         "a few settings", fix)
+        raise file_error(
+            path,
+            "The .env file",
+            f"it is over {DOTENV_LIMIT // 1024} KB, where a .env holds a few settings",
+            fix,
+        )
     return dotenv_values(stream=io.StringIO(text))  # parsed from what was read: the file is read once
 
 
@@ -130,8 +140,9 @@ def clean_key(raw: str, where: str) -> tuple[str, str]:
     if not key:
         raise ConfigError(f"The key in {where} is empty; paste the key itself.")
     if any(c.isspace() for c in key):
-        raise ConfigError(f"The key in {where} contains spaces or line breaks inside it; "
-                          "paste the key alone.")
+        raise ConfigError(
+            f"The key in {where} contains spaces or line breaks inside it; paste the key alone."
+        )
     odd = next((c for c in key if not (c.isascii() and c.isprintable())), None)
     if odd is not None:
         char = checks.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
@@ -154,8 +165,13 @@ def _check_url(url: str, where: str) -> str:
         parsed.port  # noqa: B018 — raises ValueError for a port that is not a number
     except ValueError:
         parsed = urlparse("")
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() for c in text) \
-            or checks.bad_character(text) or not parsed.hostname:
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or any(c.isspace() for c in text)
+        or checks.bad_character(text)
+        or not parsed.hostname
+    ):
         raise ConfigError(
             f"The base URL {text!r} from {where} is not an http(s) URL; "
             "write it like http://my-server:8000/v1."
@@ -197,12 +213,15 @@ def resolve(
     the nearest `.env`, and a masked `getpass` prompt when `can_prompt()`.
     """
     checks.text_param("provider", provider, example="provider='akashml'", identifier=True, allow_empty=True)
-    checks.text_param("base_url", base_url, example="base_url='http://my-server:8000/v1'", identifier=True,
-                      allow_empty=True)
-    checks.text_param("api_key", api_key, example="api_key='akml-...' (better: AKASHML_API_KEY in .env)",
-                      allow_empty=True)
-    checks.text_param("model", model, example="model='Meta-Llama-3-1-8B-Instruct-FP8'", identifier=True,
-                      allow_empty=True)
+    checks.text_param(
+        "base_url", base_url, example="base_url='http://my-server:8000/v1'", identifier=True, allow_empty=True
+    )
+    checks.text_param(
+        "api_key", api_key, example="api_key='akml-...' (better: AKASHML_API_KEY in .env)", allow_empty=True
+    )
+    checks.text_param(
+        "model", model, example="model='Meta-Llama-3-1-8B-Instruct-FP8'", identifier=True, allow_empty=True
+    )
     env = os.environ if environ is None else environ
     env_file = dotenv_path if dotenv_path is not None else dotenv_file()
     file_values = read_dotenv(env_file) if env_file else {}
@@ -307,8 +326,10 @@ def _check_key_shape(chosen: Provider, key: str, where: str) -> None:
     if owner is not None:
         advice = f"use a {chosen.key_prefix}... key, or set AKASH_NB_PROVIDER={owner.name}."
     else:
-        advice = (f"use a {chosen.title} key; a key for your own server goes in AKASH_NB_API_KEY, with "
-                  "AKASH_NB_BASE_URL.")
+        advice = (
+            f"use a {chosen.title} key; a key for your own server goes in AKASH_NB_API_KEY, with "
+            "AKASH_NB_BASE_URL."
+        )
     raise ConfigError(
         f"The key from {where} does not start with {chosen.key_prefix}, as {chosen.title} keys do; {advice}"
     )

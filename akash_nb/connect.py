@@ -57,8 +57,7 @@ def client(
     checks.bool_param("show", show, example="show=False")
     if show:  # first, so that a configuration error in this very call is shown as one sentence too
         render.install_error_display()
-    checks.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120",
-                        optional=False)
+    checks.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120", optional=False)
     checks.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url = conn.base_url
@@ -71,12 +70,15 @@ def client(
         max_retries=0 if conn.provider.retired_on else max_retries,
         # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
         # back from create() as a plain str; this makes it an error that errors.explain can name.
-        http_client=openai.DefaultHttpxClient(verify=_tls(), event_hooks={
-            # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not sent to a
-            # server that may answer "internal error" and be retried.
-            "request": [stopwatch.on_request, checks.refuse_bad_request],
-            "response": [stopwatch.on_response, errors.check_content_type],
-        }),
+        http_client=openai.DefaultHttpxClient(
+            verify=_tls(),
+            event_hooks={
+                # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not
+                # sent to a server that may answer "internal error" and be retried.
+                "request": [stopwatch.on_request, checks.refuse_bad_request],
+                "response": [stopwatch.on_response, errors.check_content_type],
+            },
+        ),
     )
     attach(openai_client, conn, stopwatch)
     if show:
@@ -84,8 +86,13 @@ def client(
     return openai_client
 
 
-def _resolve(provider: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
-             model: str | None = None) -> tuple[Connection, Key]:
+def _resolve(
+    provider: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    model: str | None = None,
+) -> tuple[Connection, Key]:
     """The configured provider's connection and key (starting the embedded or replay server if needed)."""
     settings = config.resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url, key, detail = settings.base_url, settings.api_key, ""
@@ -101,9 +108,14 @@ def _resolve(provider: str | None = None, *, base_url: str | None = None, api_ke
     return conn, Key(key.reveal() if key else NO_KEY)
 
 
-def connection_values(provider: str | None = None, *, base_url: str | None = None,
-                      api_key: str | None = None, model: str | None = None,
-                      show: bool = True) -> tuple[Key, str]:
+def connection_values(
+    provider: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    model: str | None = None,
+    show: bool = True,
+) -> tuple[Key, str]:
     """`(api_key, base_url)` for the guide's `openai.OpenAI(api_key=api_key, base_url=base_url)`, from the
     configuration (see `akash_nb.config` for the lookup order).
 
@@ -121,8 +133,13 @@ def connection_values(provider: str | None = None, *, base_url: str | None = Non
 
 def choose_model(openai_client: openai.OpenAI, requested: str | None = None, *, show: bool = True) -> str:
     """The model id to pass as `model=`; shows the substitution when `requested` is not served."""
-    checks.text_param("requested", requested, example="choose_model(client, 'SmolLM2-135M-Instruct')",
-                      identifier=True, allow_empty=True)
+    checks.text_param(
+        "requested",
+        requested,
+        example="choose_model(client, 'SmolLM2-135M-Instruct')",
+        identifier=True,
+        allow_empty=True,
+    )
     choice = resolve_model(openai_client, requested)
     if show:
         render.show_model_choice(choice, connection_for(openai_client))

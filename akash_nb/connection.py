@@ -15,8 +15,16 @@ from .exceptions import ConfigError
 from .providers import Provider
 
 # The provider of a client akash_nb did not make and was not given the URL of: named by its URL alone.
-UNKNOWN = Provider(name="", title="the provider", base_url=None, key_env=(), key_prefix=None,
-                   fallback_models=(), needs_key=False, note="A client akash_nb has not seen.")
+UNKNOWN = Provider(
+    name="",
+    title="the provider",
+    base_url=None,
+    key_env=(),
+    key_prefix=None,
+    fallback_models=(),
+    needs_key=False,
+    note="A client akash_nb has not seen.",
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,8 @@ def connection_for(openai_client: openai.OpenAI) -> Connection:
         raise ConfigError(
             "akash_nb does not know this client's base URL; build it from "
             "api_key, base_url = akash_nb.connection_values(), then "
-            "client = openai.OpenAI(api_key=api_key, base_url=base_url).")
+            "client = openai.OpenAI(api_key=api_key, base_url=base_url)."
+        )
     return found
 
 
@@ -144,9 +153,11 @@ def last_latency(openai_client: openai.OpenAI) -> float | None:
     try:
         return _stopwatches[openai_client].seconds
     except (KeyError, TypeError):  # TypeError: not even an object a client could be (None, a str)
-        raise ConfigError("last_latency needs a client made by akash_nb.client(); a plain "
-                          "openai.OpenAI is not timed: time the call with "
-                          "time.perf_counter().") from None
+        raise ConfigError(
+            "last_latency needs a client made by akash_nb.client(); a plain "
+            "openai.OpenAI is not timed: time the call with "
+            "time.perf_counter()."
+        ) from None
 
 
 @dataclass(frozen=True)

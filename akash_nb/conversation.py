@@ -36,24 +36,25 @@ class ConversationError(AkashNBError, ValueError):
 # explained by akash_nb.errors.
 SENTENCES: dict[str, str] = {
     "empty": "There is nothing to send: the message is empty; write a question, e.g. "
-             "conversation.send('Who won the FIFA World Cup in 2022?').",
+    "conversation.send('Who won the FIFA World Cup in 2022?').",
     "not-text": "A message must be text (a str), not {kind}.",
     "set-by-conversation": "{name}= is set by the conversation itself; pass only create() parameters such "
-                           "as temperature= or max_tokens=.",
+    "as temperature= or max_tokens=.",
     "on-text-needs-stream": "on_text= is called with streamed text, so it needs stream=True: "
-                            "conversation.send(text, stream=True, on_text=...).",
+    "conversation.send(text, stream=True, on_text=...).",
     "bad-budget": "budget_tokens must be a positive whole number of tokens, not {budget!r}.",
     "too-large": "{what} does not fit the budget: it needs about {need} tokens, {over} more than "
-                 "budget_tokens={budget}; shorten it, or raise budget_tokens.",
+    "budget_tokens={budget}; shorten it, or raise budget_tokens.",
     "nothing-to-retry": "There is nothing to retry: every message sent so far was answered; use "
-                        "conversation.send(...) for a new one.",
+    "conversation.send(...) for a new one.",
     "missing": "There is no saved conversation at {path}; save one first with conversation.save(path).",
     "not-a-conversation": "{path} is not a saved conversation ({why}); load a file written by "
-                          "conversation.save(path).",
+    "conversation.save(path).",
     "cannot-save": "Could not save the conversation to {path}: {why}.",
     "key-in-file": "Refusing to save to {path}: the conversation contains the client's API key; remove "
-                   "it from the messages and parameters first.",
+    "it from the messages and parameters first.",
 }
+
 
 def estimate_message_tokens(messages: list[dict[str, Any]]) -> int:
     """The estimated tokens of chat messages: each message's text (`checks.estimate_tokens`, an estimate:
@@ -99,15 +100,27 @@ class Conversation:
     room for max_tokens within the model's context window.
     """
 
-    def __init__(self, client: openai.OpenAI, model: str, *, system: str | None = DEFAULT_SYSTEM,
-                 budget_tokens: int | None = None, **params: Any) -> None:
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        model: str,
+        *,
+        system: str | None = DEFAULT_SYSTEM,
+        budget_tokens: int | None = None,
+        **params: Any,
+    ) -> None:
         if not isinstance(client, openai.OpenAI):
-            raise errors.input_error("wrong-type", name="client", expected="an openai.OpenAI client",
-                                     got=checks._kind(client), example="client = akash_nb.client()")
-        checks.text_param("model", model, example="model=akash_nb.choose_model(client)", optional=False,
-                          identifier=True)
-        checks.text_param("system", system, example="system='You are a helpful assistant.'",
-                          allow_empty=True)
+            raise errors.input_error(
+                "wrong-type",
+                name="client",
+                expected="an openai.OpenAI client",
+                got=checks._kind(client),
+                example="client = akash_nb.client()",
+            )
+        checks.text_param(
+            "model", model, example="model=akash_nb.choose_model(client)", optional=False, identifier=True
+        )
+        checks.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
         _check_params(params)
         if budget_tokens is not None and not (type(budget_tokens) is int and budget_tokens > 0):
             raise ConversationError(SENTENCES["bad-budget"].format(budget=budget_tokens))
@@ -120,7 +133,9 @@ class Conversation:
         self.pending: str | None = None  # the user's text whose reply has not arrived (see retry())
         self.partial: Partial | None = None  # the last streamed reply that was cut off, if any
         self.last_response: ChatCompletion | None = None  # the last successful answer, as the SDK gives it
-        self.last_request: dict[str, Any] | None = None  # model, messages (after trimming) and params last sent
+        self.last_request: dict[str, Any] | None = (
+            None  # model, messages (after trimming) and params last sent
+        )
         self.last_seconds: float | None = None  # how long the last successful call took
 
     # --- what the conversation holds ----------------------------------------------------------------
@@ -136,7 +151,9 @@ class Conversation:
         system = [{"role": "system", "content": self.system}] if self.system is not None else []
         return system + [m for turn in self._turns for m in turn.messages()]
 
-    def trimmed(self, budget_tokens: int | None = None, next_message: str | None = None) -> list[dict[str, Any]]:
+    def trimmed(
+        self, budget_tokens: int | None = None, next_message: str | None = None
+    ) -> list[dict[str, Any]]:
         """The messages to send within `budget_tokens` (default: the conversation's budget; None: all).
 
         Kept: the system message, the newest user message (`next_message`, or else the newest turn), and
@@ -157,8 +174,9 @@ class Conversation:
         need = estimate_message_tokens(system + newest)
         if need > budget:
             what = "The newest message (with the system message)" if newest else "The system message"
-            raise ConversationError(SENTENCES["too-large"].format(
-                what=what, need=need, over=need - budget, budget=budget))
+            raise ConversationError(
+                SENTENCES["too-large"].format(what=what, need=need, over=need - budget, budget=budget)
+            )
         kept: list[Turn] = []
         for turn in reversed(older):  # newest first; stop at the first that does not fit, leaving no gap
             if need + turn.tokens > budget:
@@ -169,8 +187,14 @@ class Conversation:
 
     # --- talking to the model ------------------------------------------------------------------------
 
-    def send(self, text: str, *, stream: bool = False, on_text: Callable[[str], object] | None = None,
-             **params: Any) -> str:
+    def send(
+        self,
+        text: str,
+        *,
+        stream: bool = False,
+        on_text: Callable[[str], object] | None = None,
+        **params: Any,
+    ) -> str:
         """Send `text` as the next user message and return the reply.
 
         Only a successful reply adds the turn to the history. On any failure the history is unchanged,
@@ -184,14 +208,23 @@ class Conversation:
         checks.text_param("text", text, example="conversation.send('Hello')")  # huge text, say
         checks.bool_param("stream", stream, example="stream=True")
         if on_text is not None and not callable(on_text):
-            raise errors.input_error("wrong-type", name="on_text", expected="a function of the text so far",
-                                     got=checks._kind(on_text), example="on_text=print")
+            raise errors.input_error(
+                "wrong-type",
+                name="on_text",
+                expected="a function of the text so far",
+                got=checks._kind(on_text),
+                example="on_text=print",
+            )
         if on_text is not None and not stream:
             raise ConversationError(SENTENCES["on-text-needs-stream"])
         _check_params(params)
         request = {"model": self.model, "messages": self.trimmed(next_message=text), **self.params, **params}
-        checks.check_request(request["messages"], model=self.model, temperature=request.get("temperature"),
-                             max_tokens=request.get("max_tokens"))  # refused before sending, history intact
+        checks.check_request(
+            request["messages"],
+            model=self.model,
+            temperature=request.get("temperature"),
+            max_tokens=request.get("max_tokens"),
+        )  # refused before sending, history intact
         checks.check_parameters(request)
         checks.check_json({**self.params, **params})
         self.pending, self.partial = text, None
@@ -219,7 +252,9 @@ class Conversation:
             raise ConversationError(SENTENCES["nothing-to-retry"])
         return self.send(self.pending, **params)
 
-    def _stream(self, request: dict[str, Any], text: str, on_text: Callable[[str], object] | None) -> ChatCompletion:
+    def _stream(
+        self, request: dict[str, Any], text: str, on_text: Callable[[str], object] | None
+    ) -> ChatCompletion:
         try:
             chunks = self.client.chat.completions.create(**request, stream=True)
         except (openai.OpenAIError, ValueError) as error:
@@ -245,10 +280,18 @@ class Conversation:
             raise result.error from result.error.original
         # The SDK has no finished ChatCompletion for a stream; build the same shape from what arrived.
         return ChatCompletion.construct(
-            id="", created=int(time.time()), model=result.model or self.model, object="chat.completion",
+            id="",
+            created=int(time.time()),
+            model=result.model or self.model,
+            object="chat.completion",
             usage=result.usage,
-            choices=[{"index": 0, "finish_reason": result.finish_reason,
-                      "message": {"role": "assistant", "content": result.text}}],
+            choices=[
+                {
+                    "index": 0,
+                    "finish_reason": result.finish_reason,
+                    "message": {"role": "assistant", "content": result.text},
+                }
+            ],
         )
 
     def _explain(self, error: BaseException) -> AkashNBError:
@@ -263,8 +306,13 @@ class Conversation:
         `.pending` or `.partial`. A crash or kill mid-save leaves the previous file intact.
         """
         if not isinstance(path, str | os.PathLike) or not str(path).strip() or "\0" in str(path):
-            raise errors.input_error("wrong-type", name="path", expected="a file name",
-                                     got=checks._kind(path), example="conversation.save('chat.json')")
+            raise errors.input_error(
+                "wrong-type",
+                name="path",
+                expected="a file name",
+                got=checks._kind(path),
+                example="conversation.save('chat.json')",
+            )
         path = Path(path)
         data = {
             "model": self.model,
@@ -277,42 +325,54 @@ class Conversation:
         try:
             text = json.dumps(data, ensure_ascii=False, indent=1)
         except (TypeError, ValueError) as error:
-            raise ConversationError(SENTENCES["cannot-save"].format(path=errors.shown_path(path),
-                                                                    why=error)) from error
+            raise ConversationError(
+                SENTENCES["cannot-save"].format(path=errors.shown_path(path), why=error)
+            ) from error
         for key in (self.client.api_key, self.client.admin_api_key):
             if key and key != NO_KEY and key in text:
                 raise ConversationError(SENTENCES["key-in-file"].format(path=path))
         try:
             write_atomically(path, text, mode=0o600, durable=True)
         except OSError as error:
-            raise ConversationError(SENTENCES["cannot-save"].format(
-                path=errors.shown_path(path), why=error.strerror or error)) from error
+            raise ConversationError(
+                SENTENCES["cannot-save"].format(path=errors.shown_path(path), why=error.strerror or error)
+            ) from error
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], client: openai.OpenAI) -> Conversation:
         """The conversation saved at `path`, talking through `client`."""
         if not isinstance(path, str | os.PathLike):
-            raise errors.input_error("wrong-type", name="path", expected="a file name",
-                                     got=checks._kind(path), example="Conversation.load('chat.json', client)")
+            raise errors.input_error(
+                "wrong-type",
+                name="path",
+                expected="a file name",
+                got=checks._kind(path),
+                example="Conversation.load('chat.json', client)",
+            )
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConversationError(SENTENCES["missing"].format(path=errors.shown_path(path))) from None
         except (OSError, ValueError) as error:  # a folder, no permission, not UTF-8, not JSON
-            why = error.strerror if isinstance(error, OSError) and error.strerror else (
-                "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error))
-            raise ConversationError(SENTENCES["not-a-conversation"].format(
-                path=errors.shown_path(path), why=why)) from error
+            why = (
+                error.strerror
+                if isinstance(error, OSError) and error.strerror
+                else ("it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error))
+            )
+            raise ConversationError(
+                SENTENCES["not-a-conversation"].format(path=errors.shown_path(path), why=why)
+            ) from error
         try:
             model, system, params, budget, messages = _fields_from(data)
             conversation = cls(client, model, system=system, budget_tokens=budget, **params)
             conversation._turns = _turns_from(messages, system)
         except (AkashNBError, ValueError) as error:
             why = error.sentence if isinstance(error, AkashNBError) else str(error)
-            raise ConversationError(SENTENCES["not-a-conversation"].format(
-                path=errors.shown_path(path), why=why.rstrip("."))) from error
+            raise ConversationError(
+                SENTENCES["not-a-conversation"].format(path=errors.shown_path(path), why=why.rstrip("."))
+            ) from error
         return conversation
 
     # --- display -------------------------------------------------------------------------------------
@@ -332,8 +392,10 @@ class Conversation:
 
     def markdown(self) -> str:
         """The conversation as Markdown: roles in bold, contents quoted."""
-        return "\n\n".join(f"**{label}:**\n\n{_quote(content)}" for label, content in self._lines()) \
+        return (
+            "\n\n".join(f"**{label}:**\n\n{_quote(content)}" for label, content in self._lines())
             or "*(no messages yet)*"
+        )
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         return render.bundle("transcript", self.transcript(), self.markdown())
@@ -379,8 +441,10 @@ def _fields_from(data: object) -> tuple[str, str | None, dict[str, Any], int | N
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise ValueError(f"its message {number} is {_json_kind(message)}, not a {{role, content}} object")
         if not isinstance(message.get("content"), str):
-            raise ValueError(f"its message {number} ({message['role']}) has content "
-                             f"{_json_kind(message.get('content'))}, not text")
+            raise ValueError(
+                f"its message {number} ({message['role']}) has content "
+                f"{_json_kind(message.get('content'))}, not text"
+            )
     return model, system, params, budget, messages
 
 
@@ -388,8 +452,14 @@ def _json_kind(value: object) -> str:
     """How a JSON value reads in a sentence: null, a number (5), a list, ..."""
     if value is None:
         return "null"
-    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list",
-             dict: "an object"}
+    kinds = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "an object",
+    }
     kind = kinds.get(type(value), type(value).__name__)
     shown = json.dumps(value)[:30] if isinstance(value, bool | int | float | str) else ""
     return f"{kind} ({shown})" if shown else kind
@@ -406,8 +476,9 @@ def _turns_from(messages: list[dict[str, Any]], system: str | None) -> list[Turn
     turns = []
     for user, assistant in zip(messages[::2], messages[1::2], strict=True):
         if (user["role"], assistant["role"]) != ("user", "assistant"):
-            raise ValueError(f"expected a user then an assistant message, found {user['role']} then "
-                             f"{assistant['role']}")
+            raise ValueError(
+                f"expected a user then an assistant message, found {user['role']} then {assistant['role']}"
+            )
         turns.append(Turn(user["content"], assistant["content"]))
     return turns
 

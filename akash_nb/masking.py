@@ -14,8 +14,13 @@ _pattern: re.Pattern[str] | None = None
 def remember(value: str) -> None:
     """Mask `value` in every text `mask()` sees from now on (what `Secret(value)` does)."""
     global _pattern
-    if not isinstance(value, str) or not MIN_MASKED <= len(value) <= 4096 or not value.isascii() \
-            or not value.isprintable() or " " in value:
+    if (
+        not isinstance(value, str)
+        or not MIN_MASKED <= len(value) <= 4096
+        or not value.isascii()
+        or not value.isprintable()
+        or " " in value
+    ):
         return  # not a key any provider would accept, so not one that can be sent or echoed
     with _known_lock:
         if value in _known:
@@ -34,8 +39,9 @@ def mask(text: str) -> str:
     pattern = _pattern
     if pattern is None or not isinstance(text, str):
         return text
-    return pattern.sub(lambda m: _masked(m.group(0)) if not m.group(0).startswith(("...", "…")) else "****",
-                       text)
+    return pattern.sub(
+        lambda m: _masked(m.group(0)) if not m.group(0).startswith(("...", "…")) else "****", text
+    )
 
 
 def _masked(value: str) -> str:

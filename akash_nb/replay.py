@@ -62,6 +62,7 @@ def shown_folder(folder: Path) -> str:
 
 # --- requests and their keys ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Request:
     """A request as it is keyed and written: no headers."""
@@ -123,6 +124,7 @@ def last_user_text(messages: Any) -> str:
 
 # --- recordings on disk ---------------------------------------------------------------------------------
 
+
 def write_recording(folder: Path, recording: dict[str, Any], name: str | None = None) -> Path:
     """Write at once and atomically: a reader (or a SIGKILL) sees the old file or the new one."""
     path = folder / f"{name or Request(**recording['request']).key}.json"
@@ -144,20 +146,20 @@ def read_recording(path: Path) -> dict[str, Any] | None:
 def check_recording(recording: Any) -> None:
     """A ValueError naming what is wrong unless `recording` has the shape in docs/architecture.md."""
     if not isinstance(recording, dict) or not isinstance(recording.get("response"), dict):
-        raise ValueError("it is not an object with a \"response\" object")
+        raise ValueError('it is not an object with a "response" object')
     response = recording["response"]
     if "events" in response:
         events = response["events"]
         if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-            raise ValueError("its \"events\" is not a list of strings")
+            raise ValueError('its "events" is not a list of strings')
         return
     status, content_type = response.get("status"), response.get("content_type")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise ValueError("its \"status\" is not an HTTP status")
+        raise ValueError('its "status" is not an HTTP status')
     if not isinstance(content_type, str) or not content_type or not content_type.isprintable():
-        raise ValueError("its \"content_type\" is not a content type")
+        raise ValueError('its "content_type" is not a content type')
     if "body" not in response:
-        raise ValueError("it has no \"body\"")
+        raise ValueError('it has no "body"')
 
 
 def recordings(folder: Path) -> list[Path]:
@@ -202,6 +204,7 @@ def note_use(key: str, outcome: str) -> None:
 
 # --- upstreams ------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Upstream:
     """Where record mode forwards to. `label` goes into meta; the key never goes anywhere but upstream."""
@@ -245,11 +248,14 @@ def resolve_upstream(spec: str | None = None) -> Upstream:
         return UPSTREAMS[spec.lower()]()
     if spec.startswith(("http://", "https://")):
         return _url_upstream(spec)
-    raise ConfigError(f"Unknown recording upstream {spec!r}: use local, akashml, or an http(s) URL such as "
-                      "http://my-server:8000/v1.")
+    raise ConfigError(
+        f"Unknown recording upstream {spec!r}: use local, akashml, or an http(s) URL such as "
+        "http://my-server:8000/v1."
+    )
 
 
 # --- the server -----------------------------------------------------------------------------------------
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive for the SDK's connection pool
@@ -266,8 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- writing answers
 
-    def send_json(self, status: int, body: Any, content_type: str = "application/json",
-                  own_error: bool = False) -> None:
+    def send_json(
+        self, status: int, body: Any, content_type: str = "application/json", own_error: bool = False
+    ) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -321,8 +328,9 @@ class ReplayServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.replay = self
         # poll_interval 0.1 s: close() returns quickly; the cost is ten idle wake-ups a second.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.1,),
-                                        name=f"akash-nb replay {folder}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.1,), name=f"akash-nb replay {folder}", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -335,8 +343,10 @@ class ReplayServer:
 
     def describe_source(self) -> str:
         if self.upstream is not None:
-            return f"{self.mode} mode: forwarding to {self.upstream.label} and writing to " \
-                   f"{shown_folder(self.folder)}"
+            return (
+                f"{self.mode} mode: forwarding to {self.upstream.label} and writing to "
+                f"{shown_folder(self.folder)}"
+            )
         return describe_recordings(self.folder)
 
     def close(self) -> None:
@@ -363,9 +373,12 @@ class ReplayServer:
             recording = read_recording(path)
         except (OSError, ValueError) as error:
             if self.upstream is None:
-                handler.send_own_error(500, "no_recording",
-                                       f"The recording {shown_folder(path)} cannot be read ({error}); "
-                                       f"delete it and record it again with `{RECORD_COMMAND}`.")
+                handler.send_own_error(
+                    500,
+                    "no_recording",
+                    f"The recording {shown_folder(path)} cannot be read ({error}); "
+                    f"delete it and record it again with `{RECORD_COMMAND}`.",
+                )
                 return
             recording = None  # recording anyway: the new answer replaces it
         if recording is not None and self._replays(recording):
@@ -392,10 +405,14 @@ class ReplayServer:
         repeat = ""
         if occurrence > 1:
             # At temperature > 0 a repeat is a new sample: replay does not invent one.
-            repeat = (f" (asked {occurrence} times; at temperature > 0 each answer is a sample, "
-                      "recorded separately)")
-        return (f"No recording for {request.summary()}{repeat}: record it with `{RECORD_COMMAND}` "
-                f"(recordings live in {shown_folder(self.folder)}).")
+            repeat = (
+                f" (asked {occurrence} times; at temperature > 0 each answer is a sample, "
+                "recorded separately)"
+            )
+        return (
+            f"No recording for {request.summary()}{repeat}: record it with `{RECORD_COMMAND}` "
+            f"(recordings live in {shown_folder(self.folder)})."
+        )
 
     def _replays(self, recording: dict[str, Any]) -> bool:
         """Whether this mode answers from `recording` rather than asking the upstream."""
@@ -420,21 +437,27 @@ class ReplayServer:
 
     def _forward(self, handler: _Handler, request: Request, raw: bytes, name: str) -> None:
         assert self.upstream is not None
-        headers = {"Content-Type": "application/json",
-                   "Accept": handler.headers.get("Accept", "application/json")}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": handler.headers.get("Accept", "application/json"),
+        }
         if self.upstream.key is not None:
             headers["Authorization"] = f"Bearer {self.upstream.key.reveal()}"
-        outgoing = urllib.request.Request(self.upstream.url(request.path), data=raw or None,
-                                          headers=headers, method=request.method)
+        outgoing = urllib.request.Request(
+            self.upstream.url(request.path), data=raw or None, headers=headers, method=request.method
+        )
         try:
             response = urllib.request.urlopen(outgoing, timeout=UPSTREAM_TIMEOUT)
         except urllib.error.HTTPError as error:
             response = error  # an answer all the same: status, headers and body
         except (urllib.error.URLError, OSError) as error:
-            handler.send_own_error(502, "upstream_unreachable",
-                                   f"Recording could not reach {self.upstream.label} at "
-                                   f"{self.upstream.base_url} ({error}); start it, or choose another "
-                                   "upstream (--upstream).")
+            handler.send_own_error(
+                502,
+                "upstream_unreachable",
+                f"Recording could not reach {self.upstream.label} at "
+                f"{self.upstream.base_url} ({error}); start it, or choose another "
+                "upstream (--upstream).",
+            )
             return
         with response:
             status = response.status
@@ -446,8 +469,9 @@ class ReplayServer:
 
     # The recording is on disk before the client has the whole answer: the kernel may be killed after it.
 
-    def _relay_body(self, handler: _Handler, request: Request, name: str, status: int, content_type: str,
-                    data: bytes) -> None:
+    def _relay_body(
+        self, handler: _Handler, request: Request, name: str, status: int, content_type: str, data: bytes
+    ) -> None:
         if 200 <= status < 300 or status in RECORDED_ERRORS:
             try:
                 body = json.loads(data)
@@ -455,8 +479,9 @@ class ReplayServer:
                 body = None  # not JSON: passed through, not recorded
             if body is not None:
                 model = body.get("model") if isinstance(body, dict) else None
-                self._write(request, name,
-                            {"status": status, "content_type": "application/json", "body": body}, model)
+                self._write(
+                    request, name, {"status": status, "content_type": "application/json", "body": body}, model
+                )
         handler.send_json(status, data, content_type)
 
     def _relay_events(self, handler: _Handler, request: Request, name: str, response: Any) -> None:
@@ -468,9 +493,12 @@ class ReplayServer:
             for data in _sse_data(response):
                 events.append(data)
                 if data == "[DONE]":
-                    self._write(request, name,
-                                {"status": 200, "content_type": EVENT_STREAM, "events": events},
-                                _stream_model(events))
+                    self._write(
+                        request,
+                        name,
+                        {"status": 200, "content_type": EVENT_STREAM, "events": events},
+                        _stream_model(events),
+                    )
                 handler.send_event(data)
         except OSError:
             return  # the client or the upstream went away mid-stream: nothing complete to keep
@@ -478,11 +506,13 @@ class ReplayServer:
 
     def _write(self, request: Request, name: str, response: dict[str, Any], model: str | None) -> None:
         assert self.upstream is not None
-        meta = {"upstream": self.upstream.label, "model": self.upstream.model or model,
-                "recorded": datetime.date.today().isoformat()}
+        meta = {
+            "upstream": self.upstream.label,
+            "model": self.upstream.model or model,
+            "recorded": datetime.date.today().isoformat(),
+        }
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_recording(self.folder, {"request": request.to_json(), "response": response, "meta": meta},
-                        name)
+        write_recording(self.folder, {"request": request.to_json(), "response": response, "meta": meta}, name)
         note_use(name, "written")
 
 
@@ -522,13 +552,16 @@ def resolve_mode(mode: str | None = None) -> str:
     """`mode`, else AKASH_NB_REPLAY_MODE, else `replay`."""
     chosen = (mode or os.environ.get(MODE_ENV, "") or "replay").strip().lower()
     if chosen not in MODES:
-        raise ConfigError(f"Unknown replay mode {chosen!r} (from {'argument' if mode else MODE_ENV}): "
-                          f"choose one of {', '.join(MODES)}.")
+        raise ConfigError(
+            f"Unknown replay mode {chosen!r} (from {'argument' if mode else MODE_ENV}): "
+            f"choose one of {', '.join(MODES)}."
+        )
     return chosen
 
 
-def ensure_server(folder: Path | None = None, *, mode: str | None = None,
-                  upstream: str | None = None) -> ReplayServer:
+def ensure_server(
+    folder: Path | None = None, *, mode: str | None = None, upstream: str | None = None
+) -> ReplayServer:
     """This process's replay server for `folder` (see `recordings_folder`), started on first use.
 
     In replay mode a missing folder is a ConfigError; in the record modes it is created, and the upstream
@@ -543,8 +576,10 @@ def ensure_server(folder: Path | None = None, *, mode: str | None = None,
             return server
         if chosen == "replay":
             if not where.is_dir():
-                raise ConfigError(f"The recordings folder {where} does not exist; record the lessons with "
-                                  f"`{RECORD_COMMAND}`, or set {FOLDER_ENV} to the folder that holds them.")
+                raise ConfigError(
+                    f"The recordings folder {where} does not exist; record the lessons with "
+                    f"`{RECORD_COMMAND}`, or set {FOLDER_ENV} to the folder that holds them."
+                )
             server = ReplayServer(where, chosen, None)
         else:
             resolved = resolve_upstream(spec)

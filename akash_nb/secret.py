@@ -17,8 +17,13 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
-            raise input_error("wrong-type", name="value", expected="the key as text (a str)",
-                              got=type(value).__name__, example="Secret('akml-...')")
+            raise input_error(
+                "wrong-type",
+                name="value",
+                expected="the key as text (a str)",
+                got=type(value).__name__,
+                example="Secret('akml-...')",
+            )
         self._value = value
         remember(value)
 

@@ -52,8 +52,9 @@ class Shared:
         return f"http://{host}:{self.port}/v1"
 
 
-def start_share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST,
-                timeout: float = READY_TIMEOUT) -> Shared:
+def start_share(
+    port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST, timeout: float = READY_TIMEOUT
+) -> Shared:
     """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
     if slots < 1:
         raise LocalServerError(f"--slots is {slots}; it must be at least 1.")
@@ -64,12 +65,20 @@ def start_share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SH
     key = secrets.token_urlsafe(24)
     key_file = state_dir() / f"share-{port}.key"
     log = state_dir() / f"share-{port}.log"
-    process = launch(lambda kf: server_command(binary, path, port, kf, host=host, slots=slots),
-                     key, key_file, log)
+    process = launch(
+        lambda kf: server_command(binary, path, port, kf, host=host, slots=slots), key, key_file, log
+    )
     shared = Shared(process, port, Secret(key), model_name(path), slots, log, host)
     try:
-        wait_until_ready(process, base_url=shared.url(), key=shared.key, model=shared.model, log=log,
-                         engine=str(binary), timeout=timeout)
+        wait_until_ready(
+            process,
+            base_url=shared.url(),
+            key=shared.key,
+            model=shared.model,
+            log=log,
+            engine=str(binary),
+            timeout=timeout,
+        )
     except BaseException:
         stop_share(shared)
         raise
@@ -90,8 +99,10 @@ def stop_share(shared: Shared) -> None:
 def share_status(shared: Shared) -> dict[str, float]:
     """llama-server's /metrics as numbers: requests_processing (slots busy), requests_deferred (waiting in
     line), tokens_predicted_total, ..."""
-    request = urllib.request.Request(shared.url().removesuffix("/v1") + "/metrics",
-                                     headers={"Authorization": f"Bearer {shared.key.reveal()}"})
+    request = urllib.request.Request(
+        shared.url().removesuffix("/v1") + "/metrics",
+        headers={"Authorization": f"Bearer {shared.key.reveal()}"},
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         text = response.read().decode()
     values = {}
@@ -105,6 +116,7 @@ def share_status(shared: Shared) -> dict[str, float]:
 
 # --- what the teacher's terminal shows ---------------------------------------------------------------------
 
+
 def addresses(host: str = SHARE_HOST) -> list[tuple[str, str]]:
     """(interface, IPv4 address) pairs students can reach a server listening on `host` at.
 
@@ -114,9 +126,12 @@ def addresses(host: str = SHARE_HOST) -> list[tuple[str, str]]:
         return [("", host)]
     import psutil  # the teacher's set (the `local` extra): students never run this
 
-    found = [(name, entry.address) for name, entries in sorted(psutil.net_if_addrs().items())
-             for entry in entries
-             if entry.family.name == "AF_INET" and not entry.address.startswith("127.")]
+    found = [
+        (name, entry.address)
+        for name, entries in sorted(psutil.net_if_addrs().items())
+        for entry in entries
+        if entry.family.name == "AF_INET" and not entry.address.startswith("127.")
+    ]
     return found or [("loopback: this machine has no network address", "127.0.0.1")]
 
 
@@ -146,20 +161,22 @@ def announcement(shared: Shared, found: list[tuple[str, str]] | None = None, *, 
     key = shared.key.reveal()
     urls = [f"  {shared.url(address):<34}{name}".rstrip() for name, address in found]
     lines = env_lines(shared.url(found[0][1]), key)
-    return "\n".join([
-        f"Class server: {shared.model}, {shared.slots} answers at a time (more wait in line).",
-        *urls,
-        f"Key: {key}",
-        "",
-        "Students: put these lines in a file named .env in the lessons' folder, then run `make lab`:",
-        "",
-        *(f"  {line}" for line in lines),
-        "",
-        f"or run: make join URL={shared.url(found[0][1])} KEY={key}",
-        *(["(from another network above, use its URL instead)"] if len(found) > 1 else []),
-        qr_code("\n".join(lines), unicode=unicode),
-        f"Plain HTTP: use it on a network you trust. Engine log: {shared.log}. Ctrl-C stops it.",
-    ])
+    return "\n".join(
+        [
+            f"Class server: {shared.model}, {shared.slots} answers at a time (more wait in line).",
+            *urls,
+            f"Key: {key}",
+            "",
+            "Students: put these lines in a file named .env in the lessons' folder, then run `make lab`:",
+            "",
+            *(f"  {line}" for line in lines),
+            "",
+            f"or run: make join URL={shared.url(found[0][1])} KEY={key}",
+            *(["(from another network above, use its URL instead)"] if len(found) > 1 else []),
+            qr_code("\n".join(lines), unicode=unicode),
+            f"Plain HTTP: use it on a network you trust. Engine log: {shared.log}. Ctrl-C stops it.",
+        ]
+    )
 
 
 @dataclass
@@ -185,23 +202,29 @@ class Status:
         # reading; the OpenAI SDK keeps its connection open between requests, so a student is seen.
         with contextlib.suppress(psutil.Error):
             for conn in psutil.Process(self.shared.process.pid).net_connections(kind="tcp"):
-                if (conn.status == psutil.CONN_ESTABLISHED and conn.raddr
-                        and conn.laddr.port == self.shared.port):
+                if (
+                    conn.status == psutil.CONN_ESTABLISHED
+                    and conn.raddr
+                    and conn.laddr.port == self.shared.port
+                ):
                     self.clients.add(conn.raddr.ip)
         return values
 
     def line(self, values: dict[str, float]) -> str:
         busy, queued = int(values.get("requests_processing", 0)), int(values.get("requests_deferred", 0))
-        return (f"slots busy {busy}/{self.shared.slots} | queued {queued} | {self.rate:.0f} tokens/s | "
-                f"clients seen {len(self.clients)}")
+        return (
+            f"slots busy {busy}/{self.shared.slots} | queued {queued} | {self.rate:.0f} tokens/s | "
+            f"clients seen {len(self.clients)}"
+        )
 
 
 def _interrupt(number: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST,
-          out: TextIO | None = None) -> None:
+def share(
+    port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST, out: TextIO | None = None
+) -> None:
     """Serve the embedded model (or AKASH_NB_LOCAL_MODEL) to the room, in this process, until interrupted.
 
     A new key is made and shown with what students set; it is never written to the state file."""
@@ -213,8 +236,11 @@ def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HO
             signal.signal(number, _interrupt)
     terminal = out.isatty()
     unicode = (getattr(out, "encoding", None) or "").lower().replace("-", "") == "utf8"
-    print(f"Starting the class server on port {port} (engine log: {state_dir() / f'share-{port}.log'}) ...",
-          file=out, flush=True)
+    print(
+        f"Starting the class server on port {port} (engine log: {state_dir() / f'share-{port}.log'}) ...",
+        file=out,
+        flush=True,
+    )
     shared = start_share(port, slots, host)
     try:
         print(announcement(shared, unicode=unicode), file=out, flush=True)
@@ -228,7 +254,9 @@ def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HO
                     print(line, file=out, flush=True)
                     shown = line
             time.sleep(STATUS_EVERY)
-        raise LocalServerError(f"The class server exited (code {shared.process.returncode}); its log is {shared.log}.")
+        raise LocalServerError(
+            f"The class server exited (code {shared.process.returncode}); its log is {shared.log}."
+        )
     finally:
         if terminal:
             print(file=out)
@@ -237,6 +265,7 @@ def share(port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HO
 
 # --- a student's side ---------------------------------------------------------------------------------------
 
+
 def class_url(text: str) -> str:
     """The class server's API URL from what a student typed: `10.0.0.5:8080` means http://10.0.0.5:8080/v1."""
     raw = text.strip()
@@ -244,8 +273,10 @@ def class_url(text: str) -> str:
         raw = "http://" + raw
     parsed = urlparse(raw)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in raw):
-        raise ConfigError(f"{text!r} is not a server address; copy the URL from the teacher's screen, "
-                          "like http://192.168.1.20:8080/v1. Nothing was written.")
+        raise ConfigError(
+            f"{text!r} is not a server address; copy the URL from the teacher's screen, "
+            "like http://192.168.1.20:8080/v1. Nothing was written."
+        )
     return raw.rstrip("/") if parsed.path.rstrip("/") else raw.rstrip("/") + "/v1"
 
 
@@ -255,18 +286,26 @@ def served_models(url: str, key: str, timeout: float = JOIN_TIMEOUT) -> list[str
         return list_models(url, key, timeout)
     except urllib.error.HTTPError as error:
         if error.code == 401:
-            raise ConfigError(f"The class server at {url} refused this key (401); copy the key again from "
-                              "the teacher's screen and run the same command. Nothing was written.") from None
-        raise ConfigError(f"{url} answered {error.code} instead of a list of models; check the URL on the "
-                          "teacher's screen (it ends in /v1). Nothing was written.") from None
+            raise ConfigError(
+                f"The class server at {url} refused this key (401); copy the key again from "
+                "the teacher's screen and run the same command. Nothing was written."
+            ) from None
+        raise ConfigError(
+            f"{url} answered {error.code} instead of a list of models; check the URL on the "
+            "teacher's screen (it ends in /v1). Nothing was written."
+        ) from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise ConfigError(f"Could not reach {url} ({reason}); check that this laptop is on the same "
-                          "network as the teacher's and that the class server is running. Nothing was "
-                          "written.") from None
+        raise ConfigError(
+            f"Could not reach {url} ({reason}); check that this laptop is on the same "
+            "network as the teacher's and that the class server is running. Nothing was "
+            "written."
+        ) from None
     except ValueError:
-        raise ConfigError(f"{url} answered, but not with a list of models: it is not a class server; check "
-                          "the URL on the teacher's screen. Nothing was written.") from None
+        raise ConfigError(
+            f"{url} answered, but not with a list of models: it is not a class server; check "
+            "the URL on the teacher's screen. Nothing was written."
+        ) from None
 
 
 def join(url: str, key: str, env_file: Path | None = None) -> str:
@@ -285,10 +324,15 @@ def join(url: str, key: str, env_file: Path | None = None) -> str:
         set_key(target, name, value, quote_mode="never")
     target.chmod(0o600)
     # The environment wins over .env, setting by setting (akash_nb/config.py): say so if it would here.
-    winners = [name for name, value in settings.items()
-               if os.environ.get(name, "").strip() not in ("", value)]
+    winners = [
+        name for name, value in settings.items() if os.environ.get(name, "").strip() not in ("", value)
+    ]
     if winners:
-        return (f"Wrote {target}, but environment variable {winners[0]} wins over it; unset it (or start a "
-                "new terminal without it), then run `make lab`.")
-    return (f"Connected to the class server at {api} ({', '.join(served) or 'no model listed'}); wrote "
-            f"{target}, so `make lab` and every lesson use it.")
+        return (
+            f"Wrote {target}, but environment variable {winners[0]} wins over it; unset it (or start a "
+            "new terminal without it), then run `make lab`."
+        )
+    return (
+        f"Connected to the class server at {api} ({', '.join(served) or 'no model listed'}); wrote "
+        f"{target}, so `make lab` and every lesson use it."
+    )

@@ -1,10 +1,10 @@
 """Reading a streamed answer without losing what arrived before a failure.
 
-    stream = client.chat.completions.create(model=..., messages=[...], stream=True)
-    result = akash_nb.streaming.collect_stream(stream)
-    print(result.text)            # everything that arrived, even if the stream was cut
-    if result.cut:
-        print(result.error.sentence)
+stream = client.chat.completions.create(model=..., messages=[...], stream=True)
+result = akash_nb.streaming.collect_stream(stream)
+print(result.text)            # everything that arrived, even if the stream was cut
+if result.cut:
+    print(result.error.sentence)
 """
 
 from __future__ import annotations
@@ -48,9 +48,13 @@ def collect_stream(
     `where`: the connection the stream came from, named in the error sentence (see `errors.explain`).
     `on_text(text_so_far)` is called after each piece of text (for a live display)."""
     if not isinstance(stream, openai.Stream):
-        raise input_error("wrong-type", name="stream", expected="the stream create(..., stream=True) "
-                                 "returns", got=type(stream).__name__,
-                                 example="collect_stream(client.chat.completions.create(..., stream=True))")
+        raise input_error(
+            "wrong-type",
+            name="stream",
+            expected="the stream create(..., stream=True) returns",
+            got=type(stream).__name__,
+            example="collect_stream(client.chat.completions.create(..., stream=True))",
+        )
     parts: list[str] = []
     finish_reason = usage = model = None
     chunks = 0
@@ -78,8 +82,15 @@ def collect_stream(
         error = _refused(refused[0], stream.response.request, where)
     if error is None and finish_reason is None:
         error = errors.ended_early(where)
-    return StreamResult(text="".join(parts), finish_reason=finish_reason, cut=error is not None, error=error,
-                        chunks=chunks, usage=usage, model=model)
+    return StreamResult(
+        text="".join(parts),
+        finish_reason=finish_reason,
+        cut=error is not None,
+        error=error,
+        chunks=chunks,
+        usage=usage,
+        model=model,
+    )
 
 
 def _watch_error_field(stream: openai.Stream[ChatCompletionChunk]) -> list[str]:

@@ -1,7 +1,7 @@
 """The lesson template: the cells every lesson shares, and `akash-nb new-lesson NAME`.
 
-    akash-nb new-lesson embeddings      # writes notebooks/06-embeddings.ipynb (the next free number)
-    make record                         # records its requests from the embedded model, fills its outputs
+akash-nb new-lesson embeddings      # writes notebooks/06-embeddings.ipynb (the next free number)
+make record                         # records its requests from the embedded model, fills its outputs
 """
 
 from __future__ import annotations
@@ -72,34 +72,47 @@ def _cells(title: str) -> list[nbformat.NotebookNode]:
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     guide = {"tags": [GUIDE_TAG]}
     return [
-        md(f"# {title}\n\nAfter this lesson you can ... (one sentence: what the learner will be able to "
-           "do)."),
+        md(
+            f"# {title}\n\nAfter this lesson you can ... (one sentence: what the learner will be able to do)."
+        ),
         md(setup_markdown()),
         code(SETUP_CELL),
         md("Then the guide's own client block: plain `openai` code, like every cell tagged `guide`."),
         code(CLIENT_BLOCK, metadata=guide),
-        code('model = akash_nb.choose_model(client)'),
+        code("model = akash_nb.choose_model(client)"),
         md("## The guide's call\n\nThe call this lesson is about, written out in full."),
-        code('response = client.chat.completions.create(\n    model=model,\n'
-             '    messages=[{"role": "user", "content": "Tell me a fun fact about octopuses."}],\n'
-             '    max_tokens=60,\n)\n\nprint(response.choices[0].message.content)', metadata=guide),
+        code(
+            "response = client.chat.completions.create(\n    model=model,\n"
+            '    messages=[{"role": "user", "content": "Tell me a fun fact about octopuses."}],\n'
+            "    max_tokens=60,\n)\n\nprint(response.choices[0].message.content)",
+            metadata=guide,
+        ),
         md("## What just happened\n\nRead it from the response, don't assert it in prose:"),
-        code('print("model:        ", response.model)\nprint("finish_reason:", '
-             'response.choices[0].finish_reason)\nprint("usage:        ", response.usage.prompt_tokens, '
-             '"prompt +", response.usage.completion_tokens, "completion tokens")'),
+        code(
+            'print("model:        ", response.model)\nprint("finish_reason:", '
+            'response.choices[0].finish_reason)\nprint("usage:        ", response.usage.prompt_tokens, '
+            '"prompt +", response.usage.completion_tokens, "completion tokens")'
+        ),
         md("## Try it\n\nChange the prompt or `max_tokens`, and press **Run**."),
         code('panel = akash_nb.panel(client, "Tell me a fun fact about octopuses.", max_tokens=60)\npanel'),
         code("panel.run()"),
-        md("## Your turn\n\nAsk for a long answer with `max_tokens=20` and assign the response to "
-           "`short_response`. The check wants the model stopped by that budget."),
-        code("short_response = None  # your call here\n\n"
-             "akash_nb.exercises.check_length_stop(short_response, budget=20)"),
-        md(hints_and_solution(
-            "Start from the call above and set `max_tokens=20`.",
-            'Ask for something long, so that `finish_reason` comes back `"length"`.',
-            'short_response = client.chat.completions.create(\n    model=model,\n'
-            '    messages=[{"role": "user", "content": "Tell me everything about octopuses."}],\n'
-            '    max_tokens=20,\n)\n\nakash_nb.exercises.check_length_stop(short_response, budget=20)')),
+        md(
+            "## Your turn\n\nAsk for a long answer with `max_tokens=20` and assign the response to "
+            "`short_response`. The check wants the model stopped by that budget."
+        ),
+        code(
+            "short_response = None  # your call here\n\n"
+            "akash_nb.exercises.check_length_stop(short_response, budget=20)"
+        ),
+        md(
+            hints_and_solution(
+                "Start from the call above and set `max_tokens=20`.",
+                'Ask for something long, so that `finish_reason` comes back `"length"`.',
+                "short_response = client.chat.completions.create(\n    model=model,\n"
+                '    messages=[{"role": "user", "content": "Tell me everything about octopuses."}],\n'
+                "    max_tokens=20,\n)\n\nakash_nb.exercises.check_length_stop(short_response, budget=20)",
+            )
+        ),
         md("## Next\n\nBack to [00-setup](00-setup.ipynb), or on to the next lesson."),
     ]
 
@@ -107,19 +120,24 @@ def _cells(title: str) -> list[nbformat.NotebookNode]:
 def new_lesson(folder: Path, name: str) -> Path:
     """Write `folder/NN-name.ipynb` (NN: one more than the highest lesson number) from the template."""
     if not NAME.match(name):
-        raise ConfigError(f"The lesson name {name!r} is not lowercase words joined by hyphens; use e.g. "
-                          "`akash-nb new-lesson embeddings`.")
+        raise ConfigError(
+            f"The lesson name {name!r} is not lowercase words joined by hyphens; use e.g. "
+            "`akash-nb new-lesson embeddings`."
+        )
     numbers = [int(p.name[:2]) for p in folder.glob("[0-9][0-9]-*.ipynb")]
-    existing = [p for p in folder.glob(f"[0-9][0-9]-{name}.ipynb")]
+    existing = list(folder.glob(f"[0-9][0-9]-{name}.ipynb"))
     if existing:
         raise ConfigError(f"{existing[0].name} already exists in {folder}; choose another name.")
     path = folder / f"{max(numbers, default=-1) + 1:02d}-{name}.ipynb"
     nb = nbformat.v4.new_notebook(cells=_cells(name.replace("-", " ").capitalize()))
     for index, cell in enumerate(nb.cells):
         cell.id = f"{path.name[:2]}-{index:02d}"
-    nb.metadata = nbformat.from_dict({
-        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-        "language_info": {"name": "python"}})
+    nb.metadata = nbformat.from_dict(
+        {
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "language_info": {"name": "python"},
+        }
+    )
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path

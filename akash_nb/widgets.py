@@ -44,6 +44,7 @@ def _usage_html(text: str) -> str:
 
 # --- Panel --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Result:
     """What one run of a panel produced."""
@@ -76,9 +77,15 @@ class Result:
 
     def usage_line(self) -> str:
         """One line: who answered, via which provider, why it stopped, tokens, and latency."""
-        return render.footer_text(self.model, self.provider, self.finish_reason, self.usage,
-                                  seconds=self.seconds, first_token_seconds=self.first_token_seconds,
-                                  streamed=True)
+        return render.footer_text(
+            self.model,
+            self.provider,
+            self.finish_reason,
+            self.usage,
+            seconds=self.seconds,
+            first_token_seconds=self.first_token_seconds,
+            streamed=True,
+        )
 
     def answer_text(self) -> str:
         """The answer as plain text, with a cut or a failure said in words."""
@@ -102,8 +109,9 @@ class Result:
         printer.text(str(self))
 
 
-def _split(messages: list[dict[str, Any]] | None, system: str | None, prompt: str | None
-           ) -> tuple[list[dict[str, Any]], str | None, str | None]:
+def _split(
+    messages: list[dict[str, Any]] | None, system: str | None, prompt: str | None
+) -> tuple[list[dict[str, Any]], str | None, str | None]:
     """Split a guide-style `messages` list into (earlier messages, system prompt, prompt) for the boxes:
     a leading system message fills the system box (unless `system` is given, which replaces it) and a
     trailing user message fills the prompt box (unless `prompt` is given)."""
@@ -123,9 +131,17 @@ class Panel(widgets.VBox):
     raises for a failed request: the failure is one sentence inside the panel and in `result.error`.
     """
 
-    def __init__(self, client: openai.OpenAI, prompt: str | None = None, *,
-                 messages: list[dict[str, Any]] | None = None, model: str | None = None, temperature: float = 0.7,
-                 max_tokens: int = 128, system: str | None = None):
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        prompt: str | None = None,
+        *,
+        messages: list[dict[str, Any]] | None = None,
+        model: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 128,
+        system: str | None = None,
+    ):
         _check_panel_arguments(prompt, messages, model, temperature, max_tokens, system)
         self.client = client
         self.conn = connection_for(client)
@@ -137,27 +153,51 @@ class Panel(widgets.VBox):
         context = self._context = CONTEXT_TOKENS.get(self.conn.provider.name, DEFAULT_CONTEXT_TOKENS)
         self.model = widgets.Dropdown(description="model", options=[])
         # description_width "initial": the label's own width, so "temperature" is not cut to "temperat…"
-        self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1,
-                                               readout_format=".1f", description="temperature",
-                                               style={"description_width": "initial"})
-        self.max_tokens = widgets.BoundedIntText(value=min(max(max_tokens, 1), context), min=1, max=context,
-                                                 description="max_tokens")
-        self.system = widgets.Textarea(value=system or "", placeholder="System prompt (optional)",
-                                       description="system", layout=widgets.Layout(width="100%"))
-        self.prompt = widgets.Textarea(value=prompt or "", placeholder="Write a prompt, then press Run",
-                                       description="prompt",
-                                       layout=widgets.Layout(width="100%", height="5em"))
+        self.temperature = widgets.FloatSlider(
+            value=temperature,
+            min=0.0,
+            max=2.0,
+            step=0.1,
+            readout_format=".1f",
+            description="temperature",
+            style={"description_width": "initial"},
+        )
+        self.max_tokens = widgets.BoundedIntText(
+            value=min(max(max_tokens, 1), context), min=1, max=context, description="max_tokens"
+        )
+        self.system = widgets.Textarea(
+            value=system or "",
+            placeholder="System prompt (optional)",
+            description="system",
+            layout=widgets.Layout(width="100%"),
+        )
+        self.prompt = widgets.Textarea(
+            value=prompt or "",
+            placeholder="Write a prompt, then press Run",
+            description="prompt",
+            layout=widgets.Layout(width="100%", height="5em"),
+        )
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.answer = widgets.HTML()
         self.usage = widgets.HTML()
-        earlier = widgets.HTML(_usage_html(f"plus {len(self.history)} earlier messages, sent before the "
-                                           "prompt") if self.history else "")
+        earlier = widgets.HTML(
+            _usage_html(f"plus {len(self.history)} earlier messages, sent before the prompt")
+            if self.history
+            else ""
+        )
         self.run_button.on_click(lambda _button: self.run())
         self._load_models()
-        super().__init__([
-            widgets.HBox([self.model, self.temperature, self.max_tokens]),
-            self.system, earlier, self.prompt, self.run_button, self.answer, self.usage,
-        ])
+        super().__init__(
+            [
+                widgets.HBox([self.model, self.temperature, self.max_tokens]),
+                self.system,
+                earlier,
+                self.prompt,
+                self.run_button,
+                self.answer,
+                self.usage,
+            ]
+        )
 
     def _load_models(self) -> bool:
         """Fill the dropdown from the provider's live /models; on failure show why in the panel."""
@@ -182,8 +222,12 @@ class Panel(widgets.VBox):
 
     def request(self) -> dict[str, Any]:
         """The arguments a run passes to client.chat.completions.create (besides the streaming ones)."""
-        return {"model": self.model.value, "messages": self.messages(),
-                "temperature": self.temperature.value, "max_tokens": self.max_tokens.value}
+        return {
+            "model": self.model.value,
+            "messages": self.messages(),
+            "temperature": self.temperature.value,
+            "max_tokens": self.max_tokens.value,
+        }
 
     def run(self) -> Result:
         """Send the request, stream the answer into the panel, and return the `Result`."""
@@ -193,9 +237,13 @@ class Panel(widgets.VBox):
             return self._finish(Result.refused(self.conn, NOTHING_TO_SEND))
         request = self.request()
         try:  # a request that cannot work is refused here, in one sentence, before anything is sent
-            checks.check_request(request["messages"], model=request["model"],
-                                 temperature=request["temperature"], max_tokens=request["max_tokens"],
-                                 context_tokens=self._context)
+            checks.check_request(
+                request["messages"],
+                model=request["model"],
+                temperature=request["temperature"],
+                max_tokens=request["max_tokens"],
+                context_tokens=self._context,
+            )
         except errors.AkashNBError as problem:
             return self._finish(Result.refused(self.conn, problem.sentence))
         self.run_button.disabled = True
@@ -221,8 +269,10 @@ class Panel(widgets.VBox):
 
     def header(self) -> str:
         model = self.model.value or "none"
-        return (f"Panel · model {model} · temperature {self.temperature.value:.1f} · "
-                f"max_tokens {self.max_tokens.value} · [Run]")
+        return (
+            f"Panel · model {model} · temperature {self.temperature.value:.1f} · "
+            f"max_tokens {self.max_tokens.value} · [Run]"
+        )
 
     def __repr__(self) -> str:
         lines = [self.header()]
@@ -245,8 +295,9 @@ class Panel(widgets.VBox):
         return bundle
 
 
-def _stream(client: openai.OpenAI, conn: Connection, request: dict[str, Any],
-            draw: Callable[[str], None]) -> Result:
+def _stream(
+    client: openai.OpenAI, conn: Connection, request: dict[str, Any], draw: Callable[[str], None]
+) -> Result:
     """Make the streaming call and collect it into a Result; any failure becomes the Result's sentence."""
     started = last_draw = time.monotonic()
     first: float | None = None
@@ -261,27 +312,50 @@ def _stream(client: openai.OpenAI, conn: Connection, request: dict[str, Any],
             last_draw = time.monotonic()
 
     try:
-        stream = client.chat.completions.create(**request, stream=True,
-                                                stream_options={"include_usage": True})
+        stream = client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
         got = streaming.collect_stream(stream, conn, on_text=arrived)
     except KeyboardInterrupt as exc:  # Ctrl-C: whatever arrived is kept, marked cut
-        return Result(text=so_far, provider=conn.provider.name, seconds=time.monotonic() - started,
-                      first_token_seconds=first, error=conn.explain(exc).sentence, request=request,
-                      interrupted=True)
+        return Result(
+            text=so_far,
+            provider=conn.provider.name,
+            seconds=time.monotonic() - started,
+            first_token_seconds=first,
+            error=conn.explain(exc).sentence,
+            request=request,
+            interrupted=True,
+        )
     except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
-        return Result(text=so_far, provider=conn.provider.name, seconds=time.monotonic() - started,
-                      first_token_seconds=first, error=conn.explain(exc).sentence, request=request)
-    return Result(text=got.text, model=got.model, provider=conn.provider.name, finish_reason=got.finish_reason,
-                  usage=got.usage, seconds=time.monotonic() - started, first_token_seconds=first,
-                  error=got.error.sentence if got.error else None, request=request)
+        return Result(
+            text=so_far,
+            provider=conn.provider.name,
+            seconds=time.monotonic() - started,
+            first_token_seconds=first,
+            error=conn.explain(exc).sentence,
+            request=request,
+        )
+    return Result(
+        text=got.text,
+        model=got.model,
+        provider=conn.provider.name,
+        finish_reason=got.finish_reason,
+        usage=got.usage,
+        seconds=time.monotonic() - started,
+        first_token_seconds=first,
+        error=got.error.sentence if got.error else None,
+        request=request,
+    )
 
 
-def _check_panel_arguments(prompt: Any, messages: Any, model: Any, temperature: Any, max_tokens: Any,
-                           system: Any) -> None:
+def _check_panel_arguments(
+    prompt: Any, messages: Any, model: Any, temperature: Any, max_tokens: Any, system: Any
+) -> None:
     """Each argument of `panel()` is usable, or one sentence names it and the fix (max_tokens above the
     context is lowered to the context by the max_tokens box itself)."""
-    checks.text_param("prompt", prompt, example='akash_nb.panel(client, "Once upon a time")',
-                      allow_empty=True)
+    checks.text_param(
+        "prompt", prompt, example='akash_nb.panel(client, "Once upon a time")', allow_empty=True
+    )
     if messages is not None and (messages or not isinstance(messages, list)):
         checks.check_messages(messages)
     checks.text_param("model", model, example="model='SmolLM2-135M-Instruct'", identifier=True)
@@ -290,16 +364,30 @@ def _check_panel_arguments(prompt: Any, messages: Any, model: Any, temperature: 
     checks.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
 
 
-def panel(client: openai.OpenAI, prompt: str | None = None, *, messages: list[dict[str, Any]] | None = None,
-          model: str | None = None, temperature: float = 0.7, max_tokens: int = 128,
-          system: str | None = None) -> Panel:
+def panel(
+    client: openai.OpenAI,
+    prompt: str | None = None,
+    *,
+    messages: list[dict[str, Any]] | None = None,
+    model: str | None = None,
+    temperature: float = 0.7,
+    max_tokens: int = 128,
+    system: str | None = None,
+) -> Panel:
     """The "Try it" panel for `client`: `akash_nb.panel(client, "Once upon a time")`.
 
     `messages` may be the lesson's own list: its leading system message fills the system box and its
     last user message fills the prompt box; messages between them are sent before the prompt.
     """
-    return Panel(client, prompt, messages=messages, model=model, temperature=temperature,
-                 max_tokens=max_tokens, system=system)
+    return Panel(
+        client,
+        prompt,
+        messages=messages,
+        model=model,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        system=system,
+    )
 
 
 # --- ChatBox ------------------------------------------------------------------------------------------
@@ -309,8 +397,10 @@ _ROLE_COLOURS = {"system": "#9e9e9e", "user": "#1976d2", "assistant": "#2e7d32"}
 
 def _message_html(role: str, content: str) -> str:
     colour = _ROLE_COLOURS.get(role, "#9e9e9e")
-    return (f'<div style="border-left:4px solid {colour};padding:2px 10px;margin:4px 0">'
-            f"<b>{html.escape(role)}</b>{markdown_html(content)}</div>")
+    return (
+        f'<div style="border-left:4px solid {colour};padding:2px 10px;margin:4px 0">'
+        f"<b>{html.escape(role)}</b>{markdown_html(content)}</div>"
+    )
 
 
 class ChatBox:
@@ -326,13 +416,18 @@ class ChatBox:
 
     def __init__(self, conversation: Conversation):
         if not isinstance(conversation, Conversation):
-            raise errors.input_error("wrong-type", name="conversation", expected="an akash_nb.Conversation",
-                                     got=checks._kind(conversation),
-                                     example="akash_nb.ChatBox(akash_nb.Conversation(client, model))")
+            raise errors.input_error(
+                "wrong-type",
+                name="conversation",
+                expected="an akash_nb.Conversation",
+                got=checks._kind(conversation),
+                example="akash_nb.ChatBox(akash_nb.Conversation(client, model))",
+            )
         self.conversation = conversation
         self.transcript = widgets.HTML()
-        self.text = widgets.Textarea(placeholder="Write a message, then press Send",
-                                     layout=widgets.Layout(width="100%", height="4em"))
+        self.text = widgets.Textarea(
+            placeholder="Write a message, then press Send", layout=widgets.Layout(width="100%", height="4em")
+        )
         self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
         self.status = widgets.HTML()
         self.status_text = ""  # the status line as plain text
@@ -359,8 +454,9 @@ class ChatBox:
         self.send_button.disabled = True
         self._set_status("Sending…", error=False)
         try:
-            reply = self.conversation.send(message, stream=True, on_text=arrived,
-                                           stream_options={"include_usage": True})
+            reply = self.conversation.send(
+                message, stream=True, on_text=arrived, stream_options={"include_usage": True}
+            )
         except KeyboardInterrupt as exc:  # Ctrl-C: the transcript unchanged, the text so far shown as cut
             self._draw()
             self._failed(errors.explain(exc).sentence)
@@ -383,9 +479,15 @@ class ChatBox:
     def _usage_line(self, first: float | None) -> str:
         response = self.conversation.last_response
         assert response is not None  # called after a reply arrived
-        return render.footer_text(response.model, self._connection().label, response.choices[0].finish_reason,
-                                  response.usage, seconds=self.conversation.last_seconds,
-                                  first_token_seconds=first, streamed=True)
+        return render.footer_text(
+            response.model,
+            self._connection().label,
+            response.choices[0].finish_reason,
+            response.usage,
+            seconds=self.conversation.last_seconds,
+            first_token_seconds=first,
+            streamed=True,
+        )
 
     def _failed(self, sentence: str) -> None:
         """The sentence in the status line; a cut reply's text above it, outside the transcript."""
@@ -394,8 +496,9 @@ class ChatBox:
             self._set_status(sentence, error=True)
             return
         self.status_text = f"assistant ({partial.label}): {partial.text}\n(cut off: {sentence})"
-        self.status.value = (_message_html(f"assistant ({partial.label})", partial.text)
-                             + _error_html(f"(cut off: {sentence})"))
+        self.status.value = _message_html(f"assistant ({partial.label})", partial.text) + _error_html(
+            f"(cut off: {sentence})"
+        )
 
     def _set_status(self, text: str, *, error: bool) -> None:
         self.status_text = text

@@ -1,8 +1,8 @@
 """Show the wire: the HTTP request a call sent, the JSON that came back, and the same request as `curl`.
 
-    raw = client.chat.completions.with_raw_response.create(model=model, messages=[...])
-    akash_nb.show_http(raw)          # request JSON, response JSON, curl (key masked)
-    response = raw.parse()           # the usual ChatCompletion
+raw = client.chat.completions.with_raw_response.create(model=model, messages=[...])
+akash_nb.show_http(raw)          # request JSON, response JSON, curl (key masked)
+response = raw.parse()           # the usual ChatCompletion
 """
 
 from __future__ import annotations
@@ -56,20 +56,26 @@ class Exchange:
         return f"HTTP {self.status} ({self.content_type})\n\n" + _pretty(self.response)
 
     def __str__(self) -> str:
-        return (f"Request:\n{self.request_text()}\n\nResponse:\n{self.response_text()}\n\n"
-                f"The same request with curl (key from ${self.key_variable}):\n{self.curl()}")
+        return (
+            f"Request:\n{self.request_text()}\n\nResponse:\n{self.response_text()}\n\n"
+            f"The same request with curl (key from ${self.key_variable}):\n{self.curl()}"
+        )
 
     def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:
         printer.text(str(self))
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
         def block(title: str, text: str, opened: bool) -> str:
-            return (f'<details class="akash-nb-wire"{" open" if opened else ""}><summary><b>{title}</b>'
-                    f"</summary><pre>{html.escape(text)}</pre></details>")
+            return (
+                f'<details class="akash-nb-wire"{" open" if opened else ""}><summary><b>{title}</b>'
+                f"</summary><pre>{html.escape(text)}</pre></details>"
+            )
 
-        rich = (block("Request that went out", self.request_text(), True)
-                + block("Response that came back", self.response_text(), False)
-                + block(f"The same request with curl (key from ${self.key_variable})", self.curl(), False))
+        rich = (
+            block("Request that went out", self.request_text(), True)
+            + block("Response that came back", self.response_text(), False)
+            + block(f"The same request with curl (key from ${self.key_variable})", self.curl(), False)
+        )
         return {"text/plain": str(self), "text/html": rich}
 
 
@@ -97,19 +103,26 @@ def exchange(raw: LegacyAPIResponse[Any]) -> Exchange:
         raise AkashNBError(
             f"show_http needs the HTTP exchange, which a {type(raw).__name__} no longer holds: make the call "
             "with client.chat.completions.with_raw_response.create(...), pass what it returns to show_http, "
-            "and use its .parse() as the response.")
+            "and use its .parse() as the response."
+        )
     request, response = raw.http_request, raw.http_response
-    headers = {name.title(): value for name, value in request.headers.items()
-               if name.lower() in SHOWN_HEADERS}
+    headers = {
+        name.title(): value for name, value in request.headers.items() if name.lower() in SHOWN_HEADERS
+    }
     authorization = request.headers.get("authorization", "")
     if authorization:
         headers["Authorization"] = "Bearer " + Secret(authorization.removeprefix("Bearer ")).masked
     url = str(request.url)
     return Exchange(
-        method=request.method, url=url, headers=headers, request=_json_or_text(request.content),
+        method=request.method,
+        url=url,
+        headers=headers,
+        request=_json_or_text(request.content),
         status=response.status_code,
         content_type=response.headers.get("content-type", "none").split(";")[0],
-        response=_json_or_text(response.content), key_variable=_key_variable(url))
+        response=_json_or_text(response.content),
+        key_variable=_key_variable(url),
+    )
 
 
 def show_http(raw: LegacyAPIResponse[Any]) -> Exchange:

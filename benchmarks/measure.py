@@ -63,9 +63,17 @@ class _Timer:
         first = self.stamps[0] - self.started if self.stamps else None
         span = self.stamps[-1] - self.stamps[0] if len(self.stamps) > 1 else 0.0
         rate = (tokens - 1) / span if tokens and tokens > 2 and span > 0 else None
-        return Stream(self.started, first, end - self.started, len(self.stamps), tokens,
-                      usage.prompt_tokens if usage else None, details.cached_tokens if details else None,
-                      rate, self.finish_reason)
+        return Stream(
+            self.started,
+            first,
+            end - self.started,
+            len(self.stamps),
+            tokens,
+            usage.prompt_tokens if usage else None,
+            details.cached_tokens if details else None,
+            rate,
+            self.finish_reason,
+        )
 
 
 STREAM_OPTIONS = {"include_usage": True}
@@ -74,8 +82,9 @@ STREAM_OPTIONS = {"include_usage": True}
 def via_server(client, model: str, messages: list[dict], **params) -> Stream:
     """A streamed chat completion through an OpenAI-compatible server (the openai SDK, stream=True)."""
     timer = _Timer()
-    stream = client.chat.completions.create(model=model, messages=messages, stream=True,
-                                            stream_options=STREAM_OPTIONS, **params)
+    stream = client.chat.completions.create(
+        model=model, messages=messages, stream=True, stream_options=STREAM_OPTIONS, **params
+    )
     with stream:
         for chunk in stream:
             timer.chunk(chunk)
@@ -86,7 +95,8 @@ async def via_server_async(client, model: str, messages: list[dict], **params) -
     """The same with `openai.AsyncOpenAI`: many users from one event loop, for little client CPU."""
     timer = _Timer()
     stream: AsyncIterator = await client.chat.completions.create(
-        model=model, messages=messages, stream=True, stream_options=STREAM_OPTIONS, **params)
+        model=model, messages=messages, stream=True, stream_options=STREAM_OPTIONS, **params
+    )
     async for chunk in stream:
         timer.chunk(chunk)
     return timer.done()
@@ -109,9 +119,10 @@ def percentile(values: Iterable[float | None], q: float) -> float | None:
 
 # --- llama.cpp's own tools: the floors --------------------------------------------------------------------
 
+
 def _json_lines(text: str) -> Iterator[dict]:
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line.startswith("{"):
             yield json.loads(line)
 
@@ -124,17 +135,47 @@ def tool_env(spin: bool = False) -> dict[str, str]:
     return env if spin else {**env, **llama_server.WAIT_POLICY}
 
 
-def batched_bench(tool: Path, model: Path, *, prompt: int, generate: int, parallel: Iterable[int],
-                  context: int, threads: int, spin: bool = False) -> dict[int, dict]:
+def batched_bench(
+    tool: Path,
+    model: Path,
+    *,
+    prompt: int,
+    generate: int,
+    parallel: Iterable[int],
+    context: int,
+    threads: int,
+    spin: bool = False,
+) -> dict[int, dict]:
     """`llama-batched-bench`: N sequences of `prompt` tokens each, then `generate` tokens each, in lock step.
 
     Returns, per N, llama.cpp's own figures (t_pp, t_tg, t in seconds) and `aggregate_tok_s` = N·TG ÷ T:
     generated tokens over wall time, prompt processing included, as our users' aggregate is measured."""
-    command = [str(tool), "-m", str(model), "-c", str(context), "-b", "2048", "-ub", "512",
-               "-npp", str(prompt), "-ntg", str(generate), "-npl", ",".join(map(str, parallel)),
-               "-t", str(threads), "-tb", str(threads), "--output-format", "jsonl"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-                          env=tool_env(spin))
+    command = [
+        str(tool),
+        "-m",
+        str(model),
+        "-c",
+        str(context),
+        "-b",
+        "2048",
+        "-ub",
+        "512",
+        "-npp",
+        str(prompt),
+        "-ntg",
+        str(generate),
+        "-npl",
+        ",".join(map(str, parallel)),
+        "-t",
+        str(threads),
+        "-tb",
+        str(threads),
+        "--output-format",
+        "jsonl",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=tool_env(spin)
+    )
     if done.returncode:
         raise RuntimeError(f"llama-batched-bench exited {done.returncode}: {done.stderr[-400:]}")
     found = {}
@@ -146,10 +187,24 @@ def batched_bench(tool: Path, model: Path, *, prompt: int, generate: int, parall
 
 def llama_bench_tg(tool: Path, model: Path, *, generate: int, threads: int, spin: bool = False) -> float:
     """`llama-bench`: tokens/s generating `generate` tokens for one sequence (no prompt), one repetition."""
-    command = [str(tool), "-m", str(model), "-p", "0", "-n", str(generate), "-r", "1", "-t", str(threads),
-               "-o", "jsonl"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-                          env=tool_env(spin))
+    command = [
+        str(tool),
+        "-m",
+        str(model),
+        "-p",
+        "0",
+        "-n",
+        str(generate),
+        "-r",
+        "1",
+        "-t",
+        str(threads),
+        "-o",
+        "jsonl",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=tool_env(spin)
+    )
     if done.returncode:
         raise RuntimeError(f"llama-bench exited {done.returncode}: {done.stderr[-400:]}")
     return next(row["avg_ts"] for row in _json_lines(done.stdout) if row.get("n_gen") == generate)
@@ -157,8 +212,9 @@ def llama_bench_tg(tool: Path, model: Path, *, generate: int, threads: int, spin
 
 def timed_process(command: list[str], **kwargs) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=tool_env(),
-                          **kwargs)
+    done = subprocess.run(
+        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=tool_env(), **kwargs
+    )
     return time.perf_counter() - started, done
 
 
@@ -186,9 +242,15 @@ def machine(engine_version: str) -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "llama_server": engine_version, "openai": openai.__version__, "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "llama_server": engine_version,
+        "openai": openai.__version__,
+        "platform": platform.platform(),
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def dumps(data) -> str:

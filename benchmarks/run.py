@@ -47,8 +47,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import measure  # noqa: E402
-from measure import ROOT, Stream, median, percentile  # noqa: E402
+import measure
+from measure import ROOT, Stream, median, percentile
 
 OUT = ROOT / "build" / "bench"
 REPS = int(os.environ.get("BENCH_REPS", "5"))
@@ -63,8 +63,19 @@ TEMPERATURES = (0.2, 0.5, 0.8, 1.1, 0.3, 0.6, 0.9, 1.2)  # the slider moves befo
 STORY = "Write a long story about a lighthouse keeper and a storm."
 SHORT = "Hello! Who are you?"
 LESSONS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
-NBVAL = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-         "--nbval-sanitize-with", "tests/sanitize.cfg", *LESSONS]
+NBVAL = [
+    sys.executable,
+    "-m",
+    "pytest",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "--nbval",
+    "--nbval-current-env",
+    "--nbval-sanitize-with",
+    "tests/sanitize.cfg",
+    *LESSONS,
+]
 
 # Seconds each section may spend: after MIN_REPS it stops before a repetition that would overrun, so
 # `make bench` ends within about 6 minutes on a busy machine.
@@ -102,13 +113,14 @@ class Section:
             yield i
 
 
-def interleaved(section: Section, sides: dict[str, Callable[[int], object]], wanted: int = REPS
-                ) -> dict[str, list]:
+def interleaved(
+    section: Section, sides: dict[str, Callable[[int], object]], wanted: int = REPS
+) -> dict[str, list]:
     """Run every side once a repetition, rotating the order each repetition."""
     names = list(sides)
     runs: dict[str, list] = {name: [] for name in names}
     for i in section.reps(wanted):
-        for name in names[i % len(names):] + names[:i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             runs[name].append(sides[name](i))
     return runs
 
@@ -134,6 +146,7 @@ class Engine:
 
 # --- 6. suite and import --------------------------------------------------------------------------------
 
+
 def timed_command(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -143,13 +156,22 @@ def timed_command(command: list[str], env: dict[str, str]) -> tuple[float, int, 
 
 def bench_import(env: dict[str, str]) -> dict:
     section = Section("import")
-    runs = interleaved(section, {
-        "bare": lambda _i: timed_command([sys.executable, "-c", "pass"], env)[0],
-        "import": lambda _i: timed_command([sys.executable, "-c", "import akash_nb"], env)[0],
-    }, wanted=max(REPS, 10))
+    runs = interleaved(
+        section,
+        {
+            "bare": lambda _i: timed_command([sys.executable, "-c", "pass"], env)[0],
+            "import": lambda _i: timed_command([sys.executable, "-c", "import akash_nb"], env)[0],
+        },
+        wanted=max(REPS, 10),
+    )
     extra = median(a - b for a, b in zip(runs["import"], runs["bare"], strict=False))
-    return {"bare_s": runs["bare"], "import_s": runs["import"], "median_bare_s": median(runs["bare"]),
-            "median_import_s": median(runs["import"]), "median_extra_s": extra}
+    return {
+        "bare_s": runs["bare"],
+        "import_s": runs["import"],
+        "median_bare_s": median(runs["bare"]),
+        "median_import_s": median(runs["import"]),
+        "median_extra_s": extra,
+    }
 
 
 def bench_suite(env: dict[str, str], scratch: Path) -> dict:
@@ -165,18 +187,33 @@ def bench_suite(env: dict[str, str], scratch: Path) -> dict:
         return took
 
     def nbconvert(_i: int) -> float:
-        command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                   "--output-dir", str(out), *LESSONS]
+        command = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--output-dir",
+            str(out),
+            *LESSONS,
+        ]
         took, code, tail = timed_command(command, replay)
         if code:
             failures.append(f"nbconvert exited {code}: {tail}")
         return took
 
     runs = interleaved(section, {"nbval": nbval, "nbconvert": nbconvert}, wanted=3)
-    return {"nbval_s": runs["nbval"], "nbconvert_s": runs["nbconvert"],
-            "median_nbval_s": median(runs["nbval"]), "median_nbconvert_s": median(runs["nbconvert"]),
-            "ratio": paired_ratio(runs["nbval"], runs["nbconvert"]), "failures": failures,
-            "lessons": LESSONS}
+    return {
+        "nbval_s": runs["nbval"],
+        "nbconvert_s": runs["nbconvert"],
+        "median_nbval_s": median(runs["nbval"]),
+        "median_nbconvert_s": median(runs["nbconvert"]),
+        "ratio": paired_ratio(runs["nbval"], runs["nbconvert"]),
+        "failures": failures,
+        "lessons": LESSONS,
+    }
 
 
 # --- 3. cold start --------------------------------------------------------------------------------------
@@ -225,22 +262,49 @@ def bench_cold(env: dict[str, str], scratch: Path, engine: Engine) -> dict:
         child_env = {**env, "AKASH_NB_STATE_DIR": str(state), "AKASH_NB_PROVIDER": "local"}
         launched = time.monotonic()
         try:
-            done = subprocess.run([sys.executable, "-c", COLD_CLIENT], cwd=scratch, env=child_env,
-                                  capture_output=True, text=True, timeout=150)
+            done = subprocess.run(
+                [sys.executable, "-c", COLD_CLIENT],
+                cwd=scratch,
+                env=child_env,
+                capture_output=True,
+                text=True,
+                timeout=150,
+            )
         finally:
             _stop_leftover(state)
         if done.returncode:
             errors.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output")
             return None
         t = json.loads(done.stdout.strip().splitlines()[-1])
-        return {"client_to_first_s": t["first"] - t["imported"], "client_s": t["client"] - t["imported"],
-                "first_request_s": t["first"] - t["client"],
-                "interpreter_and_import_s": t["imported"] - launched}
+        return {
+            "client_to_first_s": t["first"] - t["imported"],
+            "client_s": t["client"] - t["imported"],
+            "first_request_s": t["first"] - t["client"],
+            "interpreter_and_import_s": t["imported"] - launched,
+        }
 
     def floor_side(_i: int) -> float | None:
         took, done = measure.timed_process(
-            [str(engine.batched), "-m", str(engine.model), "-c", "4096", "-npp", "8", "-ntg", "1",
-             "-npl", "1", "-t", str(engine.threads), "-tb", str(engine.threads), "--output-format", "jsonl"])
+            [
+                str(engine.batched),
+                "-m",
+                str(engine.model),
+                "-c",
+                "4096",
+                "-npp",
+                "8",
+                "-ntg",
+                "1",
+                "-npl",
+                "1",
+                "-t",
+                str(engine.threads),
+                "-tb",
+                str(engine.threads),
+                "--output-format",
+                "jsonl",
+            ]
+        )
         if done.returncode:
             errors.append(f"llama-batched-bench exited {done.returncode}")
             return None
@@ -248,32 +312,55 @@ def bench_cold(env: dict[str, str], scratch: Path, engine: Engine) -> dict:
 
     runs = interleaved(section, {"client": client_side, "floor": floor_side}, wanted=5)
     value = [r["client_to_first_s"] if r else None for r in runs["client"]]
-    return {"client": runs["client"], "floor_s": runs["floor"], "errors": errors,
-            "median_client_to_first_s": median(value), "median_floor_s": median(runs["floor"]),
-            "ratio": paired_ratio(value, runs["floor"]),
-            "median_parts": {k: median(r[k] for r in runs["client"] if r)
-                             for k in ("client_s", "first_request_s", "interpreter_and_import_s")}}
+    return {
+        "client": runs["client"],
+        "floor_s": runs["floor"],
+        "errors": errors,
+        "median_client_to_first_s": median(value),
+        "median_floor_s": median(runs["floor"]),
+        "ratio": paired_ratio(value, runs["floor"]),
+        "median_parts": {
+            k: median(r[k] for r in runs["client"] if r)
+            for k in ("client_s", "first_request_s", "interpreter_and_import_s")
+        },
+    }
 
 
 # --- 1, 2, 4: the notebooks' embedded server --------------------------------------------------------------
 
+
 def bench_single(client, model: str, engine: Engine) -> dict:
     section = Section("single")
-    runs = interleaved(section, {
-        "server": lambda i: measure.via_server(client, model, messages(STORY, f"o{i}"), max_tokens=MAX_TOKENS,
-                                               temperature=0, extra_body={"ignore_eos": True, **NO_CACHE}),
-        "floor": lambda _i: measure.llama_bench_tg(engine.bench, engine.model, generate=MAX_TOKENS,
-                                                   threads=engine.threads),
-        "spinning": lambda _i: measure.llama_bench_tg(engine.bench, engine.model, generate=MAX_TOKENS,
-                                                      threads=engine.threads, spin=True),
-    })
+    runs = interleaved(
+        section,
+        {
+            "server": lambda i: measure.via_server(
+                client,
+                model,
+                messages(STORY, f"o{i}"),
+                max_tokens=MAX_TOKENS,
+                temperature=0,
+                extra_body={"ignore_eos": True, **NO_CACHE},
+            ),
+            "floor": lambda _i: measure.llama_bench_tg(
+                engine.bench, engine.model, generate=MAX_TOKENS, threads=engine.threads
+            ),
+            "spinning": lambda _i: measure.llama_bench_tg(
+                engine.bench, engine.model, generate=MAX_TOKENS, threads=engine.threads, spin=True
+            ),
+        },
+    )
     rates = [r.decode_rate for r in runs["server"]]
-    return {"server_tok_s": median(rates), "floor_tok_s": median(runs["floor"]),
-            "ratio": paired_ratio(rates, runs["floor"]),
-            "spinning_tok_s": median(runs["spinning"]),
-            "passive_over_spinning": paired_ratio(runs["floor"], runs["spinning"]),
-            "tokens": sorted({r.completion_tokens for r in runs["server"]}),
-            "runs": [r.to_json() for r in runs["server"]], "floor_runs": runs["floor"]}
+    return {
+        "server_tok_s": median(rates),
+        "floor_tok_s": median(runs["floor"]),
+        "ratio": paired_ratio(rates, runs["floor"]),
+        "spinning_tok_s": median(runs["spinning"]),
+        "passive_over_spinning": paired_ratio(runs["floor"], runs["spinning"]),
+        "tokens": sorted({r.completion_tokens for r in runs["server"]}),
+        "runs": [r.to_json() for r in runs["server"]],
+        "floor_runs": runs["floor"],
+    }
 
 
 def bench_ttft(client, model: str, engine: Engine) -> dict:
@@ -282,17 +369,36 @@ def bench_ttft(client, model: str, engine: Engine) -> dict:
     prompt = probe.prompt_tokens or 30
 
     def floor(_i: int) -> float:
-        rows = measure.batched_bench(engine.batched, engine.model, prompt=prompt, generate=1, parallel=[1],
-                                     context=4096, threads=engine.threads)
+        rows = measure.batched_bench(
+            engine.batched,
+            engine.model,
+            prompt=prompt,
+            generate=1,
+            parallel=[1],
+            context=4096,
+            threads=engine.threads,
+        )
         return rows[1]["t"]
 
-    runs = interleaved(section, {
-        "server": lambda i: measure.via_server(client, model, messages(SHORT, f"t{i}"), max_tokens=1,
-                                               temperature=0, extra_body=NO_CACHE).first,
-        "floor": floor,
-    }, wanted=max(REPS, 7))
-    return {"prompt_tokens": prompt, "server_s": median(runs["server"]), "floor_s": median(runs["floor"]),
-            "ratio": paired_ratio(runs["server"], runs["floor"]), "runs": runs}
+    runs = interleaved(
+        section,
+        {
+            "server": lambda i: (
+                measure.via_server(
+                    client, model, messages(SHORT, f"t{i}"), max_tokens=1, temperature=0, extra_body=NO_CACHE
+                ).first
+            ),
+            "floor": floor,
+        },
+        wanted=max(REPS, 7),
+    )
+    return {
+        "prompt_tokens": prompt,
+        "server_s": median(runs["server"]),
+        "floor_s": median(runs["floor"]),
+        "ratio": paired_ratio(runs["server"], runs["floor"]),
+        "runs": runs,
+    }
 
 
 def bench_slider(client, model: str) -> dict:
@@ -308,39 +414,59 @@ def bench_slider(client, model: str) -> dict:
         result = panel.run()
         took = time.perf_counter() - started
         tokens = result.usage.completion_tokens if result.usage else None
-        return {"s": took, "tokens": tokens, "finish_reason": result.finish_reason,
-                "first_token_s": result.first_token_seconds, "error": result.error,
-                "shown": panel.answer.value == result.answer_html()}
+        return {
+            "s": took,
+            "tokens": tokens,
+            "finish_reason": result.finish_reason,
+            "first_token_s": result.first_token_seconds,
+            "error": result.error,
+            "shown": panel.answer.value == result.answer_html(),
+        }
 
     def run_floor(i: int) -> dict:
-        r = measure.via_server(client, model, messages(STORY, f"s{i}"), max_tokens=SLIDER_TOKENS,
-                               temperature=TEMPERATURES[i % len(TEMPERATURES)])
+        r = measure.via_server(
+            client,
+            model,
+            messages(STORY, f"s{i}"),
+            max_tokens=SLIDER_TOKENS,
+            temperature=TEMPERATURES[i % len(TEMPERATURES)],
+        )
         return {"s": r.total, "tokens": r.completion_tokens}
 
     run_panel(-1)  # the first run of a panel pays for imports (mistune's renderer): not what a slider costs
     runs = interleaved(section, {"panel": run_panel, "sdk": run_floor})
     per_token = [r["s"] / r["tokens"] if r["tokens"] else None for r in runs["panel"]]
     floor_per_token = [r["s"] / r["tokens"] if r["tokens"] else None for r in runs["sdk"]]
-    return {"panel": runs["panel"], "sdk": runs["sdk"],
-            "median_s": median(r["s"] for r in runs["panel"]),
-            "median_floor_s": median(r["s"] for r in runs["sdk"]),
-            "ratio": paired_ratio(per_token, floor_per_token),  # per token: answers differ in length
-            "per_100_tokens_s": median(p * SLIDER_TOKENS for p in per_token if p),
-            "errors": [r["error"] for r in runs["panel"] if r["error"]],
-            "all_shown": all(r["shown"] for r in runs["panel"])}
+    return {
+        "panel": runs["panel"],
+        "sdk": runs["sdk"],
+        "median_s": median(r["s"] for r in runs["panel"]),
+        "median_floor_s": median(r["s"] for r in runs["sdk"]),
+        "ratio": paired_ratio(per_token, floor_per_token),  # per token: answers differ in length
+        "per_100_tokens_s": median(p * SLIDER_TOKENS for p in per_token if p),
+        "errors": [r["error"] for r in runs["panel"] if r["error"]],
+        "all_shown": all(r["shown"] for r in runs["panel"]),
+    }
 
 
 # --- 5. a room: many users at once on the class server ----------------------------------------------------
+
 
 async def _room(url: str, key: str, model: str, users: int, rep: int) -> dict:
     import openai
 
     async with openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=300.0) as client:
+
         async def one(j: int) -> Stream | str:
             try:
-                return await measure.via_server_async(client, model, messages(STORY, f"u{users}-{rep}-{j}"),
-                                                      max_tokens=USERS_MAX_TOKENS, temperature=0,
-                                                      extra_body={"ignore_eos": True, **NO_CACHE})
+                return await measure.via_server_async(
+                    client,
+                    model,
+                    messages(STORY, f"u{users}-{rep}-{j}"),
+                    max_tokens=USERS_MAX_TOKENS,
+                    temperature=0,
+                    extra_body={"ignore_eos": True, **NO_CACHE},
+                )
             except Exception as exc:  # noqa: BLE001 — every failure is counted and reported
                 return f"client {j}: {type(exc).__name__}: {exc}"
 
@@ -351,9 +477,15 @@ async def _room(url: str, key: str, model: str, users: int, rep: int) -> dict:
     errors = [r for r in results if isinstance(r, str)]
     errors += [f"stream {k} ended without a finish_reason" for k, r in enumerate(done) if not r.finish_reason]
     tokens = sum(r.completion_tokens or 0 for r in done)
-    return {"users": users, "wall_s": wall, "tokens": tokens, "aggregate_tok_s": tokens / wall,
-            "ttft_s": [r.first for r in done], "prompt_tokens": median(r.prompt_tokens for r in done),
-            "errors": errors}
+    return {
+        "users": users,
+        "wall_s": wall,
+        "tokens": tokens,
+        "aggregate_tok_s": tokens / wall,
+        "ttft_s": [r.first for r in done],
+        "prompt_tokens": median(r.prompt_tokens for r in done),
+        "errors": errors,
+    }
 
 
 def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> dict:
@@ -370,16 +502,34 @@ def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> d
 
         spinning: list[float] = []
 
-        def floor_side(_rep: int, parallel: int = parallel, floors: list = floors,
-                       spinning: list = spinning, users: int = users) -> None:
-            found = measure.batched_bench(engine.batched, engine.model, prompt=prompt,
-                                          generate=USERS_MAX_TOKENS, parallel=[parallel],
-                                          context=slots * 4096, threads=engine.threads)
+        def floor_side(
+            _rep: int,
+            parallel: int = parallel,
+            floors: list = floors,
+            spinning: list = spinning,
+            users: int = users,
+        ) -> None:
+            found = measure.batched_bench(
+                engine.batched,
+                engine.model,
+                prompt=prompt,
+                generate=USERS_MAX_TOKENS,
+                parallel=[parallel],
+                context=slots * 4096,
+                threads=engine.threads,
+            )
             floors.append(found[parallel]["aggregate_tok_s"])
             if users == 16:  # the same with OpenMP spinning, for the wait-policy choice
-                spun = measure.batched_bench(engine.batched, engine.model, prompt=prompt,
-                                             generate=USERS_MAX_TOKENS, parallel=[parallel],
-                                             context=slots * 4096, threads=engine.threads, spin=True)
+                spun = measure.batched_bench(
+                    engine.batched,
+                    engine.model,
+                    prompt=prompt,
+                    generate=USERS_MAX_TOKENS,
+                    parallel=[parallel],
+                    context=slots * 4096,
+                    threads=engine.threads,
+                    spin=True,
+                )
                 spinning.append(spun[parallel]["aggregate_tok_s"])
 
         for rep in range(USERS_REPS[users]):
@@ -387,16 +537,23 @@ def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> d
                 print(f"  (users: time budget spent, {users} users at {rep} rounds)", flush=True)
                 break
             sides = [server_side, floor_side]
-            for side in sides[rep % 2:] + sides[:rep % 2]:
+            for side in sides[rep % 2 :] + sides[: rep % 2]:
                 side(rep)
         ttft = [t for r in rounds for t in r["ttft_s"]]
         rates = [r["aggregate_tok_s"] for r in rounds]
         result[str(users)] = {
-            "rounds": len(rounds), "aggregate_tok_s": median(rates), "floor_tok_s": median(floors),
-            "floor_parallel": parallel, "ratio": paired_ratio(rates, floors),
-            "ttft_p50_s": percentile(ttft, 50), "ttft_p95_s": percentile(ttft, 95),
-            "errors": [e for r in rounds for e in r["errors"]], "raw": rounds, "floor_raw": floors,
-            "spinning_floor_tok_s": median(spinning)}
+            "rounds": len(rounds),
+            "aggregate_tok_s": median(rates),
+            "floor_tok_s": median(floors),
+            "floor_parallel": parallel,
+            "ratio": paired_ratio(rates, floors),
+            "ttft_p50_s": percentile(ttft, 50),
+            "ttft_p95_s": percentile(ttft, 95),
+            "errors": [e for r in rounds for e in r["errors"]],
+            "raw": rounds,
+            "floor_raw": floors,
+            "spinning_floor_tok_s": median(spinning),
+        }
     return result
 
 
@@ -409,12 +566,28 @@ def plot_users(users: dict, path: Path) -> None:
     ns = [n for n in USERS if str(n) in users]
     fig, rate_axis = plt.subplots(figsize=(5.2, 3.3), dpi=100)
     latency_axis = rate_axis.twinx()
-    rate_axis.plot(ns, [users[str(n)]["aggregate_tok_s"] for n in ns], "o-", color="tab:blue",
-                   label="class server: tokens/s")
-    rate_axis.plot(ns, [users[str(n)]["floor_tok_s"] for n in ns], "o:", color="tab:blue", alpha=0.6,
-                   label="llama-batched-bench (floor)")
-    latency_axis.plot(ns, [users[str(n)]["ttft_p95_s"] for n in ns], "s--", color="tab:red",
-                      label="class server: p95 first token")
+    rate_axis.plot(
+        ns,
+        [users[str(n)]["aggregate_tok_s"] for n in ns],
+        "o-",
+        color="tab:blue",
+        label="class server: tokens/s",
+    )
+    rate_axis.plot(
+        ns,
+        [users[str(n)]["floor_tok_s"] for n in ns],
+        "o:",
+        color="tab:blue",
+        alpha=0.6,
+        label="llama-batched-bench (floor)",
+    )
+    latency_axis.plot(
+        ns,
+        [users[str(n)]["ttft_p95_s"] for n in ns],
+        "s--",
+        color="tab:red",
+        label="class server: p95 first token",
+    )
     rate_axis.set_xscale("log", base=2)
     rate_axis.set_xticks(ns, [str(n) for n in ns])
     rate_axis.set_xlabel("users at once")
@@ -424,14 +597,16 @@ def plot_users(users: dict, path: Path) -> None:
     latency_axis.set_ylim(bottom=0)
     handles = rate_axis.get_legend_handles_labels()[0] + latency_axis.get_legend_handles_labels()[0]
     rate_axis.legend(handles=handles, fontsize=7, loc="lower right")
-    rate_axis.set_title(f"llama-server, {users['slots']} slots, {USERS_MAX_TOKENS}-token answers, 2 cores",
-                        fontsize=9)
+    rate_axis.set_title(
+        f"llama-server, {users['slots']} slots, {USERS_MAX_TOKENS}-token answers, 2 cores", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
 # --- the table ------------------------------------------------------------------------------------------
+
 
 def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
     """(figure, value, floor, ratio, target, met?) for every figure in the results."""
@@ -442,23 +617,51 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
         out.append((figure, value, floor, "—" if ratio is None else f"{ratio:.2f}", target, met_text))
 
     if s := r.get("single"):
-        row("one stream, decode tok/s (llama-bench tg)", f"{s['server_tok_s']:.0f} tok/s",
-            f"{s['floor_tok_s']:.0f} tok/s", s["ratio"], "≥ 0.95", (s["ratio"] or 0) >= 0.95)
-        row("  the same floor with OpenMP spinning (reference: the server waits passively)",
-            f"{s['spinning_tok_s']:.0f} tok/s", f"{s['floor_tok_s']:.0f} tok/s",
-            s["passive_over_spinning"], "report", None)
+        row(
+            "one stream, decode tok/s (llama-bench tg)",
+            f"{s['server_tok_s']:.0f} tok/s",
+            f"{s['floor_tok_s']:.0f} tok/s",
+            s["ratio"],
+            "≥ 0.95",
+            (s["ratio"] or 0) >= 0.95,
+        )
+        row(
+            "  the same floor with OpenMP spinning (reference: the server waits passively)",
+            f"{s['spinning_tok_s']:.0f} tok/s",
+            f"{s['floor_tok_s']:.0f} tok/s",
+            s["passive_over_spinning"],
+            "report",
+            None,
+        )
     if t := r.get("ttft"):
-        row(f"first token, {t['prompt_tokens']}-token prompt (batched-bench T)", seconds(t["server_s"]),
-            seconds(t["floor_s"]), t["ratio"], "≤ 1.2", (t["ratio"] or 9) <= 1.2)
+        row(
+            f"first token, {t['prompt_tokens']}-token prompt (batched-bench T)",
+            seconds(t["server_s"]),
+            seconds(t["floor_s"]),
+            t["ratio"],
+            "≤ 1.2",
+            (t["ratio"] or 9) <= 1.2,
+        )
     if c := r.get("cold"):
         v = c["median_client_to_first_s"]
-        row("cold start: client() → first token (a fresh tool process)", seconds(v),
-            seconds(c["median_floor_s"]), c["ratio"], "≤ 3 s", v is not None and v <= 3.0 and not c["errors"])
+        row(
+            "cold start: client() → first token (a fresh tool process)",
+            seconds(v),
+            seconds(c["median_floor_s"]),
+            c["ratio"],
+            "≤ 3 s",
+            v is not None and v <= 3.0 and not c["errors"],
+        )
     if s := r.get("slider"):
         v = s["median_s"]
-        row(f"slider → {SLIDER_TOKENS}-token answer in the panel (bare SDK stream, per token)", seconds(v),
-            seconds(s["median_floor_s"]), s["ratio"], "≤ 1.5 s",
-            v is not None and v <= 1.5 and not s["errors"])
+        row(
+            f"slider → {SLIDER_TOKENS}-token answer in the panel (bare SDK stream, per token)",
+            seconds(v),
+            seconds(s["median_floor_s"]),
+            s["ratio"],
+            "≤ 1.5 s",
+            v is not None and v <= 1.5 and not s["errors"],
+        )
     if u := r.get("users"):
         one = (u.get("1") or {}).get("aggregate_tok_s")
         for n in USERS:
@@ -466,32 +669,64 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
             if not x:
                 continue
             target = "≥ 0.9" if n == 16 else "report"
-            row(f"{n} users at once, aggregate tok/s (batched-bench, {x['floor_parallel']} parallel)",
-                f"{x['aggregate_tok_s']:.0f} tok/s", f"{x['floor_tok_s']:.0f} tok/s", x["ratio"], target,
-                (x["ratio"] or 0) >= 0.9 if n == 16 else None)
+            row(
+                f"{n} users at once, aggregate tok/s (batched-bench, {x['floor_parallel']} parallel)",
+                f"{x['aggregate_tok_s']:.0f} tok/s",
+                f"{x['floor_tok_s']:.0f} tok/s",
+                x["ratio"],
+                target,
+                (x["ratio"] or 0) >= 0.9 if n == 16 else None,
+            )
             p95_target = "p95 ≤ 1.5 s" if n == 16 else "report"
-            row(f"{n} users at once, first token p50 / p95", f"{seconds(x['ttft_p50_s'])} / "
-                f"{seconds(x['ttft_p95_s'])}", "—", None, p95_target,
-                (x["ttft_p95_s"] or 9) <= 1.5 if n == 16 else None)
+            row(
+                f"{n} users at once, first token p50 / p95",
+                f"{seconds(x['ttft_p50_s'])} / {seconds(x['ttft_p95_s'])}",
+                "—",
+                None,
+                p95_target,
+                (x["ttft_p95_s"] or 9) <= 1.5 if n == 16 else None,
+            )
             if x.get("spinning_floor_tok_s"):
-                row(f"  {n} at once, batched-bench with OpenMP spinning (reference)",
-                    f"{x['spinning_floor_tok_s']:.0f} tok/s", f"{x['floor_tok_s']:.0f} tok/s",
-                    x["spinning_floor_tok_s"] / x["floor_tok_s"], "report", None)
+                row(
+                    f"  {n} at once, batched-bench with OpenMP spinning (reference)",
+                    f"{x['spinning_floor_tok_s']:.0f} tok/s",
+                    f"{x['floor_tok_s']:.0f} tok/s",
+                    x["spinning_floor_tok_s"] / x["floor_tok_s"],
+                    "report",
+                    None,
+                )
             if n == 16 and one:
                 gain = x["aggregate_tok_s"] / one
-                row("16 users: aggregate / one user's rate", f"{gain:.2f}×", f"{one:.0f} tok/s", gain,
-                    "≥ 1.5", gain >= 1.5)
+                row(
+                    "16 users: aggregate / one user's rate",
+                    f"{gain:.2f}×",
+                    f"{one:.0f} tok/s",
+                    gain,
+                    "≥ 1.5",
+                    gain >= 1.5,
+                )
         errors = sum(len(u[str(n)]["errors"]) for n in USERS if str(n) in u)
         row("errors, every round of every room size", str(errors), "—", None, "0", errors == 0)
     if suite := r.get("suite"):
         ratio = suite["ratio"]
-        row("nbval replay of every lesson (nbconvert --execute)", seconds(suite["median_nbval_s"]),
-            seconds(suite["median_nbconvert_s"]), ratio, "≤ 1.5, ≤ 60 s",
-            ratio is not None and ratio <= 1.5 and suite["median_nbval_s"] <= 60 and not suite["failures"])
+        row(
+            "nbval replay of every lesson (nbconvert --execute)",
+            seconds(suite["median_nbval_s"]),
+            seconds(suite["median_nbconvert_s"]),
+            ratio,
+            "≤ 1.5, ≤ 60 s",
+            ratio is not None and ratio <= 1.5 and suite["median_nbval_s"] <= 60 and not suite["failures"],
+        )
     if i := r.get("import"):
         extra = i["median_extra_s"]
-        row("import akash_nb, extra over python -c pass", f"+{extra * 1000:.0f} ms",
-            f"{i['median_bare_s'] * 1000:.0f} ms", None, "≤ 150 ms", extra <= 0.150)
+        row(
+            "import akash_nb, extra over python -c pass",
+            f"+{extra * 1000:.0f} ms",
+            f"{i['median_bare_s'] * 1000:.0f} ms",
+            None,
+            "≤ 150 ms",
+            extra <= 0.150,
+        )
     return out
 
 
@@ -505,6 +740,7 @@ def print_table(table: list[tuple[str, ...]]) -> None:
 
 
 # --- main -----------------------------------------------------------------------------------------------
+
 
 def clean_environment(state: Path) -> dict[str, str]:
     """This process's environment without any provider setting, with a private state folder."""
@@ -529,19 +765,37 @@ def main() -> int:
     found = engines.ensure()
     tools = {name: found.tool(name) for name in ("llama-bench", "llama-batched-bench")}
     if None in tools.values():
-        print(f"llama.cpp's bench tools are not beside {found.server}; `akash-nb engine --build` "
-              "builds them.")
+        print(
+            f"llama.cpp's bench tools are not beside {found.server}; `akash-nb engine --build` builds them."
+        )
         return 1
-    engine = Engine(found.version, tools["llama-bench"], tools["llama-batched-bench"], model.ensure(),
-                    llama_server.THREADS)
-    settings = {"reps": REPS, "max_tokens": MAX_TOKENS, "users_max_tokens": USERS_MAX_TOKENS,
-                "slider_tokens": SLIDER_TOKENS, "budget_s": BUDGET, "threads": llama_server.THREADS}
-    results: dict = {"machine": measure.machine(found.version),
-                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                     "settings": {**settings,
-                                  "slots": local.SLOTS, "share_slots": share.SHARE_SLOTS,
-                                  "context_per_slot": local.CONTEXT_TOKENS, "model": str(engine.model),
-                                  "engine": str(found.server)}}
+    engine = Engine(
+        found.version,
+        tools["llama-bench"],
+        tools["llama-batched-bench"],
+        model.ensure(),
+        llama_server.THREADS,
+    )
+    settings = {
+        "reps": REPS,
+        "max_tokens": MAX_TOKENS,
+        "users_max_tokens": USERS_MAX_TOKENS,
+        "slider_tokens": SLIDER_TOKENS,
+        "budget_s": BUDGET,
+        "threads": llama_server.THREADS,
+    }
+    results: dict = {
+        "machine": measure.machine(found.version),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "settings": {
+            **settings,
+            "slots": local.SLOTS,
+            "share_slots": share.SHARE_SLOTS,
+            "context_per_slot": local.CONTEXT_TOKENS,
+            "model": str(engine.model),
+            "engine": str(found.server),
+        },
+    }
     shared = None
     try:
         if wanted("import"):
@@ -555,8 +809,9 @@ def main() -> int:
 
         if {"single", "ttft", "slider"} & (ONLY or {"single"}):
             server = local.ensure_server()
-            client = openai.OpenAI(base_url=server.base_url, api_key=server.key.reveal(), max_retries=0,
-                                   timeout=300.0)
+            client = openai.OpenAI(
+                base_url=server.base_url, api_key=server.key.reveal(), max_retries=0, timeout=300.0
+            )
             measure.via_server(client, server.model, messages("Hi", "warm"), max_tokens=4)  # untimed warm-up
             if wanted("single"):
                 print("1. one stream ...", flush=True)
@@ -572,8 +827,9 @@ def main() -> int:
         if wanted("users"):
             print("5. a room: 1, 4, 16, 32 users at once ...", flush=True)
             shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
-            results["users"] = bench_users(shared.url(), shared.key.reveal(), shared.model, shared.slots,
-                                           engine)
+            results["users"] = bench_users(
+                shared.url(), shared.key.reveal(), shared.model, shared.slots, engine
+            )
             results["users"]["server_rss_mb"] = measure.rss_mb(shared.process.pid)
             plot_users(results["users"], OUT / "concurrency.png")
     finally:
@@ -583,16 +839,20 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
         results["runtime_s"] = time.monotonic() - began
         table = rows(results)
-        results["table"] = [dict(zip(("figure", "value", "floor", "ratio", "target", "met"), x, strict=False))
-                            for x in table]
+        results["table"] = [
+            dict(zip(("figure", "value", "floor", "ratio", "target", "met"), x, strict=False)) for x in table
+        ]
         (OUT / "results.json").write_text(measure.dumps(results))
         print()
         print_table(table)
-        print(f"\nratio = median of per-repetition ratios (side / floor of the same round); "
-              f"{results['runtime_s']:.0f} s in all; {OUT / 'results.json'}, {OUT / 'concurrency.png'}")
+        print(
+            f"\nratio = median of per-repetition ratios (side / floor of the same round); "
+            f"{results['runtime_s']:.0f} s in all; {OUT / 'results.json'}, {OUT / 'concurrency.png'}"
+        )
         for name in ("suite", "cold"):
             for failure in (results.get(name) or {}).get("failures", []) + (results.get(name) or {}).get(
-                    "errors", []):
+                "errors", []
+            ):
                 print(f"{name}: {failure}")
         for n in USERS:
             for error in ((results.get("users") or {}).get(str(n)) or {}).get("errors", [])[:3]:

@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wanted = PROVIDERS[args.provider].fallback_models
     try:
-        served = set(served_models(akash_nb.client(args.provider, base_url=args.base_url, show=False,
-                                                   max_retries=1)))
+        served = set(
+            served_models(akash_nb.client(args.provider, base_url=args.base_url, show=False, max_retries=1))
+        )
     except AkashNBError as error:
         print(f"- could not list {args.provider}'s models: {error.sentence}")
         return 1

@@ -24,8 +24,15 @@ from pathlib import Path
 
 CHROMIUM_ENV = "AKASH_NB_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
 LAB_READY_SECONDS = 60.0
 LAB_STOP_SECONDS = 10.0
@@ -35,7 +42,9 @@ LAB_STOP_SECONDS = 10.0
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false", "checkForUpdates": False},
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
 }
 
 
@@ -44,7 +53,8 @@ def chromium() -> Path:
     path = Path(os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM)
     assert path.is_file() and os.access(path, os.X_OK), (
         f"The browser tests need Chromium at {path}: run `bash scripts/chromium.sh` (apt-get install "
-        f"chromium), or set {CHROMIUM_ENV} to a Chromium binary.")
+        f"chromium), or set {CHROMIUM_ENV} to a Chromium binary."
+    )
     return path
 
 
@@ -56,18 +66,31 @@ def free_port() -> int:
 
 def labextensions(env: dict[str, str]) -> str:
     """What `jupyter labextension list` says (it writes to stderr) in the lab's environment."""
-    done = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return done.stdout + done.stderr
 
 
 def lab_environment(home: Path, provider: str, recordings: Path, passed: dict[str, str]) -> dict[str, str]:
     """The lab's environment: ours, minus every provider setting, plus private folders under `home`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AKASH_NB_", "AKASHML_", "AKASH_API", "JUPYTER", "OPENAI_"))}
-    folders = {"JUPYTER_CONFIG_DIR": home / "config", "JUPYTER_RUNTIME_DIR": home / "runtime",
-               "JUPYTER_DATA_DIR": home / "data", "AKASH_NB_STATE_DIR": home / "state",
-               "IPYTHONDIR": home / "ipython", "MPLCONFIGDIR": home / "mpl"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AKASH_NB_", "AKASHML_", "AKASH_API", "JUPYTER", "OPENAI_"))
+    }
+    folders = {
+        "JUPYTER_CONFIG_DIR": home / "config",
+        "JUPYTER_RUNTIME_DIR": home / "runtime",
+        "JUPYTER_DATA_DIR": home / "data",
+        "AKASH_NB_STATE_DIR": home / "state",
+        "IPYTHONDIR": home / "ipython",
+        "MPLCONFIGDIR": home / "mpl",
+    }
     for name, folder in folders.items():
         folder.mkdir(parents=True, exist_ok=True)
         env[name] = str(folder)
@@ -101,8 +124,9 @@ class Lab:
         return f"http://127.0.0.1:{self.port}"
 
     def api(self, path: str, method: str = "GET") -> object:
-        request = urllib.request.Request(f"{self.url}{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -125,15 +149,33 @@ class Lab:
 def running_lab(root: Path, env: dict[str, str], log: Path) -> Iterator[Lab]:
     """JupyterLab on 127.0.0.1 serving `root`, stopped (its whole process group) whatever happens."""
     port, token = free_port(), secrets.token_hex(24)
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-               "--LabApp.extension_manager=readonly", "--LabApp.news_url="]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.news_url=",
+    ]
     if os.geteuid() == 0:  # CI containers run as root
         command.append("--allow-root")
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     lab = Lab(process, port, token, root, log)
     try:
         _wait_ready(lab)
@@ -151,8 +193,9 @@ def _wait_ready(lab: Lab) -> None:
             if isinstance(lab.api("/api/status"), dict):
                 return
         time.sleep(0.2)
-    raise AssertionError(f"JupyterLab did not answer /api/status within {LAB_READY_SECONDS:.0f} s:\n"
-                         f"{lab.log_tail()}")
+    raise AssertionError(
+        f"JupyterLab did not answer /api/status within {LAB_READY_SECONDS:.0f} s:\n{lab.log_tail()}"
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -16,9 +16,18 @@ from akash_nb import engine, local, model
 pytest_plugins = ["pytester"]  # tests/test_markers.py runs a session of its own to prove the guard below
 
 CONFIG_VARIABLES = (
-    "AKASH_NB_PROVIDER", "AKASH_NB_BASE_URL", "AKASH_NB_API_KEY", "AKASH_NB_MODEL", "AKASHML_API_KEY",
-    "AKASH_API_KEY", "AKASH_NB_LOCAL_PORT", "AKASH_NB_RECORDINGS", "CI",
-    "AKASH_NB_REPLAY_MODE", "AKASH_NB_RECORD_UPSTREAM", "AKASH_NB_REPLAY_USED",
+    "AKASH_NB_PROVIDER",
+    "AKASH_NB_BASE_URL",
+    "AKASH_NB_API_KEY",
+    "AKASH_NB_MODEL",
+    "AKASHML_API_KEY",
+    "AKASH_API_KEY",
+    "AKASH_NB_LOCAL_PORT",
+    "AKASH_NB_RECORDINGS",
+    "CI",
+    "AKASH_NB_REPLAY_MODE",
+    "AKASH_NB_RECORD_UPSTREAM",
+    "AKASH_NB_REPLAY_USED",
 )
 
 
@@ -37,7 +46,7 @@ GUARD_SERVER = f"""#!/bin/sh
 # Written by tests/conftest.py: not llama.cpp. It stands in for llama-server in tests not marked live.
 case "$1" in
   --version) echo "version: 0 (tests/conftest.py's stand-in, not llama.cpp)"; exit 0;;
-  --help) echo "{' '.join(engine.REQUIRED_OPTIONS)}"; exit 0;;
+  --help) echo "{" ".join(engine.REQUIRED_OPTIONS)}"; exit 0;;
 esac
 echo "{NOT_LIVE}" >&2
 exit {GUARD_EXIT}
@@ -55,8 +64,9 @@ def pytest_configure(config):
     weights = folder / model.GGUF_NAME  # SmolLM2's own file name: the served model's name is unchanged
     weights.write_bytes(b"GGUF" + bytes(60))
     path = os.environ.get("PATH", os.defpath)
-    _guard.update({engine.VARIABLE: str(server), model.VARIABLE: str(weights),
-                   "PATH": f"{folder}{os.pathsep}{path}"})
+    _guard.update(
+        {engine.VARIABLE: str(server), model.VARIABLE: str(weights), "PATH": f"{folder}{os.pathsep}{path}"}
+    )
     _before.update({name: os.environ.get(name) for name in _guard})
     _developers.update(_before, **{model.VARIABLE: None})
 
@@ -87,8 +97,10 @@ def pytest_runtest_setup(item):
     for name, guard in _guard.items():
         _put(name, _developers[name] if live else guard)
     if not live and "shared_local_server" in getattr(item, "fixturenames", ()):
-        pytest.fail(f"{item.nodeid} uses the session's embedded server (shared_local_server): {NOT_LIVE}",
-                    pytrace=False)
+        pytest.fail(
+            f"{item.nodeid} uses the session's embedded server (shared_local_server): {NOT_LIVE}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -135,8 +147,18 @@ def local_env(shared_local_server, monkeypatch) -> Path:
 # HYPOTHESIS_PROFILE=explore runs 1000 random examples a property, to look for new cases by hand.
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.register_profile("explore", max_examples=1000, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore",
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))

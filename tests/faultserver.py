@@ -31,6 +31,7 @@ MODEL = "fault-model"
 HANG_LIMIT = 10.0  # a "hang" never outlives this, even if the client never gives up
 WORDS = ("Once", " upon", " a", " time", ",", " in", " a", " land", " far", " away")
 
+
 # Bodies real providers send. The old Akash endpoint was a LiteLLM proxy; its 401 looked like this
 # (LiteLLM also echoes a masked form of the key it received).
 def litellm_401(shown_key: str) -> dict:
@@ -38,19 +39,25 @@ def litellm_401(shown_key: str) -> dict:
     return {
         "error": {
             "message": "Authentication Error, Invalid proxy server token passed. Received API Key = "
-                       f"{shown_key}, Key Hash (Token) =e3b0c44298fc1c149afbf4c8996fb924. Unable to find "
-                       "token in cache or `LiteLLM_VerificationTokenTable`",
+            f"{shown_key}, Key Hash (Token) =e3b0c44298fc1c149afbf4c8996fb924. Unable to find "
+            "token in cache or `LiteLLM_VerificationTokenTable`",
             "type": "auth_error",
             "param": "None",
             "code": "401",
         }
     }
 
+
 BODIES: dict[int, dict] = {
     400: {"error": {"message": "temperature must be between 0 and 2", "type": "invalid_request_error"}},
     402: {"error": {"message": "Insufficient credits: add credits to continue.", "type": "payment_required"}},
-    404: {"error": {"message": "The model `no-such-model` does not exist.", "type": "invalid_request_error",
-                    "code": "model_not_found"}},
+    404: {
+        "error": {
+            "message": "The model `no-such-model` does not exist.",
+            "type": "invalid_request_error",
+            "code": "model_not_found",
+        }
+    },
     410: {"error": {"message": "This model was retired; use a current model.", "type": "gone"}},
     413: {"error": {"message": "Request body too large.", "type": "invalid_request_error"}},
     429: {"error": {"message": "Rate limit reached for requests.", "type": "rate_limit_error"}},
@@ -110,8 +117,13 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- building blocks -------------------------------------------------------------------------------
 
-    def send_json(self, status: int, body: object, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json") -> None:
+    def send_json(
+        self,
+        status: int,
+        body: object,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -145,24 +157,35 @@ class Handler(BaseHTTPRequestHandler):
 
 def completion(text: str, finish_reason: str = "stop") -> dict:
     return {
-        "id": "chatcmpl-fault", "object": "chat.completion", "created": 1700000000, "model": MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": finish_reason}],
+        "id": "chatcmpl-fault",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": MODEL,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
+        ],
         "usage": {"prompt_tokens": 5, "completion_tokens": len(WORDS), "total_tokens": 5 + len(WORDS)},
     }
 
 
 def sse_chunk(delta: dict, finish_reason: str | None = None) -> bytes:
-    body = {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 1700000000, "model": MODEL,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+    body = {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 def _answer(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     """A correct answer: the model list, a completion, or a complete stream ending in [DONE]."""
     if h.command == "GET":
-        h.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0,
-                                                      "owned_by": "fault"}]})
+        h.send_json(
+            200,
+            {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "fault"}]},
+        )
     elif payload.get("stream"):
         h.start_chunked()
         h.chunk(sse_chunk({"role": "assistant", "content": ""}))
@@ -187,8 +210,15 @@ def _echo(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     """An error (status `status`) that repeats the key received in every place it can: the message, every
     other field of the body, and a header (as a misconfigured LiteLLM or a debugging proxy does)."""
     key = h.headers.get("Authorization", "").removeprefix("Bearer ")
-    body = {"error": {"message": f"Invalid key {key} (received {key}, ...{key[-4:]})", "type": key,
-                      "param": key, "code": key, "detail": key}}
+    body = {
+        "error": {
+            "message": f"Invalid key {key} (received {key}, ...{key[-4:]})",
+            "type": key,
+            "param": key,
+            "code": key,
+            "detail": key,
+        }
+    }
     h.send_json(b.status, body, {"x-received-key": key, "www-authenticate": f"Bearer {key}"})
 
 
@@ -217,8 +247,13 @@ def _error_field(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     """llama.cpp's server refusing a streamed request after the 200: an `error:` SSE field (which SSE
     parsers skip), then the end of the stream, as it does for a prompt over the context."""
     h.start_chunked()
-    error = {"code": 400, "message": "the request exceeds the available context size, try increasing it",
-             "type": "exceed_context_size_error", "n_prompt_tokens": 20007, "n_ctx": 4096}
+    error = {
+        "code": 400,
+        "message": "the request exceeds the available context size, try increasing it",
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 20007,
+        "n_ctx": 4096,
+    }
     h.chunk(b"error: " + json.dumps(error).encode() + b"\n\n")
     h.end_chunks()
 
@@ -263,8 +298,13 @@ def _stream_error(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     h.start_chunked()
     for word in WORDS[: b.chunks]:
         h.chunk(sse_chunk({"content": word}))
-    error = {"error": {"message": "The model backend crashed while generating.", "type": "server_error",
-                       "code": 500}}
+    error = {
+        "error": {
+            "message": "The model backend crashed while generating.",
+            "type": "server_error",
+            "code": 500,
+        }
+    }
     h.chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
     h.end_chunks()
 
@@ -328,8 +368,9 @@ class FaultServer:
         self.closing = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.fault = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def port(self) -> int:

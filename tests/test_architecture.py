@@ -27,7 +27,8 @@ LAZY_MODULES = {"cli"}
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST, *, inside_function: bool = False):
@@ -39,8 +40,9 @@ def _imports(tree: ast.AST, *, inside_function: bool = False):
             continue
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node, inside_function
-        yield from _imports(node, inside_function=inside_function
-                            or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef))
+        yield from _imports(
+            node, inside_function=inside_function or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        )
 
 
 def _package_targets(node: ast.Import | ast.ImportFrom) -> set[str]:
@@ -163,38 +165,49 @@ def documented_names() -> set[str]:
             found.update(m.group(0) for m in DOCUMENTED.finditer("".join(cell["source"])))
     for path in MODULES.values():  # the package's own docstrings and messages
         found.update(m.group(0) for m in DOCUMENTED.finditer(path.read_text(encoding="utf-8")))
-    # A file name (akash_nb.egg-info) is not an attribute, nor a family of names (akash_nb.exercises.check_...)
+    # A file name (akash_nb.egg-info) is not an attribute, nor a family (akash_nb.exercises.check_...)
     return {name for name in found if not name.startswith("akash_nb.egg") and not name.endswith("_")}
 
 
 def test_every_name_the_docs_lessons_and_messages_use_resolves_after_a_bare_import():
     names = sorted(documented_names())
     assert "akash_nb.streaming.collect_stream" in names and "akash_nb.connection_values" in names
-    probe = ("import akash_nb, sys\nmissing = []\n"
-             f"for dotted in {names!r}:\n"
-             "    value = akash_nb\n"
-             "    for part in dotted.split('.')[1:]:\n"
-             "        try:\n"
-             "            value = getattr(value, part)\n"
-             "        except AttributeError:\n"
-             "            missing.append(dotted)\n"
-             "            break\n"
-             "print('\\n'.join(missing))\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    probe = (
+        "import akash_nb, sys\nmissing = []\n"
+        f"for dotted in {names!r}:\n"
+        "    value = akash_nb\n"
+        "    for part in dotted.split('.')[1:]:\n"
+        "        try:\n"
+        "            value = getattr(value, part)\n"
+        "        except AttributeError:\n"
+        "            missing.append(dotted)\n"
+        "            break\n"
+        "print('\\n'.join(missing))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
 
 
 @pytest.mark.parametrize("name", ["streaming", "errors", "connection", "widgets", "exercises", "doctor"])
 def test_a_submodule_resolves_as_an_attribute_of_a_fresh_import(name):
-    done = subprocess.run([sys.executable, "-c", f"import akash_nb; print(akash_nb.{name}.__name__)"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", f"import akash_nb; print(akash_nb.{name}.__name__)"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert done.stdout.strip() == f"akash_nb.{name}", done.stderr
 
 
 def test_the_function_client_stays_the_function_whatever_was_imported_first():
-    code = ("import akash_nb.widgets, akash_nb.connect, akash_nb.connection, akash_nb\n"
-            "print(callable(akash_nb.client), akash_nb.client.__module__, akash_nb.connection.__name__)")
+    code = (
+        "import akash_nb.widgets, akash_nb.connect, akash_nb.connection, akash_nb\n"
+        "print(callable(akash_nb.client), akash_nb.client.__module__, akash_nb.connection.__name__)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.stdout.split() == ["True", "akash_nb.connect", "akash_nb.connection"], done.stderr
 
@@ -204,8 +217,16 @@ def test_every_export_resolves_and_the_exceptions_are_exported():
 
     for name in akash_nb.__all__:
         assert getattr(akash_nb, name) is not None
-    for name in ("AkashNBError", "ConfigError", "RequestError", "ParameterError", "FileError",
-                 "LocalServerError", "NoRecordingError", "ConversationError"):
+    for name in (
+        "AkashNBError",
+        "ConfigError",
+        "RequestError",
+        "ParameterError",
+        "FileError",
+        "LocalServerError",
+        "NoRecordingError",
+        "ConversationError",
+    ):
         assert issubclass(getattr(akash_nb, name), akash_nb.AkashNBError)
     assert {"streaming", "errors", "client"} <= set(dir(akash_nb))
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):

@@ -50,10 +50,14 @@ MODEL = "SmolLM2-135M-Instruct"
 
 # Read at import, before conftest's clean_env empties the provider settings for each test.
 _CHOSEN = os.environ.get("AKASH_NB_PROVIDER", "")
-PROVIDER = _CHOSEN if _CHOSEN in ("replay", "local") else (
-    "replay" if any(RECORDINGS.glob("*.json")) else "local")
-PASSED = {name: os.environ[name] for name in ("AKASH_NB_REPLAY_MODE", "AKASH_NB_RECORD_UPSTREAM")
-          if PROVIDER == "replay" and os.environ.get(name)}
+PROVIDER = (
+    _CHOSEN if _CHOSEN in ("replay", "local") else ("replay" if any(RECORDINGS.glob("*.json")) else "local")
+)
+PASSED = {
+    name: os.environ[name]
+    for name in ("AKASH_NB_REPLAY_MODE", "AKASH_NB_RECORD_UPSTREAM")
+    if PROVIDER == "replay" and os.environ.get(name)
+}
 # "replay": a request nobody recorded gets the no-recording sentence. "record": it would be recorded
 # instead, so the steps that send one on purpose are left out. "local": the live embedded model.
 MODE = PASSED.get("AKASH_NB_REPLAY_MODE", "replay") if PROVIDER == "replay" else "local"
@@ -93,6 +97,7 @@ JS_ALL_EXECUTED = """() => {
 
 # --- fixtures -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Lab]:
     """JupyterLab serving a copy of the lessons, in private folders; stopped whatever happens."""
@@ -103,15 +108,20 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     listed = re.sub(r"\x1b\[[0-9;]*m", "", labextensions(env))  # without its colours
     assert re.search(rf"{re.escape(WIDGETS_EXTENSION)} v\S+ enabled OK", listed), (
         f"JupyterLab does not list the ipywidgets extension {WIDGETS_EXTENSION} as enabled and OK, so "
-        f"widgets would show as text: install ipywidgets (jupyterlab_widgets) in this interpreter.\n{listed}")
+        f"widgets would show as text: install ipywidgets (jupyterlab_widgets) in this interpreter.\n{listed}"
+    )
     try:
         with running_lab(root, env, home / "lab.log") as started:
             yield started
             started.shutdown_kernels()
     finally:
         # The embedded model server (local, or record mode's upstream) outlives kernels by design.
-        subprocess.run([sys.executable, "-c", "from akash_nb import local; local.stop()"], env=env,
-                       timeout=60, check=False)
+        subprocess.run(
+            [sys.executable, "-c", "from akash_nb import local; local.stop()"],
+            env=env,
+            timeout=60,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +131,9 @@ def browser():
     executable = chromium()
     with sync_playwright() as playwright:
         # launch() gives each browser a fresh temporary profile (user-data-dir) and deletes it on close.
-        launched = playwright.chromium.launch(executable_path=str(executable), headless=True,
-                                              args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield launched
         finally:
@@ -144,14 +155,16 @@ def page(browser):
 
 # --- what a lesson looks like after Run All ------------------------------------------------------------
 
+
 def run_lesson(page, lab: Lab, name: str) -> None:
     """Open `name` alone, wait for its kernel, Run All Cells, and wait until every cell has run."""
     page.goto(lab.notebook_url(name, workspace=Path(name).stem))
     page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
     page.wait_for_function(JS_KERNEL_IDLE, timeout=KERNEL_START_SECONDS * 1000)
     page.evaluate(JS_RUN_ALL)
-    page.wait_for_function("() => window.akashRunAll !== 'running'", timeout=RUN_ALL_SECONDS * 1000,
-                           polling=200)
+    page.wait_for_function(
+        "() => window.akashRunAll !== 'running'", timeout=RUN_ALL_SECONDS * 1000, polling=200
+    )
     outcome = page.evaluate("window.akashRunAll")
     assert outcome == "ok", f"{name}: Run All stopped ({outcome}):\n" + "\n".join(error_texts(page))
     page.wait_for_function(JS_ALL_EXECUTED, timeout=KERNEL_START_SECONDS * 1000, polling=200)
@@ -164,23 +177,30 @@ def outputs(page, mime: str | None = None) -> list[str]:
 
 def error_texts(page) -> list[str]:
     """Tracebacks, error outputs and error sentences shown in output areas."""
-    found = [t for t in outputs(page, "application/vnd.jupyter.stderr")
-             if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
+    found = [
+        t
+        for t in outputs(page, "application/vnd.jupyter.stderr")
+        if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)
+    ]
     found += [t for t in outputs(page) if t.startswith("Error:")]
     return found
 
 
 def panels(page):
     """The lesson's widget panels: a VBox holding a model dropdown and a temperature slider."""
-    return page.locator(".jp-OutputArea-output .widget-vbox").filter(
-        has=page.locator(".widget-slider")).filter(has=page.locator(".widget-dropdown select"))
+    return (
+        page.locator(".jp-OutputArea-output .widget-vbox")
+        .filter(has=page.locator(".widget-slider"))
+        .filter(has=page.locator(".widget-dropdown select"))
+    )
 
 
 def assert_lesson_rendered(page, name: str) -> None:
     assert not error_texts(page), f"{name} shows errors:\n" + "\n".join(error_texts(page))
     banner = f"Provider: {PROVIDER}"
     assert any(text.startswith(banner) for text in outputs(page, "text/html")), (
-        f"{name}: no output starts with {banner!r}")
+        f"{name}: no output starts with {banner!r}"
+    )
 
     fallbacks = [t for t in outputs(page, "text/plain") if t.startswith(("Panel · model", "ChatBox · model"))]
     assert not fallbacks, f"{name}: a widget was shown as its text fallback: {fallbacks[0][:200]}"
@@ -189,8 +209,11 @@ def assert_lesson_rendered(page, name: str) -> None:
     assert panel.locator(".widget-slider .noUi-handle").count() == 1, "the temperature slider is missing"
     assert MODEL in panel.locator(".widget-dropdown select option").all_inner_texts()
     # The lesson's panel.run() cell answered into the panel (the update may trail the cell's reply).
-    wait_for(lambda: usage_text(panel).startswith(f"{MODEL} via {PROVIDER}"), 10,
-             f"the panel's answer from {MODEL} via {PROVIDER}")
+    wait_for(
+        lambda: usage_text(panel).startswith(f"{MODEL} via {PROVIDER}"),
+        10,
+        f"the panel's answer from {MODEL} via {PROVIDER}",
+    )
     assert panel.locator(".akash-nb-answer").inner_text().strip(), f"{name}: the panel shows no answer"
     body = page.locator(".jp-NotebookPanel").inner_text()
     for broken in ("Error displaying widget", "Loading widget...", "model not found"):
@@ -215,6 +238,7 @@ def screenshot(page, name: str, target) -> None:
 
 
 # --- the tests -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", LESSONS, ids=lambda n: Path(n).stem)
 def test_lesson_runs_in_jupyterlab(page, lab, name):
@@ -309,7 +333,8 @@ def drive_panel(page) -> None:
     for attempt in (1, 2):
         click_run(panel, f"answer {attempt} at temperature 0")
         assert not answer_text(panel).startswith("Error"), (
-            f"{answer_text(panel)}\nRecord it again: see this file's docstring.")
+            f"{answer_text(panel)}\nRecord it again: see this file's docstring."
+        )
         assert answer_text(panel).strip(), "the answer area is empty"
         assert usage_text(panel).startswith(f"{MODEL} via {PROVIDER} · finish_reason="), usage_text(panel)
         answers.append(answer_text(panel))
@@ -341,7 +366,7 @@ def open_a_hint(page) -> None:
     body = hint.locator("p").first
     assert not body.is_visible(), "the hint is folded"
     hint.locator("summary").click()
-    wait_for(lambda: body.is_visible(), 5, "the hint to open")
+    wait_for(body.is_visible, 5, "the hint to open")
     assert "max_tokens=20" in body.inner_text()
     solution = page.locator(".jp-RenderedMarkdown details", has=page.locator("summary", has_text="Solution"))
     assert not solution.locator("pre").first.is_visible(), "the solution stays folded"
@@ -350,7 +375,8 @@ def open_a_hint(page) -> None:
 def chat_boxes(page):
     """The chat box: a VBox with a text box and a Send button."""
     return page.locator(".jp-OutputArea-output .widget-vbox").filter(
-        has=page.locator("button", has_text="Send"))
+        has=page.locator("button", has_text="Send")
+    )
 
 
 # Typed into lesson 02's chat box after the lesson's own "Hello! Who are you?" (recorded for replay).
@@ -366,8 +392,14 @@ def send(box, message: str) -> str:
     watch(status)
     box.locator("textarea").fill(message)
     box.locator("button", has_text="Send").click()
-    wait_for(lambda: any(t.startswith("Sending") for t in seen(status))
-             and not status.inner_text().startswith("Sending"), ANSWER_SECONDS, f"an answer to {message!r}")
+    wait_for(
+        lambda: (
+            any(t.startswith("Sending") for t in seen(status))
+            and not status.inner_text().startswith("Sending")
+        ),
+        ANSWER_SECONDS,
+        f"an answer to {message!r}",
+    )
     return status.inner_text()
 
 
@@ -395,7 +427,8 @@ def drive_chat_box(page) -> None:
     for turn in TURNS:
         status = send(box, turn)
         assert not status.startswith("No recording"), (
-            f"{status}\nRecord lesson 02's typed turns again: see this file's docstring.")
+            f"{status}\nRecord lesson 02's typed turns again: see this file's docstring."
+        )
         assert status.startswith(f"{MODEL} via {PROVIDER} · finish_reason="), status
         assert text.input_value() == "", "a sent message leaves the box"
     # The transcript ends with each typed turn, each followed by its own reply.

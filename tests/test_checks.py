@@ -20,11 +20,17 @@ def refused(messages, **kwargs) -> str:
 
 def test_the_guides_requests_pass():
     check_request(USER, model="Meta-Llama-3-1-8B-Instruct-FP8")
-    check_request([{"role": "system", "content": "You are a helpful assistant."},
-                   {"role": "user", "content": "Who won the FIFA World Cup in 2022?"},
-                   {"role": "assistant", "content": "Argentina."},
-                   {"role": "user", "content": "Can you tell me more about that?"}],
-                  temperature=0, max_tokens=100, context_tokens=8192)
+    check_request(
+        [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Who won the FIFA World Cup in 2022?"},
+            {"role": "assistant", "content": "Argentina."},
+            {"role": "user", "content": "Can you tell me more about that?"},
+        ],
+        temperature=0,
+        max_tokens=100,
+        context_tokens=8192,
+    )
 
 
 def test_an_empty_prompt():
@@ -47,7 +53,8 @@ def test_a_message_that_is_not_a_role_content_dict(message):
 
 def test_an_unknown_role_lists_the_valid_ones():
     assert refused([{"role": "bot", "content": "hi"}]) == (
-        "Message 1 has role 'bot', which the API does not know; use one of: system, user, assistant, tool.")
+        "Message 1 has role 'bot', which the API does not know; use one of: system, user, assistant, tool."
+    )
 
 
 @pytest.mark.parametrize("temperature", [-0.1, 2.5])
@@ -67,7 +74,8 @@ def test_max_tokens_not_above_zero(max_tokens):
 
 def test_max_tokens_larger_than_the_context():
     assert refused(USER, max_tokens=10_000, context_tokens=8192).startswith(
-        "max_tokens=10000 is larger than the model's context of 8192 tokens")
+        "max_tokens=10000 is larger than the model's context of 8192 tokens"
+    )
 
 
 def test_a_prompt_that_cannot_fit_says_by_how_much():
@@ -87,14 +95,24 @@ def test_non_text_content(content):
 
 
 def test_an_image_part_in_a_system_message_needs_text():
-    sentence = refused([{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
-                        *USER])
+    sentence = refused(
+        [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, *USER]
+    )
     assert "system messages take text only" in sentence
 
 
 def test_text_parts_and_user_images_are_fine():
-    check_request([{"role": "user", "content": [{"type": "text", "text": "What is this?"},
-                                                {"type": "image_url", "image_url": {"url": "x"}}]}])
+    check_request(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "x"}},
+                ],
+            }
+        ]
+    )
 
 
 def test_content_none_is_only_for_assistant_tool_calls():

@@ -14,8 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def akash_nb(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
     full = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "akash_nb.cli", *args], capture_output=True, text=True,
-                          env=full, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "akash_nb.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.live
@@ -36,8 +42,15 @@ def test_doctor_shows_every_provider_on_one_screen(local_env):
 @pytest.mark.live
 def test_doctor_never_prints_a_key(local_env):
     key = "akml-" + "x" * 30
-    done = akash_nb("doctor", env={"AKASH_NB_STATE_DIR": str(local_env), "CI": "1",
-                                   "AKASH_NB_BASE_URL": "http://127.0.0.1:9/v1", "AKASH_NB_API_KEY": key})
+    done = akash_nb(
+        "doctor",
+        env={
+            "AKASH_NB_STATE_DIR": str(local_env),
+            "CI": "1",
+            "AKASH_NB_BASE_URL": "http://127.0.0.1:9/v1",
+            "AKASH_NB_API_KEY": key,
+        },
+    )
     assert key not in done.stdout + done.stderr
     assert "openai-compatible" in done.stdout
 

@@ -32,6 +32,7 @@ def closed_port() -> int:
 
 # --- the embedded model -----------------------------------------------------------------------------------
 
+
 @pytest.mark.live
 def test_client_is_a_plain_openai_client_for_the_embedded_server(local_env):
     openai_client = client(show=False)
@@ -113,6 +114,7 @@ def test_the_banner_says_provider_url_model_and_key_source_but_never_the_key(loc
 
 # --- remote providers, without traffic ----------------------------------------------------------------------
 
+
 def test_a_remote_client_is_made_without_contacting_anyone(tmp_path, monkeypatch):
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
     openai_client = client("akashml", api_key=AKML, show=False)
@@ -170,11 +172,13 @@ def test_last_latency_times_the_last_request_without_touching_the_call(local_env
     made = akash_nb.client(show=False)
     assert akash_nb.last_latency(made) is None, "nothing sent yet"
     model = akash_nb.choose_model(made, show=False)
-    made.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=24,
-                                 temperature=0)
+    made.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=24, temperature=0
+    )
     long_answer = akash_nb.last_latency(made)
-    made.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=1,
-                                 temperature=0)
+    made.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=0
+    )
     one_token = akash_nb.last_latency(made)
     assert 0 < one_token < long_answer, "it measures each request, and a longer answer takes longer"
 
@@ -182,11 +186,14 @@ def test_last_latency_times_the_last_request_without_touching_the_call(local_env
 @pytest.mark.live
 def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(local_env):
     answering = akash_nb.client(show=False)
-    closed = akash_nb.client(provider="openai-compatible", base_url="http://127.0.0.1:9/v1", show=False,
-                             max_retries=0)
+    closed = akash_nb.client(
+        provider="openai-compatible", base_url="http://127.0.0.1:9/v1", show=False, max_retries=0
+    )
     response = answering.chat.completions.create(
-        model=akash_nb.choose_model(answering, show=False), max_tokens=2,
-        messages=[{"role": "user", "content": "Hi"}])
+        model=akash_nb.choose_model(answering, show=False),
+        max_tokens=2,
+        messages=[{"role": "user", "content": "Hi"}],
+    )
     assert " via local" in render.footer(response, answering)
     with pytest.raises(openai.APIConnectionError) as caught:
         closed.models.list()
@@ -220,10 +227,17 @@ def test_a_plain_client_gets_its_provider_in_the_footer_and_says_what_needs_akas
     from openai.types.chat import ChatCompletion
 
     plain = openai.OpenAI(api_key=replay_values[0], base_url=replay_values[1])
-    response = ChatCompletion.model_validate({
-        "id": "c", "object": "chat.completion", "created": 0, "model": LOCAL_MODEL_NAME,
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "Hi"}}]})
+    response = ChatCompletion.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 0,
+            "model": LOCAL_MODEL_NAME,
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hi"}}
+            ],
+        }
+    )
     line = render.footer(response, plain)
     assert line == f"{LOCAL_MODEL_NAME} via replay · finish_reason=stop"
     assert render.footer(response, plain, seconds=1.5).endswith("· 1.50 s")
@@ -234,8 +248,9 @@ def test_a_plain_client_gets_its_provider_in_the_footer_and_says_what_needs_akas
 
 def test_an_error_from_a_plain_client_names_its_url():
     port = closed_port()
-    api_key, base_url = akash_nb.connection_values("openai-compatible", base_url=f"http://127.0.0.1:{port}/v1",
-                                                   show=False)
+    api_key, base_url = akash_nb.connection_values(
+        "openai-compatible", base_url=f"http://127.0.0.1:{port}/v1", show=False
+    )
     plain = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
     with pytest.raises(openai.APIConnectionError) as caught:
         plain.models.list()

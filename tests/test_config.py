@@ -46,6 +46,7 @@ def restore_key_env(monkeypatch):
 
 # --- 1-3: argument beats environment beats .env -------------------------------------------------------------
 
+
 def test_an_argument_beats_the_environment_and_the_dotenv(monkeypatch, tmp_path):
     monkeypatch.setenv("AKASH_NB_MODEL", "from-env")
     write_env(tmp_path, AKASH_NB_MODEL="from-file")
@@ -122,6 +123,7 @@ def test_environ_and_dotenv_path_can_be_given(tmp_path):
 
 # --- 5: nothing configured: the embedded model --------------------------------------------------------------
 
+
 def test_with_nothing_configured_the_provider_is_the_embedded_model(no_getpass):
     settings = config.resolve()
     assert settings.provider.name == "local"
@@ -131,6 +133,7 @@ def test_with_nothing_configured_the_provider_is_the_embedded_model(no_getpass):
 
 
 # --- provider inference -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("variable", "value", "provider"),
@@ -204,6 +207,7 @@ def test_a_key_argument_of_unknown_shape_and_no_provider_is_a_sentence():
 
 
 # --- 4: the prompt ------------------------------------------------------------------------------------------
+
 
 def test_a_keyed_provider_without_a_key_prompts_and_keeps_the_answer(monkeypatch, restore_key_env):
     monkeypatch.setenv("AKASH_NB_PROVIDER", "akashml")
@@ -279,6 +283,7 @@ class _Terminal(io.StringIO):
 
 # --- sources say where, never what --------------------------------------------------------------------------
 
+
 def test_sources_say_where_and_never_contain_the_key(monkeypatch, tmp_path, restore_key_env):
     path = write_env(tmp_path, AKASHML_API_KEY=AKML)
     cases = [
@@ -295,6 +300,7 @@ def test_sources_say_where_and_never_contain_the_key(monkeypatch, tmp_path, rest
 
 
 # --- key cleaning -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("raw", "note"),
@@ -339,6 +345,7 @@ def test_quotes_around_nothing_are_an_empty_key(monkeypatch):
 
 # --- keys given to the wrong provider -----------------------------------------------------------------------
 
+
 def test_an_sk_key_for_akashml_is_a_sentence_naming_the_shape_and_the_other_way(monkeypatch):
     monkeypatch.setenv("AKASH_NB_PROVIDER", "akashml")
     monkeypatch.setenv("AKASHML_API_KEY", SK)
@@ -368,6 +375,7 @@ def test_any_key_shape_is_fine_for_your_own_server(monkeypatch):
 
 # --- providers and URLs -------------------------------------------------------------------------------------
 
+
 def test_an_unknown_provider_lists_the_valid_names_and_says_where_it_came_from(monkeypatch):
     monkeypatch.setenv("AKASH_NB_PROVIDER", "openai")
     with pytest.raises(ConfigError) as caught:
@@ -379,8 +387,9 @@ def test_an_unknown_provider_lists_the_valid_names_and_says_where_it_came_from(m
         assert name in sentence
 
 
-@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://my-server/v1", "http://", "my-server",
-                                 "http://my server/v1"])
+@pytest.mark.parametrize(
+    "url", ["localhost:8000/v1", "ftp://my-server/v1", "http://", "my-server", "http://my server/v1"]
+)
 def test_a_malformed_base_url_is_a_sentence_with_an_example(monkeypatch, url):
     monkeypatch.setenv("AKASH_NB_BASE_URL", url)
     with pytest.raises(ConfigError) as caught:

@@ -45,6 +45,7 @@ FAST = {"temperature": 0, "max_tokens": 16}  # deterministic, and each call well
 
 # --- real parts ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def local(local_env):
     """A client for the shared embedded server, and the model it serves."""
@@ -74,9 +75,13 @@ class RecordingProxy:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 bodies.append(json.loads(body))
                 forwarded = urllib.request.Request(
-                    upstream + self.path.removeprefix("/v1"), data=body,
-                    headers={"Authorization": self.headers["Authorization"],
-                             "Content-Type": "application/json"})
+                    upstream + self.path.removeprefix("/v1"),
+                    data=body,
+                    headers={
+                        "Authorization": self.headers["Authorization"],
+                        "Content-Type": "application/json",
+                    },
+                )
                 with urllib.request.urlopen(forwarded) as response:
                     answer = response.read()
                 self.send_response(200)
@@ -117,10 +122,21 @@ def is_one_sentence(text: str) -> bool:
 def saved(tmp_path, turns: list[tuple[str, str]], system: str | None = "S" * 40, **extra) -> str:
     """A conversation file with these turns, written the way save() writes one."""
     messages = ([{"role": "system", "content": system}] if system is not None else []) + [
-        m for user, assistant in turns for m in Turn(user, assistant).messages()]
+        m for user, assistant in turns for m in Turn(user, assistant).messages()
+    ]
     path = tmp_path / "given.json"
-    path.write_text(json.dumps({"model": "m", "system": system, "params": {}, "messages": messages,
-                                "saved": "2025-01-01T00:00:00+00:00", **extra}))
+    path.write_text(
+        json.dumps(
+            {
+                "model": "m",
+                "system": system,
+                "params": {},
+                "messages": messages,
+                "saved": "2025-01-01T00:00:00+00:00",
+                **extra,
+            }
+        )
+    )
     return str(path)
 
 
@@ -130,6 +146,7 @@ def offline_client(key: str = "akml-" + "test-key-never-written") -> openai.Open
 
 
 # --- two turns, as in the guide --------------------------------------------------------------------
+
 
 @pytest.mark.live
 def test_two_turns_keep_the_context_in_the_request(proxied):
@@ -152,7 +169,9 @@ def test_two_turns_keep_the_context_in_the_request(proxied):
     assert conversation.last_response.usage.prompt_tokens > prompt_tokens
     assert conversation.last_response.model == model
     assert [turn.user for turn in conversation.history] == [
-        "Who won the FIFA World Cup in 2022?", "Can you tell me more about that?"]
+        "Who won the FIFA World Cup in 2022?",
+        "Can you tell me more about that?",
+    ]
     assert conversation.pending is None and conversation.partial is None
     assert repr(conversation) == f"Conversation(model={model!r}, turns=2)"
 
@@ -175,6 +194,7 @@ def test_a_call_parameter_overrides_the_default(proxied):
 
 
 # --- failures keep the history -------------------------------------------------------------------
+
 
 @pytest.mark.live
 def test_a_refused_connection_keeps_the_history_and_retry_sends_it_again(local):
@@ -199,9 +219,11 @@ def test_a_refused_connection_keeps_the_history_and_retry_sends_it_again(local):
 
     conversation.client = client  # working again
     reply = conversation.retry()
-    assert conversation.messages == before + [
+    assert conversation.messages == [
+        *before,
         {"role": "user", "content": "Can you tell me more about that?"},
-        {"role": "assistant", "content": reply}]
+        {"role": "assistant", "content": reply},
+    ]
     assert conversation.pending is None
     with pytest.raises(ConversationError, match="nothing to retry"):
         conversation.retry()
@@ -212,21 +234,26 @@ def test_a_plain_openai_client_gets_a_generic_provider_title():
     conversation = Conversation(openai.OpenAI(api_key="x", base_url=dead, max_retries=0), "m")
     with pytest.raises(AkashNBError) as failure:
         conversation.send("Hi")
-    assert failure.value.sentence == explain(failure.value.__cause__, connection_or_unknown(
-        conversation.client)).sentence
+    assert (
+        failure.value.sentence
+        == explain(failure.value.__cause__, connection_or_unknown(conversation.client)).sentence
+    )
     assert dead in failure.value.sentence
     assert dead in failure.value.sentence and is_one_sentence(failure.value.sentence)
     assert conversation.history == () and conversation.pending == "Hi"
 
 
 @pytest.mark.faults
-@pytest.mark.parametrize(("behaviour", "options", "cause", "says"), [
-    ("status", {"status": 404}, openai.NotFoundError, "The model `no-such-model` does not exist."),
-    ("status", {"status": 500}, openai.InternalServerError, "(500)"),
-    ("html", {}, openai.APIResponseValidationError, "text/html"),  # a web page, not the API
-    ("bad-json", {}, ValueError, "not valid JSON"),
-    ("hang", {}, openai.APITimeoutError, "did not answer in time"),
-])
+@pytest.mark.parametrize(
+    ("behaviour", "options", "cause", "says"),
+    [
+        ("status", {"status": 404}, openai.NotFoundError, "The model `no-such-model` does not exist."),
+        ("status", {"status": 500}, openai.InternalServerError, "(500)"),
+        ("html", {}, openai.APIResponseValidationError, "text/html"),  # a web page, not the API
+        ("bad-json", {}, ValueError, "not valid JSON"),
+        ("hang", {}, openai.APITimeoutError, "did not answer in time"),
+    ],
+)
 def test_an_error_answer_keeps_the_history(tmp_path, fault, behaviour, options, cause, says):
     fault.behave(behaviour, **options)
     conversation = Conversation.load(saved(tmp_path, [("Hi", "Hello!")]), client_at(fault.url, timeout=0.5))
@@ -257,6 +284,7 @@ def test_empty_and_wrong_messages_are_refused_before_any_request():
 
 
 # --- streaming -----------------------------------------------------------------------------------
+
 
 @pytest.mark.live
 def test_streaming_calls_on_text_and_keeps_the_whole_reply(local):
@@ -324,6 +352,7 @@ def test_retry_after_a_cut_stream_completes_the_turn(local, fault):
 
 # --- trimming to a budget ------------------------------------------------------------------------
 
+
 def test_estimate_tokens_is_a_quarter_of_the_characters_rounded_up():
     assert [estimate_tokens(t) for t in ("", "abcd", "abcde", "x" * 400)] == [0, 1, 2, 100]
     assert estimate_message_tokens([{"role": "user", "content": "abcd"}]) == 1 + 4
@@ -340,9 +369,9 @@ def test_trim_keeps_the_system_message_and_the_newest_whole_pairs(tmp_path):
         assert estimate_message_tokens(sent) <= budget
         assert sent[0] == system and sent[-1] == newest
         kept = sent[1:-1]
-        assert kept == conversation.messages[len(conversation.messages) - len(kept):]  # the newest, whole
+        assert kept == conversation.messages[len(conversation.messages) - len(kept) :]  # the newest, whole
         assert [m["role"] for m in kept] == ["user", "assistant"] * (len(kept) // 2)
-    assert conversation.trimmed(10_000, "n" * 40) == conversation.messages + [newest]
+    assert conversation.trimmed(10_000, "n" * 40) == [*conversation.messages, newest]
     # Without a next message, the newest turn is the one never dropped.
     assert conversation.trimmed(42) == [system, *conversation.messages[-2:]]
     assert len(conversation.history) == 5  # trimming shapes the request, never the history
@@ -354,7 +383,8 @@ def test_a_newest_message_over_the_budget_says_by_how_much(tmp_path):
         conversation.trimmed(20, "n" * 40)
     assert refused.value.sentence == (
         "The newest message (with the system message) does not fit the budget: it needs about 28 tokens, "
-        "8 more than budget_tokens=20; shorten it, or raise budget_tokens.")
+        "8 more than budget_tokens=20; shorten it, or raise budget_tokens."
+    )
     conversation.budget_tokens = 20
     with pytest.raises(ConversationError, match="8 more than budget_tokens=20"):
         conversation.send("n" * 40)  # refused before any request: the client's port is closed
@@ -379,6 +409,7 @@ def test_send_trims_every_request_to_the_budget(proxied):
 
 # --- saving and loading --------------------------------------------------------------------------
 
+
 @pytest.mark.live
 def test_save_and_load_round_trip(local, tmp_path):
     client, model = local
@@ -391,7 +422,11 @@ def test_save_and_load_round_trip(local, tmp_path):
     assert data["messages"] == conversation.messages and data["params"] == FAST
     restored = Conversation.load(path, client)
     assert (restored.model, restored.system, restored.params, restored.budget_tokens) == (
-        model, DEFAULT_SYSTEM, FAST, 4000)
+        model,
+        DEFAULT_SYSTEM,
+        FAST,
+        4000,
+    )
     assert restored.messages == conversation.messages and restored.history == conversation.history
     restored.send("Can you tell me more about that?")  # and it carries on
     assert len(restored.history) == 2
@@ -399,7 +434,7 @@ def test_save_and_load_round_trip(local, tmp_path):
 
 @pytest.mark.live
 def test_save_is_private_and_never_holds_the_key(local, tmp_path):
-    client, model = local
+    client, _ = local
     assert client.api_key and client.api_key != "no-key-needed"  # the embedded server's own key
     conversation = Conversation.load(saved(tmp_path, [("Hi", "Hello!")]), client)
     path = tmp_path / "saved" / "chat.json"
@@ -419,7 +454,7 @@ def test_save_is_private_and_never_holds_the_key(local, tmp_path):
 
 
 def test_loading_a_missing_or_broken_file_is_one_sentence(tmp_path):
-    with pytest.raises(ConversationError, match="^There is no saved conversation at"):
+    with pytest.raises(ConversationError, match=r"^There is no saved conversation at"):
         Conversation.load(tmp_path / "none.json", offline_client())
     broken = tmp_path / "broken.json"
     broken.write_text('{"model": "m", "mess')
@@ -478,15 +513,19 @@ def test_save_is_atomic_under_sigkill(tmp_path):
 
 # --- display -------------------------------------------------------------------------------------
 
+
 def test_the_transcript_reads_like_the_guide(tmp_path):
     conversation = Conversation.load(
-        saved(tmp_path, [("Who won?", "Argentina.\n\nIn a shootout.")], system="Be brief."),
-        offline_client())
+        saved(tmp_path, [("Who won?", "Argentina.\n\nIn a shootout.")], system="Be brief."), offline_client()
+    )
     bundle = conversation._repr_mimebundle_()
-    assert bundle["text/plain"] == ("system: Be brief.\nuser: Who won?\n"
-                                    "assistant: Argentina.\n\nIn a shootout.")
-    assert bundle["text/markdown"] == ("**system:**\n\n> Be brief.\n\n**user:**\n\n> Who won?\n\n"
-                                       "**assistant:**\n\n> Argentina.\n>\n> In a shootout.")
+    assert bundle["text/plain"] == (
+        "system: Be brief.\nuser: Who won?\nassistant: Argentina.\n\nIn a shootout."
+    )
+    assert bundle["text/markdown"] == (
+        "**system:**\n\n> Be brief.\n\n**user:**\n\n> Who won?\n\n"
+        "**assistant:**\n\n> Argentina.\n>\n> In a shootout."
+    )
     assert repr(conversation) == "Conversation(model='m', turns=1)"
     assert Conversation(offline_client(), "m", system=None).transcript() == "(no messages yet)"
 

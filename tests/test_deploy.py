@@ -20,10 +20,18 @@ PLACEHOLDER = "REPLACE_WITH_YOUR_KEY"
 # What each server needs, in one table: its key variable, the flag that names the served model, the flags
 # that would move the API away from /v1, and whether it needs a GPU.
 SERVERS = {
-    "vllm-gpu.yaml": {"key_env": "VLLM_API_KEY", "name_flag": "--served-model-name",
-                      "prefix_flags": ("--root-path",), "gpu": True},
-    "llamacpp-cpu.yaml": {"key_env": "LLAMA_API_KEY", "name_flag": "--alias",
-                          "prefix_flags": ("--api-prefix",), "gpu": False},
+    "vllm-gpu.yaml": {
+        "key_env": "VLLM_API_KEY",
+        "name_flag": "--served-model-name",
+        "prefix_flags": ("--root-path",),
+        "gpu": True,
+    },
+    "llamacpp-cpu.yaml": {
+        "key_env": "LLAMA_API_KEY",
+        "name_flag": "--alias",
+        "prefix_flags": ("--api-prefix",),
+        "gpu": False,
+    },
 }
 
 
@@ -32,7 +40,7 @@ def load(name: str) -> dict:
 
 
 def the_service(sdl: dict) -> tuple[str, dict]:
-    (name, service), = sdl["services"].items()
+    ((name, service),) = sdl["services"].items()
     return name, service
 
 
@@ -147,5 +155,5 @@ def test_the_guide_goes_from_the_sdl_to_make_lab_and_marks_its_estimates():
     assert "AKASH_NB_BASE_URL=https://<provider-host>/v1 AKASH_NB_API_KEY=" in guide
     assert "make lab" in guide
     assert f"s/{PLACEHOLDER}/" in guide, "the guide's sed line replaces the SDLs' placeholder"
-    costs = guide[guide.index("## 5."):guide.index("## 6.")]
+    costs = guide[guide.index("## 5.") : guide.index("## 6.")]
     assert "estimate" in costs.lower() and "not a measurement" in costs

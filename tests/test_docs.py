@@ -64,21 +64,31 @@ def heading_text(token: dict) -> str:
 
 
 def blocks(body: str, info: str) -> list[str]:
-    return [t["raw"].strip() for t in ast(body)
-            if t["type"] == "block_code" and t["attrs"].get("info") == info]
+    return [
+        t["raw"].strip() for t in ast(body) if t["type"] == "block_code" and t["attrs"].get("info") == info
+    ]
 
 
 def lesson_sources() -> set[str]:
-    return {c.source.strip() for p in LESSONS for c in nbformat.read(p, as_version=4).cells
-            if c.cell_type == "code" and "guide" in c.metadata.get("tags", [])}
+    return {
+        c.source.strip()
+        for p in LESSONS
+        for c in nbformat.read(p, as_version=4).cells
+        if c.cell_type == "code" and "guide" in c.metadata.get("tags", [])
+    }
 
 
 def lesson_outputs() -> str:
-    return "\n".join(docs.sanitize(docs.printed(c)) for p in LESSONS
-                     for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")
+    return "\n".join(
+        docs.sanitize(docs.printed(c))
+        for p in LESSONS
+        for c in nbformat.read(p, as_version=4).cells
+        if c.cell_type == "code"
+    )
 
 
 # --- the seed's format ------------------------------------------------------------------------------------
+
 
 def test_the_front_matter_parses_and_has_the_seeds_keys(page):
     front, _ = split_front_matter(page)
@@ -101,7 +111,7 @@ def section_text(body: str, heading: str) -> str:
     """From `heading` to the next heading of level 2 or 3 (outside code blocks: they hold no "\n## ")."""
     start = body.index(heading + "\n") + len(heading)
     ends = [i for i in (body.find("\n## ", start), body.find("\n### ", start)) if i != -1]
-    return body[start:min(ends, default=len(body))]
+    return body[start : min(ends, default=len(body))]
 
 
 def test_every_example_section_shows_the_guides_call_and_its_answer(page):
@@ -172,6 +182,7 @@ def test_an_answer_holding_a_code_fence_stays_inside_its_block(page):
 
 # --- nothing from this machine ----------------------------------------------------------------------------
 
+
 def test_no_port_key_or_local_path_leaks_into_the_page_or_the_html(exported):
     files = sorted(exported.iterdir())
     assert {f.name for f in files} == {docs.PAGE_NAME} | {f"{p.stem}.html" for p in LESSONS}
@@ -179,7 +190,7 @@ def test_no_port_key_or_local_path_leaks_into_the_page_or_the_html(exported):
         text = DATA_URI.sub("", path.read_text())
         for what, pattern in LEAKS.items():
             found = pattern.search(text)
-            assert found is None, f"{what} in {path.name}: {text[max(0, found.start() - 60):found.end()]!r}"
+            assert found is None, f"{what} in {path.name}: {text[max(0, found.start() - 60) : found.end()]!r}"
 
 
 def test_ports_are_replaced_not_dropped(exported):
@@ -187,6 +198,7 @@ def test_ports_are_replaced_not_dropped(exported):
 
 
 # --- the lessons as HTML ----------------------------------------------------------------------------------
+
 
 def test_every_lesson_is_rendered_to_html_with_links_to_the_html_copies(exported):
     for lesson in LESSONS:
@@ -200,6 +212,7 @@ def test_every_lesson_is_rendered_to_html_with_links_to_the_html_copies(exported
 
 # --- choosing the guide's cells ---------------------------------------------------------------------------
 
+
 def notebook(*cells) -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(cells=list(cells))
 
@@ -208,10 +221,16 @@ md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
 
 
 def test_the_guides_calls_are_the_create_cells_under_the_guides_heading():
-    nb = notebook(md("## Set up"), code("client = make()"), md("## The guide's call\n\nText."),
-                  code("response = client.chat.completions.create(model=m, messages=[])"),
-                  md("Then print it:"), code("show(response)"), md("## What just happened"),
-                  code("again = client.chat.completions.create(model=m, messages=[])"))
+    nb = notebook(
+        md("## Set up"),
+        code("client = make()"),
+        md("## The guide's call\n\nText."),
+        code("response = client.chat.completions.create(model=m, messages=[])"),
+        md("Then print it:"),
+        code("show(response)"),
+        md("## What just happened"),
+        code("again = client.chat.completions.create(model=m, messages=[])"),
+    )
     assert [c.source for c in docs.guide_cells(nb)] == [nb.cells[3].source]
     assert [c.source for c in docs.setup_cells(nb)] == ["client = make()"]
 

@@ -23,8 +23,10 @@ HELP_TODAY = "\n".join(f"{option} N   something" for option in engine.REQUIRED_O
 def fake_server(folder: Path, *, help_text: str, version: str = "version: 9999 (fake)") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     program = folder / "llama-server"
-    program.write_text(f"#!/bin/sh\ncase \"$1\" in --version) echo '{version}';; --help) cat <<'EOF'\n"
-                       f"{help_text}\nEOF\n;; esac\n")
+    program.write_text(
+        f"#!/bin/sh\ncase \"$1\" in --version) echo '{version}';; --help) cat <<'EOF'\n"
+        f"{help_text}\nEOF\n;; esac\n"
+    )
     program.chmod(program.stat().st_mode | stat.S_IXUSR)
     return program
 
@@ -81,13 +83,16 @@ def sdist(path: Path, names: list[str]) -> Path:
 
 
 def test_unpacking_takes_vendor_llama_cpp_not_the_copy_under_git_modules(tmp_path):
-    archive = sdist(tmp_path / "llama_cpp_python-0.3.36.tar.gz", [
-        "llama_cpp_python-0.3.36/.git/modules/vendor/llama.cpp/CMakeLists.txt",  # first, as in 0.3.36
-        "llama_cpp_python-0.3.36/.git/modules/vendor/llama.cpp/HEAD",
-        "llama_cpp_python-0.3.36/vendor/llama.cpp/CMakeLists.txt",
-        "llama_cpp_python-0.3.36/vendor/llama.cpp/tools/server/server.cpp",
-        "llama_cpp_python-0.3.36/llama_cpp/__init__.py",
-    ])
+    archive = sdist(
+        tmp_path / "llama_cpp_python-0.3.36.tar.gz",
+        [
+            "llama_cpp_python-0.3.36/.git/modules/vendor/llama.cpp/CMakeLists.txt",  # first, as in 0.3.36
+            "llama_cpp_python-0.3.36/.git/modules/vendor/llama.cpp/HEAD",
+            "llama_cpp_python-0.3.36/vendor/llama.cpp/CMakeLists.txt",
+            "llama_cpp_python-0.3.36/vendor/llama.cpp/tools/server/server.cpp",
+            "llama_cpp_python-0.3.36/llama_cpp/__init__.py",
+        ],
+    )
     source = engine.unpack_llama_cpp(archive, tmp_path / "src")
     assert source == tmp_path / "src" / "llama_cpp_python-0.3.36" / "vendor" / "llama.cpp"
     assert (source / "CMakeLists.txt").is_file() and (source / "tools" / "server" / "server.cpp").is_file()
@@ -98,7 +103,7 @@ def test_unpacking_takes_vendor_llama_cpp_not_the_copy_under_git_modules(tmp_pat
 
 def test_a_source_without_llama_cpp_is_a_sentence(tmp_path):
     archive = sdist(tmp_path / "other-1.0.tar.gz", ["other-1.0/setup.py"])
-    with pytest.raises(LocalServerError, match="holds no vendor/llama.cpp") as caught:
+    with pytest.raises(LocalServerError, match=r"holds no vendor/llama\.cpp") as caught:
         engine.unpack_llama_cpp(archive, tmp_path / "src")
     assert engine.VARIABLE in caught.value.sentence
 

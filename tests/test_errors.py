@@ -20,7 +20,8 @@ ALL = [*STATUS.values(), *NO_STATUS.values(), *errors.INPUT.values()]
 def test_docs_errors_md_embeds_the_generated_table():
     text = DOCS.read_text()
     assert errors.markdown_table() in text, (
-        "docs/errors.md is out of date: paste akash_nb.errors.markdown_table() into it")
+        "docs/errors.md is out of date: paste akash_nb.errors.markdown_table() into it"
+    )
 
 
 def test_the_generator_leaves_the_committed_page_as_it_is(tmp_path):
@@ -38,21 +39,40 @@ def test_the_docs_table_has_one_row_per_case():
 
 @pytest.mark.parametrize("failure", ALL, ids=[f.case for f in ALL])
 def test_every_row_is_one_sentence_that_says_what_to_do(failure):
-    sentence = failure.sentence.format(provider="AkashML", detail="Something.", url="http://h/v1",
-                                       wait="", status=500, name="max_tokens", expected="a whole number",
-                                       got="'ten'", example="max_tokens=100", allowed="1–100",
-                                       char="U+200B", where="the api_key= argument", what="The file",
-                                       path="x.json", why="truncated", fix="delete it.")
+    sentence = failure.sentence.format(
+        provider="AkashML",
+        detail="Something.",
+        url="http://h/v1",
+        wait="",
+        status=500,
+        name="max_tokens",
+        expected="a whole number",
+        got="'ten'",
+        example="max_tokens=100",
+        allowed="1–100",
+        char="U+200B",
+        where="the api_key= argument",
+        what="The file",
+        path="x.json",
+        why="truncated",
+        fix="delete it.",
+    )
     assert sentence.endswith(".") and "{" not in sentence and "  " not in sentence
     assert "\n" not in sentence
 
 
 def test_the_retried_rows_are_the_ones_the_sdk_retries():
     # openai/_base_client.py _should_retry: 408, 409, 429 and >= 500
-    assert {code for code, f in STATUS.items() if f.retry} == {c for c in STATUS if c in (408, 409, 429)
-                                                               or c >= 500}
-    assert {kind for kind, f in NO_STATUS.items() if f.retry} == {"timeout", "refused", "dns", "connection",
-                                                                   "dropped"}
+    assert {code for code, f in STATUS.items() if f.retry} == {
+        c for c in STATUS if c in (408, 409, 429) or c >= 500
+    }
+    assert {kind for kind, f in NO_STATUS.items() if f.retry} == {
+        "timeout",
+        "refused",
+        "dns",
+        "connection",
+        "dropped",
+    }
 
 
 def test_nothing_in_a_cut_stream_row_claims_nothing_was_lost():
@@ -89,12 +109,15 @@ def test_an_unknown_failure_keeps_its_type_and_masks_keys():
     assert isinstance(error.original, RuntimeError) and not error.retried
 
 
-@pytest.mark.parametrize(("text", "masked"), [
-    ("Received API Key = sk-...WXYZ, Key Hash", "Received API Key = sk-****, Key Hash"),
-    ("key akml-" + "0123456789abcdef is out of credits", "key akml-**** is out of credits"),
-    ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ****"),
-    ("the model sk is fine", "the model sk is fine"),
-])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("Received API Key = sk-...WXYZ, Key Hash", "Received API Key = sk-****, Key Hash"),
+        ("key akml-" + "0123456789abcdef is out of credits", "key akml-**** is out of credits"),
+        ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ****"),
+        ("the model sk is fine", "the model sk is fine"),
+    ],
+)
 def test_redact_masks_key_shaped_tokens(text, masked):
     assert errors.redact(text) == masked
 
@@ -102,8 +125,9 @@ def test_redact_masks_key_shaped_tokens(text, masked):
 def test_an_unlisted_status_still_gets_a_sentence():
     request = httpx2.Request("POST", "http://h/v1/chat/completions")
     response = httpx2.Response(418, request=request, json={"message": "I'm a teapot"})
-    error = explain(openai.APIStatusError("teapot", response=response, body={"message": "I'm a teapot"}),
-                    "AkashML")
+    error = explain(
+        openai.APIStatusError("teapot", response=response, body={"message": "I'm a teapot"}), "AkashML"
+    )
     assert error.sentence == "AkashML answered HTTP 418: I'm a teapot." and not error.retried
 
 

@@ -12,16 +12,34 @@ from akash_nb.guide import GUIDE_TEXT
 MODEL = "SmolLM2-135M-Instruct"
 
 
-def completion(content: str, finish_reason: str = "stop", model: str = MODEL,
-               completion_tokens: int = 12, prompt_tokens: int = 5) -> ChatCompletion:
+def completion(
+    content: str,
+    finish_reason: str = "stop",
+    model: str = MODEL,
+    completion_tokens: int = 12,
+    prompt_tokens: int = 5,
+) -> ChatCompletion:
     """A response as the SDK parses it from a server's JSON (the same path real answers take)."""
-    return ChatCompletion.model_validate({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "finish_reason": finish_reason,
-                     "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    })
+    return ChatCompletion.model_validate(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish_reason,
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )
 
 
 def test_nothing_yet_says_what_to_do():
@@ -54,13 +72,15 @@ def test_length_stop_needs_the_budget_to_stop_it():
 
 
 def conversation(last: str = "Gonzalo Montiel scored it.") -> list[dict]:
-    return [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "Who won the FIFA World Cup in 2022?"},
-            {"role": "assistant", "content": "Argentina won it, beating France on penalties."},
-            {"role": "user", "content": "Can you tell me more about that?"},
-            {"role": "assistant", "content": "The final was played at the Lusail Iconic Stadium."},
-            {"role": "user", "content": "Who scored the winning penalty?"},
-            {"role": "assistant", "content": last}]
+    return [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Who won the FIFA World Cup in 2022?"},
+        {"role": "assistant", "content": "Argentina won it, beating France on penalties."},
+        {"role": "user", "content": "Can you tell me more about that?"},
+        {"role": "assistant", "content": "The final was played at the Lusail Iconic Stadium."},
+        {"role": "user", "content": "Who scored the winning penalty?"},
+        {"role": "assistant", "content": last},
+    ]
 
 
 def test_third_turn_passes_with_the_models_own_answer_to_the_whole_conversation():
@@ -70,7 +90,7 @@ def test_third_turn_passes_with_the_models_own_answer_to_the_whole_conversation(
 
 def test_third_turn_checks_the_alternation():
     good, answer = conversation(), completion("Gonzalo Montiel scored it.", prompt_tokens=90)
-    missing_reply = good[:-2] + [good[-1]]
+    missing_reply = [*good[:-2], good[-1]]
     assert "append each assistant reply" in exercises.check_third_turn(missing_reply, answer).message
     assert not exercises.check_third_turn("not a list", answer).passed
 
@@ -108,17 +128,35 @@ def test_summary_must_end_by_itself_within_the_word_limit():
     assert "words" in exercises.check_summary(completion("word " * 50), GUIDE_TEXT).message
 
 
-FAITHFUL = ("Artificial intelligence is intelligence demonstrated by machines that perceive their "
-            "environment and take actions to achieve their goals.")
+FAITHFUL = (
+    "Artificial intelligence is intelligence demonstrated by machines that perceive their "
+    "environment and take actions to achieve their goals."
+)
 
 
-@pytest.mark.parametrize("summary, invented", [
-    ("Artificial intelligence (AI) is a field that combines human capabilities with artificial "
-     "intelligence.", ["combines", "capabilities"]),
-    ("AI is intelligence demonstrated by machines, which gives them self-awareness.", ["self", "awareness"]),
-    ("Artificial intelligence (AI) is a field that combines human intelligence with the capabilities of "
-     "machines to create new knowledge and capabilities.", ["combines", "capabilities", "knowledge"]),
-])
+@pytest.mark.parametrize(
+    ("summary", "invented"),
+    [
+        (
+            (
+                "Artificial intelligence (AI) is a field that combines human capabilities with artificial "
+                "intelligence."
+            ),
+            ["combines", "capabilities"],
+        ),
+        (
+            "AI is intelligence demonstrated by machines, which gives them self-awareness.",
+            ["self", "awareness"],
+        ),
+        (
+            (
+                "Artificial intelligence (AI) is a field that combines human intelligence with the "
+                "capabilities of machines to create new knowledge and capabilities."
+            ),
+            ["combines", "capabilities", "knowledge"],
+        ),
+    ],
+)
 def test_a_summary_that_adds_claims_absent_from_the_text_fails(summary, invented):
     check = exercises.check_summary(completion(summary), GUIDE_TEXT)
     assert not check.passed, summary
@@ -149,7 +187,8 @@ def test_repeatable_needs_two_calls_and_third_turn_spots_a_cell_run_twice():
     same = completion("same")
     assert "call create(...) twice" in exercises.check_repeatable(same, same).message
     too_many = [{"role": "system", "content": "s"}] + [
-        {"role": r, "content": "x"} for _ in range(4) for r in ("user", "assistant")]
+        {"role": r, "content": "x"} for _ in range(4) for r in ("user", "assistant")
+    ]
     assert "a cell ran twice" in exercises.check_third_turn(too_many, completion("x")).message
 
 
@@ -159,6 +198,7 @@ def test_palindrome_fails_on_the_wrong_function_name():
 
 
 # --- the lessons' own solutions, run under replay ---------------------------------------------------------
+
 
 def test_every_lessons_solution_passes_its_check_and_run_all_leaves_it_alone():
     """Solutions are markdown (Run All skips them); run as code after the exercise, each passes its check

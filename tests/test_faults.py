@@ -35,14 +35,16 @@ def sdk(server, *, retries: int = 0, timeout: float = 2.0, hook: bool = False) -
     extra = {}
     if hook:
         extra["http_client"] = openai.DefaultHttpxClient(
-            event_hooks={"response": [errors.check_content_type]})
+            event_hooks={"response": [errors.check_content_type]}
+        )
     return openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=retries, timeout=timeout, **extra)
 
 
-def failing(call, *, provider_name: str = "openai-compatible", url: str = "", streaming: bool | None = None
-            ) -> AkashNBError:
+def failing(
+    call, *, provider_name: str = "openai-compatible", url: str = "", streaming: bool | None = None
+) -> AkashNBError:
     """Run `call`, which must raise, and return the explained error."""
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 (any failure: explain() is what is under test)
         call()
     return explain(caught.value, connection_to(url, provider_name, TITLE), streaming=streaming)
 
@@ -57,13 +59,16 @@ def stream(client: openai.OpenAI):
 
 # --- statuses that are not retried ----------------------------------------------------------------------
 
+
 def test_401_with_litellm_body_says_check_the_key_and_never_repeats_it(fault_server):
     fault_server.behave("status", status=401)
     error = failing(create(sdk(fault_server, retries=2)))
     assert isinstance(error.original, openai.AuthenticationError)
     assert error.original.body["type"] == "auth_error"  # the LiteLLM shape reached us
-    assert error.sentence == f"{TITLE} did not accept the key (401): check that the whole key was pasted, " \
-                             "or create a new one."
+    assert (
+        error.sentence == f"{TITLE} did not accept the key (401): check that the whole key was pasted, "
+        "or create a new one."
+    )
     assert KEY not in str(error) and KEY[-4:] not in str(error)
     assert not error.retried and fault_server.hits == 1  # retries=2, but a bad key is not retried
 
@@ -107,6 +112,7 @@ def test_410_from_the_retired_akash_chat_provider_says_how_to_move(fault_server)
 
 # --- statuses the SDK retries ---------------------------------------------------------------------------
 
+
 def test_429_is_retried_after_the_retry_after_wait(fault_server):
     fault_server.behave("status", status=429, headers={"Retry-After": "1"})
     started = time.monotonic()
@@ -114,8 +120,10 @@ def test_429_is_retried_after_the_retry_after_wait(fault_server):
     assert time.monotonic() - started >= 0.95  # the SDK waited the 1 s the server asked for
     assert fault_server.hits == 2
     assert error.retried
-    assert error.sentence == (f"{TITLE} is rate-limiting this key (429, Retry-After: 1 s); wait a minute or "
-                              "send fewer requests at once (still failing after 1 automatic retries).")
+    assert error.sentence == (
+        f"{TITLE} is rate-limiting this key (429, Retry-After: 1 s); wait a minute or "
+        "send fewer requests at once (still failing after 1 automatic retries)."
+    )
 
 
 def test_429_then_success_loses_nothing(fault_server):
@@ -133,13 +141,16 @@ def test_a_retry_after_beyond_two_minutes_is_not_waited_for(fault_server):
     assert "Retry-After: 3600 s" in error.sentence
 
 
-@pytest.mark.parametrize(("status", "words"), [
-    (500, "had an internal error (500)"),
-    (502, "gateway got a bad answer from the model (502)"),
-    (503, "is unavailable right now (503)"),
-    (504, "found no free model backend in time (504)"),
-    (529, "is overloaded (529)"),  # not standard HTTP, but >= 500, so the SDK retries it too
-])
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (500, "had an internal error (500)"),
+        (502, "gateway got a bad answer from the model (502)"),
+        (503, "is unavailable right now (503)"),
+        (504, "found no free model backend in time (504)"),
+        (529, "is overloaded (529)"),  # not standard HTTP, but >= 500, so the SDK retries it too
+    ],
+)
 def test_server_errors_are_retried_then_explained(fault_server, status, words):
     fault_server.behave("status", status=status)
     error = failing(create(sdk(fault_server, retries=1)))
@@ -163,6 +174,7 @@ def test_503_then_success_loses_nothing(fault_server):
 
 # --- transport ------------------------------------------------------------------------------------------
 
+
 def test_a_server_that_never_answers_times_out_and_is_retried(fault_server):
     fault_server.behave("hang")
     started = time.monotonic()
@@ -178,9 +190,11 @@ def test_connection_refused_names_the_url():
     url = f"http://127.0.0.1:{closed_port()}/v1"
     client = openai.OpenAI(base_url=url, api_key=KEY, max_retries=1, timeout=2)
     error = failing(client.models.list, url=url)
-    assert error.sentence == (f"Nothing is listening at {url}; check the URL and that the server is running "
-                              "(akash-nb doctor checks every provider) (still failing after 1 automatic "
-                              "retries).")
+    assert error.sentence == (
+        f"Nothing is listening at {url}; check the URL and that the server is running "
+        "(akash-nb doctor checks every provider) (still failing after 1 automatic "
+        "retries)."
+    )
     assert error.retried
 
 
@@ -200,11 +214,13 @@ def test_the_retired_host_not_resolving_says_retired_and_how_to_move_to_akashml(
 
 # --- answers that cannot be read ------------------------------------------------------------------------
 
+
 def test_malformed_json_is_explained_and_not_retried(fault_server):
     fault_server.behave("bad-json")
     error = failing(create(sdk(fault_server, retries=2)))
-    assert error.sentence.startswith(f"{TITLE} sent an answer that is not valid JSON (Expecting value at "
-                                     "character")
+    assert error.sentence.startswith(
+        f"{TITLE} sent an answer that is not valid JSON (Expecting value at character"
+    )
     assert fault_server.hits == 1
 
 
@@ -217,9 +233,11 @@ def test_wrong_content_type_is_silently_a_str_without_the_hook(fault_server):
 def test_wrong_content_type_with_the_hook_says_the_url_points_at_a_web_page(fault_server):
     fault_server.behave("html")
     error = failing(create(sdk(fault_server, retries=2, hook=True)), url=fault_server.url)
-    assert error.sentence == (f"{TITLE} answered with text/html instead of the API's JSON: the base URL "
-                              f"{fault_server.url} probably points at a web page, not the API (API URLs "
-                              "usually end in /v1).")
+    assert error.sentence == (
+        f"{TITLE} answered with text/html instead of the API's JSON: the base URL "
+        f"{fault_server.url} probably points at a web page, not the API (API URLs "
+        "usually end in /v1)."
+    )
     assert fault_server.hits == 1
 
 
@@ -233,6 +251,7 @@ def test_the_hook_lets_good_answers_and_error_statuses_through(fault_server):
 
 # --- streams: nothing that arrived is lost -------------------------------------------------------------
 
+
 def test_a_complete_stream_is_collected_whole(fault_server):
     seen: list[str] = []
     result = collect_stream(stream(sdk(fault_server)), TITLE, on_text=seen.append)
@@ -244,8 +263,10 @@ def test_a_stream_cut_mid_way_keeps_the_partial_text_marked_cut(fault_server):
     fault_server.behave("cut", chunks=3)
     result = collect_stream(stream(sdk(fault_server, retries=2)), TITLE)
     assert result.text == "".join(WORDS[:3]) and result.cut and result.finish_reason is None
-    assert result.error.sentence == (f"{TITLE} closed the connection in the middle of the answer; the text "
-                                     "so far is kept, marked cut; ask again for the rest.")
+    assert result.error.sentence == (
+        f"{TITLE} closed the connection in the middle of the answer; the text "
+        "so far is kept, marked cut; ask again for the rest."
+    )
     assert not result.error.retried
     assert fault_server.hits == 1  # a stream that started is never retried by the SDK
 
@@ -253,9 +274,9 @@ def test_a_stream_cut_mid_way_keeps_the_partial_text_marked_cut(fault_server):
 def test_a_caller_iterating_a_cut_stream_keeps_its_parts_and_gets_the_cut_sentence(fault_server):
     fault_server.behave("cut", chunks=4)
     parts: list[str] = []
+    chunks = stream(sdk(fault_server))
     with pytest.raises(openai.APIConnectionError) as caught:
-        for chunk in stream(sdk(fault_server)):
-            parts.append(chunk.choices[0].delta.content or "")
+        parts.extend(chunk.choices[0].delta.content or "" for chunk in chunks)
     assert "".join(parts) == "".join(WORDS[:4])
     # explain() sees the request asked for a stream, so it says "cut", not "could not reach"
     assert "in the middle of the answer" in explain(caught.value, TITLE).sentence
@@ -280,8 +301,10 @@ def test_an_error_event_inside_a_stream_keeps_the_text_and_repeats_the_message(f
     fault_server.behave("stream-error", chunks=2)
     result = collect_stream(stream(sdk(fault_server)), TITLE)
     assert result.text == "".join(WORDS[:2]) and result.cut
-    assert "reported an error in the middle of the answer: The model backend crashed while generating." \
+    assert (
+        "reported an error in the middle of the answer: The model backend crashed while generating."
         in result.error.sentence
+    )
 
 
 def test_a_stream_ending_without_finish_reason_is_marked_cut(fault_server):
@@ -306,6 +329,7 @@ def test_a_stream_answered_with_plain_json_is_not_an_empty_answer(fault_server):
 
 # --- through akash_nb.client() --------------------------------------------------------------------------
 
+
 def test_akash_nb_client_against_the_fault_server_end_to_end(fault_server):
     client = akash_nb.client(provider="openai-compatible", base_url=fault_server.url, show=False)
     assert akash_nb.served_models(client) == ["fault-model"]
@@ -316,8 +340,9 @@ def test_akash_nb_client_against_the_fault_server_end_to_end(fault_server):
     fault_server.behave("status", status=402)
     with pytest.raises(AkashNBError) as caught:
         akash_nb.served_models(client)
-    assert caught.value.sentence.startswith("your OpenAI-compatible server answered 402: this key has no "
-                                            "credits left")
+    assert caught.value.sentence.startswith(
+        "your OpenAI-compatible server answered 402: this key has no credits left"
+    )
     assert isinstance(caught.value.__cause__, openai.APIStatusError)
 
 
@@ -344,8 +369,7 @@ def test_akash_nb_client_with_a_bad_key_never_shows_it(fault_server, monkeypatch
 def test_akash_nb_client_refuses_a_web_page_where_the_api_should_be(fault_server):
     # The learner's own create() call, on a client from akash_nb.client(): an error, never a str.
     fault_server.behave("html")
-    made = akash_nb.client(provider="openai-compatible", base_url=fault_server.url, show=False,
-                           max_retries=0)
+    made = akash_nb.client(provider="openai-compatible", base_url=fault_server.url, show=False, max_retries=0)
     with pytest.raises(openai.APIResponseValidationError) as caught:
         made.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     sentence = akash_nb.explain(caught.value, connection_to(fault_server.url, title="your server")).sentence

@@ -1,4 +1,4 @@
-""""Guide vs you": the guide's own printed outputs beside the learner's answer, with a fact check where the
+""" "Guide vs you": the guide's own printed outputs beside the learner's answer, with a fact check where the
 guide's prompt has facts."""
 
 from __future__ import annotations
@@ -10,19 +10,27 @@ from akash_nb import guide
 SEED_OPENINGS = {  # how each printed block of the seed page (akash-chat-api-guide.md) begins and ends
     "completion": ("...there was a beautiful kingdom", "do you have any other requests?"),
     "conversation": ("Argentina won the 2022 FIFA World Cup", "in the final on December 18, 2022."),
-    "conversation-2": ("The 2022 FIFA World Cup Final was a historic match",
-                       "particularly Messi and Mbappé."),
+    "conversation-2": (
+        "The 2022 FIFA World Cup Final was a historic match",
+        "particularly Messi and Mbappé.",
+    ),
     "code": ("**Reversing a String in Python**", "    return s[::-1]\n```"),
     "summary": ("Artificial intelligence (AI) refers to", "associated with machines that mimic"),
 }
 
 
 def answer(content: str) -> ChatCompletion:
-    return ChatCompletion.model_validate({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "SmolLM2-135M-Instruct",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
-    })
+    return ChatCompletion.model_validate(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "SmolLM2-135M-Instruct",
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+            ],
+        }
+    )
 
 
 def test_every_guide_example_is_the_seeds_printed_output():
@@ -41,10 +49,12 @@ def test_the_guides_answer_stands_beside_yours_naming_both_models():
 
 
 def test_a_wrong_world_cup_answer_is_remarked():
-    wrong = str(guide.guide_vs_you("conversation-2",
-                                   answer("The 2022 World Cup was won by the United States.")))
-    assert wrong.splitlines()[-1] == ("Fact check: Argentina won: not named ✗; the final was in Lusail: "
-                                      "not named ✗.")
+    wrong = str(
+        guide.guide_vs_you("conversation-2", answer("The 2022 World Cup was won by the United States."))
+    )
+    assert wrong.splitlines()[-1] == (
+        "Fact check: Argentina won: not named ✗; the final was in Lusail: not named ✗."
+    )
     right = str(guide.guide_vs_you("conversation", answer("Argentina beat France in Lusail.")))
     assert right.splitlines()[-1] == "Fact check: Argentina won: named ✓; the final was in Lusail: named ✓."
 

@@ -65,8 +65,15 @@ def test_the_guide_cells_run_as_a_plain_script_on_the_embedded_server(path, loca
     script.write_text(guide_script(path))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AKASH", "OPENAI"))}
     env |= {"API_KEY": server.key.reveal(), "BASE_URL": server.base_url, "MODEL": server.model}
-    done = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=240, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-I", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip(), f"{path.name}'s guide cells printed nothing"
     assert server.key.reveal() not in done.stdout + done.stderr

@@ -61,8 +61,10 @@ def one_sentence(error: AkashNBError, *names: str) -> None:
     assert "\n" not in text and text.endswith((".", ".)")) and "Traceback" not in text, text
     if names:
         lowered = text.lower()
-        assert any(n.lower().rstrip("s") in lowered or n.split("_")[-1].lower() in lowered for n in names), \
-            (names, text)
+        assert any(n.lower().rstrip("s") in lowered or n.split("_")[-1].lower() in lowered for n in names), (
+            names,
+            text,
+        )
 
 
 def holds(call, *names: str):
@@ -75,6 +77,7 @@ def holds(call, *names: str):
 
 
 # --- the examples of issue 14, each a test that failed before the fix ------------------------------------
+
 
 @pytest.mark.parametrize("invisible", ["\ufeff", "\u200b", "\u200d"])
 def test_a_key_pasted_with_an_invisible_character_works_and_the_banner_says_so(ok, monkeypatch, invisible):
@@ -104,8 +107,9 @@ def test_a_key_with_a_character_no_key_has_is_one_sentence():
 def test_panel_with_max_tokens_ten_is_one_sentence_naming_it(ok):
     with pytest.raises(AkashNBError) as caught:
         akash_nb.panel(made(ok), "hi", max_tokens="ten")  # was TypeError
-    assert caught.value.sentence == ("max_tokens= must be a whole number, not a str ('ten'); for example "
-                                     "max_tokens=128.")
+    assert caught.value.sentence == (
+        "max_tokens= must be a whole number, not a str ('ten'); for example max_tokens=128."
+    )
 
 
 def test_max_tokens_ten_sent_straight_is_refused_before_sending_not_an_internal_error(server):
@@ -113,43 +117,74 @@ def test_max_tokens_ten_sent_straight_is_refused_before_sending_not_an_internal_
     client = akash_nb.client("openai-compatible", base_url=server.url, show=False)  # 2 retries
     with pytest.raises(AkashNBError) as caught:
         client.chat.completions.create(model="m", messages=USER, max_tokens="ten")
-    assert caught.value.sentence == ("max_tokens= must be a whole number, not a str ('ten'); for example "
-                                     "max_tokens=100.")
+    assert caught.value.sentence == (
+        "max_tokens= must be a whole number, not a str ('ten'); for example max_tokens=100."
+    )
     assert server.hits == 0  # refused here: nothing sent, nothing retried
 
 
-@pytest.mark.parametrize(("status", "behaviour"), [
-    (500, {"name": "typed-500"}),  # the llama.cpp the issue was filed on
-    (400, {"name": "status", "status": 400, "body": {"error": {  # llama.cpp 0.5: 400, naming the field
-        "code": 400, "type": "invalid_request_error",
-        "message": "Field 'max_tokens': [json.exception.type_error.302] type must be number, but is "
-                   "string"}}}),
-])
+@pytest.mark.parametrize(
+    ("status", "behaviour"),
+    [
+        (500, {"name": "typed-500"}),  # the llama.cpp the issue was filed on
+        (
+            400,
+            {
+                "name": "status",
+                "status": 400,
+                "body": {
+                    "error": {  # llama.cpp 0.5: 400, naming the field
+                        "code": 400,
+                        "type": "invalid_request_error",
+                        "message": (
+                            "Field 'max_tokens': [json.exception.type_error.302] type must be number, but "
+                            "is string"
+                        ),
+                    }
+                },
+            },
+        ),
+    ],
+)
 def test_max_tokens_ten_from_a_plain_client_is_explained_as_the_parameter(server, status, behaviour):
     server.behave(**behaviour)
     plain = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
         plain.chat.completions.create(model="m", messages=USER, max_tokens="ten")
     sentence = errors.explain(caught.value, "The server").sentence
-    assert sentence == (f"The server failed on a parameter of the request ({status}): max_tokens= must be a "
-                        "whole number, not a str ('ten'); for example max_tokens=100.")
+    assert sentence == (
+        f"The server failed on a parameter of the request ({status}): max_tokens= must be a "
+        "whole number, not a str ('ten'); for example max_tokens=100."
+    )
 
 
 def test_a_prompt_over_the_context_streamed_says_context_not_ended_early(server):
     server.behave("error-field")  # llama-server: 200, then `error: {...exceed_context_size_error...}`
     plain = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
     result = streaming.collect_stream(
-        plain.chat.completions.create(model="m", messages=USER, stream=True), "The embedded model")
+        plain.chat.completions.create(model="m", messages=USER, stream=True), "The embedded model"
+    )
     assert result.cut and result.text == ""
-    assert result.error.sentence == ("The embedded model says the request does not fit the model's context "
-                                     "(the request exceeds the available context size, try increasing it); "
-                                     "shorten the prompt or the history, or lower max_tokens.")
+    assert result.error.sentence == (
+        "The embedded model says the request does not fit the model's context "
+        "(the request exceeds the available context size, try increasing it); "
+        "shorten the prompt or the history, or lower max_tokens."
+    )
 
 
 def test_a_prompt_over_the_context_not_streamed_says_context_not_malformed(server):
-    server.behave("status", status=400, body={"error": {
-        "code": 400, "type": "exceed_context_size_error", "n_ctx": 4096,
-        "message": "the request exceeds the available context size, try increasing it"}})
+    server.behave(
+        "status",
+        status=400,
+        body={
+            "error": {
+                "code": 400,
+                "type": "exceed_context_size_error",
+                "n_ctx": 4096,
+                "message": "the request exceeds the available context size, try increasing it",
+            }
+        },
+    )
     plain = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
     with pytest.raises(openai.BadRequestError) as caught:
         plain.chat.completions.create(model="m", messages=USER)
@@ -171,15 +206,19 @@ def test_a_saved_conversation_of_the_wrong_shape_names_the_field_not_python(ok, 
     with pytest.raises(AkashNBError) as caught:
         Conversation.load(path, made(ok))
     assert "__init__" not in caught.value.sentence and "multiple values" not in caught.value.sentence
-    assert caught.value.sentence == (f"{path} is not a saved conversation (its 'params' holds 'model', which "
-                                     "is not a create() parameter it can pass); load a file written by "
-                                     "conversation.save(path).")
+    assert caught.value.sentence == (
+        f"{path} is not a saved conversation (its 'params' holds 'model', which "
+        "is not a create() parameter it can pass); load a file written by "
+        "conversation.save(path)."
+    )
 
 
 def test_a_saved_conversation_with_null_content_is_refused_not_loaded_as_none(ok, tmp_path):
     path = tmp_path / "chat.json"
-    path.write_text('{"model": "m", "system": null, "params": {}, "messages": '
-                    '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": null}]}')
+    path.write_text(
+        '{"model": "m", "system": null, "params": {}, "messages": '
+        '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": null}]}'
+    )
     with pytest.raises(AkashNBError) as caught:
         Conversation.load(path, made(ok))
     assert "its message 2 (assistant) has content null, not text" in caught.value.sentence
@@ -224,10 +263,12 @@ def test_doctor_names_a_key_from_the_environment_as_such(ok, monkeypatch):
 
 # --- properties: every public function and parameter -----------------------------------------------------
 
-INVISIBLE = st.sampled_from(["\ufeff", "\u200b", "\u200d", "\u2060", "\x00", "\x1b", "\x7f", "\u202e",
-                             "\r\n", "\t"])
+INVISIBLE = st.sampled_from(
+    ["\ufeff", "\u200b", "\u200d", "\u2060", "\x00", "\x1b", "\x7f", "\u202e", "\r\n", "\t"]
+)
 HOSTILE = st.one_of(
-    st.none(), st.booleans(),
+    st.none(),
+    st.booleans(),
     st.integers(min_value=-(10**30), max_value=10**30),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=30),
@@ -237,17 +278,25 @@ HOSTILE = st.one_of(
     st.binary(max_size=12),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-    st.just(object()), st.just(math.nan), st.just(10**100),
+    st.just(object()),
+    st.just(math.nan),
+    st.just(10**100),
 )
 
 
-@pytest.mark.parametrize("name", ["provider", "base_url", "api_key", "model", "timeout", "max_retries",
-                                  "show"])
+@pytest.mark.parametrize(
+    "name", ["provider", "base_url", "api_key", "model", "timeout", "max_retries", "show"]
+)
 @given(value=HOSTILE)
 def test_property_client_parameters(ok, own_secrets, name, value):
     """akash_nb.client(): works and then serves a request, or one sentence naming the parameter."""
-    arguments = {"provider": "openai-compatible", "base_url": ok.url, "show": False, "max_retries": 0,
-                 name: value}
+    arguments = {
+        "provider": "openai-compatible",
+        "base_url": ok.url,
+        "show": False,
+        "max_retries": 0,
+        name: value,
+    }
     if name == "provider" and isinstance(value, str) and value.strip().lower() in ("local", "replay"):
         return  # a real provider name: covered by their own tests (it would start a server)
     result = holds(lambda: akash_nb.client(**arguments), name)
@@ -264,8 +313,13 @@ def test_property_resolve_parameters(own_secrets, name, value):
 
 @given(value=HOSTILE)
 def test_property_functions_taking_a_client(ok, value):
-    for function in (akash_nb.served_models, akash_nb.last_latency, akash_nb.connection_for,
-                     akash_nb.choose_model, doctor.probe):
+    for function in (
+        akash_nb.served_models,
+        akash_nb.last_latency,
+        akash_nb.connection_for,
+        akash_nb.choose_model,
+        doctor.probe,
+    ):
         holds(lambda f=function: f(value), "client")
 
 
@@ -314,10 +368,12 @@ def test_property_conversation_send_parameters(ok, name, value):
 @given(value=HOSTILE)
 def test_property_conversation_methods(ok, tmp_path, method, value):
     chat = Conversation(made(ok), "fault-model")
-    calls = {"trimmed-budget": (lambda: chat.trimmed(value), "budget_tokens"),
-             "trimmed-next": (lambda: chat.trimmed(None, value), "next_message"),
-             "save": (lambda: chat.save(value), "path"),
-             "load": (lambda: Conversation.load(value, made(ok)), "path")}
+    calls = {
+        "trimmed-budget": (lambda: chat.trimmed(value), "budget_tokens"),
+        "trimmed-next": (lambda: chat.trimmed(None, value), "next_message"),
+        "save": (lambda: chat.save(value), "path"),
+        "load": (lambda: Conversation.load(value, made(ok)), "path"),
+    }
     call, name = calls[method]
     if method == "save" and isinstance(value, str):
         return  # a str is a path: writing where hypothesis says is for test_hostile_files
@@ -340,9 +396,26 @@ def test_property_check_request(name, value):
     holds(lambda: checks.check_request(**arguments), name, "message", "prompt")
 
 
-@given(messages=st.lists(st.one_of(HOSTILE, st.fixed_dictionaries(
-    {"role": HOSTILE, "content": st.one_of(HOSTILE, st.lists(st.dictionaries(
-        st.sampled_from(["type", "text"]), HOSTILE, max_size=2), max_size=2))})), max_size=3))
+@given(
+    messages=st.lists(
+        st.one_of(
+            HOSTILE,
+            st.fixed_dictionaries(
+                {
+                    "role": HOSTILE,
+                    "content": st.one_of(
+                        HOSTILE,
+                        st.lists(
+                            st.dictionaries(st.sampled_from(["type", "text"]), HOSTILE, max_size=2),
+                            max_size=2,
+                        ),
+                    ),
+                }
+            ),
+        ),
+        max_size=3,
+    )
+)
 def test_property_check_request_messages_shapes(messages):
     holds(lambda: checks.check_request(messages), "message", "prompt")
 
@@ -358,15 +431,21 @@ def test_property_show(name, value, capsys):
 @given(value=HOSTILE)
 def test_property_show_answer(ok, name, value, capsys):
     client = made(ok)
-    arguments = {"response": client.chat.completions.create(model="m", messages=USER), "client": client,
-                 name: value}
+    arguments = {
+        "response": client.chat.completions.create(model="m", messages=USER),
+        "client": client,
+        name: value,
+    }
     holds(lambda: render.show_answer(**arguments), name)
 
 
 @given(value=HOSTILE)
 def test_property_explain_and_show_error(value, capsys):
-    for call in (lambda: akash_nb.explain(value), lambda: akash_nb.show_error(value),
-                 lambda: akash_nb.explain(RuntimeError("x"), value)):
+    for call in (
+        lambda: akash_nb.explain(value),
+        lambda: akash_nb.show_error(value),
+        lambda: akash_nb.explain(RuntimeError("x"), value),
+    ):
         holds(call)
 
 
@@ -382,31 +461,40 @@ def test_property_secret_and_doctor_and_streaming(own_secrets, value):
 @pytest.mark.parametrize("name", ["reply", "language", "code", "tests", "timeout", "insert"])
 @given(value=HOSTILE)
 def test_property_code_helpers(name, value):
-    calls = {"reply": (lambda: code.extract_code(value), "reply"),
-             "language": (lambda: code.extract_code("```py\nx = 1\n```", value), "language"),
-             "code": (lambda: code.check_syntax(value), "code"),
-             "tests": (lambda: code.run_tests("x = 1", value, timeout=0.1), "tests"),
-             "timeout": (lambda: code.run_tests("x = 1", "assert x == 1", timeout=value), "timeout"),
-             "insert": (lambda: code.insert_next_cell(value), "code")}
+    calls = {
+        "reply": (lambda: code.extract_code(value), "reply"),
+        "language": (lambda: code.extract_code("```py\nx = 1\n```", value), "language"),
+        "code": (lambda: code.check_syntax(value), "code"),
+        "tests": (lambda: code.run_tests("x = 1", value, timeout=0.1), "tests"),
+        "timeout": (lambda: code.run_tests("x = 1", "assert x == 1", timeout=value), "timeout"),
+        "insert": (lambda: code.insert_next_cell(value), "code"),
+    }
     call, label = calls[name]
     holds(call, label)
 
 
-@pytest.mark.parametrize(("behaviour", "code", "verdict"), [
-    ("status", 1, "it FAILS."), ("ok", 0, "it works."),
-])
-def test_doctor_exits_non_zero_when_the_configured_provider_fails(server, monkeypatch, capsys, behaviour,
-                                                                    code, verdict):
+@pytest.mark.parametrize(
+    ("behaviour", "code", "verdict"),
+    [
+        ("status", 1, "it FAILS."),
+        ("ok", 0, "it works."),
+    ],
+)
+def test_doctor_exits_non_zero_when_the_configured_provider_fails(
+    server, monkeypatch, capsys, behaviour, code, verdict
+):
     server.behave(behaviour, status=503)
     monkeypatch.setenv("AKASH_NB_PROVIDER", "openai-compatible")
     monkeypatch.setenv("AKASH_NB_BASE_URL", server.url)
     monkeypatch.setenv("CI", "1")
     # The configured provider and one that always works (replay); starting the embedded model for a row
     # this test does not read would only cost time.
-    monkeypatch.setattr(doctor, "probe_all", lambda: [doctor.probe_provider(name)
-                                                      for name in ("openai-compatible", "replay")])
+    monkeypatch.setattr(
+        doctor, "probe_all", lambda: [doctor.probe_provider(name) for name in ("openai-compatible", "replay")]
+    )
     # Before: 0 whenever any provider worked (the replay recordings always do), whatever the lessons use.
     assert cli.main(["doctor"]) == code
     out = capsys.readouterr().out
     assert out.rstrip().endswith(
-        "The lessons use openai-compatible (environment variable AKASH_NB_PROVIDER): " + verdict)
+        "The lessons use openai-compatible (environment variable AKASH_NB_PROVIDER): " + verdict
+    )

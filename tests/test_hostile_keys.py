@@ -107,23 +107,33 @@ def test_plain_python_shows_the_sentence_and_the_traceback_only_on_request(serve
     server.behave("echo", status=400)
     key = KEYS["openai-compatible"]
     script = tmp_path / "lesson.py"
-    script.write_text("import akash_nb\n"
-                      f"client = akash_nb.client('openai-compatible', base_url={server.url!r}, "
-                      f"api_key={key!r}, max_retries=0)\n"
-                      "client.chat.completions.create(model='m',\n"
-                      "                               messages=[{'role': 'user', 'content': 'Hi'}])\n")
+    script.write_text(
+        "import akash_nb\n"
+        f"client = akash_nb.client('openai-compatible', base_url={server.url!r}, "
+        f"api_key={key!r}, max_retries=0)\n"
+        "client.chat.completions.create(model='m',\n"
+        "                               messages=[{'role': 'user', 'content': 'Hi'}])\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AKASH", "CI"))}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60,
-                          cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 1
     assert done.stdout.startswith("Provider: openai-compatible — your OpenAI-compatible server\n")
     assert "text/plain" not in done.stdout and "<div" not in done.stdout  # no raw mime bundles
-    assert done.stderr.startswith("AkashNBError: your OpenAI-compatible server rejected the request as "
-                                  "malformed (400): Invalid key")
+    assert done.stderr.startswith(
+        "AkashNBError: your OpenAI-compatible server rejected the request as malformed (400): Invalid key"
+    )
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert "(full traceback: AKASH_NB_TRACEBACK=1)" in done.stderr
     shows_no_key(done.stdout + done.stderr, key)
-    full = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                          env={**env, "AKASH_NB_TRACEBACK": "1"}, cwd=tmp_path)
+    full = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "AKASH_NB_TRACEBACK": "1"},
+        cwd=tmp_path,
+    )
     assert "Traceback (most recent call last)" in full.stderr and "BadRequestError" in full.stderr

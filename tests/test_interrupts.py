@@ -35,9 +35,12 @@ def kernel(server, tmp_path_factory):
     client = manager.client()
     client.start_channels()
     client.wait_for_ready(timeout=60)
-    out, error = execute(client, "import json, akash_nb\n"
-                                 f"c = akash_nb.client('openai-compatible', base_url={server.url!r}, "
-                                 "show=False, max_retries=0)")
+    out, error = execute(
+        client,
+        "import json, akash_nb\n"
+        f"c = akash_nb.client('openai-compatible', base_url={server.url!r}, "
+        "show=False, max_retries=0)",
+    )
     assert error is None, out
     yield manager, client
     client.stop_channels()
@@ -79,7 +82,7 @@ def interrupted(kernel, server, code: str) -> str | None:
         assert time.monotonic() < deadline, "the stream never started"
         time.sleep(0.01)
     manager.interrupt_kernel()
-    out, error = collect(client, msg_id)
+    _, error = collect(client, msg_id)
     server.behave("ok")
     return error
 
@@ -88,9 +91,12 @@ def test_ctrl_c_during_a_panel_stream_leaves_it_truthful_and_working(kernel, ser
     _, client = kernel
     execute(client, "p = akash_nb.panel(c, 'Once upon a time', max_tokens=16)")
     assert interrupted(kernel, server, "p.run()") == "KeyboardInterrupt"  # the cell stops, as asked
-    seen = state(client, "{'text': p.result.text, 'error': p.result.error, 'cut': p.result.cut, "
-                         "'cursor': '▌' in p.answer.value, 'disabled': p.run_button.disabled, "
-                         "'plain': repr(p)}")
+    seen = state(
+        client,
+        "{'text': p.result.text, 'error': p.result.error, 'cut': p.result.cut, "
+        "'cursor': '▌' in p.answer.value, 'disabled': p.run_button.disabled, "
+        "'plain': repr(p)}",
+    )
     assert seen["text"].startswith("Once") and seen["text"] != FULL
     assert seen["error"] == INTERRUPTED and seen["cut"]
     assert not seen["cursor"] and not seen["disabled"]
@@ -103,9 +109,12 @@ def test_ctrl_c_during_a_chatbox_stream_leaves_it_truthful_and_working(kernel, s
     _, client = kernel
     execute(client, "box = akash_nb.ChatBox(akash_nb.Conversation(c, 'fault-model'))")
     assert interrupted(kernel, server, "box.send('Tell me a story')") == "KeyboardInterrupt"
-    seen = state(client, "{'status': box.status_text, 'turns': len(box.conversation.history), "
-                         "'cursor': '▌' in box.transcript.value, 'disabled': box.send_button.disabled, "
-                         "'text': box.text.value}")
+    seen = state(
+        client,
+        "{'status': box.status_text, 'turns': len(box.conversation.history), "
+        "'cursor': '▌' in box.transcript.value, 'disabled': box.send_button.disabled, "
+        "'text': box.text.value}",
+    )
     assert "Sending" not in seen["status"] and f"(cut off: {INTERRUPTED})" in seen["status"]
     assert seen["status"].startswith("assistant (cut): Once")
     assert seen["turns"] == 0 and not seen["cursor"] and not seen["disabled"]
@@ -118,8 +127,11 @@ def test_ctrl_c_during_a_conversation_stream_keeps_the_history_and_the_partial(k
     _, client = kernel
     execute(client, "chat = akash_nb.Conversation(c, 'fault-model')\nchat.send('Hi')")
     assert interrupted(kernel, server, "chat.send('Tell me a story', stream=True)") == "KeyboardInterrupt"
-    seen = state(client, "{'turns': len(chat.history), 'pending': chat.pending, "
-                         "'partial': chat.partial.text, 'why': chat.partial.sentence}")
+    seen = state(
+        client,
+        "{'turns': len(chat.history), 'pending': chat.pending, "
+        "'partial': chat.partial.text, 'why': chat.partial.sentence}",
+    )
     assert seen["turns"] == 1 and seen["pending"] == "Tell me a story"
     assert seen["partial"].startswith("Once") and seen["why"] == INTERRUPTED
     assert state(client, "[chat.retry(stream=True), len(chat.history)]") == [FULL, 2]

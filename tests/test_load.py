@@ -27,8 +27,11 @@ def test_ten_concurrent_streams_all_complete_intact(local_env):
 
     def one(number: int):
         stream = client.chat.completions.create(
-            model=server.model, max_tokens=20, stream=True,
-            messages=[{"role": "user", "content": f"Count from {number} to {number + 5}."}])
+            model=server.model,
+            max_tokens=20,
+            stream=True,
+            messages=[{"role": "user", "content": f"Count from {number} to {number + 5}."}],
+        )
         return collect_stream(stream, "embedded model")
 
     with ThreadPoolExecutor(STREAMS) as pool:
@@ -60,9 +63,17 @@ def test_four_processes_starting_at_once_share_one_server(tmp_path: Path):
     env["AKASH_NB_STATE_DIR"] = str(state)
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(go)], env=env, cwd=tmp_path,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(PROCESSES)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(go)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
     try:
         go.touch()
         outputs = [child.communicate(timeout=150) for child in children]

@@ -28,8 +28,13 @@ PRINT_SERVER = "from akash_nb import local; s = local.ensure_server(); print(s.p
 
 def ensure_in_subprocess(state: Path) -> subprocess.Popen:
     env = {**os.environ, "AKASH_NB_STATE_DIR": str(state)}
-    return subprocess.Popen([sys.executable, "-c", PRINT_SERVER], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", PRINT_SERVER],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def pid_and_port(process: subprocess.Popen) -> tuple[int, int]:
@@ -75,6 +80,7 @@ def say_hi(server: local.Server, model: str = LOCAL_MODEL_NAME) -> str:
 
 
 # --- starting, sharing, restarting, stopping -------------------------------------------------------------
+
 
 def test_ensure_server_starts_the_embedded_model(state_dir):
     started = time.monotonic()
@@ -124,8 +130,15 @@ def test_stop_never_kills_a_stranger_that_got_the_recorded_pid(state_dir):
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         config = local._current_config()
-        stale = local.Server(stranger.pid, llama_server.free_port(), local.Secret("old-key"), LOCAL_MODEL_NAME,
-                             "/nowhere.gguf", str(state_dir / "server.log"), config)
+        stale = local.Server(
+            stranger.pid,
+            llama_server.free_port(),
+            local.Secret("old-key"),
+            LOCAL_MODEL_NAME,
+            "/nowhere.gguf",
+            str(state_dir / "server.log"),
+            config,
+        )
         local._write_state(stale)
         assert local.stop() is False
         assert stranger.poll() is None
@@ -140,12 +153,17 @@ def test_stop_never_kills_a_stranger_that_got_the_recorded_pid(state_dir):
 def long_stream(server: local.Server):
     """A streamed answer of up to 300 tokens (about 3 s on 2 cores)."""
     return openai_client(server).chat.completions.create(
-        model=server.model, messages=[{"role": "user", "content": "Write a long story about the sea."}],
-        max_tokens=300, temperature=0, stream=True)
+        model=server.model,
+        messages=[{"role": "user", "content": "Write a long story about the sea."}],
+        max_tokens=300,
+        temperature=0,
+        stream=True,
+    )
 
 
-def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(state_dir, monkeypatch,
-                                                                               tmp_path):
+def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(
+    state_dir, monkeypatch, tmp_path
+):
     """Two checkouts (two venvs, so two copies of the model file) on one machine, one state folder."""
     first = local.ensure_server()
     copy = tmp_path / "Other-Model.gguf"
@@ -157,7 +175,9 @@ def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(st
     second_pid, second_port = pid_and_port(second)
     chunks.extend(stream)  # this answer goes on to its end
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] in (
-        ["stop"], ["length"]), "the first server's answer was cut"
+        ["stop"],
+        ["length"],
+    ), "the first server's answer was cut"
     assert (second_pid, second_port) != (first.pid, first.port)
     assert llama_server.pid_alive(first.pid) and say_hi(first) == LOCAL_MODEL_NAME
     other = local.ensure_server()
@@ -185,16 +205,25 @@ def test_two_venvs_get_their_own_servers_and_one_stop_never_ends_the_others_answ
     env = {**os.environ, "AKASH_NB_STATE_DIR": str(state_dir)}
     stream = long_stream(first)
     chunks = [next(iter(stream))]
-    other = subprocess.run([str(python), "-c", PRINT_SERVER], env=env, capture_output=True, text=True,
-                           timeout=120, check=True)
+    other = subprocess.run(
+        [str(python), "-c", PRINT_SERVER], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     other_pid = int(other.stdout.split()[0])
     assert other_pid != first.pid, "the other checkout reused (so could stop) this checkout's server"
-    stopped = subprocess.run([str(python), "-m", "akash_nb.cli", "stop"], env=env, capture_output=True,
-                             text=True, timeout=60, check=True)
+    stopped = subprocess.run(
+        [str(python), "-m", "akash_nb.cli", "stop"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "Stopped" in stopped.stdout and gone(other_pid)
     chunks.extend(stream)  # this checkout's answer goes on to its end
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] in (
-        ["stop"], ["length"]), "this checkout's answer was cut by the other checkout's stop"
+        ["stop"],
+        ["length"],
+    ), "this checkout's answer was cut by the other checkout's stop"
     assert local.running() == first
 
 
@@ -210,6 +239,7 @@ def test_stop_all_stops_every_configuration(state_dir, monkeypatch, tmp_path):
 
 
 # --- honest answers, and a busy server is still alive ------------------------------------------------------
+
 
 def test_a_response_names_the_model_that_answered_not_the_one_asked_for(local_env):
     server = local.ensure_server()
@@ -229,8 +259,10 @@ def test_a_server_busy_generating_is_reused_not_replaced(local_env):
 
     def generate() -> None:
         with openai_client(server).chat.completions.create(
-            model=LOCAL_MODEL_NAME, messages=[{"role": "user", "content": "Write a long story."}],
-            max_tokens=400, stream=True,
+            model=LOCAL_MODEL_NAME,
+            messages=[{"role": "user", "content": "Write a long story."}],
+            max_tokens=400,
+            stream=True,
         ) as stream:
             for _ in stream:
                 first_token.set()
@@ -253,6 +285,7 @@ def test_a_server_busy_generating_is_reused_not_replaced(local_env):
 
 # --- failing fast, in one sentence ------------------------------------------------------------------------
 
+
 def assert_fast_sentence(call, started: float, *fragments: str) -> str:
     with pytest.raises(LocalServerError) as caught:
         call()
@@ -267,8 +300,9 @@ def assert_fast_sentence(call, started: float, *fragments: str) -> str:
 def test_a_missing_model_file_is_a_sentence(state_dir, monkeypatch, tmp_path):
     missing = tmp_path / "missing.gguf"
     monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(missing))
-    assert_fast_sentence(local.ensure_server, time.monotonic(), str(missing), "does not exist",
-                         "AKASH_NB_LOCAL_MODEL")
+    assert_fast_sentence(
+        local.ensure_server, time.monotonic(), str(missing), "does not exist", "AKASH_NB_LOCAL_MODEL"
+    )
 
 
 def test_a_file_that_is_not_gguf_is_a_sentence(state_dir, monkeypatch, tmp_path):
@@ -299,20 +333,27 @@ def test_a_fixed_free_port_is_used(state_dir, monkeypatch):
     assert local.ensure_server().port == port
 
 
-def test_a_model_file_llama_cpp_rejects_says_the_server_exited_and_where_its_log_is(state_dir, monkeypatch,
-                                                                                      tmp_path):
+def test_a_model_file_llama_cpp_rejects_says_the_server_exited_and_where_its_log_is(
+    state_dir, monkeypatch, tmp_path
+):
     fake = tmp_path / "fake.gguf"
     fake.write_bytes(b"GGUF" + secrets.token_bytes(4096))
     monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(fake))
-    sentence = assert_fast_sentence(local.ensure_server, time.monotonic(), "exited", str(state_dir),
-                                    "server-", ".log")
+    sentence = assert_fast_sentence(
+        local.ensure_server, time.monotonic(), "exited", str(state_dir), "server-", ".log"
+    )
     assert "while starting" in sentence
     assert list(state_dir.glob("server-*.json")) == []
 
 
 def test_a_server_that_is_not_ready_in_time_is_stopped_and_says_how_long_it_waited(state_dir):
-    sentence = assert_fast_sentence(lambda: local.ensure_server(timeout=0.3), time.monotonic(),
-                                    "did not become ready in 0.3 s", str(state_dir), ".log")
+    sentence = assert_fast_sentence(
+        lambda: local.ensure_server(timeout=0.3),
+        time.monotonic(),
+        "did not become ready in 0.3 s",
+        str(state_dir),
+        ".log",
+    )
     assert "stopped" in sentence
     assert servers_in(state_dir) == []
     assert list(state_dir.glob("server-*.json")) == []
@@ -330,15 +371,19 @@ def test_a_client_that_leaves_mid_stream_frees_the_model_at_once(local_env):
     server = local.ensure_server()
     client = openai.OpenAI(base_url=server.base_url, api_key=server.key.reveal(), max_retries=0, timeout=60)
     stream = client.chat.completions.create(
-        model=server.model, max_tokens=2000, stream=True,
-        messages=[{"role": "user", "content": "Write a very long essay about the sea."}])
+        model=server.model,
+        max_tokens=2000,
+        stream=True,
+        messages=[{"role": "user", "content": "Write a very long essay about the sea."}],
+    )
     for number, _chunk in enumerate(stream):
         if number == 3:
             break
     stream.close()
     started = time.monotonic()
-    client.chat.completions.create(model=server.model, max_tokens=1,
-                                   messages=[{"role": "user", "content": "Hi"}])
+    client.chat.completions.create(
+        model=server.model, max_tokens=1, messages=[{"role": "user", "content": "Hi"}]
+    )
     assert time.monotonic() - started < 5.0  # not after the ~15 s the abandoned answer would have taken
 
 
@@ -346,7 +391,9 @@ def test_a_request_without_max_tokens_ends_at_the_default_answer_length(local_en
     """The guide's first call sets no max_tokens: the answer still ends, honestly marked "length"."""
     server = local.ensure_server()
     response = openai_client(server).chat.completions.create(
-        model=server.model, messages=[{"role": "user", "content": "Write a long story about the sea."}],
-        extra_body={"ignore_eos": True})
+        model=server.model,
+        messages=[{"role": "user", "content": "Write a long story about the sea."}],
+        extra_body={"ignore_eos": True},
+    )
     assert response.usage.completion_tokens == llama_server.DEFAULT_ANSWER_TOKENS
     assert response.choices[0].finish_reason == "length"

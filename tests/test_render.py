@@ -49,10 +49,11 @@ def test_an_sdk_error_names_the_client_it_came_from():
 def test_a_learners_own_json_error_keeps_ipythons_traceback():
     """Only errors raised by openai or akash_nb become one sentence; json.loads in the learner's own cell
     is the learner's error, not a provider's broken answer."""
-    cell = run_cell("import json\nimport akash_nb\nakash_nb.render.install_error_display()\n"
-                    "json.loads(\"{'a': 1}\")")
+    cell = run_cell(
+        "import json\nimport akash_nb\nakash_nb.render.install_error_display()\njson.loads(\"{'a': 1}\")"
+    )
     (error,) = [o for o in cell.outputs if o.output_type == "error"]
     assert error.ename == "JSONDecodeError"
     shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback))  # without IPython's colours
     assert "not valid JSON" not in shown and "the provider" not in shown
-    assert len(error.traceback) > 1 and 'json.loads("{\'a\': 1}")' in shown
+    assert len(error.traceback) > 1 and "json.loads(\"{'a': 1}\")" in shown

@@ -43,8 +43,9 @@ def chat(client: openai.OpenAI, prompt: str = PROMPT, **extra: Any):
 
 
 def streamed_pieces(client: openai.OpenAI, prompt: str = PROMPT) -> list[str]:
-    return [chunk.choices[0].delta.content or "" for chunk in chat(client, prompt, stream=True)
-            if chunk.choices]
+    return [
+        chunk.choices[0].delta.content or "" for chunk in chat(client, prompt, stream=True) if chunk.choices
+    ]
 
 
 def sdk(server: replay.ReplayServer, key: str = "no-key-needed", retries: int = 2) -> openai.OpenAI:
@@ -52,6 +53,7 @@ def sdk(server: replay.ReplayServer, key: str = "no-key-needed", retries: int = 
 
 
 # --- recorded once from the real embedded model ---------------------------------------------------------
+
 
 @dataclass
 class Recorded:
@@ -150,11 +152,14 @@ def test_describe_source_names_upstream_and_model(recorded, replaying):
 
 def test_describe_source_lists_mixed_sources(tmp_path):
     for n, (upstream, model) in enumerate([("local", "m1"), ("akashml", "b"), ("akashml", "a")]):
-        replay.write_recording(tmp_path, {
-            "request": {"method": "POST", "path": "/v1/chat/completions", "body": {"n": n}},
-            "response": {"status": 200, "content_type": "application/json", "body": {}},
-            "meta": {"upstream": upstream, "model": model, "recorded": "2026-01-01"},
-        })
+        replay.write_recording(
+            tmp_path,
+            {
+                "request": {"method": "POST", "path": "/v1/chat/completions", "body": {"n": n}},
+                "response": {"status": 200, "content_type": "application/json", "body": {}},
+                "meta": {"upstream": upstream, "model": model, "recorded": "2026-01-01"},
+            },
+        )
     assert replay.describe_recordings(tmp_path) == "recorded from akashml: a, b; local: m1"
     assert replay.describe_recordings(tmp_path / "x") == f"no recordings yet in {tmp_path / 'x'}"
 
@@ -236,6 +241,7 @@ def test_client_end_to_end(recorded, monkeypatch):
 
 # --- the hash ---------------------------------------------------------------------------------------------
 
+
 def test_the_key_ignores_key_order_and_whitespace():
     compact = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0}'
     spaced = b'{ "temperature": 0,\n  "messages": [ {"content": "hi", "role": "user"} ],  "model": "m" }'
@@ -293,18 +299,31 @@ class _FakeHandler(BaseHTTPRequestHandler):
         request = json.loads(raw)
         text = "echo: " + request["messages"][-1]["content"]
         if request.get("stream"):
-            chunks = [{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
-                       "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
-                      for word in text.split(" ")]
+            chunks = [
+                {
+                    "id": "c1",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "fake-model",
+                    "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                }
+                for word in text.split(" ")
+            ]
             events = [json.dumps(c) for c in chunks] + ["[DONE]"]
             # CRLF, comments and one event split over two writes: what real servers do
             body = ": ping\r\n\r\n" + "".join(f"data: {e}\r\n\r\n" for e in events)
             self._send(200, body.encode(), "text/event-stream; charset=utf-8")
             return
-        answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "fake-model",
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                               "finish_reason": "stop"}],
-                  "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}
+        answer = {
+            "id": "c1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "fake-model",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
+        }
         self._send(200, json.dumps(answer).encode())
 
     do_POST = do_GET
@@ -351,8 +370,10 @@ def test_a_recorded_stream_keeps_every_event(fake_upstream, recording_fake, tmp_
     (path,) = replay.recordings(tmp_path / "rec")
     events = json.loads(path.read_text())["response"]["events"]
     assert events[-1] == "[DONE]"
-    assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:-1]] == \
-        ["echo:", *PROMPT.split(" ")]
+    assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:-1]] == [
+        "echo:",
+        *PROMPT.split(" "),
+    ]
     assert json.loads(path.read_text())["meta"]["upstream"] == fake_upstream.url.split("/")[2]
 
 
@@ -394,6 +415,7 @@ def test_an_unreachable_upstream_is_one_sentence(tmp_path, monkeypatch):
 
 
 # --- the recorder CLI ---------------------------------------------------------------------------------------
+
 
 def lesson(path: Path, *sources: str) -> Path:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
@@ -437,33 +459,40 @@ def test_record_runs_notebooks_and_reports(fake_upstream, tmp_path, monkeypatch,
 
 def test_record_without_the_upstream_key_stops_before_any_notebook(tmp_path, capsys):
     notebook = lesson(tmp_path / "01-never-run.ipynb", "raise AssertionError('ran')")
-    assert cli.main(["record", "--upstream", "akashml", "--recordings", str(tmp_path / "rec"),
-                        str(notebook)]) == 2
+    assert (
+        cli.main(["record", "--upstream", "akashml", "--recordings", str(tmp_path / "rec"), str(notebook)])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "AKASHML_API_KEY" in err and "ran" not in err
 
 
 # --- identical requests: each sample is its own recording -------------------------------------------------
 
+
 @pytest.mark.live
-def test_repeated_sampled_requests_replay_the_answers_really_given(shared_local_server, tmp_path,
-                                                                   monkeypatch):
+def test_repeated_sampled_requests_replay_the_answers_really_given(
+    shared_local_server, tmp_path, monkeypatch
+):
     """Asking twice at temperature > 0 gets two samples; replay gives back those two, in order, and
     refuses a third rather than repeat one as if the model had."""
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(shared_local_server))
     folder = tmp_path / "samples"
     recorder = replay.ensure_server(folder, mode="rerecord", upstream="local")
-    live = [chat(sdk(recorder), "Name a colour.", temperature=1.5).choices[0].message.content
-            for _ in range(2)]
+    live = [
+        chat(sdk(recorder), "Name a colour.", temperature=1.5).choices[0].message.content for _ in range(2)
+    ]
     recorder.close()
-    first = replay.request_key("POST", "/v1/chat/completions", json.loads(
-        (folder / next(p.name for p in replay.recordings(folder))).read_text())["request"]["body"])
+    first = replay.request_key(
+        "POST",
+        "/v1/chat/completions",
+        json.loads((folder / next(p.name for p in replay.recordings(folder))).read_text())["request"]["body"],
+    )
     assert {p.name for p in replay.recordings(folder)} == {f"{first}.json", f"{first}-2.json"}
 
     server = replay.ensure_server(folder)
     client = sdk(server)
-    replayed = [chat(client, "Name a colour.", temperature=1.5).choices[0].message.content
-                for _ in range(2)]
+    replayed = [chat(client, "Name a colour.", temperature=1.5).choices[0].message.content for _ in range(2)]
     assert replayed == live
     with pytest.raises(openai.NotFoundError) as caught:
         chat(client, "Name a colour.", temperature=1.5)

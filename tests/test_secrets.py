@@ -41,14 +41,24 @@ def shows_no_key(text: str, key: str) -> bool:
 KEY = "akml-" + "0123456789abcdef"
 
 
-@pytest.mark.parametrize(("key", "part"), [(KEY, "0123456789"), (AKML_KEY, "SECRET"), (SK_KEY, "SECRET"),
-                                           ("plainSECRET0123456789", "SECRET")])
+@pytest.mark.parametrize(
+    ("key", "part"),
+    [(KEY, "0123456789"), (AKML_KEY, "SECRET"), (SK_KEY, "SECRET"), ("plainSECRET0123456789", "SECRET")],
+)
 @pytest.mark.parametrize(
     "show",
-    [repr, str, format, lambda s: f"{s}", lambda s: f"{s!r}", lambda s: f"{s:>40}",
-     lambda s: "%s" % s,  # noqa: UP031 (old-style formatting must be masked too)
-     lambda s: "{}".format(s),  # noqa: UP032
-     lambda s: str([s]), lambda s: str({"key": s})],
+    [
+        repr,
+        str,
+        format,
+        lambda s: f"{s}",
+        lambda s: f"{s!r}",
+        lambda s: f"{s:>40}",
+        lambda s: "%s" % s,  # noqa: UP031 (old-style formatting must be masked too)
+        "{}".format,
+        lambda s: str([s]),
+        lambda s: str({"key": s}),
+    ],
 )
 def test_every_way_of_printing_a_secret_is_masked(show, key, part):
     text = show(Secret(key))
@@ -118,6 +128,7 @@ def test_the_embedded_server_record_shows_no_key(local_env):
 
 # --- errors raised with a bad key ----------------------------------------------------------------------
 
+
 def test_a_key_given_to_the_wrong_provider_is_refused_without_repeating_it():
     with pytest.raises(ConfigError) as caught:
         config.resolve("akash-chat", api_key=AKML_KEY, environ={}, dotenv_path=None)
@@ -143,6 +154,7 @@ def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_ke
 
 
 # --- files ----------------------------------------------------------------------------------------------
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
@@ -178,6 +190,7 @@ def test_the_key_is_on_no_command_line_in_no_environment_and_its_file_is_gone(st
 
 # --- the embedded server's door ------------------------------------------------------------------------
 
+
 def status_of(url: str, key: str | None = None, data: bytes | None = None) -> int:
     headers = {"Content-Type": "application/json"}
     if key is not None:
@@ -189,8 +202,9 @@ def status_of(url: str, key: str | None = None, data: bytes | None = None) -> in
         return error.code
 
 
-CHAT = json.dumps({"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}],
-                   "max_tokens": 1}).encode()
+CHAT = json.dumps(
+    {"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+).encode()
 
 
 @pytest.mark.live
@@ -198,10 +212,14 @@ CHAT = json.dumps({"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "con
 def test_the_embedded_server_refuses_requests_without_its_key(local_env, authorization):
     server = local.ensure_server()
     headers = {"Authorization": authorization} if authorization else {}
-    for path, data in (("/models", None), ("/chat/completions", b'{"messages": []}'),
-                       ("/chat/completions", CHAT)):
-        request = urllib.request.Request(server.base_url + path, data=data, headers={
-            **headers, "Content-Type": "application/json"})
+    for path, data in (
+        ("/models", None),
+        ("/chat/completions", b'{"messages": []}'),
+        ("/chat/completions", CHAT),
+    ):
+        request = urllib.request.Request(
+            server.base_url + path, data=data, headers={**headers, "Content-Type": "application/json"}
+        )
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(request, timeout=10)
         assert caught.value.code == 401

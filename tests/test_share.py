@@ -74,8 +74,13 @@ def start_shared(state: Path, *args: str) -> Shared:
     port = llama_server.free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "akash_nb.cli", "serve", "--share", "--port", str(port), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-        env=akash_nb_env(state), cwd=state, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=akash_nb_env(state),
+        cwd=state,
+        start_new_session=True,
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
@@ -171,6 +176,7 @@ def processes_of(pid: int) -> list[int]:
 
 # --- binding -----------------------------------------------------------------------------------------------
 
+
 def test_share_mode_listens_on_every_address_and_prints_a_url_for_each(everywhere):
     assert listening_addresses(everywhere.port) == {"00000000"}  # 0.0.0.0
     # what `ip` says this machine's IPv4 addresses are, loopback aside: one URL on the screen for each
@@ -185,12 +191,17 @@ def test_share_mode_listens_on_every_address_and_prints_a_url_for_each(everywher
 def test_the_screen_is_a_short_block_and_the_engine_log_goes_to_a_file(shared):
     assert len(shared.screen) < 60, "a block that fits a screen, QR code included"
     assert not any("llama" in line.lower() or "srv " in line for line in shared.screen), "no engine logs"
-    log = Path(next(line for line in shared.screen if "Engine log: " in line)
-               .split("Engine log: ")[1].removesuffix(". Ctrl-C stops it."))
+    log = Path(
+        next(line for line in shared.screen if "Engine log: " in line)
+        .split("Engine log: ")[1]
+        .removesuffix(". Ctrl-C stops it.")
+    )
     assert "model loaded" in log.read_text(), "the engine's own lines went to its log file"
-    assert shared.env_lines == ["AKASH_NB_PROVIDER=openai-compatible",
-                                f"AKASH_NB_BASE_URL=http://127.0.0.1:{shared.port}/v1",
-                                f"AKASH_NB_API_KEY={shared.key}"]
+    assert shared.env_lines == [
+        "AKASH_NB_PROVIDER=openai-compatible",
+        f"AKASH_NB_BASE_URL=http://127.0.0.1:{shared.port}/v1",
+        f"AKASH_NB_API_KEY={shared.key}",
+    ]
     assert f"or run: make join URL=http://127.0.0.1:{shared.port}/v1 KEY={shared.key}" in shared.screen
 
 
@@ -198,13 +209,13 @@ def printed_qr(screen: list[str]) -> list[list[bool]]:
     """The QR code on the screen as rows of modules (True: dark), read back from its characters: the code is
     drawn two rows a line, light modules as ink (for a dark terminal), with a border of 2."""
     start = next(i for i, line in enumerate(screen) if line and set(line) == {"█"})
-    block = screen[start:next(i for i, line in enumerate(screen) if line.startswith("Plain HTTP"))]
+    block = screen[start : next(i for i, line in enumerate(screen) if line.startswith("Plain HTTP"))]
     top = {"█": False, "▀": False, "▄": True, " ": True}
     bottom = {"█": False, "▀": True, "▄": False, " ": True}
     rows = []
     for line in block:
         rows += [[top[c] for c in line], [bottom[c] for c in line]]
-    return rows[:len(block[0])]  # square: an odd last line draws only its top half
+    return rows[: len(block[0])]  # square: an odd last line draws only its top half
 
 
 def test_the_qr_code_holds_exactly_the_printed_env_lines(shared):
@@ -214,8 +225,14 @@ def test_the_qr_code_holds_exactly_the_printed_env_lines(shared):
 
 @pytest.mark.parametrize("flags", [["--host", "0.0.0.0"], ["--port", "8080"], ["--slots", "3"]])
 def test_leaving_loopback_takes_the_share_flag(flags, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "akash_nb.cli", "serve", *flags], capture_output=True,
-                          text=True, env=akash_nb_env(tmp_path), timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "akash_nb.cli", "serve", *flags],
+        capture_output=True,
+        text=True,
+        env=akash_nb_env(tmp_path),
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2
     assert f"{flags[0]} only with --share" in done.stderr
     assert not list(tmp_path.glob("server-*.json")), "no server was started"
@@ -237,14 +254,20 @@ def test_a_port_in_use_is_a_sentence_naming_it(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "akash_nb.cli", "serve", "--share", "--port", str(port)],
-                              capture_output=True, text=True, env=akash_nb_env(tmp_path), timeout=60,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-m", "akash_nb.cli", "serve", "--share", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=akash_nb_env(tmp_path),
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     assert done.returncode == 2
     assert f"Port {port} on 0.0.0.0 is already in use" in done.stderr
 
 
 # --- the key -----------------------------------------------------------------------------------------------
+
 
 def test_the_key_is_required(shared):
     chat = {"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
@@ -259,8 +282,9 @@ def test_the_key_is_required(shared):
 def test_the_printed_key_works_with_the_openai_client(shared):
     client = shared.client(max_retries=0)
     assert [m.id for m in client.models.list()] == [LOCAL_MODEL_NAME]
-    response = client.chat.completions.create(model="anything", messages=[{"role": "user", "content": "Hi"}],
-                                              max_tokens=5, temperature=0)
+    response = client.chat.completions.create(
+        model="anything", messages=[{"role": "user", "content": "Hi"}], max_tokens=5, temperature=0
+    )
     assert response.model == LOCAL_MODEL_NAME
     assert response.choices[0].message.content
 
@@ -290,10 +314,14 @@ def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared, tmp_path,
         start.wait()
         try:
             stream = client.chat.completions.create(
-                model=LOCAL_MODEL_NAME, max_tokens=32, temperature=0.7, stream=True,
-                messages=[{"role": "user", "content": f"Student {number}: who won the World Cup in 2022?"}])
+                model=LOCAL_MODEL_NAME,
+                max_tokens=32,
+                temperature=0.7,
+                stream=True,
+                messages=[{"role": "user", "content": f"Student {number}: who won the World Cup in 2022?"}],
+            )
             answers[number] = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        except BaseException as error:  # reported below, with the others
+        except BaseException as error:  # noqa: BLE001 (any failure of a student's thread is reported below)
             failures.append(error)
 
     def watch() -> None:
@@ -330,8 +358,12 @@ def test_requests_beyond_the_slots_wait_in_line_and_are_answered(tmp_path):
 
         def student() -> None:
             stream = small.client(max_retries=0).chat.completions.create(
-                model=LOCAL_MODEL_NAME, max_tokens=150, stream=True, extra_body={"ignore_eos": True},
-                messages=[{"role": "user", "content": "Write a long story about a dragon."}])
+                model=LOCAL_MODEL_NAME,
+                max_tokens=150,
+                stream=True,
+                extra_body={"ignore_eos": True},
+                messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+            )
             answers.append([c.choices[0].finish_reason for c in stream if c.choices][-1])
 
         students = [threading.Thread(target=student) for _ in range(4)]
@@ -351,10 +383,17 @@ def test_requests_beyond_the_slots_wait_in_line_and_are_answered(tmp_path):
 
 # --- a student joins -------------------------------------------------------------------------------------
 
+
 def join(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "akash_nb.cli", "join", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=60, stdin=subprocess.DEVNULL,
-                          env=akash_nb_env(cwd) | (env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "akash_nb.cli", "join", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env=akash_nb_env(cwd) | (env or {}),
+    )
 
 
 def test_join_checks_the_server_then_writes_the_printed_lines_keeping_the_others(shared, tmp_path):
@@ -362,7 +401,8 @@ def test_join_checks_the_server_then_writes_the_printed_lines_keeping_the_others
     done = join(f"127.0.0.1:{shared.port}", shared.key, cwd=tmp_path)  # typed without http:// and /v1
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1 and done.stdout.startswith(
-        f"Connected to the class server at {shared.base_url} ({LOCAL_MODEL_NAME}); wrote .env")
+        f"Connected to the class server at {shared.base_url} ({LOCAL_MODEL_NAME}); wrote .env"
+    )
     assert shared.key not in done.stdout + done.stderr
     written = (tmp_path / ".env").read_text().splitlines()
     assert sorted(written) == sorted(["MY_OWN=1", *shared.env_lines])
@@ -376,7 +416,11 @@ def test_join_says_what_went_wrong_in_one_sentence_and_writes_nothing(case, shar
         free = closed.getsockname()[1]
     url, key, said = {
         "wrong key": (shared.base_url, "not-the-key", "refused this key (401); copy the key again"),
-        "nothing there": (f"http://127.0.0.1:{free}/v1", shared.key, f"Could not reach http://127.0.0.1:{free}"),
+        "nothing there": (
+            f"http://127.0.0.1:{free}/v1",
+            shared.key,
+            f"Could not reach http://127.0.0.1:{free}",
+        ),
         "not a url": ("http://", shared.key, "is not a server address; copy the URL from the teacher"),
     }[case]
     done = join(url, key, cwd=tmp_path)

@@ -11,6 +11,7 @@ How each command is checked (a command this file does not know fails the test):
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -25,8 +26,23 @@ from akash_nb import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs/teaching.md").read_text()
-PROGRAMS = ("make", "akash-nb", "pip", "py", "python", "python3", "brew", "conda", "git", "curl", "apt-get",
-            "sudo", "docker", "jupyter", ".venv")
+PROGRAMS = (
+    "make",
+    "akash-nb",
+    "pip",
+    "py",
+    "python",
+    "python3",
+    "brew",
+    "conda",
+    "git",
+    "curl",
+    "apt-get",
+    "sudo",
+    "docker",
+    "jupyter",
+    ".venv",
+)
 
 
 def commands() -> list[str]:
@@ -62,8 +78,9 @@ def check_make(env: dict[str, str], words: list[str], tmp_path: Path) -> None:
     goals = [w for w in words[1:] if "=" not in w]
     assert goals and set(goals) <= make_targets(), words
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    planned = subprocess.run(["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True,
-                             timeout=120, env=clean | env)
+    planned = subprocess.run(
+        ["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120, env=clean | env
+    )
     assert planned.returncode == 0, planned.stderr
 
 
@@ -75,9 +92,14 @@ def check_akash_nb(words: list[str], tmp_path: Path) -> None:
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))
             url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
-        done = subprocess.run([sys.executable, "-m", "akash_nb.cli", "join", url, parsed.key],
-                              capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-m", "akash_nb.cli", "join", url, parsed.key],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
         assert done.returncode == 2 and f"Could not reach {url}" in done.stderr, done.stderr
         assert not (tmp_path / ".env").exists()
 
@@ -94,8 +116,12 @@ def test_every_command_in_the_teachers_guide_runs_or_is_checked(tmp_path):
         elif name == "akash-nb":
             check_akash_nb(words, tmp_path)
         elif words[:3] == ["py", "-m", "venv"]:
-            made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")],
-                                  capture_output=True, text=True, timeout=120)
+            made = subprocess.run(
+                [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert made.returncode == 0, made.stderr
         elif name == "pip":
             assert words[1:] == ["install", "--only-binary", ":all:", "-e", ".[lab]"], "the student route"
@@ -111,17 +137,23 @@ def test_the_agenda_fills_120_minutes_and_every_lesson_has_a_goal_and_a_slot():
     rows = re.findall(r"^\| (\d+)-(\d+) \| ([^|]+) \|", section("Agenda: 120 minutes"), re.MULTILINE)
     spans = [(int(start), int(end)) for start, end, _ in rows]
     assert spans[0][0] == 0 and spans[-1][1] == 120
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)), "no gap, no overlap"
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), "no gap, no overlap"
     lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
     goals = re.findall(r"^\| (\d\d-[\w-]+) \| \w", section("Goals, one per lesson"), re.MULTILINE)
     assert sorted(goals) == lessons
     agenda = " ".join(what for _, _, what in rows)
     for lesson in lessons:
-        assert lesson in agenda or lesson[:2] == "00" and "lesson 00" in agenda, f"{lesson} has a slot"
+        assert lesson in agenda or (lesson[:2] == "00" and "lesson 00" in agenda), f"{lesson} has a slot"
 
 
 def test_the_readme_links_the_guide_and_the_guide_covers_what_a_teacher_needs():
     assert "[docs/teaching.md](docs/teaching.md)" in (ROOT / "README.md").read_text()
-    for heading in ("## Two ways students connect", "## Goals, one per lesson", "## Agenda: 120 minutes",
-                    "## Pre-flight", "## No network", "## When the answers are wrong"):
+    for heading in (
+        "## Two ways students connect",
+        "## Goals, one per lesson",
+        "## Agenda: 120 minutes",
+        "## Pre-flight",
+        "## No network",
+        "## When the answers are wrong",
+    ):
         assert heading in GUIDE

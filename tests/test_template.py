@@ -55,9 +55,26 @@ def test_a_new_lesson_goes_green_once_recorded(tmp_path, local_env, monkeypatch)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
     env |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(recordings)}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-         "--nbval-sanitize-with", str(ROOT / "tests" / "sanitize.cfg"), str(path)],
-        capture_output=True, text=True, env=env, cwd=folder, timeout=300, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(ROOT / "tests" / "sanitize.cfg"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=folder,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     solved, error = notebooks.execute(path, env, solutions=True)
     assert error is None

@@ -20,7 +20,6 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SANITIZE_TIMINGS = re.compile(r"\d+\.\d+ s\b")  # tests/sanitize.cfg's timing rule
 
 
-
 @pytest.fixture
 def local_client(local_env):
     return akash_nb.client(show=False)
@@ -37,8 +36,13 @@ def fault_client(server: FaultServer):
 
 
 def closed_client():
-    return akash_nb.client("openai-compatible", base_url=f"http://127.0.0.1:{closed_port()}/v1", show=False,
-                       max_retries=0, timeout=5)
+    return akash_nb.client(
+        "openai-compatible",
+        base_url=f"http://127.0.0.1:{closed_port()}/v1",
+        show=False,
+        max_retries=0,
+        timeout=5,
+    )
 
 
 def plain(panel_or_box) -> str:
@@ -46,11 +50,12 @@ def plain(panel_or_box) -> str:
 
 
 def assert_one_sentence(text: str) -> None:
-    assert "Traceback" not in text and "File \"" not in text
+    assert "Traceback" not in text and 'File "' not in text
     assert "\n" not in text.strip()
 
 
 # --- Panel against the real model -----------------------------------------------------------------------
+
 
 @pytest.mark.live
 def test_the_model_dropdown_lists_the_live_models_and_selects_the_served_one(local_client):
@@ -96,8 +101,9 @@ def test_clicking_run_streams_the_answer_into_the_panel_and_names_who_answered(l
 def test_the_plain_text_form_shows_the_settings_then_the_answer_and_keeps_the_widget_view(local_client):
     panel = akash_nb.panel(local_client, "Say hi", max_tokens=8)
     before = panel._repr_mimebundle_()
-    assert before["text/plain"] == (f"Panel · model {LOCAL_MODEL_NAME} · temperature 0.7 · max_tokens 8 · "
-                                    "[Run]\nPrompt: Say hi")
+    assert before["text/plain"] == (
+        f"Panel · model {LOCAL_MODEL_NAME} · temperature 0.7 · max_tokens 8 · [Run]\nPrompt: Say hi"
+    )
     assert before[WIDGET_VIEW]["model_id"] == panel.model_id
 
     result = panel.run()
@@ -110,11 +116,16 @@ def test_the_plain_text_form_shows_the_settings_then_the_answer_and_keeps_the_wi
 
 # --- Panel: what it sends ---------------------------------------------------------------------------------
 
+
 def test_the_controls_decide_the_request(fault):
-    panel = akash_nb.panel(fault_client(fault), messages=[
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Once upon a time"},
-    ], max_tokens=16)
+    panel = akash_nb.panel(
+        fault_client(fault),
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Once upon a time"},
+        ],
+        max_tokens=16,
+    )
     assert (panel.system.value, panel.prompt.value) == ("Be brief.", "Once upon a time")
 
     panel.temperature.value = 0.0
@@ -126,11 +137,15 @@ def test_the_controls_decide_the_request(fault):
 
     sent = [payload for method, path, _, payload in fault.requests if method == "POST"]
     assert [(p["temperature"], p["max_tokens"]) for p in sent] == [(0.0, 16), (1.3, 7)]
-    assert sent[0]["messages"] == [{"role": "system", "content": "Be brief."},
-                                   {"role": "user", "content": "Once upon a time"}]
+    assert sent[0]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Once upon a time"},
+    ]
     assert sent[1]["messages"] == [{"role": "user", "content": "Once upon a time"}]
-    assert all(p["model"] == MODEL and p["stream"] is True and p["stream_options"] == {"include_usage": True}
-               for p in sent)
+    assert all(
+        p["model"] == MODEL and p["stream"] is True and p["stream_options"] == {"include_usage": True}
+        for p in sent
+    )
     assert panel.result.request == {k: sent[1][k] for k in ("model", "messages", "temperature", "max_tokens")}
     assert panel.result.text == "".join(WORDS) and panel.result.model == MODEL
 
@@ -145,14 +160,16 @@ def test_an_empty_prompt_is_not_sent(fault):
 
 
 def test_model_output_is_rendered_as_markdown_with_html_escaped():
-    rendered = widgets.markdown_html('**bold** <script>alert(1)</script> <img src=x onerror="x()"> '
-                                     "[link](javascript:alert(1))")
+    rendered = widgets.markdown_html(
+        '**bold** <script>alert(1)</script> <img src=x onerror="x()"> [link](javascript:alert(1))'
+    )
     assert "<strong>bold</strong>" in rendered
     assert "<script>" not in rendered and "<img" not in rendered and "javascript:" not in rendered
     assert "&lt;script&gt;" in rendered
 
 
 # --- Panel: failures are one sentence in the panel --------------------------------------------------------
+
 
 def test_an_unreachable_server_is_one_sentence_in_the_panel():
     panel = akash_nb.panel(closed_client(), "Say hi", max_tokens=8)  # does not raise
@@ -198,6 +215,7 @@ def test_a_stream_that_stops_mid_way_keeps_its_text_labelled_cut(fault, behaviou
 
 
 # --- ChatBox -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.live
 def test_two_sends_both_appear_in_the_transcript(local_client):

@@ -21,8 +21,9 @@ MESSAGES = [{"role": "user", "content": "Once upon a time, in a land far, far aw
 def raw():
     with FaultServer() as server:
         client = openai.OpenAI(api_key=KEY, base_url=server.url, max_retries=0)
-        yield client.chat.completions.with_raw_response.create(model="fault-model", messages=MESSAGES,
-                                                               max_tokens=30)
+        yield client.chat.completions.with_raw_response.create(
+            model="fault-model", messages=MESSAGES, max_tokens=30
+        )
 
 
 def test_the_wire_shows_the_request_json_and_the_response_json(raw):

