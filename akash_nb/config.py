@@ -17,7 +17,7 @@ from dotenv import dotenv_values, find_dotenv
 from IPython import get_ipython
 from IPython.core.error import StdinNotImplementedError
 
-from . import checks, providers
+from . import preflight, providers
 from .errors import ConfigError, file_error, input_error
 from .providers import Provider
 from .secret import Secret
@@ -145,7 +145,7 @@ def clean_key(raw: str, where: str) -> tuple[str, str]:
         )
     odd = next((c for c in key if not (c.isascii() and c.isprintable())), None)
     if odd is not None:
-        char = checks.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
+        char = preflight.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
         raise input_error("key-characters", ConfigError, where=where, char=char)
     return key, note
 
@@ -169,7 +169,7 @@ def _check_url(url: str, where: str) -> str:
         parsed.scheme not in ("http", "https")
         or not parsed.netloc
         or any(c.isspace() for c in text)
-        or checks.bad_character(text)
+        or preflight.bad_character(text)
         or not parsed.hostname
     ):
         raise ConfigError(
@@ -212,14 +212,16 @@ def resolve(
     `environ`, `dotenv_path` and `prompt` exist for tests; by default they are the process environment,
     the nearest `.env`, and a masked `getpass` prompt when `can_prompt()`.
     """
-    checks.text_param("provider", provider, example="provider='akashml'", identifier=True, allow_empty=True)
-    checks.text_param(
+    preflight.text_param(
+        "provider", provider, example="provider='akashml'", identifier=True, allow_empty=True
+    )
+    preflight.text_param(
         "base_url", base_url, example="base_url='http://my-server:8000/v1'", identifier=True, allow_empty=True
     )
-    checks.text_param(
+    preflight.text_param(
         "api_key", api_key, example="api_key='akml-...' (better: AKASHML_API_KEY in .env)", allow_empty=True
     )
-    checks.text_param(
+    preflight.text_param(
         "model", model, example="model='Meta-Llama-3-1-8B-Instruct-FP8'", identifier=True, allow_empty=True
     )
     env = os.environ if environ is None else environ

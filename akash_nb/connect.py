@@ -10,7 +10,7 @@ import httpx2
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import checks, config, errors, local, render, replay
+from . import config, errors, local, preflight, render, replay
 from .connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
 from .secret import Secret
 
@@ -54,11 +54,11 @@ def client(
 
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     """
-    checks.bool_param("show", show, example="show=False")
+    preflight.bool_param("show", show, example="show=False")
     if show:  # first, so that a configuration error in this very call is shown as one sentence too
         render.install_error_display()
-    checks.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120", optional=False)
-    checks.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
+    preflight.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120", optional=False)
+    preflight.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url = conn.base_url
     stopwatch = Stopwatch()
@@ -75,7 +75,7 @@ def client(
             event_hooks={
                 # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not
                 # sent to a server that may answer "internal error" and be retried.
-                "request": [stopwatch.on_request, checks.refuse_bad_request],
+                "request": [stopwatch.on_request, preflight.refuse_bad_request],
                 "response": [stopwatch.on_response, errors.check_content_type],
             },
         ),
@@ -122,7 +122,7 @@ def connection_values(
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     Providers that need no key get a placeholder, because the SDK insists on one.
     """
-    checks.bool_param("show", show, example="show=False")
+    preflight.bool_param("show", show, example="show=False")
     if show:
         render.install_error_display()
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
@@ -133,7 +133,7 @@ def connection_values(
 
 def choose_model(openai_client: openai.OpenAI, requested: str | None = None, *, show: bool = True) -> str:
     """The model id to pass as `model=`; shows the substitution when `requested` is not served."""
-    checks.text_param(
+    preflight.text_param(
         "requested",
         requested,
         example="choose_model(client, 'SmolLM2-135M-Instruct')",

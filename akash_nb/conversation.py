@@ -16,12 +16,12 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from . import checks, errors, render, streaming
-from .checks import estimate_tokens
+from . import errors, preflight, render, streaming
 from .connect import NO_KEY
 from .connection import connection_or_unknown
 from .errors import AkashNBError
 from .files import write_atomically
+from .preflight import estimate_tokens
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators: what chat templates add around each message
@@ -57,7 +57,7 @@ SENTENCES: dict[str, str] = {
 
 
 def estimate_message_tokens(messages: list[dict[str, Any]]) -> int:
-    """The estimated tokens of chat messages: each message's text (`checks.estimate_tokens`, an estimate:
+    """The estimated tokens of chat messages: each message's text (`preflight.estimate_tokens`, an estimate:
     real counts depend on the tokenizer) plus MESSAGE_OVERHEAD_TOKENS."""
     return sum(estimate_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
@@ -114,13 +114,15 @@ class Conversation:
                 "wrong-type",
                 name="client",
                 expected="an openai.OpenAI client",
-                got=checks._kind(client),
+                got=preflight._kind(client),
                 example="client = akash_nb.client()",
             )
-        checks.text_param(
+        preflight.text_param(
             "model", model, example="model=akash_nb.choose_model(client)", optional=False, identifier=True
         )
-        checks.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
+        preflight.text_param(
+            "system", system, example="system='You are a helpful assistant.'", allow_empty=True
+        )
         _check_params(params)
         if budget_tokens is not None and not (type(budget_tokens) is int and budget_tokens > 0):
             raise ConversationError(SENTENCES["bad-budget"].format(budget=budget_tokens))
@@ -160,8 +162,8 @@ class Conversation:
         as many of the most recent turns as fit, whole. Older turns are left out of the request only; the
         history keeps them. Raises a one-sentence ConversationError when the newest message does not fit.
         """
-        checks.int_param("budget_tokens", budget_tokens, low=1, high=10**12, example="budget_tokens=2000")
-        checks.text_param("next_message", next_message, example="next_message='Hello'", allow_empty=True)
+        preflight.int_param("budget_tokens", budget_tokens, low=1, high=10**12, example="budget_tokens=2000")
+        preflight.text_param("next_message", next_message, example="next_message='Hello'", allow_empty=True)
         budget = self.budget_tokens if budget_tokens is None else budget_tokens
         older = list(self._turns)
         if next_message is not None:
@@ -205,28 +207,28 @@ class Conversation:
             raise ConversationError(SENTENCES["not-text"].format(kind=type(text).__name__))
         if not text.strip():
             raise ConversationError(SENTENCES["empty"])
-        checks.text_param("text", text, example="conversation.send('Hello')")  # huge text, say
-        checks.bool_param("stream", stream, example="stream=True")
+        preflight.text_param("text", text, example="conversation.send('Hello')")  # huge text, say
+        preflight.bool_param("stream", stream, example="stream=True")
         if on_text is not None and not callable(on_text):
             raise errors.input_error(
                 "wrong-type",
                 name="on_text",
                 expected="a function of the text so far",
-                got=checks._kind(on_text),
+                got=preflight._kind(on_text),
                 example="on_text=print",
             )
         if on_text is not None and not stream:
             raise ConversationError(SENTENCES["on-text-needs-stream"])
         _check_params(params)
         request = {"model": self.model, "messages": self.trimmed(next_message=text), **self.params, **params}
-        checks.check_request(
+        preflight.check_request(
             request["messages"],
             model=self.model,
             temperature=request.get("temperature"),
             max_tokens=request.get("max_tokens"),
         )  # refused before sending, history intact
-        checks.check_parameters(request)
-        checks.check_json({**self.params, **params})
+        preflight.check_parameters(request)
+        preflight.check_json({**self.params, **params})
         self.pending, self.partial = text, None
         started = time.monotonic()
         if stream:
@@ -310,7 +312,7 @@ class Conversation:
                 "wrong-type",
                 name="path",
                 expected="a file name",
-                got=checks._kind(path),
+                got=preflight._kind(path),
                 example="conversation.save('chat.json')",
             )
         path = Path(path)
@@ -347,7 +349,7 @@ class Conversation:
                 "wrong-type",
                 name="path",
                 expected="a file name",
-                got=checks._kind(path),
+                got=preflight._kind(path),
                 example="Conversation.load('chat.json', client)",
             )
         path = Path(path)

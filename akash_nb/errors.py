@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import openai
 
-from . import checks, masking
-from .checks import RefusedRequest
+from . import masking, preflight
 from .exceptions import (
     FILE_KEPT,
     INPUT,
@@ -33,6 +32,7 @@ from .exceptions import (
     input_error,
     shown_path,
 )
+from .preflight import RefusedRequest
 from .providers import RETIRED_ON
 
 if TYPE_CHECKING:  # for the annotation only: connection imports this module
@@ -250,7 +250,7 @@ NO_STATUS: dict[str, Failure] = {
         "{provider} failed on a parameter of the request ({status}): {detail}",
         False,
         NOTHING,
-        "which parameter and its fix (akash_nb.checks)",
+        "which parameter and its fix (akash_nb.preflight)",
     ),
     "interrupted": Failure(
         "Ctrl-C or the kernel's stop button during a stream (panel, ChatBox, Conversation)",
@@ -361,13 +361,13 @@ def _is_context_error(body: dict[str, Any]) -> bool:
 
 
 def _parameter_problem(error: openai.APIStatusError) -> str:
-    """The sentence `checks.check_parameters` gives for the failed request's body, if any."""
+    """The sentence `preflight.check_parameters` gives for the failed request's body, if any."""
     try:
         body = json.loads(error.request.content or b"{}")
     except (ValueError, RuntimeError, UnicodeDecodeError):
         return ""
     try:
-        checks.check_parameters(body)
+        preflight.check_parameters(body)
     except AkashNBError as problem:
         return problem.sentence
     return ""

@@ -28,7 +28,7 @@ class ConfigError(AkashNBError, ValueError):
 
 
 class RequestError(AkashNBError, ValueError):
-    """A request that cannot work as written (checked before sending; see `akash_nb.checks`)."""
+    """A request that cannot work as written (checked before sending; see `akash_nb.preflight`)."""
 
 
 class LocalServerError(AkashNBError, RuntimeError):
@@ -40,7 +40,7 @@ class NoRecordingError(AkashNBError, LookupError):
 
 
 class ParameterError(RequestError):
-    """A parameter of a public function or widget cannot work as given (see `akash_nb.checks`)."""
+    """A parameter of a public function or widget cannot work as given (see `akash_nb.preflight`)."""
 
 
 class FileError(AkashNBError, ValueError):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from openai.types.chat import ChatCompletion
 
-from .checks import estimate_tokens
 from .code import check_syntax, extract_code, run_tests
+from .preflight import estimate_tokens
 
 
 @dataclass(frozen=True)

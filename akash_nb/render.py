@@ -18,7 +18,7 @@ from IPython.display import display
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
-from . import checks, masking
+from . import masking, preflight
 from .connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
 from .errors import AkashNBError, explain
 from .exceptions import input_error
@@ -77,12 +77,12 @@ def show(kind: str, text: str, rich: str | None = None) -> None:
         raise input_error(
             "out-of-range",
             name="kind",
-            got=checks._short(kind),
+            got=preflight._short(kind),
             allowed=", ".join(KINDS),
             example="kind='answer'",
         )
-    checks.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
-    checks.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
+    preflight.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
+    preflight.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
     text, rich = masking.mask(text), None if rich is None else masking.mask(rich)
     if in_ipython():
         display(bundle(kind, text, rich), raw=True)
@@ -185,12 +185,12 @@ def show_answer(
             "wrong-type",
             name="response",
             expected="a chat completion with a choice",
-            got=checks._kind(response),
+            got=preflight._kind(response),
             example="show_answer(client.chat.completions.create(...), client)",
         )
     if client is not None:
         connection_for(client)  # one sentence for a client not made by akash_nb.client()
-    checks.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
+    preflight.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
     text = response.choices[0].message.content or ""
     show(kind, text)
     show("usage", footer(response, client, seconds))

@@ -15,7 +15,7 @@ import openai
 from IPython.lib.pretty import PrettyPrinter
 from openai.types import CompletionUsage
 
-from . import checks, errors, llama_server, render, streaming
+from . import errors, llama_server, preflight, render, streaming
 from .connection import Connection, connection_for, connection_or_unknown, resolve_model
 from .conversation import Conversation
 
@@ -237,7 +237,7 @@ class Panel(widgets.VBox):
             return self._finish(Result.refused(self.conn, NOTHING_TO_SEND))
         request = self.request()
         try:  # a request that cannot work is refused here, in one sentence, before anything is sent
-            checks.check_request(
+            preflight.check_request(
                 request["messages"],
                 model=request["model"],
                 temperature=request["temperature"],
@@ -353,15 +353,17 @@ def _check_panel_arguments(
 ) -> None:
     """Each argument of `panel()` is usable, or one sentence names it and the fix (max_tokens above the
     context is lowered to the context by the max_tokens box itself)."""
-    checks.text_param(
+    preflight.text_param(
         "prompt", prompt, example='akash_nb.panel(client, "Once upon a time")', allow_empty=True
     )
     if messages is not None and (messages or not isinstance(messages, list)):
-        checks.check_messages(messages)
-    checks.text_param("model", model, example="model='SmolLM2-135M-Instruct'", identifier=True)
-    checks.number_param("temperature", temperature, low=0, high=2, example="temperature=0.7", optional=False)
-    checks.int_param("max_tokens", max_tokens, low=1, high=10**9, example="max_tokens=128", optional=False)
-    checks.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
+        preflight.check_messages(messages)
+    preflight.text_param("model", model, example="model='SmolLM2-135M-Instruct'", identifier=True)
+    preflight.number_param(
+        "temperature", temperature, low=0, high=2, example="temperature=0.7", optional=False
+    )
+    preflight.int_param("max_tokens", max_tokens, low=1, high=10**9, example="max_tokens=128", optional=False)
+    preflight.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
 
 
 def panel(
@@ -420,7 +422,7 @@ class ChatBox:
                 "wrong-type",
                 name="conversation",
                 expected="an akash_nb.Conversation",
-                got=checks._kind(conversation),
+                got=preflight._kind(conversation),
                 example="akash_nb.ChatBox(akash_nb.Conversation(client, model))",
             )
         self.conversation = conversation
@@ -437,7 +439,7 @@ class ChatBox:
 
     def send(self, text: str | None = None) -> str | None:
         """Send `text` (default: what is in the text box) and return the reply, or None if it failed."""
-        checks.text_param("text", text, example="chatbox.send('Hello')", allow_empty=True)
+        preflight.text_param("text", text, example="chatbox.send('Hello')", allow_empty=True)
         if text is not None:
             self.text.value = text
         message = self.text.value

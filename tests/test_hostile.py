@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import checks, cli, code, config, doctor, errors, masking, render, streaming
+from akash_nb import cli, code, config, doctor, errors, masking, preflight, render, streaming
 from akash_nb.conversation import Conversation
 from akash_nb.errors import AkashNBError
 from akash_nb.secret import Secret
@@ -195,7 +195,7 @@ def test_a_prompt_over_the_context_not_streamed_says_context_not_malformed(serve
 @pytest.mark.parametrize("temperature", ["0.7", "hot", True, [0.7]])
 def test_a_wrong_typed_temperature_is_not_called_out_of_range(temperature):
     with pytest.raises(AkashNBError) as caught:
-        checks.check_request(USER, temperature=temperature)
+        preflight.check_request(USER, temperature=temperature)
     assert caught.value.sentence.startswith("temperature= must be a number, not ")
     assert "outside" not in caught.value.sentence
 
@@ -393,7 +393,7 @@ def test_property_chatbox(ok, value):
 @given(value=HOSTILE)
 def test_property_check_request(name, value):
     arguments = {"messages": USER, name: value}
-    holds(lambda: checks.check_request(**arguments), name, "message", "prompt")
+    holds(lambda: preflight.check_request(**arguments), name, "message", "prompt")
 
 
 @given(
@@ -417,7 +417,7 @@ def test_property_check_request(name, value):
     )
 )
 def test_property_check_request_messages_shapes(messages):
-    holds(lambda: checks.check_request(messages), "message", "prompt")
+    holds(lambda: preflight.check_request(messages), "message", "prompt")
 
 
 @pytest.mark.parametrize("name", ["kind", "text", "rich"])

@@ -1,4 +1,5 @@
-"""Catch a request that cannot work before it is sent, with one sentence naming the fix."""
+"""Preflight: a request, or a parameter of a public function, that cannot work is refused before it is sent,
+with one sentence naming the fix."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from akash_nb.checks import check_request, estimate_tokens
 from akash_nb.errors import RequestError
+from akash_nb.preflight import check_request, estimate_tokens
 
 USER = [{"role": "user", "content": "Once upon a time"}]
 
