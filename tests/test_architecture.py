@@ -231,3 +231,36 @@ def test_every_export_resolves_and_the_exceptions_are_exported():
     assert {"streaming", "errors", "client"} <= set(dir(akash_nb))
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         akash_nb.nonexistent  # noqa: B018
+
+
+# --- the README's layers are the tree's ------------------------------------------------------------------
+
+
+def readme_layers() -> list[tuple[str, list[str]]]:
+    """(layer, modules) in the order README.md's "How it is built" lists them."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## How it is built", 1)[1].split("\n## ", 1)[0]
+    layers: list[tuple[str, list[str]]] = []
+    for item in re.split(r"\n  - ", section.split("\n- One command line", 1)[0])[1:]:
+        title, _, body = item.partition(":")
+        modules = re.findall(r"`([a-z_]+)\.py`", body)
+        layers.append((title.strip(), [m for m in modules if m != "__init__"]))
+    return layers
+
+
+def test_the_readme_names_every_module_once_in_a_layer():
+    named = [module for _, modules in readme_layers() for module in modules]
+    assert len(readme_layers()) >= 4
+    assert sorted(named) == sorted(MODULES), "README.md's 'How it is built' must list akash_nb/ as it is"
+
+
+def test_no_module_imports_from_a_layer_the_readme_lists_after_its_own():
+    graph = import_graph()
+    rank = {module: number for number, (_, modules) in enumerate(readme_layers()) for module in modules}
+    upward = [
+        f"{module} ({readme_layers()[rank[module]][0]}) imports {target} ({readme_layers()[rank[target]][0]})"
+        for module, targets in graph.items()
+        for target in targets
+        if rank[target] > rank[module]
+    ]
+    assert upward == []
