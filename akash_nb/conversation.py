@@ -110,12 +110,8 @@ class Conversation:
         **params: Any,
     ) -> None:
         if not isinstance(client, openai.OpenAI):
-            raise errors.input_error(
-                "wrong-type",
-                name="client",
-                expected="an openai.OpenAI client",
-                got=preflight._kind(client),
-                example="client = akash_nb.client()",
+            raise preflight.wrong_type(
+                "client", client, expected="an openai.OpenAI client", example="client = akash_nb.client()"
             )
         preflight.text_param(
             "model", model, example="model=akash_nb.choose_model(client)", optional=False, identifier=True
@@ -210,12 +206,8 @@ class Conversation:
         preflight.text_param("text", text, example="conversation.send('Hello')")  # huge text, say
         preflight.bool_param("stream", stream, example="stream=True")
         if on_text is not None and not callable(on_text):
-            raise errors.input_error(
-                "wrong-type",
-                name="on_text",
-                expected="a function of the text so far",
-                got=preflight._kind(on_text),
-                example="on_text=print",
+            raise preflight.wrong_type(
+                "on_text", on_text, expected="a function of the text so far", example="on_text=print"
             )
         if on_text is not None and not stream:
             raise ConversationError(SENTENCES["on-text-needs-stream"])
@@ -308,12 +300,8 @@ class Conversation:
         `.pending` or `.partial`. A crash or kill mid-save leaves the previous file intact.
         """
         if not isinstance(path, str | os.PathLike) or not str(path).strip() or "\0" in str(path):
-            raise errors.input_error(
-                "wrong-type",
-                name="path",
-                expected="a file name",
-                got=preflight._kind(path),
-                example="conversation.save('chat.json')",
+            raise preflight.wrong_type(
+                "path", path, expected="a file name", example="conversation.save('chat.json')"
             )
         path = Path(path)
         data = {
@@ -345,12 +333,8 @@ class Conversation:
     def load(cls, path: str | os.PathLike[str], client: openai.OpenAI) -> Conversation:
         """The conversation saved at `path`, talking through `client`."""
         if not isinstance(path, str | os.PathLike):
-            raise errors.input_error(
-                "wrong-type",
-                name="path",
-                expected="a file name",
-                got=preflight._kind(path),
-                example="Conversation.load('chat.json', client)",
+            raise preflight.wrong_type(
+                "path", path, expected="a file name", example="Conversation.load('chat.json', client)"
             )
         path = Path(path)
         try:

@@ -43,6 +43,14 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def wrong_type(
+    name: str, value: Any, *, expected: str, example: str, got: str | None = None
+) -> ParameterError:
+    """The error for `name=value` when `value` is not what `name` takes: "name= must be EXPECTED, not GOT;
+    for example EXAMPLE.", GOT being the value's type and repr unless given."""
+    return input_error("wrong-type", name=name, expected=expected, got=got or _kind(value), example=example)
+
+
 def bad_character(text: str, *, allow_newlines: bool = False) -> str | None:
     """The first control or invisible character in `text` (as U+XXXX and its name), or None."""
     for char in text:
@@ -70,7 +78,7 @@ def text_param(
     if value is None and optional:
         return None
     if not isinstance(value, str):
-        raise input_error("wrong-type", name=name, expected="text (a str)", got=_kind(value), example=example)
+        raise wrong_type(name, value, expected="text (a str)", example=example)
     if not allow_empty and not value.strip():
         raise input_error("empty", name=name, example=example)
     if len(value) > HUGE_TEXT:
@@ -94,7 +102,7 @@ def number_param(
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise input_error("wrong-type", name=name, expected="a number", got=_kind(value), example=example)
+        raise wrong_type(name, value, expected="a number", example=example)
     if not (low <= value <= high):  # NaN fails this too
         raise input_error(
             "out-of-range", name=name, got=_short(value), allowed=f"{low:g}–{high:g}", example=example
@@ -109,9 +117,7 @@ def int_param(
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise input_error(
-            "wrong-type", name=name, expected="a whole number", got=_kind(value), example=example
-        )
+        raise wrong_type(name, value, expected="a whole number", example=example)
     if not low <= value <= high:
         raise input_error(
             "out-of-range", name=name, got=_short(value), allowed=f"{low}–{high}", example=example
@@ -121,9 +127,7 @@ def int_param(
 
 def bool_param(name: str, value: Any, *, example: str) -> bool:
     if not isinstance(value, bool):
-        raise input_error(
-            "wrong-type", name=name, expected="True or False", got=_kind(value), example=example
-        )
+        raise wrong_type(name, value, expected="True or False", example=example)
     return value
 
 
@@ -153,12 +157,8 @@ def check_json(params: Mapping[str, Any]) -> None:
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError, RecursionError):
-            raise input_error(
-                "wrong-type",
-                name=name,
-                expected="a JSON value (text, a number, a list or a dict)",
-                got=_kind(value),
-                example=f"{name}=0.9",
+            raise wrong_type(
+                name, value, expected="a JSON value (text, a number, a list or a dict)", example=f"{name}=0.9"
             ) from None
 
 

@@ -181,11 +181,10 @@ def show_answer(
 ) -> None:
     """The reply as Markdown, with the footer saying who answered (see `footer`)."""
     if not isinstance(response, ChatCompletion) or not response.choices:
-        raise input_error(
-            "wrong-type",
-            name="response",
+        raise preflight.wrong_type(
+            "response",
+            response,
             expected="a chat completion with a choice",
-            got=preflight._kind(response),
             example="show_answer(client.chat.completions.create(...), client)",
         )
     if client is not None:

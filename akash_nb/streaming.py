@@ -20,7 +20,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
 from . import errors
-from .exceptions import input_error
+from .preflight import wrong_type
 
 if TYPE_CHECKING:  # for the annotation only
     from .connection import Connection
@@ -48,9 +48,9 @@ def collect_stream(
     `where`: the connection the stream came from, named in the error sentence (see `errors.explain`).
     `on_text(text_so_far)` is called after each piece of text (for a live display)."""
     if not isinstance(stream, openai.Stream):
-        raise input_error(
-            "wrong-type",
-            name="stream",
+        raise wrong_type(
+            "stream",
+            stream,
             expected="the stream create(..., stream=True) returns",
             got=type(stream).__name__,
             example="collect_stream(client.chat.completions.create(..., stream=True))",

@@ -129,6 +129,9 @@ class Panel(widgets.VBox):
 
     `run()` does what clicking Run does and returns the `Result` (also kept as `.result`). Nothing here
     raises for a failed request: the failure is one sentence inside the panel and in `result.error`.
+
+    `messages` may be the lesson's own list: its leading system message fills the system box and its
+    last user message fills the prompt box; messages between them are sent before the prompt.
     """
 
     def __init__(
@@ -316,7 +319,9 @@ def _stream(
             **request, stream=True, stream_options={"include_usage": True}
         )
         got = streaming.collect_stream(stream, conn, on_text=arrived)
-    except KeyboardInterrupt as exc:  # Ctrl-C: whatever arrived is kept, marked cut
+    # Ctrl-C or the stop button: whatever arrived is kept, marked cut. Every other failure is shown as its
+    # sentence, never a traceback.
+    except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001
         return Result(
             text=so_far,
             provider=conn.provider.name,
@@ -324,16 +329,7 @@ def _stream(
             first_token_seconds=first,
             error=conn.explain(exc).sentence,
             request=request,
-            interrupted=True,
-        )
-    except Exception as exc:  # noqa: BLE001 — every failure is shown as its sentence, never a traceback
-        return Result(
-            text=so_far,
-            provider=conn.provider.name,
-            seconds=time.monotonic() - started,
-            first_token_seconds=first,
-            error=conn.explain(exc).sentence,
-            request=request,
+            interrupted=isinstance(exc, KeyboardInterrupt),
         )
     return Result(
         text=got.text,
@@ -366,30 +362,8 @@ def _check_panel_arguments(
     preflight.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
 
 
-def panel(
-    client: openai.OpenAI,
-    prompt: str | None = None,
-    *,
-    messages: list[dict[str, Any]] | None = None,
-    model: str | None = None,
-    temperature: float = 0.7,
-    max_tokens: int = 128,
-    system: str | None = None,
-) -> Panel:
-    """The "Try it" panel for `client`: `akash_nb.panel(client, "Once upon a time")`.
-
-    `messages` may be the lesson's own list: its leading system message fills the system box and its
-    last user message fills the prompt box; messages between them are sent before the prompt.
-    """
-    return Panel(
-        client,
-        prompt,
-        messages=messages,
-        model=model,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        system=system,
-    )
+# The "Try it" panel for a client, as lessons write it: `akash_nb.panel(client, "Once upon a time")`.
+panel = Panel
 
 
 # --- ChatBox ------------------------------------------------------------------------------------------
@@ -418,11 +392,10 @@ class ChatBox:
 
     def __init__(self, conversation: Conversation):
         if not isinstance(conversation, Conversation):
-            raise errors.input_error(
-                "wrong-type",
-                name="conversation",
+            raise preflight.wrong_type(
+                "conversation",
+                conversation,
                 expected="an akash_nb.Conversation",
-                got=preflight._kind(conversation),
                 example="akash_nb.ChatBox(akash_nb.Conversation(client, model))",
             )
         self.conversation = conversation

@@ -135,6 +135,16 @@ def tool_env(spin: bool = False) -> dict[str, str]:
     return env if spin else {**env, **llama_server.WAIT_POLICY}
 
 
+def run_tool(command: list[str], spin: bool) -> subprocess.CompletedProcess[str]:
+    """Run one of llama.cpp's tools to the end; a RuntimeError with its last words when it fails."""
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=tool_env(spin)
+    )
+    if done.returncode:
+        raise RuntimeError(f"{Path(command[0]).name} exited {done.returncode}: {done.stderr[-400:]}")
+    return done
+
+
 def batched_bench(
     tool: Path,
     model: Path,
@@ -173,11 +183,7 @@ def batched_bench(
         "--output-format",
         "jsonl",
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=tool_env(spin)
-    )
-    if done.returncode:
-        raise RuntimeError(f"llama-batched-bench exited {done.returncode}: {done.stderr[-400:]}")
+    done = run_tool(command, spin)
     found = {}
     for row in _json_lines(done.stdout + "\n" + done.stderr):
         row["aggregate_tok_s"] = row["pl"] * row["tg"] / row["t"]
@@ -202,11 +208,7 @@ def llama_bench_tg(tool: Path, model: Path, *, generate: int, threads: int, spin
         "-o",
         "jsonl",
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=tool_env(spin)
-    )
-    if done.returncode:
-        raise RuntimeError(f"llama-bench exited {done.returncode}: {done.stderr[-400:]}")
+    done = run_tool(command, spin)
     return next(row["avg_ts"] for row in _json_lines(done.stdout) if row.get("n_gen") == generate)
 
 

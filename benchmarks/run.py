@@ -46,9 +46,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the suite's nbval command
 
 import measure
 from measure import ROOT, Stream, median, percentile
+from nbval_run import nbval_command
 
 OUT = ROOT / "build" / "bench"
 REPS = int(os.environ.get("BENCH_REPS", "5"))
@@ -63,19 +65,7 @@ TEMPERATURES = (0.2, 0.5, 0.8, 1.1, 0.3, 0.6, 0.9, 1.2)  # the slider moves befo
 STORY = "Write a long story about a lighthouse keeper and a storm."
 SHORT = "Hello! Who are you?"
 LESSONS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
-NBVAL = [
-    sys.executable,
-    "-m",
-    "pytest",
-    "-q",
-    "-p",
-    "no:cacheprovider",
-    "--nbval",
-    "--nbval-current-env",
-    "--nbval-sanitize-with",
-    "tests/sanitize.cfg",
-    *LESSONS,
-]
+NBVAL = nbval_command(*LESSONS)  # as make nbval-replay runs it
 
 # Seconds each section may spend: after MIN_REPS it stops before a repetition that would overrun, so
 # `make bench` ends within about 6 minutes on a busy machine.
@@ -509,18 +499,8 @@ def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> d
             spinning: list = spinning,
             users: int = users,
         ) -> None:
-            found = measure.batched_bench(
-                engine.batched,
-                engine.model,
-                prompt=prompt,
-                generate=USERS_MAX_TOKENS,
-                parallel=[parallel],
-                context=slots * 4096,
-                threads=engine.threads,
-            )
-            floors.append(found[parallel]["aggregate_tok_s"])
-            if users == 16:  # the same with OpenMP spinning, for the wait-policy choice
-                spun = measure.batched_bench(
+            def aggregate(spin: bool) -> float:
+                found = measure.batched_bench(
                     engine.batched,
                     engine.model,
                     prompt=prompt,
@@ -528,9 +508,13 @@ def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> d
                     parallel=[parallel],
                     context=slots * 4096,
                     threads=engine.threads,
-                    spin=True,
+                    spin=spin,
                 )
-                spinning.append(spun[parallel]["aggregate_tok_s"])
+                return found[parallel]["aggregate_tok_s"]
+
+            floors.append(aggregate(spin=False))
+            if users == 16:  # the same with OpenMP spinning, for the wait-policy choice
+                spinning.append(aggregate(spin=True))
 
         for rep in range(USERS_REPS[users]):
             if rep >= 1 and time.monotonic() - section.started > BUDGET["users"]:
@@ -566,28 +550,13 @@ def plot_users(users: dict, path: Path) -> None:
     ns = [n for n in USERS if str(n) in users]
     fig, rate_axis = plt.subplots(figsize=(5.2, 3.3), dpi=100)
     latency_axis = rate_axis.twinx()
-    rate_axis.plot(
-        ns,
-        [users[str(n)]["aggregate_tok_s"] for n in ns],
-        "o-",
-        color="tab:blue",
-        label="class server: tokens/s",
+    lines = (  # axis, figure, style, colour, opacity, label
+        (rate_axis, "aggregate_tok_s", "o-", "tab:blue", 1.0, "class server: tokens/s"),
+        (rate_axis, "floor_tok_s", "o:", "tab:blue", 0.6, "llama-batched-bench (floor)"),
+        (latency_axis, "ttft_p95_s", "s--", "tab:red", 1.0, "class server: p95 first token"),
     )
-    rate_axis.plot(
-        ns,
-        [users[str(n)]["floor_tok_s"] for n in ns],
-        "o:",
-        color="tab:blue",
-        alpha=0.6,
-        label="llama-batched-bench (floor)",
-    )
-    latency_axis.plot(
-        ns,
-        [users[str(n)]["ttft_p95_s"] for n in ns],
-        "s--",
-        color="tab:red",
-        label="class server: p95 first token",
-    )
+    for axis, figure, style, colour, opacity, label in lines:
+        axis.plot(ns, [users[str(n)][figure] for n in ns], style, color=colour, alpha=opacity, label=label)
     rate_axis.set_xscale("log", base=2)
     rate_axis.set_xticks(ns, [str(n) for n in ns])
     rate_axis.set_xlabel("users at once")

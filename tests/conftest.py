@@ -11,17 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from akash_nb import engine, local, model
+from akash_nb import config, engine, local, model
 
 pytest_plugins = ["pytester"]  # tests/test_markers.py runs a session of its own to prove the guard below
 
 CONFIG_VARIABLES = (
-    "AKASH_NB_PROVIDER",
-    "AKASH_NB_BASE_URL",
-    "AKASH_NB_API_KEY",
-    "AKASH_NB_MODEL",
-    "AKASHML_API_KEY",
-    "AKASH_API_KEY",
+    *config.VARIABLES,
     "AKASH_NB_LOCAL_PORT",
     "AKASH_NB_RECORDINGS",
     "CI",

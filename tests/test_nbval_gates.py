@@ -6,13 +6,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import nbformat
 import pytest
+from nbval_run import nbval_command
 
 from akash_nb.providers import PROVIDERS
 
@@ -26,19 +26,7 @@ def nbval(notebook: Path, **env: str) -> tuple[subprocess.CompletedProcess, floa
     full |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(ROOT / "tests" / "recordings"), **env}
     started = time.monotonic()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--nbval",
-            "--nbval-current-env",
-            "--nbval-sanitize-with",
-            str(ROOT / "tests" / "sanitize.cfg"),
-            str(notebook),
-        ],
+        nbval_command(notebook),
         capture_output=True,
         text=True,
         env=full,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbval_run import nbval_command
 from test_notebooks import exercise_problems, template_problems
 
 from akash_nb import cli, notebooks
@@ -55,19 +55,7 @@ def test_a_new_lesson_goes_green_once_recorded(tmp_path, local_env, monkeypatch)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
     env |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(recordings)}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--nbval",
-            "--nbval-current-env",
-            "--nbval-sanitize-with",
-            str(ROOT / "tests" / "sanitize.cfg"),
-            str(path),
-        ],
+        nbval_command(path),
         capture_output=True,
         text=True,
         env=env,
