@@ -13,8 +13,11 @@ akash_nb.guide_vs_you("completion", response, client)   # the guide's printed an
 from __future__ import annotations
 
 import importlib
-import pkgutil
-from typing import Any
+import os
+
+TYPE_CHECKING = False  # typing is not imported at run time: `import akash_nb` loads nothing it does not use
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -57,7 +60,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 (a list, built from the table above)
 
 # Every submodule, reachable as akash_nb.<name> without importing it first.
-_SUBMODULES = frozenset(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+_SUBMODULES = frozenset(
+    name.removesuffix(".py")
+    for name in os.listdir(__path__[0])
+    if name.endswith(".py") and not name.startswith("_")
+)
 
 
 def __getattr__(name: str) -> Any:
