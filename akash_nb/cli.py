@@ -83,10 +83,19 @@ def _doctor(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from . import notebooks
 
-    out = Path(args.out)
-    paths = [Path(p) for p in args.notebooks] or notebooks.lessons(Path(args.folder))
-    failures = notebooks.run_all(paths, out)
-    return 1 if failures else 0
+    return 1 if notebooks.run_all(_lessons(args), Path(args.out)) else 0
+
+
+def _lessons(args: argparse.Namespace) -> list[Path]:
+    """The lessons named on the command line, else every lesson in --folder."""
+    from . import notebooks
+
+    return [Path(p) for p in args.notebooks] or notebooks.lessons(Path(args.folder))
+
+
+def _add_lessons(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("notebooks", nargs="*", help=f"lessons to {verb} (default: every lesson in --folder)")
+    parser.add_argument("--folder", default="notebooks")
 
 
 def _check_engine_can_be_had() -> None:
@@ -153,8 +162,7 @@ def _record(args: argparse.Namespace) -> int:
 def _refresh(args: argparse.Namespace) -> int:
     from . import notebooks
 
-    paths = [Path(p) for p in args.notebooks] or notebooks.lessons(Path(args.folder))
-    return 1 if notebooks.refresh(paths) else 0
+    return 1 if notebooks.refresh(_lessons(args)) else 0
 
 
 def _errors_table(args: argparse.Namespace) -> int:
@@ -212,15 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=_doctor)
 
     run = sub.add_parser("run", help="execute lessons headless on the configured provider")
-    run.add_argument("notebooks", nargs="*", help="lessons to run (default: every lesson in --folder)")
-    run.add_argument("--folder", default="notebooks")
+    _add_lessons(run, "run")
     run.add_argument("--out", default="build/run")
     run.set_defaults(func=_run)
 
     lab = sub.add_parser("lab", help="start JupyterLab on the lessons")
     lab.add_argument("--folder", default="notebooks")
-    lab.set_defaults(jupyter_args=[])  # any option akash-nb does not know is passed to jupyter lab
-    lab.set_defaults(func=_lab)
+    lab.set_defaults(func=_lab)  # any option akash-nb does not know is passed to jupyter lab (main)
 
     join = sub.add_parser("join", help="use a class server: check it answers, then write its lines into .env")
     join.add_argument("url", help="the URL on the teacher's screen, e.g. http://192.168.1.20:8080/v1")
@@ -236,9 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     record = sub.add_parser("record", help="execute lessons, recording every request they make for replay")
     record.add_argument("notebooks", nargs="*", help="the lessons to record (make record names them all)")
     record.add_argument(
-        "--upstream",
-        default=os.environ.get("AKASH_NB_RECORD_UPSTREAM") or "local",
-        help="local, akashml, or an http(s) URL (default: local)",
+        "--upstream", help="local, akashml, or an http(s) URL (default: AKASH_NB_RECORD_UPSTREAM, else local)"
     )
     record.add_argument(
         "--recordings",
@@ -252,10 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.set_defaults(func=_record)
 
     refresh = sub.add_parser("refresh", help="re-execute lessons under replay and write their outputs back")
-    refresh.add_argument(
-        "notebooks", nargs="*", help="lessons to refresh (default: every lesson in --folder)"
-    )
-    refresh.add_argument("--folder", default="notebooks")
+    _add_lessons(refresh, "refresh")
     refresh.set_defaults(func=_refresh)
 
     errors_table = sub.add_parser(

@@ -38,11 +38,6 @@ class Connection:
     detail: str = ""  # e.g. which provider a replay's recordings came from
 
     @property
-    def known(self) -> bool:
-        """False for the stand-in `connection_or_unknown()` gives a client akash_nb has not seen."""
-        return self.provider is not UNKNOWN
-
-    @property
     def label(self) -> str:
         """Who answers, for a footer: the provider's name, or the URL of a client akash_nb has not seen."""
         return self.provider.name or self.base_url
@@ -75,8 +70,9 @@ class Stopwatch:
 
 
 # Clients made by akash_nb.client() -> their connection and stopwatch (forgotten with the client).
-_by_client: weakref.WeakKeyDictionary[openai.OpenAI, Connection] = weakref.WeakKeyDictionary()
-_stopwatches: weakref.WeakKeyDictionary[openai.OpenAI, Stopwatch] = weakref.WeakKeyDictionary()
+_by_client: weakref.WeakKeyDictionary[openai.OpenAI, tuple[Connection, Stopwatch]] = (
+    weakref.WeakKeyDictionary()
+)
 # Every base URL handed out in this process -> its connection: how a plain openai.OpenAI is recognised.
 _by_url: dict[str, Connection] = {}
 
@@ -93,13 +89,7 @@ def note(conn: Connection) -> None:
 
 def attach(openai_client: openai.OpenAI, conn: Connection, stopwatch: Stopwatch) -> None:
     """Remember the connection and stopwatch of a client made by `akash_nb.client()`."""
-    _by_client[openai_client] = conn
-    _stopwatches[openai_client] = stopwatch
-
-
-def known_connections() -> list[Connection]:
-    """Every connection handed out in this process (one per base URL)."""
-    return list(_by_url.values())
+    _by_client[openai_client] = (conn, stopwatch)
 
 
 def connection_for_url(url: object) -> Connection | None:
@@ -114,7 +104,7 @@ def connection_for(openai_client: openai.OpenAI) -> Connection:
     """What `openai_client` is connected to: a client made by `client()`, or a plain `openai.OpenAI` whose
     base URL came from `connection_values()` or `client()` in this process."""
     try:
-        return _by_client[openai_client]
+        return _by_client[openai_client][0]
     except (KeyError, TypeError):  # TypeError: not even an object a client could be (a str, a number)
         pass
     found = _by_url.get(_url_key(getattr(openai_client, "base_url", "")))
@@ -129,8 +119,7 @@ def connection_for(openai_client: openai.OpenAI) -> Connection:
 
 def connection_or_unknown(openai_client: openai.OpenAI) -> Connection:
     """`connection_for(openai_client)`, or, for an `openai.OpenAI` akash_nb has not seen (which
-    `Conversation` and `ChatBox` accept too), a stand-in naming only its URL (`Connection.known` is
-    False)."""
+    `Conversation` and `ChatBox` accept too), a stand-in naming only its URL."""
     try:
         return connection_for(openai_client)
     except ConfigError:
@@ -141,7 +130,7 @@ def connection_or_unknown(openai_client: openai.OpenAI) -> Connection:
 def timed(openai_client: openai.OpenAI) -> bool:
     """Whether `openai_client` was made by `client()` (and so `last_latency` knows its requests)."""
     try:
-        return openai_client in _stopwatches
+        return openai_client in _by_client
     except TypeError:  # not even an object a client could be (a str, a number)
         return False
 
@@ -151,7 +140,7 @@ def last_latency(openai_client: openai.OpenAI) -> float | None:
 
     A plain `openai.OpenAI` is not timed: time the call yourself with time.perf_counter()."""
     try:
-        return _stopwatches[openai_client].seconds
+        return _by_client[openai_client][1].seconds
     except (KeyError, TypeError):  # TypeError: not even an object a client could be (None, a str)
         raise ConfigError(
             "last_latency needs a client made by akash_nb.client(); a plain "

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import config, secret
+from . import config, preflight, secret
 from .connect import client
 from .connection import connection_for, resolve_model, served_models
 from .errors import AkashNBError
-from .exceptions import input_error
 from .providers import PROVIDERS
 
 DOCTOR_TIMEOUT = 15.0
@@ -67,15 +66,7 @@ def _no_prompt(message: str) -> str:
 
 
 def probe_provider(name: str) -> Row:
-    if not isinstance(name, str) or name not in PROVIDERS:
-        raise input_error(
-            "out-of-range",
-            name="name",
-            got=repr(name)[:40],
-            allowed=", ".join(PROVIDERS),
-            example="probe_provider('akashml')",
-        )
-    provider = PROVIDERS[name]
+    provider = PROVIDERS[preflight.choice_param("name", name, PROVIDERS, example="probe_provider('akashml')")]
     try:
         settings = config.resolve(name, prompt=_no_prompt)
     except _NoKey:

@@ -50,10 +50,6 @@ PROGRESS_EVERY = 30.0
 Progress = Callable[[str], None]
 
 
-def _error(sentence: str) -> LocalServerError:
-    return LocalServerError(sentence)
-
-
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -135,7 +131,7 @@ def find() -> Engine | None:
         path = Path(explicit).expanduser()
         version = version_of(path) if path.is_file() else None
         if version is None:
-            raise _error(
+            raise LocalServerError(
                 f"{VARIABLE} is {explicit!r}, which is not a llama-server program that runs; point "
                 "it at llama.cpp's llama-server binary, or unset it to use the one akash-nb builds."
             )
@@ -165,7 +161,7 @@ def ensure(progress: Progress = _say) -> Engine:
             build(progress)
             engine = find()
     if engine is None:
-        raise _error(
+        raise LocalServerError(
             f"llama-server was built into {build_dir()} but does not run there; delete that "
             "folder and try again, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
         )
@@ -185,7 +181,7 @@ def build(progress: Progress = _say) -> Path:
     if cmake is None or compiler is None:
         needs = (("cmake", cmake), ("a C++ compiler", compiler))
         missing = " and ".join(name for name, found in needs if not found)
-        raise _error(
+        raise LocalServerError(
             f"Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get "
             "install g++, or Xcode's command line tools), or set AKASH_NB_LLAMA_SERVER to a "
             "llama-server binary (brew install llama.cpp gives one)."
@@ -262,7 +258,7 @@ def pip_download(requirement: str, dest: Path, pattern: str, *options: str, carr
     found = sorted(Path(dest).glob(pattern))
     if done.returncode != 0 or not found:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise _error(
+        raise LocalServerError(
             f"pip could not download {requirement}, which carries {carries} ({last}); check your "
             f"connection to PyPI, or {fix}."
         )
@@ -279,7 +275,7 @@ def unpack_llama_cpp(sdist: Path, into: Path) -> Path:
             if re.fullmatch(r"[^/]+/vendor/llama\.cpp/CMakeLists\.txt", m.name)
         ]
         if not tops:
-            raise _error(
+            raise LocalServerError(
                 f"{sdist.name} holds no vendor/llama.cpp folder; this version of akash-nb "
                 "expects one, so set AKASH_NB_LLAMA_SERVER to a llama-server binary."
             )
@@ -314,7 +310,7 @@ def _run(command: list[str], log: Path, progress: Progress, started: float) -> N
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         kept = cache_dir() / f"{log.stem}-failed.log"
         shutil.copy2(log, kept)
-        raise _error(
+        raise LocalServerError(
             f"Building llama-server failed (exit {process.returncode}); the whole log is {kept}, "
             f"its end:\n{tail}"
         )
@@ -324,7 +320,7 @@ def _built(build: Path, name: str) -> Path:
     for candidate in (build / "bin" / name, build / "bin" / "Release" / name):
         if candidate.is_file():
             return candidate
-    raise _error(
+    raise LocalServerError(
         f"The build finished without a {name} in {build / 'bin'}; set AKASH_NB_LLAMA_SERVER to a "
         "llama-server binary instead."
     )

@@ -379,10 +379,10 @@ def _wait(error: openai.APIStatusError) -> str:
 
 
 def failure_for(
-    error: BaseException, *, provider_name: str = "", streaming: bool | None = None
+    error: BaseException, *, retired: bool = False, streaming: bool | None = None
 ) -> tuple[Failure, str] | None:
-    """The table row for `error` and the detail to fill into it, or None if no row fits."""
-    retired = provider_name == "akash-chat"
+    """The table row for `error` and the detail to fill into it, or None if no row fits. `retired`: the
+    request went to a provider that has stopped answering (`Provider.retired_on`)."""
     if isinstance(error, openai.APIStatusError):
         if retired and error.status_code in (404, 410):
             return NO_STATUS["retired"], ""
@@ -427,16 +427,16 @@ def explain(
     `where`: the connection the request went to (its provider's title, name and URL go into the sentence),
     or just a title for the provider, or None ("the provider"). `streaming`: the exception came out of
     iterating a stream (None: infer it from the request when the exception carries one)."""
-    provider_title, provider_name, url = _where(where)
     if isinstance(error, AkashNBError):
         return error
     if isinstance(error, KeyboardInterrupt):
         return AkashNBError(NO_STATUS["interrupted"].sentence, original=error)
+    provider_title, retired, url = _where(where)
     _remember_sent_key(error)
     if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
         # The replay server's miss: its message already says what was asked and how to record it.
         return NoRecordingError(_detail(error), original=error)
-    found = failure_for(error, provider_name=provider_name, streaming=streaming)
+    found = failure_for(error, retired=retired, streaming=streaming)
     if found is None:
         return AkashNBError(redact(f"{provider_title}: {type(error).__name__}: {error}"), original=error)
     failure, detail = found
@@ -456,19 +456,21 @@ def explain(
     return AkashNBError(sentence, original=error, retried=failure.retry)
 
 
-def _where(where: Connection | str | None) -> tuple[str, str, str]:
-    """(title, name, URL) of the provider a request went to, for the sentence: from a Connection, or just a
-    title; anything else (None included) is "the provider"."""
+def _where(where: Connection | str | None) -> tuple[str, bool, str]:
+    """(title, retired?, URL) of the provider a request went to, for the sentence: from a Connection, or
+    just a title; anything else (None included) is "the provider". Read by attribute: errors sits below
+    connection, which imports it."""
     if isinstance(where, str) and where:
-        return where, "", ""
+        return where, False, ""
     describe = getattr(where, "describe", None)
     if (
         callable(describe)
         and hasattr(where, "provider")
         and isinstance(getattr(where, "base_url", None), str)
     ):
-        return str(describe()), str(where.provider.name), where.base_url  # type: ignore[union-attr]
-    return "the provider", "", ""
+        retired = bool(getattr(where.provider, "retired_on", None))  # type: ignore[union-attr]
+        return str(describe()), retired, where.base_url  # type: ignore[union-attr]
+    return "the provider", False, ""
 
 
 def ended_early(where: Connection | str | None = None) -> AkashNBError:

@@ -80,22 +80,64 @@ def server_environment() -> dict[str, str]:
     return WAIT_POLICY | kept  # a policy the user set wins
 
 
-def launch(
-    command_for: Callable[[Path], list[str]], key: str, key_file: Path, log: Path, **popen: Any
+def start(
+    binary: Path,
+    model_path: Path,
+    port: int,
+    *,
+    slots: int,
+    key: Secret,
+    key_file: Path,
+    log: Path,
+    timeout: float,
+    host: str = "127.0.0.1",
+    started: Callable[[subprocess.Popen[bytes]], object] = lambda process: None,
+    **popen: Any,
 ) -> subprocess.Popen[bytes]:
-    """Start llama-server with its key in a 0600 file (the caller deletes it once the server is up)."""
-    write_atomically(key_file, key + "\n")
+    """Start llama-server and return once it answers on 127.0.0.1:`port` with `key`.
+
+    The key goes to llama-server in `key_file` (0600), deleted once the server is up or has failed; its
+    output goes to `log`. `started(process)` runs as soon as the process exists (to record it before the
+    wait). A server that exits or never answers is ended, and the LocalServerError says why."""
+    write_atomically(key_file, key.reveal() + "\n")
     log.unlink(missing_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as log_file:
-        return subprocess.Popen(
-            command_for(key_file),
+        process = subprocess.Popen(
+            server_command(binary, model_path, port, key_file, host=host, slots=slots),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=server_environment(),
             **popen,
         )
+    try:
+        started(process)
+        wait_until_ready(
+            process,
+            base_url=f"http://127.0.0.1:{port}/v1",
+            key=key,
+            model=model_name(model_path),
+            log=log,
+            engine=str(binary),
+            timeout=timeout,
+        )
+    except BaseException:
+        end(process)
+        raise
+    finally:
+        key_file.unlink(missing_ok=True)
+    return process
+
+
+def end(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """End a llama-server this process started: SIGTERM, then SIGKILL after `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def list_models(base_url: str, key: str, timeout: float) -> list[str]:

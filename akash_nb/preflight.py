@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -49,6 +49,16 @@ def wrong_type(
     """The error for `name=value` when `value` is not what `name` takes: "name= must be EXPECTED, not GOT;
     for example EXAMPLE.", GOT being the value's type and repr unless given."""
     return input_error("wrong-type", name=name, expected=expected, got=got or _kind(value), example=example)
+
+
+def choice_param(name: str, value: Any, choices: Iterable[str], *, example: str) -> str:
+    """`value` if it is one of `choices`."""
+    allowed = list(choices)
+    if not isinstance(value, str) or value not in allowed:
+        raise input_error(
+            "out-of-range", name=name, got=_short(value), allowed=", ".join(allowed), example=example
+        )
+    return value
 
 
 def bad_character(text: str, *, allow_newlines: bool = False) -> str | None:
@@ -139,7 +149,8 @@ def check_parameters(body: Any) -> None:
     if not isinstance(body, Mapping):
         return
     if "temperature" in body and body["temperature"] is not None:
-        number_param("temperature", body["temperature"], low=0, high=2, example="temperature=0.7")
+        low, high = TEMPERATURE_RANGE
+        number_param("temperature", body["temperature"], low=low, high=high, example="temperature=0.7")
     if "top_p" in body and body["top_p"] is not None:
         number_param("top_p", body["top_p"], low=0, high=1, example="top_p=0.9")
     for name in ("max_tokens", "max_completion_tokens"):

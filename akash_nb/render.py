@@ -21,7 +21,6 @@ from openai.types.chat import ChatCompletion
 from . import masking, preflight
 from .connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
 from .errors import AkashNBError, explain
-from .exceptions import input_error
 
 
 @dataclass(frozen=True)
@@ -73,14 +72,7 @@ def in_ipython() -> bool:
 
 def show(kind: str, text: str, rich: str | None = None) -> None:
     """Display `text` as `kind` (a key of KINDS), every known key masked; plain Python prints the text."""
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise input_error(
-            "out-of-range",
-            name="kind",
-            got=preflight._short(kind),
-            allowed=", ".join(KINDS),
-            example="kind='answer'",
-        )
+    preflight.choice_param("kind", kind, KINDS, example="kind='answer'")
     preflight.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
     preflight.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
     text, rich = masking.mask(text), None if rich is None else masking.mask(rich)

@@ -241,9 +241,14 @@ UPSTREAMS: dict[str, Callable[[], Upstream]] = {
 }
 
 
+def upstream_spec(spec: str | None = None) -> str:
+    """Which upstream records: `spec`, else AKASH_NB_RECORD_UPSTREAM, else `local`."""
+    return (spec or os.environ.get(UPSTREAM_ENV, "") or DEFAULT_UPSTREAM).strip()
+
+
 def resolve_upstream(spec: str | None = None) -> Upstream:
-    """`spec`, else AKASH_NB_RECORD_UPSTREAM, else `local`: a name in UPSTREAMS or an http(s) URL."""
-    spec = (spec or os.environ.get(UPSTREAM_ENV, "") or DEFAULT_UPSTREAM).strip()
+    """The upstream `upstream_spec(spec)` names: a name in UPSTREAMS or an http(s) URL."""
+    spec = upstream_spec(spec)
     if spec.lower() in UPSTREAMS:
         return UPSTREAMS[spec.lower()]()
     if spec.startswith(("http://", "https://")):
@@ -569,7 +574,7 @@ def ensure_server(
     """
     where = recordings_folder(folder)
     chosen = resolve_mode(mode)
-    spec = None if chosen == "replay" else (upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM)
+    spec = None if chosen == "replay" else upstream_spec(upstream)
     with _lock:
         server = _servers.get((where, chosen, spec))
         if server is not None:

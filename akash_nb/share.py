@@ -20,11 +20,11 @@ from urllib.parse import urlparse
 
 from dotenv import set_key
 
-from . import config
+from . import config, llama_server
 from . import engine as engines
 from . import model as models
 from .exceptions import ConfigError, LocalServerError
-from .llama_server import READY_TIMEOUT, launch, list_models, port_in_use, server_command, wait_until_ready
+from .llama_server import READY_TIMEOUT, list_models, port_in_use
 from .local import state_dir
 from .model import model_name
 from .secret import Secret
@@ -62,38 +62,24 @@ def start_share(
     binary = engines.ensure().server
     if port_in_use(port, host):
         raise LocalServerError(f"Port {port} on {host} is already in use; pick another with --port.")
-    key = secrets.token_urlsafe(24)
-    key_file = state_dir() / f"share-{port}.key"
+    key = Secret(secrets.token_urlsafe(24))
     log = state_dir() / f"share-{port}.log"
-    process = launch(
-        lambda kf: server_command(binary, path, port, kf, host=host, slots=slots), key, key_file, log
+    process = llama_server.start(
+        binary,
+        path,
+        port,
+        host=host,
+        slots=slots,
+        key=key,
+        key_file=state_dir() / f"share-{port}.key",
+        log=log,
+        timeout=timeout,
     )
-    shared = Shared(process, port, Secret(key), model_name(path), slots, log, host)
-    try:
-        wait_until_ready(
-            process,
-            base_url=shared.url(),
-            key=shared.key,
-            model=shared.model,
-            log=log,
-            engine=str(binary),
-            timeout=timeout,
-        )
-    except BaseException:
-        stop_share(shared)
-        raise
-    finally:
-        key_file.unlink(missing_ok=True)
-    return shared
+    return Shared(process, port, key, model_name(path), slots, log, host)
 
 
 def stop_share(shared: Shared) -> None:
-    shared.process.terminate()
-    try:
-        shared.process.wait(10)
-    except subprocess.TimeoutExpired:
-        shared.process.kill()
-        shared.process.wait()
+    llama_server.end(shared.process)
 
 
 def share_status(shared: Shared) -> dict[str, float]:

@@ -298,22 +298,34 @@ class Panel(widgets.VBox):
         return bundle
 
 
+class _Arrivals:
+    """The text of a stream as it arrives: when its first piece came, and a redraw at most every
+    REDRAW_SECONDS (each redraw is one comm message to the front end)."""
+
+    def __init__(self, draw: Callable[[str], None]) -> None:
+        self.started = self._drawn = time.monotonic()
+        self.first: float | None = None  # seconds from the start to the first text
+        self.text = ""
+        self._draw = draw
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        self.first = now - self.started if self.first is None else self.first
+        self.text = text
+        if now - self._drawn >= REDRAW_SECONDS:
+            self._draw(text)
+            self._drawn = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
 def _stream(
     client: openai.OpenAI, conn: Connection, request: dict[str, Any], draw: Callable[[str], None]
 ) -> Result:
     """Make the streaming call and collect it into a Result; any failure becomes the Result's sentence."""
-    started = last_draw = time.monotonic()
-    first: float | None = None
-    so_far = ""
-
-    def arrived(text: str) -> None:
-        nonlocal first, so_far, last_draw
-        first = time.monotonic() - started if first is None else first
-        so_far = text
-        if time.monotonic() - last_draw >= REDRAW_SECONDS:
-            draw(text)
-            last_draw = time.monotonic()
-
+    arrived = _Arrivals(draw)
     try:
         stream = client.chat.completions.create(
             **request, stream=True, stream_options={"include_usage": True}
@@ -323,10 +335,10 @@ def _stream(
     # sentence, never a traceback.
     except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001
         return Result(
-            text=so_far,
+            text=arrived.text,
             provider=conn.provider.name,
-            seconds=time.monotonic() - started,
-            first_token_seconds=first,
+            seconds=arrived.seconds,
+            first_token_seconds=arrived.first,
             error=conn.explain(exc).sentence,
             request=request,
             interrupted=isinstance(exc, KeyboardInterrupt),
@@ -337,8 +349,8 @@ def _stream(
         provider=conn.provider.name,
         finish_reason=got.finish_reason,
         usage=got.usage,
-        seconds=time.monotonic() - started,
-        first_token_seconds=first,
+        seconds=arrived.seconds,
+        first_token_seconds=arrived.first,
         error=got.error.sentence if got.error else None,
         request=request,
     )
@@ -416,15 +428,7 @@ class ChatBox:
         if text is not None:
             self.text.value = text
         message = self.text.value
-        started = last_draw = time.monotonic()
-        first: float | None = None
-
-        def arrived(so_far: str) -> None:
-            nonlocal first, last_draw
-            first = time.monotonic() - started if first is None else first
-            if time.monotonic() - last_draw >= REDRAW_SECONDS:
-                self._draw(pending=(message, so_far + CURSOR))
-                last_draw = time.monotonic()
+        arrived = _Arrivals(lambda so_far: self._draw(pending=(message, so_far + CURSOR)))
 
         self.send_button.disabled = True
         self._set_status("Sending…", error=False)
@@ -444,7 +448,7 @@ class ChatBox:
             self.send_button.disabled = False
         self.text.value = ""
         self._draw()
-        self._set_status(self._usage_line(first), error=False)
+        self._set_status(self._usage_line(arrived.first), error=False)
         return reply
 
     def _connection(self) -> Connection:
