@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import notebooks
 from .errors import ConfigError
 
 GUIDE_TAG = "guide"
@@ -124,20 +125,15 @@ def new_lesson(folder: Path, name: str) -> Path:
             f"The lesson name {name!r} is not lowercase words joined by hyphens; use e.g. "
             "`akash-nb new-lesson embeddings`."
         )
-    numbers = [int(p.name[:2]) for p in folder.glob("[0-9][0-9]-*.ipynb")]
-    existing = list(folder.glob(f"[0-9][0-9]-{name}.ipynb"))
+    numbered = [p for p in notebooks.lessons(folder) if re.match(r"\d\d-", p.name)]
+    numbers = [int(p.name[:2]) for p in numbered]
+    existing = [p for p in numbered if p.name[3:] == f"{name}.ipynb"]
     if existing:
         raise ConfigError(f"{existing[0].name} already exists in {folder}; choose another name.")
     path = folder / f"{max(numbers, default=-1) + 1:02d}-{name}.ipynb"
     nb = nbformat.v4.new_notebook(cells=_cells(name.replace("-", " ").capitalize()))
     for index, cell in enumerate(nb.cells):
         cell.id = f"{path.name[:2]}-{index:02d}"
-    nb.metadata = nbformat.from_dict(
-        {
-            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-            "language_info": {"name": "python"},
-        }
-    )
     folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
+    nbformat.write(notebooks.normalize(nb), path)  # the committed form: one kernelspec, no machine metadata
     return path
