@@ -22,17 +22,11 @@ from faultserver import FaultServer
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from project import PROJECT, ROOT
 
 from akash_nb import cli
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the dev extra brings tomli
-    import tomli as tomllib
-
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 SUPPORTED = SpecifierSet(PROJECT["requires-python"])
 README = (ROOT / "README.md").read_text()
 
