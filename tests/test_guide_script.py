@@ -4,13 +4,12 @@ only `openai` imported and the values set, run unchanged against the real embedd
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from processes import environment_without, run
 
 from akash_nb import local
 from akash_nb.notebooks import lessons
@@ -63,17 +62,9 @@ def test_the_guide_cells_run_as_a_plain_script_on_the_embedded_server(path, loca
     server = local.ensure_server()
     script = tmp_path / "guide.py"
     script.write_text(guide_script(path))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKASH", "OPENAI"))}
+    env = environment_without("AKASH", "OPENAI")
     env |= {"API_KEY": server.key.reveal(), "BASE_URL": server.base_url, "MODEL": server.model}
-    done = subprocess.run(
-        [sys.executable, "-I", str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run([sys.executable, "-I", str(script)], env=env, cwd=tmp_path, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip(), f"{path.name}'s guide cells printed nothing"
     assert server.key.reveal() not in done.stdout + done.stderr

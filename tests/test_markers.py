@@ -4,12 +4,12 @@ tests/conftest.py), so `pytest -m "not live and not browser"` is an offline subs
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import GUARD_FOLDER, NOT_LIVE
+from processes import environment_without, run
 
 from akash_nb import engine, llama_server, local, model, share
 from akash_nb.errors import LocalServerError
@@ -31,24 +31,13 @@ def test_nor_the_class_server(state_dir):
 
 def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
     script = "from akash_nb import local; local.ensure_server()"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run([sys.executable, "-c", script], timeout=60, cwd=ROOT)
     assert done.returncode != 0 and NOT_LIVE in done.stderr
-    dropped = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    found = subprocess.run(
+    found = run(
         [sys.executable, "-c", "from akash_nb import engine; print(engine.find().server)"],
-        capture_output=True,
-        text=True,
         timeout=60,
         cwd=ROOT,
-        env=dropped,
-        stdin=subprocess.DEVNULL,
+        env=environment_without(),
     )
     assert found.stdout.strip() == os.environ[engine.VARIABLE], "the stand-in is first on PATH too"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -13,6 +12,7 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 from nbval_run import nbval_command
+from processes import environment_without, run
 
 from akash_nb.providers import PROVIDERS
 
@@ -22,18 +22,10 @@ GUIDE_PROMPT = "Once upon a time, in a land far, far away"
 
 
 def nbval(notebook: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
+    full = environment_without()
     full |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(ROOT / "tests" / "recordings"), **env}
     started = time.monotonic()
-    done = subprocess.run(
-        nbval_command(notebook),
-        capture_output=True,
-        text=True,
-        env=full,
-        cwd=notebook.parent,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run(nbval_command(notebook), env=full, cwd=notebook.parent, timeout=300)
     return done, time.monotonic() - started
 
 

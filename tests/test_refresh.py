@@ -3,13 +3,12 @@ recording is missing or that shows an error, and a run does not alarm the learne
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+from processes import environment_without, run
 
 from akash_nb import cli, notebooks
 
@@ -63,11 +62,8 @@ def test_make_run_does_not_print_the_kernels_tcp_warning(tmp_path):
     lesson = tmp_path / "lessons" / "00-hello.ipynb"
     lesson.parent.mkdir()
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")]), lesson)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
     command = [sys.executable, "-m", "akash_nb.cli", "run", str(lesson), "--out", str(tmp_path / "out")]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL
-    )
+    done = run(command, env=environment_without(), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok   00-hello.ipynb" in done.stdout
     assert "without encryption" not in done.stdout + done.stderr
