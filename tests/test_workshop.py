@@ -22,9 +22,11 @@ from faultserver import FaultServer
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from processes import environment_without, run
 from project import PROJECT, ROOT
 
 from akash_nb import cli
+from akash_nb.providers import PROVIDERS
 
 BIN = Path(sys.executable).parent
 SUPPORTED = SpecifierSet(PROJECT["requires-python"])
@@ -146,13 +148,10 @@ def test_make_lab_compiles_nothing_when_the_lessons_use_another_provider(environ
     full set, engine compiled); anything else the student set."""
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    done = subprocess.run(
+    done = run(
         ["bash", str(ROOT / "scripts/provider.sh")],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=clean | environment,
+        env=environment_without() | environment,
         timeout=30,
     )
     assert done.stdout.strip() == said
@@ -172,15 +171,7 @@ def test_make_lab_installs_the_student_set_when_the_lessons_use_another_provider
     for name in ("Makefile", "pyproject.toml"):  # a copy: the checkout's own .env must not decide
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    plan = subprocess.run(
-        ["make", "-n", "lab"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=clean | environment,
-    )
+    plan = run(["make", "-n", "lab"], timeout=60, cwd=tmp_path, env=environment_without() | environment)
     assert plan.returncode == 0, plan.stderr
     assert ("EXTRAS=lab" in plan.stdout) == student, plan.stdout
     assert "akash-nb lab" in plan.stdout
@@ -277,9 +268,7 @@ def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_w
 
 def test_the_workflows_pass_actionlint():
     flows = sorted(str(path) for path in (ROOT / ".github/workflows").glob("*.yml"))
-    done = subprocess.run(
-        [str(BIN / "actionlint"), *flows], capture_output=True, text=True, timeout=120, cwd=ROOT
-    )
+    done = run([str(BIN / "actionlint"), *flows], timeout=120, cwd=ROOT)
     assert len(flows) == 2 and done.returncode == 0, done.stdout + done.stderr
     lint = (ROOT / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0]
     assert "actionlint .github/workflows/*.yml" in lint, "make lint runs it too"
@@ -287,18 +276,13 @@ def test_the_workflows_pass_actionlint():
 
 def test_the_weekly_model_check_names_each_model_gone_and_fails(tmp_path):
     with FaultServer() as server:  # serves one model, "fault-model": none of AkashML's
-        done = subprocess.run(
+        done = run(
             [sys.executable, str(ROOT / "scripts/served_models.py"), "akashml", "--base-url", server.url],
-            capture_output=True,
-            text=True,
             timeout=60,
             cwd=tmp_path,
-            env={k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-            | {"AKASHML_API_KEY": "akml-weekly-test-key", "CI": "true"},
+            env=environment_without() | {"AKASHML_API_KEY": "akml-weekly-test-key", "CI": "true"},
         )
     assert done.returncode == 1, done.stderr
-    from akash_nb.providers import PROVIDERS
-
     for model in PROVIDERS["akashml"].fallback_models:
         assert f"- {model}: gone" in done.stdout
     assert "akml-weekly-test-key" not in done.stdout + done.stderr
