@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import openai
 import pytest
+from project import RECORDINGS
 
 import akash_nb
 from akash_nb import connection as connections
@@ -204,13 +205,11 @@ def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(lo
 
 # --- the guide's own client block: a plain openai.OpenAI from connection_values() ------------------------
 
-REPO_RECORDINGS = __import__("pathlib").Path(__file__).resolve().parent / "recordings"
-
 
 @pytest.fixture
 def replay_values(monkeypatch):
     monkeypatch.setenv("AKASH_NB_PROVIDER", "replay")
-    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(REPO_RECORDINGS))
+    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(RECORDINGS))
     return akash_nb.connection_values(show=False)
 
 

@@ -13,17 +13,16 @@ import nbformat
 import pytest
 from nbval_run import nbval_command
 from processes import environment_without, run
+from project import REPLAY, ROOT
 
 from akash_nb.providers import PROVIDERS
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
 GUIDE_PROMPT = "Once upon a time, in a land far, far away"
 
 
 def nbval(notebook: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    full = environment_without()
-    full |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(ROOT / "tests" / "recordings"), **env}
+    full = environment_without() | REPLAY | env
     started = time.monotonic()
     done = run(nbval_command(notebook), env=full, cwd=notebook.parent, timeout=300)
     return done, time.monotonic() - started

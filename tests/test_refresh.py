@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 import nbformat
 from processes import environment_without, run
+from project import RECORDINGS, ROOT
 
 from akash_nb import cli, notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
 PANEL_PROMPT = 'akash_nb.panel(client, "Once upon a time, in a land far, far away"'
 
@@ -22,7 +21,7 @@ def test_refresh_refuses_a_panel_that_says_a_recording_is_missing_and_names_the_
 ):
     """The panel shows a missing recording as a sentence instead of raising: that sentence must never
     become a committed expected output."""
-    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(ROOT / "tests" / "recordings"))
+    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(RECORDINGS))
     nb = nbformat.read(LESSON, as_version=4)
     (panel,) = [c for c in nb.cells if c.cell_type == "code" and PANEL_PROMPT in c.source]
     panel.source = panel.source.replace("Once upon a time", "Nobody recorded this: once upon a time")
