@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from akash_nb import config, engine, local, model
 
@@ -140,20 +141,10 @@ def local_env(shared_local_server, monkeypatch) -> Path:
 # Hypothesis: repeatable in CI (derandomize: the same examples every run), enough examples per property to
 # matter, no per-example deadline (a loopback request's time varies on a busy 2-core machine).
 # HYPOTHESIS_PROFILE=explore runs 1000 random examples a property, to look for new cases by hand.
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-settings.register_profile(
-    "ci",
-    max_examples=100,
-    deadline=None,
-    derandomize=True,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-settings.register_profile(
-    "explore",
-    max_examples=1000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))
+EVERY_PROFILE = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **EVERY_PROFILE)
+settings.register_profile("explore", max_examples=1000, **EVERY_PROFILE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
