@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faultserver import FaultServer
 from hypothesis import HealthCheck, settings
 
 from akash_nb import config, engine, local, model
@@ -136,6 +138,14 @@ def local_env(shared_local_server, monkeypatch) -> Path:
     """Point this test at the session's shared embedded server."""
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(shared_local_server))
     return shared_local_server
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FaultServer]:
+    """One misbehaving loopback server (tests/faultserver.py) for a whole test file: each test says how it
+    should misbehave with `server.behave(...)`."""
+    with FaultServer() as running:
+        yield running
 
 
 # Hypothesis: repeatable in CI (derandomize: the same examples every run), enough examples per property to

@@ -15,7 +15,7 @@ import math
 
 import openai
 import pytest
-from faultserver import WORDS, FaultServer
+from faultserver import WORDS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,12 +30,6 @@ pytestmark = pytest.mark.faults
 
 FULL = "".join(WORDS)
 USER = [{"role": "user", "content": "Once upon a time"}]
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from pathlib import Path
 import nbformat
 import openai
 import pytest
-from faultserver import FaultServer
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,12 +70,6 @@ def snapshot(path: Path):
 
 
 # --- saved conversations ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import sys
 
 import openai
 import pytest
-from faultserver import FaultServer
 from processes import environment_without, run
 from project import ROOT
 
@@ -30,12 +29,6 @@ KEYS = {  # provider -> a key of the shape it uses (the class and embedded serve
     "akash-chat": "sk-" + "Rw5" + "y" * 20 + "Back",
     "openai-compatible": secrets.token_urlsafe(24),
 }
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 def shows_no_key(text: str, key: str) -> None:

@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from faultserver import WORDS, FaultServer
+from faultserver import WORDS
 from jupyter_client import KernelManager
 
 from akash_nb.errors import NO_STATUS
@@ -20,12 +20,6 @@ pytestmark = pytest.mark.faults
 
 INTERRUPTED = NO_STATUS["interrupted"].sentence
 FULL = "".join(WORDS)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
