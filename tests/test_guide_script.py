@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from processes import environment_without, run
+from test_notebooks import guide_cells
 
 from akash_nb import local
 from akash_nb.notebooks import lessons
@@ -32,8 +33,7 @@ model = os.environ["MODEL"]
 
 
 def guide_script(path: Path) -> str:
-    nb = nbformat.read(path, as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code" and "guide" in c.metadata.get("tags", [])]
+    cells = [c.source for c in guide_cells(nbformat.read(path, as_version=4))]
     return PREAMBLE + "\n\n".join(cells) + "\n"
 
 
