@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 from project import RECORDINGS
 
 import akash_nb
@@ -223,8 +224,6 @@ def test_connection_values_are_the_two_values_of_the_guides_client_and_the_key_i
 
 
 def test_a_plain_client_gets_its_provider_in_the_footer_and_says_what_needs_akash_nb_client(replay_values):
-    from openai.types.chat import ChatCompletion
-
     plain = openai.OpenAI(api_key=replay_values[0], base_url=replay_values[1])
     response = ChatCompletion.model_validate(
         {

@@ -9,7 +9,7 @@ from openai.types.chat import ChatCompletion
 from project import REPLAY, ROOT
 
 from akash_nb import exercises, notebooks
-from akash_nb.guide import GUIDE_TEXT
+from akash_nb.guide import GUIDE_TEXT, SUMMARY
 from akash_nb.providers import LOCAL_MODEL_NAME as MODEL
 
 
@@ -166,8 +166,6 @@ def test_a_summary_that_adds_claims_absent_from_the_text_fails(summary, invented
 
 
 def test_a_faithful_summary_and_the_guides_own_pass_the_claims_check():
-    from akash_nb.guide import SUMMARY
-
     assert exercises.check_summary(completion(FAITHFUL), GUIDE_TEXT).passed
     assert exercises.unsupported_words(SUMMARY, GUIDE_TEXT) == []
 

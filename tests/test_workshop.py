@@ -25,7 +25,7 @@ from packaging.version import Version
 from processes import environment_without, run
 from project import PROJECT, ROOT
 
-from akash_nb import cli
+from akash_nb import cli, engine
 from akash_nb.providers import PROVIDERS
 
 BIN = Path(sys.executable).parent
@@ -301,8 +301,6 @@ def test_the_licence_is_apache_2_as_pyproject_says_and_the_readme_names_the_othe
 
 def test_lab_on_the_student_set_with_no_provider_says_how_to_connect(monkeypatch, tmp_path, capsys):
     """A student who installed the student set but has no .env yet gets one sentence, not a compile error."""
-    from akash_nb import engine
-
     monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(tmp_path / "cache"))  # no llama-server built here
     monkeypatch.setenv("PATH", str(tmp_path))  # none on PATH either
     monkeypatch.delenv(engine.VARIABLE, raising=False)
