@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import openai
 import pytest
+from faultserver import closed_port
 from openai.types.chat import ChatCompletion
 from project import RECORDINGS
 
@@ -23,13 +24,6 @@ from akash_nb.providers import LOCAL_MODEL_NAME
 
 GUIDE_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"
 AKML = "akml-" + "0123456789abcdef"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the embedded model -----------------------------------------------------------------------------------
