@@ -26,7 +26,7 @@ from akash_nb.errors import AkashNBError
 
 pytestmark = pytest.mark.faults
 
-ROOT = os.geteuid() == 0  # root reads a chmod 000 file all the same
+AS_ROOT = os.geteuid() == 0  # root reads a chmod 000 file all the same
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -66,7 +66,7 @@ def place(path: Path, content: bytes | None) -> None:
 def snapshot(path: Path):
     if path.is_dir():
         return sorted((p.name, p.read_bytes()) for p in path.iterdir())
-    return path.read_bytes() if path.exists() or (path.is_symlink() and path.exists()) else None
+    return path.read_bytes() if path.exists() else None
 
 
 # --- saved conversations ---------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def test_a_corrupt_saved_conversation_is_one_sentence_and_left_as_it_was(client,
     if variant == "a symlink loop":
         path.symlink_to(path)
     elif variant == "unreadable":
-        if ROOT:
+        if AS_ROOT:
             pytest.skip("root reads a chmod 000 file")
         path.write_bytes(VALID_CONVERSATION)
         path.chmod(0)
@@ -175,7 +175,7 @@ def test_a_huge_saved_conversation_loads_whole(client, tmp_path):
     assert len(Conversation.load(path, client).history) == 2000
 
 
-@pytest.mark.skipif(ROOT, reason="root writes into a read-only folder all the same")
+@pytest.mark.skipif(AS_ROOT, reason="root writes into a read-only folder all the same")
 def test_saving_into_a_read_only_folder_is_a_sentence_and_keeps_the_old_file(client, tmp_path):
     path = tmp_path / "chat.json"
     path.write_bytes(VALID_CONVERSATION)
