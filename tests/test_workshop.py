@@ -7,12 +7,12 @@ tool or engine build tool is in it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,14 +31,15 @@ from akash_nb.providers import PROVIDERS
 BIN = Path(sys.executable).parent
 SUPPORTED = SpecifierSet(PROJECT["requires-python"])
 README = (ROOT / "README.md").read_text()
+MAKEFILE = (ROOT / "Makefile").read_text()
+CI_RUN = (ROOT / ".ci/run").read_text()
 
 
-def make_targets() -> set[str]:
+@functools.cache  # asked once for every `make` line of every config and of docs/teaching.md
+def make_targets() -> frozenset[str]:
     """The Makefile's targets, as make itself reads them (its database, nothing run)."""
-    database = subprocess.run(
-        ["make", "-pRrqn", "-f", "Makefile"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
-    return {m.group(1) for m in re.finditer(r"^([a-zA-Z][\w-]*):", database, re.MULTILINE)}
+    database = run(["make", "-pRrqn", "-f", "Makefile"], cwd=ROOT, timeout=60).stdout
+    return frozenset(m.group(1) for m in re.finditer(r"^([a-zA-Z][\w-]*):", database, re.MULTILINE))
 
 
 def subcommands() -> dict[str, object]:
@@ -84,10 +85,10 @@ TEST_AND_BUILD_TOOLS = {
 def test_the_student_set_is_wheels_only_with_no_test_or_build_tool(tmp_path):
     """What `make student` (and `make lab` with a class server or AkashML configured) installs, resolved by
     pip against the package index, exactly as scripts/venv.sh asks for it."""
-    assert "EXTRAS=lab STAMP=$(STUDENT_STAMP)" in (ROOT / "Makefile").read_text()
+    assert "EXTRAS=lab STAMP=$(STUDENT_STAMP)" in MAKEFILE
     assert "binary=(--only-binary :all:)" in (ROOT / "scripts/venv.sh").read_text()
     report = tmp_path / "report.json"
-    done = subprocess.run(
+    done = run(
         [
             sys.executable,
             "-m",
@@ -104,8 +105,6 @@ def test_the_student_set_is_wheels_only_with_no_test_or_build_tool(tmp_path):
             ".[lab]",
         ],
         cwd=ROOT,
-        capture_output=True,
-        text=True,
         timeout=300,
         env=os.environ | {"PIP_NO_CACHE_DIR": "1"},
     )
@@ -228,7 +227,7 @@ def test_ci_runs_dot_ci_run_on_the_oldest_and_newest_python_on_every_push_and_pu
     assert versions == [Version("3.10"), Version("3.13")] and all(v in SUPPORTED for v in versions)
     assert str(min(versions)) == PROJECT["requires-python"].removeprefix(">="), "the oldest one supported"
     assert "bash .ci/run" in run_lines(flow)
-    assert "make test" in (ROOT / ".ci/run").read_text()
+    assert "make test" in CI_RUN
 
 
 def test_ci_installs_the_lowest_declared_versions_on_the_oldest_python_and_runs_the_offline_tests():
@@ -240,7 +239,7 @@ def test_ci_installs_the_lowest_declared_versions_on_the_oldest_python_and_runs_
     ]
     assert python == PROJECT["requires-python"].removeprefix(">=")
     assert "bash scripts/lowest.sh python" in run_lines({"jobs": {"lowest": lowest}})
-    assert "lowest.sh" not in (ROOT / ".ci/run").read_text(), "its own job: .ci/run's time is limited"
+    assert "lowest.sh" not in CI_RUN, "its own job: .ci/run's time is limited"
 
 
 def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_when_they_fail():
@@ -256,11 +255,7 @@ def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_w
             check_command(line.strip())
     assert any("make --no-print-directory doctor" in line for line in lines)
     assert any("nbval-live LIVE_PROVIDER=akashml" in line for line in lines)
-    assert any(
-        "--nbval-lax" in line
-        for line in (ROOT / "Makefile").read_text().splitlines()
-        if "LIVE_PROVIDER" in line
-    )
+    assert any("--nbval-lax" in line for line in MAKEFILE.splitlines() if "LIVE_PROVIDER" in line)
     assert any("GITHUB_STEP_SUMMARY" in line for line in lines)
     issue = next(step for step in lessons["steps"] if step.get("if") == "failure()")
     assert "gh issue create" in issue["run"]
@@ -270,7 +265,7 @@ def test_the_workflows_pass_actionlint():
     flows = sorted(str(path) for path in (ROOT / ".github/workflows").glob("*.yml"))
     done = run([str(BIN / "actionlint"), *flows], timeout=120, cwd=ROOT)
     assert len(flows) == 2 and done.returncode == 0, done.stdout + done.stderr
-    lint = (ROOT / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0]
+    lint = MAKEFILE.split("\nlint:")[1].split("\n\n")[0]
     assert "actionlint .github/workflows/*.yml" in lint, "make lint runs it too"
 
 
