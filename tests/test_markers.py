@@ -68,7 +68,8 @@ def test_marked(shared_local_server):
 def test_an_unmarked_test_that_starts_the_model_fails_loudly(pytester, monkeypatch, tmp_path):
     """A whole session of its own, with this conftest: the unmarked tests fail, naming the marker, and the
     shared server is never started for the one that only asked for it."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    # akash_nb, and tests/ for the helpers the conftest imports (faultserver), as in the suite's own session
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
     pytester.makepyfile(test_guarded=GUARDED_SESSION)
