@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 from processes import environment_without, run
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def akash_nb(*args: str, env: dict[str, str] | None = None, timeout: float = 120):

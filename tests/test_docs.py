@@ -12,11 +12,10 @@ import mistune
 import nbformat
 import pytest
 import yaml
+from project import ROOT
 from test_notebooks import LESSONS, guide_cells
 
 from akash_nb import cli, docs
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SEED_KEYS = ["categories", "tags", "weight", "title", "linkTitle"]
 SEED_SECTIONS = [

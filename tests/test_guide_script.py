@@ -10,12 +10,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from processes import environment_without, run
+from project import ROOT
 from test_notebooks import guide_cells
 
 from akash_nb import local
 from akash_nb.notebooks import lessons
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSONS = lessons(ROOT / "notebooks")
 
 # What a learner writes above the pasted cells: the values, from the environment. akash_nb is made

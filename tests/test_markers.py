@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import GUARD_FOLDER, NOT_LIVE
 from processes import environment_without, run
+from project import ROOT
 
 from akash_nb import engine, llama_server, local, model, share
 from akash_nb.errors import LocalServerError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_test_not_marked_live_cannot_start_the_embedded_model(state_dir):

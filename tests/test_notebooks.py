@@ -9,12 +9,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from project import ROOT
 
 from akash_nb.docs import SECTIONS
 from akash_nb.notebooks import lessons, normalize, solution_code
 from akash_nb.providers import PROVIDERS
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSONS = lessons(ROOT / "notebooks")
 KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_-]{20,}|akml-[A-Za-z0-9_-]{16,})")
 LOCAL_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|[A-Z]:\\\\)")

@@ -3,8 +3,6 @@ it passes the same gates as every committed lesson (tests/test_notebooks.py) and
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
 import pytest
 from nbval_run import nbval_command
@@ -12,8 +10,6 @@ from processes import environment_without, run
 from test_notebooks import exercise_problems, template_problems
 
 from akash_nb import cli, notebooks
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_new_lesson_takes_the_next_number_and_follows_the_template(tmp_path, capsys):
