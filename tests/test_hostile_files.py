@@ -63,6 +63,14 @@ def place(path: Path, content: bytes | None) -> None:
         path.write_bytes(content)
 
 
+def corrupt(path: Path, variant: str, valid: bytes, shapes: dict[str, object]) -> None:
+    """Write at `path` the named variant: valid JSON of a wrong shape from `shapes`, or one of variants()."""
+    if variant in shapes:
+        path.write_text(json.dumps(shapes[variant]))
+    else:
+        place(path, variants(valid)[variant])
+
+
 def snapshot(path: Path):
     if path.is_dir():
         return sorted((p.name, p.read_bytes()) for p in path.iterdir())
@@ -141,10 +149,8 @@ def test_a_corrupt_saved_conversation_is_one_sentence_and_left_as_it_was(client,
             pytest.skip("root reads a chmod 000 file")
         path.write_bytes(VALID_CONVERSATION)
         path.chmod(0)
-    elif variant in CONVERSATION_SHAPES:
-        path.write_text(json.dumps(CONVERSATION_SHAPES[variant]))
     else:
-        place(path, variants(VALID_CONVERSATION)[variant])
+        corrupt(path, variant, VALID_CONVERSATION, CONVERSATION_SHAPES)
     before = snapshot(path) if not path.is_symlink() else None
     with pytest.raises(AkashNBError) as caught:
         Conversation.load(path, client)
@@ -333,10 +339,8 @@ def test_a_corrupt_recording_is_one_sentence_naming_it_and_left_as_it_was(tmp_pa
     path = folder / f"{replay.request_key('POST', '/v1/chat/completions', REQUEST)}.json"
     if variant == "a symlink loop":
         path.symlink_to(path)
-    elif variant in RECORDING_SHAPES:
-        path.write_text(json.dumps(RECORDING_SHAPES[variant]))
     else:
-        place(path, variants(VALID_RECORDING)[variant])
+        corrupt(path, variant, VALID_RECORDING, RECORDING_SHAPES)
     before = None if variant == "a symlink loop" else snapshot(path)
     client = replay_client(folder, monkeypatch)  # describing the folder never fails on a bad file
     if variant == "meta a list":
@@ -402,10 +406,7 @@ STATE_SHAPES = {
 @pytest.mark.parametrize("variant", list(variants(VALID_STATE)) + list(STATE_SHAPES))
 def test_a_corrupt_state_file_is_one_sentence_naming_it_and_left_as_it_was(state_dir, variant):
     path = local.state_file("abc123abc123")
-    if variant in STATE_SHAPES:
-        path.write_text(json.dumps(STATE_SHAPES[variant]))
-    else:
-        place(path, variants(VALID_STATE)[variant])
+    corrupt(path, variant, VALID_STATE, STATE_SHAPES)
     before = snapshot(path)
     try:
         with pytest.raises(AkashNBError) as caught:
@@ -444,10 +445,7 @@ def test_a_corrupt_lesson_is_one_sentence_for_make_notebooks_and_make_docs(tmp_p
     folder = tmp_path / "notebooks"
     folder.mkdir()
     path = folder / "01-lesson.ipynb"
-    if variant in LESSON_SHAPES:
-        path.write_text(json.dumps(LESSON_SHAPES[variant]))
-    else:
-        place(path, variants(VALID_LESSON)[variant])
+    corrupt(path, variant, VALID_LESSON, LESSON_SHAPES)
     before = snapshot(path)
     with pytest.raises(AkashNBError) as caught:
         notebooks.read_lesson(path)
