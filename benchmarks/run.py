@@ -52,6 +52,8 @@ import measure
 from measure import ROOT, Stream, median, percentile
 from nbval_run import nbval_command
 
+from akash_nb import notebooks
+
 OUT = ROOT / "build" / "bench"
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 ONLY = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
@@ -64,7 +66,7 @@ SLIDER_TOKENS = 100
 TEMPERATURES = (0.2, 0.5, 0.8, 1.1, 0.3, 0.6, 0.9, 1.2)  # the slider moves before every run
 STORY = "Write a long story about a lighthouse keeper and a storm."
 SHORT = "Hello! Who are you?"
-LESSONS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+LESSONS = [str(p.relative_to(ROOT)) for p in notebooks.lessons(ROOT / "notebooks")]
 NBVAL = nbval_command(*LESSONS)  # as make nbval-replay runs it
 
 # Seconds each section may spend: after MIN_REPS it stops before a repetition that would overrun, so
@@ -585,6 +587,12 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
         met_text = "—" if met is None else "yes" if met else "NO"
         out.append((figure, value, floor, "—" if ratio is None else f"{ratio:.2f}", target, met_text))
 
+    def within(figure: str, section: dict, key: str, limit: float) -> None:
+        """The median time at `key` against its floor: met at `limit` seconds or less, with no errors."""
+        v = section[key]
+        met = v is not None and v <= limit and not section["errors"]
+        row(figure, seconds(v), seconds(section["median_floor_s"]), section["ratio"], f"≤ {limit:g} s", met)
+
     if s := r.get("single"):
         row(
             "one stream, decode tok/s (llama-bench tg)",
@@ -611,25 +619,17 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
             "≤ 1.2",
             (t["ratio"] or 9) <= 1.2,
         )
+
     if c := r.get("cold"):
-        v = c["median_client_to_first_s"]
-        row(
-            "cold start: client() → first token (a fresh tool process)",
-            seconds(v),
-            seconds(c["median_floor_s"]),
-            c["ratio"],
-            "≤ 3 s",
-            v is not None and v <= 3.0 and not c["errors"],
+        within(
+            "cold start: client() → first token (a fresh tool process)", c, "median_client_to_first_s", 3.0
         )
     if s := r.get("slider"):
-        v = s["median_s"]
-        row(
+        within(
             f"slider → {SLIDER_TOKENS}-token answer in the panel (bare SDK stream, per token)",
-            seconds(v),
-            seconds(s["median_floor_s"]),
-            s["ratio"],
-            "≤ 1.5 s",
-            v is not None and v <= 1.5 and not s["errors"],
+            s,
+            "median_s",
+            1.5,
         )
     if u := r.get("users"):
         one = (u.get("1") or {}).get("aggregate_tok_s")

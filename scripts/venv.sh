@@ -45,12 +45,12 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 echo "==> Installed in $(( $(date +%s) - started )) s."
-provider=$(bash scripts/provider.sh)
-if [[ ",$extras," != *,local,* ]]; then
-  :
-elif [ "$provider" = local ]; then
-  "$venv/bin/akash-nb" engine --build
-else
-  echo "==> Not building the embedded model: the lessons use $provider (built on first use if you unset it)."
+if [[ ",$extras," == *,local,* ]]; then
+  provider=$(bash scripts/provider.sh)
+  if [ "$provider" = local ]; then
+    "$venv/bin/akash-nb" engine --build
+  else
+    echo "==> Not building the embedded model: the lessons use $provider (built on first use if you unset it)."
+  fi
 fi
 touch "$stamp"

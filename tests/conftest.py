@@ -7,9 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faultserver import FaultServer
+from hypothesis import HealthCheck, settings
 
 from akash_nb import config, engine, local, model
 
@@ -137,23 +140,21 @@ def local_env(shared_local_server, monkeypatch) -> Path:
     return shared_local_server
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[FaultServer]:
+    """One misbehaving loopback server (tests/faultserver.py) for a whole test file: each test says how it
+    should misbehave with `server.behave(...)`."""
+    with FaultServer() as running:
+        yield running
+
+
 # Hypothesis: repeatable in CI (derandomize: the same examples every run), enough examples per property to
 # matter, no per-example deadline (a loopback request's time varies on a busy 2-core machine).
 # HYPOTHESIS_PROFILE=explore runs 1000 random examples a property, to look for new cases by hand.
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-settings.register_profile(
-    "ci",
-    max_examples=100,
-    deadline=None,
-    derandomize=True,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-settings.register_profile(
-    "explore",
-    max_examples=1000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))
+EVERY_PROFILE = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **EVERY_PROFILE)
+settings.register_profile("explore", max_examples=1000, **EVERY_PROFILE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -7,15 +7,17 @@ at the top of a module; only imports under `if TYPE_CHECKING:` (annotations, nev
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from processes import run
+from project import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+import akash_nb
+
 PACKAGE = ROOT / "akash_nb"
 MODULES = {path.stem: path for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
 # Imports inside a function are for one reason only: the command line loads a subcommand's module when
@@ -65,6 +67,7 @@ def _package_targets(node: ast.Import | ast.ImportFrom) -> set[str]:
     return found
 
 
+@functools.cache  # three tests read it; the modules do not change during a run
 def import_graph() -> dict[str, set[str]]:
     graph = {}
     for name, path in MODULES.items():
@@ -141,8 +144,9 @@ def test_the_connection_layer_displays_nothing_and_render_does_not_import_upward
 def test_imports_inside_functions_are_only_the_command_lines_and_optional_extras_and_say_why():
     offenders = []
     for name, path in MODULES.items():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for node, inside in _imports(ast.parse("\n".join(lines))):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for node, inside in _imports(ast.parse(text)):
             if not inside or name in LAZY_MODULES:
                 continue
             if _package_targets(node) or "#" not in lines[node.lineno - 1]:
@@ -184,21 +188,15 @@ def test_every_name_the_docs_lessons_and_messages_use_resolves_after_a_bare_impo
         "            break\n"
         "print('\\n'.join(missing))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
+    done = run([sys.executable, "-c", probe], cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
 
 
 @pytest.mark.parametrize("name", ["streaming", "errors", "connection", "widgets", "exercises", "doctor"])
 def test_a_submodule_resolves_as_an_attribute_of_a_fresh_import(name):
-    done = subprocess.run(
-        [sys.executable, "-c", f"import akash_nb; print(akash_nb.{name}.__name__)"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
+    done = run(
+        [sys.executable, "-c", f"import akash_nb; print(akash_nb.{name}.__name__)"], cwd=ROOT, timeout=60
     )
     assert done.stdout.strip() == f"akash_nb.{name}", done.stderr
 
@@ -208,13 +206,11 @@ def test_the_function_client_stays_the_function_whatever_was_imported_first():
         "import akash_nb.widgets, akash_nb.connect, akash_nb.connection, akash_nb\n"
         "print(callable(akash_nb.client), akash_nb.client.__module__, akash_nb.connection.__name__)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    done = run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
     assert done.stdout.split() == ["True", "akash_nb.connect", "akash_nb.connection"], done.stderr
 
 
 def test_every_export_resolves_and_the_exceptions_are_exported():
-    import akash_nb
-
     for name in akash_nb.__all__:
         assert getattr(akash_nb, name) is not None
     for name in (
@@ -249,17 +245,18 @@ def readme_layers() -> list[tuple[str, list[str]]]:
 
 
 def test_the_readme_names_every_module_once_in_a_layer():
-    named = [module for _, modules in readme_layers() for module in modules]
-    assert len(readme_layers()) >= 4
+    layers = readme_layers()
+    named = [module for _, modules in layers for module in modules]
+    assert len(layers) >= 4
     assert sorted(named) == sorted(MODULES), "README.md's 'How it is built' must list akash_nb/ as it is"
 
 
 def test_no_module_imports_from_a_layer_the_readme_lists_after_its_own():
-    graph = import_graph()
-    rank = {module: number for number, (_, modules) in enumerate(readme_layers()) for module in modules}
+    layers = readme_layers()
+    rank = {module: number for number, (_, modules) in enumerate(layers) for module in modules}
     upward = [
-        f"{module} ({readme_layers()[rank[module]][0]}) imports {target} ({readme_layers()[rank[target]][0]})"
-        for module, targets in graph.items()
+        f"{module} ({layers[rank[module]][0]}) imports {target} ({layers[rank[target]][0]})"
+        for module, targets in import_graph().items()
         for target in targets
         if rank[target] > rank[module]
     ]

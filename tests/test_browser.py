@@ -40,10 +40,9 @@ from browser_helpers import (
     running_lab,
     wait_for,
 )
+from project import RECORDINGS, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-RECORDINGS = ROOT / "tests" / "recordings"
 SCREENSHOTS = ROOT / "build" / "screenshots"
 LESSONS = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 MODEL = "SmolLM2-135M-Instruct"

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from processes import environment_without, run
 
 
 def akash_nb(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
-    full = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "akash_nb.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    full = environment_without() | (env or {})
+    return run([sys.executable, "-m", "akash_nb.cli", *args], env=full, timeout=timeout)
 
 
 @pytest.mark.live

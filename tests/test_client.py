@@ -10,6 +10,9 @@ from urllib.parse import urlparse
 
 import openai
 import pytest
+from faultserver import closed_port
+from openai.types.chat import ChatCompletion
+from project import RECORDINGS
 
 import akash_nb
 from akash_nb import connection as connections
@@ -21,13 +24,6 @@ from akash_nb.providers import LOCAL_MODEL_NAME
 
 GUIDE_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"
 AKML = "akml-" + "0123456789abcdef"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the embedded model -----------------------------------------------------------------------------------
@@ -204,13 +200,11 @@ def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(lo
 
 # --- the guide's own client block: a plain openai.OpenAI from connection_values() ------------------------
 
-REPO_RECORDINGS = __import__("pathlib").Path(__file__).resolve().parent / "recordings"
-
 
 @pytest.fixture
 def replay_values(monkeypatch):
     monkeypatch.setenv("AKASH_NB_PROVIDER", "replay")
-    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(REPO_RECORDINGS))
+    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(RECORDINGS))
     return akash_nb.connection_values(show=False)
 
 
@@ -224,8 +218,6 @@ def test_connection_values_are_the_two_values_of_the_guides_client_and_the_key_i
 
 
 def test_a_plain_client_gets_its_provider_in_the_footer_and_says_what_needs_akash_nb_client(replay_values):
-    from openai.types.chat import ChatCompletion
-
     plain = openai.OpenAI(api_key=replay_values[0], base_url=replay_values[1])
     response = ChatCompletion.model_validate(
         {

@@ -6,12 +6,11 @@ to a placeholder, never a real key and never on the command line; images and mod
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
+from project import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy" / "akash"
 GUIDE = ROOT / "docs" / "deploy-on-akash.md"
 PLACEHOLDER = "REPLACE_WITH_YOUR_KEY"

@@ -12,11 +12,10 @@ import mistune
 import nbformat
 import pytest
 import yaml
+from project import ROOT
+from test_notebooks import LESSONS, guide_cells
 
 from akash_nb import cli, docs
-
-ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 
 SEED_KEYS = ["categories", "tags", "weight", "title", "linkTitle"]
 SEED_SECTIONS = [
@@ -70,12 +69,7 @@ def blocks(body: str, info: str) -> list[str]:
 
 
 def lesson_sources() -> set[str]:
-    return {
-        c.source.strip()
-        for p in LESSONS
-        for c in nbformat.read(p, as_version=4).cells
-        if c.cell_type == "code" and "guide" in c.metadata.get("tags", [])
-    }
+    return {c.source.strip() for p in LESSONS for c in guide_cells(nbformat.read(p, as_version=4))}
 
 
 def lesson_outputs() -> str:

@@ -3,13 +3,14 @@ answers: the wrong model, an invented turn, an unfaithful summary, code that fai
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 from openai.types.chat import ChatCompletion
+from project import REPLAY, ROOT
 
-from akash_nb import exercises
-from akash_nb.guide import GUIDE_TEXT
-
-MODEL = "SmolLM2-135M-Instruct"
+from akash_nb import exercises, notebooks
+from akash_nb.guide import GUIDE_TEXT, SUMMARY
+from akash_nb.providers import LOCAL_MODEL_NAME as MODEL
 
 
 def completion(
@@ -165,8 +166,6 @@ def test_a_summary_that_adds_claims_absent_from_the_text_fails(summary, invented
 
 
 def test_a_faithful_summary_and_the_guides_own_pass_the_claims_check():
-    from akash_nb.guide import SUMMARY
-
     assert exercises.check_summary(completion(FAITHFUL), GUIDE_TEXT).passed
     assert exercises.unsupported_words(SUMMARY, GUIDE_TEXT) == []
 
@@ -203,18 +202,10 @@ def test_palindrome_fails_on_the_wrong_function_name():
 def test_every_lessons_solution_passes_its_check_and_run_all_leaves_it_alone():
     """Solutions are markdown (Run All skips them); run as code after the exercise, each passes its check
     on the recorded answers."""
-    from pathlib import Path
-
-    import nbformat
-
-    from akash_nb import notebooks
-
-    root = Path(__file__).resolve().parents[1]
-    env = {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(root / "tests" / "recordings")}
-    for path in notebooks.lessons(root / "notebooks"):
+    for path in notebooks.lessons(ROOT / "notebooks"):
         committed = nbformat.read(path, as_version=4)
         assert not [c for c in committed.cells if notebooks.SOLUTION_TAG in c.metadata.get("tags", [])]
-        nb, error = notebooks.execute(path, env, solutions=True)
+        nb, error = notebooks.execute(path, REPLAY, solutions=True)
         assert error is None, f"{path.name}: {error}"
         (solution,) = [c for c in nb.cells if notebooks.SOLUTION_TAG in c.metadata.get("tags", [])]
         shown = [o.data["text/plain"] for o in solution.outputs if o.output_type == "execute_result"]

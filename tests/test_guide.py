@@ -3,7 +3,7 @@ guide's prompt has facts."""
 
 from __future__ import annotations
 
-from openai.types.chat import ChatCompletion
+from test_exercises import completion  # a parsed ChatCompletion, as the SDK gives it
 
 from akash_nb import guide
 
@@ -19,20 +19,6 @@ SEED_OPENINGS = {  # how each printed block of the seed page (akash-chat-api-gui
 }
 
 
-def answer(content: str) -> ChatCompletion:
-    return ChatCompletion.model_validate(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "SmolLM2-135M-Instruct",
-            "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-            ],
-        }
-    )
-
-
 def test_every_guide_example_is_the_seeds_printed_output():
     assert set(guide.EXAMPLES) == set(SEED_OPENINGS)
     for name, (start, end) in SEED_OPENINGS.items():
@@ -41,7 +27,7 @@ def test_every_guide_example_is_the_seeds_printed_output():
 
 
 def test_the_guides_answer_stands_beside_yours_naming_both_models():
-    shown = guide.guide_vs_you("completion", answer("A dragon lived there."))
+    shown = guide.guide_vs_you("completion", completion("A dragon lived there."))
     text = str(shown)
     assert "Meta-Llama-3-1-8B-Instruct-FP8" in text and "SmolLM2-135M-Instruct" in text
     assert text.index("beautiful kingdom") < text.index("A dragon lived there.")
@@ -50,15 +36,16 @@ def test_the_guides_answer_stands_beside_yours_naming_both_models():
 
 def test_a_wrong_world_cup_answer_is_remarked():
     wrong = str(
-        guide.guide_vs_you("conversation-2", answer("The 2022 World Cup was won by the United States."))
+        guide.guide_vs_you("conversation-2", completion("The 2022 World Cup was won by the United States."))
     )
     assert wrong.splitlines()[-1] == (
         "Fact check: Argentina won: not named ✗; the final was in Lusail: not named ✗."
     )
-    right = str(guide.guide_vs_you("conversation", answer("Argentina beat France in Lusail.")))
+    right = str(guide.guide_vs_you("conversation", completion("Argentina beat France in Lusail.")))
     assert right.splitlines()[-1] == "Fact check: Argentina won: named ✓; the final was in Lusail: named ✓."
 
 
 def test_a_summary_is_checked_against_the_text():
-    line = str(guide.guide_vs_you("summary", answer("AI gives machines self-awareness."))).splitlines()[-1]
+    shown = guide.guide_vs_you("summary", completion("AI gives machines self-awareness."))
+    line = str(shown).splitlines()[-1]
     assert "self" in line and "awareness" in line

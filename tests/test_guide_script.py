@@ -4,18 +4,18 @@ only `openai` imported and the values set, run unchanged against the real embedd
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from processes import environment_without, run
+from project import ROOT
+from test_notebooks import guide_cells
 
 from akash_nb import local
 from akash_nb.notebooks import lessons
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSONS = lessons(ROOT / "notebooks")
 
 # What a learner writes above the pasted cells: the values, from the environment. akash_nb is made
@@ -33,8 +33,7 @@ model = os.environ["MODEL"]
 
 
 def guide_script(path: Path) -> str:
-    nb = nbformat.read(path, as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code" and "guide" in c.metadata.get("tags", [])]
+    cells = [c.source for c in guide_cells(nbformat.read(path, as_version=4))]
     return PREAMBLE + "\n\n".join(cells) + "\n"
 
 
@@ -63,17 +62,9 @@ def test_the_guide_cells_run_as_a_plain_script_on_the_embedded_server(path, loca
     server = local.ensure_server()
     script = tmp_path / "guide.py"
     script.write_text(guide_script(path))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKASH", "OPENAI"))}
+    env = environment_without("AKASH", "OPENAI")
     env |= {"API_KEY": server.key.reveal(), "BASE_URL": server.base_url, "MODEL": server.model}
-    done = subprocess.run(
-        [sys.executable, "-I", str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run([sys.executable, "-I", str(script)], env=env, cwd=tmp_path, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip(), f"{path.name}'s guide cells printed nothing"
     assert server.key.reveal() not in done.stdout + done.stderr

@@ -15,7 +15,7 @@ import math
 
 import openai
 import pytest
-from faultserver import WORDS, FaultServer
+from faultserver import WORDS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,12 +30,6 @@ pytestmark = pytest.mark.faults
 
 FULL = "".join(WORDS)
 USER = [{"role": "user", "content": "Once upon a time"}]
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 @pytest.fixture
@@ -237,7 +231,7 @@ def test_a_server_echoing_a_key_of_any_shape_never_shows_it(server, monkeypatch)
     key = "classroom0key0WITHOUT0prefix"  # the class server's own key has no prefix
     server.behave("echo", status=400)
     monkeypatch.setenv("AKASH_NB_API_KEY", key)
-    client = akash_nb.client("openai-compatible", base_url=server.url, show=False, max_retries=0)
+    client = made(server)
     with pytest.raises(AkashNBError) as caught:
         akash_nb.served_models(client)
     for text in (caught.value.sentence, str(caught.value), repr(caught.value)):

@@ -16,7 +16,6 @@ from pathlib import Path
 import nbformat
 import openai
 import pytest
-from faultserver import FaultServer
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,7 +26,7 @@ from akash_nb.errors import AkashNBError
 
 pytestmark = pytest.mark.faults
 
-ROOT = os.geteuid() == 0  # root reads a chmod 000 file all the same
+AS_ROOT = os.geteuid() == 0  # root reads a chmod 000 file all the same
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -64,19 +63,21 @@ def place(path: Path, content: bytes | None) -> None:
         path.write_bytes(content)
 
 
+def corrupt(path: Path, variant: str, valid: bytes, shapes: dict[str, object]) -> None:
+    """Write at `path` the named variant: valid JSON of a wrong shape from `shapes`, or one of variants()."""
+    if variant in shapes:
+        path.write_text(json.dumps(shapes[variant]))
+    else:
+        place(path, variants(valid)[variant])
+
+
 def snapshot(path: Path):
     if path.is_dir():
         return sorted((p.name, p.read_bytes()) for p in path.iterdir())
-    return path.read_bytes() if path.exists() or (path.is_symlink() and path.exists()) else None
+    return path.read_bytes() if path.exists() else None
 
 
 # --- saved conversations ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +145,12 @@ def test_a_corrupt_saved_conversation_is_one_sentence_and_left_as_it_was(client,
     if variant == "a symlink loop":
         path.symlink_to(path)
     elif variant == "unreadable":
-        if ROOT:
+        if AS_ROOT:
             pytest.skip("root reads a chmod 000 file")
         path.write_bytes(VALID_CONVERSATION)
         path.chmod(0)
-    elif variant in CONVERSATION_SHAPES:
-        path.write_text(json.dumps(CONVERSATION_SHAPES[variant]))
     else:
-        place(path, variants(VALID_CONVERSATION)[variant])
+        corrupt(path, variant, VALID_CONVERSATION, CONVERSATION_SHAPES)
     before = snapshot(path) if not path.is_symlink() else None
     with pytest.raises(AkashNBError) as caught:
         Conversation.load(path, client)
@@ -182,7 +181,7 @@ def test_a_huge_saved_conversation_loads_whole(client, tmp_path):
     assert len(Conversation.load(path, client).history) == 2000
 
 
-@pytest.mark.skipif(ROOT, reason="root writes into a read-only folder all the same")
+@pytest.mark.skipif(AS_ROOT, reason="root writes into a read-only folder all the same")
 def test_saving_into_a_read_only_folder_is_a_sentence_and_keeps_the_old_file(client, tmp_path):
     path = tmp_path / "chat.json"
     path.write_bytes(VALID_CONVERSATION)
@@ -340,10 +339,8 @@ def test_a_corrupt_recording_is_one_sentence_naming_it_and_left_as_it_was(tmp_pa
     path = folder / f"{replay.request_key('POST', '/v1/chat/completions', REQUEST)}.json"
     if variant == "a symlink loop":
         path.symlink_to(path)
-    elif variant in RECORDING_SHAPES:
-        path.write_text(json.dumps(RECORDING_SHAPES[variant]))
     else:
-        place(path, variants(VALID_RECORDING)[variant])
+        corrupt(path, variant, VALID_RECORDING, RECORDING_SHAPES)
     before = None if variant == "a symlink loop" else snapshot(path)
     client = replay_client(folder, monkeypatch)  # describing the folder never fails on a bad file
     if variant == "meta a list":
@@ -409,10 +406,7 @@ STATE_SHAPES = {
 @pytest.mark.parametrize("variant", list(variants(VALID_STATE)) + list(STATE_SHAPES))
 def test_a_corrupt_state_file_is_one_sentence_naming_it_and_left_as_it_was(state_dir, variant):
     path = local.state_file("abc123abc123")
-    if variant in STATE_SHAPES:
-        path.write_text(json.dumps(STATE_SHAPES[variant]))
-    else:
-        place(path, variants(VALID_STATE)[variant])
+    corrupt(path, variant, VALID_STATE, STATE_SHAPES)
     before = snapshot(path)
     try:
         with pytest.raises(AkashNBError) as caught:
@@ -451,10 +445,7 @@ def test_a_corrupt_lesson_is_one_sentence_for_make_notebooks_and_make_docs(tmp_p
     folder = tmp_path / "notebooks"
     folder.mkdir()
     path = folder / "01-lesson.ipynb"
-    if variant in LESSON_SHAPES:
-        path.write_text(json.dumps(LESSON_SHAPES[variant]))
-    else:
-        place(path, variants(VALID_LESSON)[variant])
+    corrupt(path, variant, VALID_LESSON, LESSON_SHAPES)
     before = snapshot(path)
     with pytest.raises(AkashNBError) as caught:
         notebooks.read_lesson(path)

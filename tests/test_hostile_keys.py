@@ -7,15 +7,13 @@ the panel and ChatBox, show_error's plain-text output, doctor's table, and the p
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import sys
-from pathlib import Path
 
 import openai
 import pytest
-from faultserver import FaultServer
+from processes import environment_without, run
+from project import ROOT
 
 import akash_nb
 from akash_nb import doctor
@@ -31,12 +29,6 @@ KEYS = {  # provider -> a key of the shape it uses (the class and embedded serve
     "akash-chat": "sk-" + "Rw5" + "y" * 20 + "Back",
     "openai-compatible": secrets.token_urlsafe(24),
 }
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 def shows_no_key(text: str, key: str) -> None:
@@ -114,11 +106,8 @@ def test_plain_python_shows_the_sentence_and_the_traceback_only_on_request(serve
         "client.chat.completions.create(model='m',\n"
         "                               messages=[{'role': 'user', 'content': 'Hi'}])\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKASH", "CI"))}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
-    )
+    env = environment_without("AKASH", "CI") | {"PYTHONPATH": str(ROOT)}
+    done = run([sys.executable, str(script)], env=env, timeout=60, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stdout.startswith("Provider: openai-compatible — your OpenAI-compatible server\n")
     assert "text/plain" not in done.stdout and "<div" not in done.stdout  # no raw mime bundles
@@ -128,12 +117,7 @@ def test_plain_python_shows_the_sentence_and_the_traceback_only_on_request(serve
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert "(full traceback: AKASH_NB_TRACEBACK=1)" in done.stderr
     shows_no_key(done.stdout + done.stderr, key)
-    full = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, "AKASH_NB_TRACEBACK": "1"},
-        cwd=tmp_path,
+    full = run(
+        [sys.executable, str(script)], timeout=60, env={**env, "AKASH_NB_TRACEBACK": "1"}, cwd=tmp_path
     )
     assert "Traceback (most recent call last)" in full.stderr and "BadRequestError" in full.stderr

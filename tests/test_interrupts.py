@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from faultserver import WORDS, FaultServer
+from faultserver import WORDS
 from jupyter_client import KernelManager
 
 from akash_nb.errors import NO_STATUS
@@ -20,12 +20,6 @@ pytestmark = pytest.mark.faults
 
 INTERRUPTED = NO_STATUS["interrupted"].sentence
 FULL = "".join(WORDS)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +66,11 @@ def state(client, expression: str) -> dict:
     return json.loads(out)
 
 
-def interrupted(kernel, server, code: str) -> str | None:
-    """Run `code` while the server streams one word every 0.2 s; Ctrl-C once two words have arrived."""
+def after_ctrl_c(kernel, server, setup: str, code: str, expression: str) -> dict:
+    """Run `setup`, then `code` while the server streams one word every 0.2 s; Ctrl-C once two words have
+    arrived, which stops the cell with KeyboardInterrupt; then the kernel's `expression`."""
     manager, client = kernel
+    execute(client, setup)
     server.behave("slow", delay=0.2)
     msg_id = client.execute(code)
     deadline = time.monotonic() + 20
@@ -84,15 +80,17 @@ def interrupted(kernel, server, code: str) -> str | None:
     manager.interrupt_kernel()
     _, error = collect(client, msg_id)
     server.behave("ok")
-    return error
+    assert error == "KeyboardInterrupt"  # the cell stops, as asked
+    return state(client, expression)
 
 
 def test_ctrl_c_during_a_panel_stream_leaves_it_truthful_and_working(kernel, server):
     _, client = kernel
-    execute(client, "p = akash_nb.panel(c, 'Once upon a time', max_tokens=16)")
-    assert interrupted(kernel, server, "p.run()") == "KeyboardInterrupt"  # the cell stops, as asked
-    seen = state(
-        client,
+    seen = after_ctrl_c(
+        kernel,
+        server,
+        "p = akash_nb.panel(c, 'Once upon a time', max_tokens=16)",
+        "p.run()",
         "{'text': p.result.text, 'error': p.result.error, 'cut': p.result.cut, "
         "'cursor': '▌' in p.answer.value, 'disabled': p.run_button.disabled, "
         "'plain': repr(p)}",
@@ -107,10 +105,11 @@ def test_ctrl_c_during_a_panel_stream_leaves_it_truthful_and_working(kernel, ser
 
 def test_ctrl_c_during_a_chatbox_stream_leaves_it_truthful_and_working(kernel, server):
     _, client = kernel
-    execute(client, "box = akash_nb.ChatBox(akash_nb.Conversation(c, 'fault-model'))")
-    assert interrupted(kernel, server, "box.send('Tell me a story')") == "KeyboardInterrupt"
-    seen = state(
-        client,
+    seen = after_ctrl_c(
+        kernel,
+        server,
+        "box = akash_nb.ChatBox(akash_nb.Conversation(c, 'fault-model'))",
+        "box.send('Tell me a story')",
         "{'status': box.status_text, 'turns': len(box.conversation.history), "
         "'cursor': '▌' in box.transcript.value, 'disabled': box.send_button.disabled, "
         "'text': box.text.value}",
@@ -125,10 +124,11 @@ def test_ctrl_c_during_a_chatbox_stream_leaves_it_truthful_and_working(kernel, s
 
 def test_ctrl_c_during_a_conversation_stream_keeps_the_history_and_the_partial(kernel, server):
     _, client = kernel
-    execute(client, "chat = akash_nb.Conversation(c, 'fault-model')\nchat.send('Hi')")
-    assert interrupted(kernel, server, "chat.send('Tell me a story', stream=True)") == "KeyboardInterrupt"
-    seen = state(
-        client,
+    seen = after_ctrl_c(
+        kernel,
+        server,
+        "chat = akash_nb.Conversation(c, 'fault-model')\nchat.send('Hi')",
+        "chat.send('Tell me a story', stream=True)",
         "{'turns': len(chat.history), 'pending': chat.pending, "
         "'partial': chat.partial.text, 'why': chat.partial.sentence}",
     )

@@ -4,17 +4,15 @@ tests/conftest.py), so `pytest -m "not live and not browser"` is an offline subs
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import GUARD_FOLDER, NOT_LIVE
+from processes import environment_without, run
+from project import ROOT
 
 from akash_nb import engine, llama_server, local, model, share
 from akash_nb.errors import LocalServerError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_test_not_marked_live_cannot_start_the_embedded_model(state_dir):
@@ -31,24 +29,13 @@ def test_nor_the_class_server(state_dir):
 
 def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
     script = "from akash_nb import local; local.ensure_server()"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run([sys.executable, "-c", script], timeout=60, cwd=ROOT)
     assert done.returncode != 0 and NOT_LIVE in done.stderr
-    dropped = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    found = subprocess.run(
+    found = run(
         [sys.executable, "-c", "from akash_nb import engine; print(engine.find().server)"],
-        capture_output=True,
-        text=True,
         timeout=60,
         cwd=ROOT,
-        env=dropped,
-        stdin=subprocess.DEVNULL,
+        env=environment_without(),
     )
     assert found.stdout.strip() == os.environ[engine.VARIABLE], "the stand-in is first on PATH too"
 
@@ -79,7 +66,8 @@ def test_marked(shared_local_server):
 def test_an_unmarked_test_that_starts_the_model_fails_loudly(pytester, monkeypatch, tmp_path):
     """A whole session of its own, with this conftest: the unmarked tests fail, naming the marker, and the
     shared server is never started for the one that only asked for it."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    # akash_nb, and tests/ for the helpers the conftest imports (faultserver), as in the suite's own session
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
     pytester.makepyfile(test_guarded=GUARDED_SESSION)

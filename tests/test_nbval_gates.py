@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -13,27 +12,19 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 from nbval_run import nbval_command
+from processes import environment_without, run
+from project import REPLAY, ROOT
 
 from akash_nb.providers import PROVIDERS
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
 GUIDE_PROMPT = "Once upon a time, in a land far, far away"
 
 
 def nbval(notebook: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    full |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(ROOT / "tests" / "recordings"), **env}
+    full = environment_without() | REPLAY | env
     started = time.monotonic()
-    done = subprocess.run(
-        nbval_command(notebook),
-        capture_output=True,
-        text=True,
-        env=full,
-        cwd=notebook.parent,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run(nbval_command(notebook), env=full, cwd=notebook.parent, timeout=300)
     return done, time.monotonic() - started
 
 

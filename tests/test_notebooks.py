@@ -9,10 +9,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from project import ROOT
 
-from akash_nb.notebooks import lessons, normalize
+from akash_nb.docs import SECTIONS
+from akash_nb.notebooks import lessons, normalize, solution_code
+from akash_nb.providers import PROVIDERS
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSONS = lessons(ROOT / "notebooks")
 KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_-]{20,}|akml-[A-Za-z0-9_-]{16,})")
 LOCAL_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|[A-Z]:\\\\)")
@@ -26,8 +28,6 @@ ZERO_TIME = re.compile(r"\b0\.00 s\b")
 def test_every_section_of_the_guide_has_its_lesson_and_every_lesson_is_found_by_its_name():
     """Lessons are found in notebooks/ by name (NN-name.ipynb), not from a list: a new lesson is tested
     as soon as it is there."""
-    from akash_nb.docs import SECTIONS
-
     names = [p.stem for p in LESSONS]
     missing = [s.lesson for s in SECTIONS if s.lesson not in names]
     assert not missing, f"the guide's sections need the lessons {missing} in notebooks/"
@@ -94,10 +94,8 @@ def template_problems(nb) -> list[str]:
 
 def exercise_problems(nb) -> list[str]:
     """Two hints and a solution under "Your turn", folded in markdown; no solution as a code cell."""
-    from akash_nb.notebooks import solution_code
-
     problems = []
-    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    text = markdown(nb)
     for hint in ("<summary>Hint 1</summary>", "<summary>Hint 2</summary>"):
         if hint not in text:
             problems.append(f"no {hint} under Your turn")
@@ -153,8 +151,6 @@ def test_no_widget_repr_is_committed(lesson):
 
 
 def test_the_provider_table_shows_whole_descriptions():
-    from akash_nb.providers import PROVIDERS
-
     (table,) = [t for c in lesson_named("00-setup").cells for t in outputs_text(c) if "what it is" in t]
     for provider in PROVIDERS.values():
         assert provider.note in table, f"cut off: {provider.note}"
@@ -202,8 +198,9 @@ def test_setup_gives_the_steps_to_an_akashml_key():
 
 
 def test_the_claims_are_honest():
-    assert "safely" not in markdown(lesson_named("03-code-generation")).lower()
-    assert "not a sandbox" in markdown(lesson_named("03-code-generation"))
+    code_generation = markdown(lesson_named("03-code-generation"))
+    assert "safely" not in code_generation.lower()
+    assert "not a sandbox" in code_generation
     parameters = markdown(lesson_named("05-parameters"))
     assert "the same request gets the same answer" not in parameters
     assert "do not promise" in parameters
@@ -222,8 +219,6 @@ def test_both_world_cup_answers_are_fact_checked():
 
 
 def test_every_guide_lesson_shows_the_guides_printed_output_beside_the_answer():
-    from akash_nb.docs import SECTIONS
-
     for section in SECTIONS:
         texts = [t for c in lesson_named(section.lesson).cells for t in outputs_text(c)]
         assert any(t.startswith("The guide printed (") and "You got (" in t for t in texts), section.lesson

@@ -10,17 +10,9 @@ from pathlib import Path
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from project import PROJECT, ROOT
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the dev extra brings tomli
-    import tomli as tomllib
-
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 OWN = canonicalize_name(PROJECT["name"])
 
 

@@ -3,17 +3,15 @@ recording is missing or that shows an error, and a run does not alarm the learne
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
+from processes import environment_without, run
+from project import RECORDINGS, ROOT
 
 from akash_nb import cli, notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
 PANEL_PROMPT = 'akash_nb.panel(client, "Once upon a time, in a land far, far away"'
 
@@ -23,7 +21,7 @@ def test_refresh_refuses_a_panel_that_says_a_recording_is_missing_and_names_the_
 ):
     """The panel shows a missing recording as a sentence instead of raising: that sentence must never
     become a committed expected output."""
-    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(ROOT / "tests" / "recordings"))
+    monkeypatch.setenv("AKASH_NB_RECORDINGS", str(RECORDINGS))
     nb = nbformat.read(LESSON, as_version=4)
     (panel,) = [c for c in nb.cells if c.cell_type == "code" and PANEL_PROMPT in c.source]
     panel.source = panel.source.replace("Once upon a time", "Nobody recorded this: once upon a time")
@@ -63,11 +61,8 @@ def test_make_run_does_not_print_the_kernels_tcp_warning(tmp_path):
     lesson = tmp_path / "lessons" / "00-hello.ipynb"
     lesson.parent.mkdir()
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")]), lesson)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
     command = [sys.executable, "-m", "akash_nb.cli", "run", str(lesson), "--out", str(tmp_path / "out")]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL
-    )
+    done = run(command, env=environment_without(), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok   00-hello.ipynb" in done.stdout
     assert "without encryption" not in done.stdout + done.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 import openai
 import psutil
 import pytest
-from faultserver import connection_to
+from faultserver import FaultServer, connection_to
 
 import akash_nb
 from akash_nb import config, local
@@ -114,8 +114,6 @@ def test_a_connection_holds_and_shows_no_key(fault_server_url):
 
 @pytest.fixture
 def fault_server_url():
-    from faultserver import FaultServer
-
     with FaultServer() as server:
         yield server.url
 

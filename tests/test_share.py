@@ -28,6 +28,7 @@ from pathlib import Path
 import openai
 import pytest
 import segno
+from processes import run
 
 import akash_nb
 from akash_nb import llama_server, local, share
@@ -41,6 +42,18 @@ STORY = [{"role": "user", "content": "Write a long story about a dragon who lear
 def akash_nb_env(state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH") and not k.endswith("API_KEY")}
     return env | {"AKASH_NB_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+
+
+def akash_nb_command(
+    *args: str, state: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`akash-nb ARGS` in a child process with its own state folder."""
+    return run(
+        [sys.executable, "-m", "akash_nb.cli", *args],
+        env=akash_nb_env(state) | (env or {}),
+        cwd=cwd,
+        timeout=60,
+    )
 
 
 class Shared:
@@ -225,14 +238,7 @@ def test_the_qr_code_holds_exactly_the_printed_env_lines(shared):
 
 @pytest.mark.parametrize("flags", [["--host", "0.0.0.0"], ["--port", "8080"], ["--slots", "3"]])
 def test_leaving_loopback_takes_the_share_flag(flags, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "akash_nb.cli", "serve", *flags],
-        capture_output=True,
-        text=True,
-        env=akash_nb_env(tmp_path),
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    done = akash_nb_command("serve", *flags, state=tmp_path)
     assert done.returncode == 2
     assert f"{flags[0]} only with --share" in done.stderr
     assert not list(tmp_path.glob("server-*.json")), "no server was started"
@@ -254,14 +260,7 @@ def test_a_port_in_use_is_a_sentence_naming_it(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "akash_nb.cli", "serve", "--share", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            env=akash_nb_env(tmp_path),
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
+        done = akash_nb_command("serve", "--share", "--port", str(port), state=tmp_path)
     assert done.returncode == 2
     assert f"Port {port} on 0.0.0.0 is already in use" in done.stderr
 
@@ -385,15 +384,7 @@ def test_requests_beyond_the_slots_wait_in_line_and_are_answered(tmp_path):
 
 
 def join(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "akash_nb.cli", "join", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        env=akash_nb_env(cwd) | (env or {}),
-    )
+    return akash_nb_command("join", *args, state=cwd, cwd=cwd, env=env)
 
 
 def test_join_checks_the_server_then_writes_the_printed_lines_keeping_the_others(shared, tmp_path):

@@ -12,19 +12,18 @@ How each command is checked (a command this file does not know fails the test):
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
-from test_workshop import make_targets
+from faultserver import closed_port
+from processes import environment_without, run
+from project import ROOT
+from test_workshop import MAKEFILE, make_targets
 
-from akash_nb import cli
+from akash_nb import cli, notebooks
 
-ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs/teaching.md").read_text()
 PROGRAMS = (
     "make",
@@ -77,10 +76,7 @@ def env_and_words(line: str) -> tuple[dict[str, str], list[str]]:
 def check_make(env: dict[str, str], words: list[str], tmp_path: Path) -> None:
     goals = [w for w in words[1:] if "=" not in w]
     assert goals and set(goals) <= make_targets(), words
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    planned = subprocess.run(
-        ["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120, env=clean | env
-    )
+    planned = run(["make", "-n", *words[1:]], cwd=ROOT, timeout=120, env=environment_without() | env)
     assert planned.returncode == 0, planned.stderr
 
 
@@ -89,17 +85,8 @@ def check_akash_nb(words: list[str], tmp_path: Path) -> None:
     parsed, unknown = cli.build_parser().parse_known_args(args)
     assert not unknown or parsed.command == "lab", words
     if parsed.command == "join":
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))
-            url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
-        done = subprocess.run(
-            [sys.executable, "-m", "akash_nb.cli", "join", url, parsed.key],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-        )
+        url = f"http://127.0.0.1:{closed_port()}/v1"
+        done = run([sys.executable, "-m", "akash_nb.cli", "join", url, parsed.key], timeout=60, cwd=tmp_path)
         assert done.returncode == 2 and f"Could not reach {url}" in done.stderr, done.stderr
         assert not (tmp_path / ".env").exists()
 
@@ -116,17 +103,12 @@ def test_every_command_in_the_teachers_guide_runs_or_is_checked(tmp_path):
         elif name == "akash-nb":
             check_akash_nb(words, tmp_path)
         elif words[:3] == ["py", "-m", "venv"]:
-            made = subprocess.run(
-                [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            made = run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], timeout=120)
             assert made.returncode == 0, made.stderr
         elif name == "pip":
             assert words[1:] == ["install", "--only-binary", ":all:", "-e", ".[lab]"], "the student route"
             assert "binary=(--only-binary :all:)" in (ROOT / "scripts/venv.sh").read_text()
-            assert "EXTRAS=lab" in (ROOT / "Makefile").read_text()
+            assert "EXTRAS=lab" in MAKEFILE
         else:
             raise AssertionError(f"docs/teaching.md names a command no test checks: {line}")
         checked.append(line)
@@ -138,7 +120,7 @@ def test_the_agenda_fills_120_minutes_and_every_lesson_has_a_goal_and_a_slot():
     spans = [(int(start), int(end)) for start, end, _ in rows]
     assert spans[0][0] == 0 and spans[-1][1] == 120
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), "no gap, no overlap"
-    lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    lessons = [p.stem for p in notebooks.lessons(ROOT / "notebooks")]
     goals = re.findall(r"^\| (\d\d-[\w-]+) \| \w", section("Goals, one per lesson"), re.MULTILINE)
     assert sorted(goals) == lessons
     agenda = " ".join(what for _, _, what in rows)

@@ -3,18 +3,13 @@ it passes the same gates as every committed lesson (tests/test_notebooks.py) and
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import nbformat
 import pytest
 from nbval_run import nbval_command
+from processes import environment_without, run
 from test_notebooks import exercise_problems, template_problems
 
 from akash_nb import cli, notebooks
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_new_lesson_takes_the_next_number_and_follows_the_template(tmp_path, capsys):
@@ -52,17 +47,8 @@ def test_a_new_lesson_goes_green_once_recorded(tmp_path, local_env, monkeypatch)
     assert template_problems(nb) == [] and exercise_problems(nb) == []
     assert notebooks.problem(nb, path.name) is None
     assert path.read_text() == nbformat.writes(notebooks.normalize(nbformat.read(path, as_version=4))) + "\n"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    env |= {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(recordings)}
-    done = subprocess.run(
-        nbval_command(path),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=folder,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    env = environment_without() | {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(recordings)}
+    done = run(nbval_command(path), env=env, cwd=folder, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:]
     solved, error = notebooks.execute(path, env, solutions=True)
     assert error is None

@@ -7,12 +7,12 @@ tool or engine build tool is in it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,27 +22,24 @@ from faultserver import FaultServer
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from processes import environment_without, run
+from project import PROJECT, ROOT
 
-from akash_nb import cli
+from akash_nb import cli, engine
+from akash_nb.providers import PROVIDERS
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the dev extra brings tomli
-    import tomli as tomllib
-
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 SUPPORTED = SpecifierSet(PROJECT["requires-python"])
 README = (ROOT / "README.md").read_text()
+MAKEFILE = (ROOT / "Makefile").read_text()
+CI_RUN = (ROOT / ".ci/run").read_text()
 
 
-def make_targets() -> set[str]:
+@functools.cache  # asked once for every `make` line of every config and of docs/teaching.md
+def make_targets() -> frozenset[str]:
     """The Makefile's targets, as make itself reads them (its database, nothing run)."""
-    database = subprocess.run(
-        ["make", "-pRrqn", "-f", "Makefile"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
-    return {m.group(1) for m in re.finditer(r"^([a-zA-Z][\w-]*):", database, re.MULTILINE)}
+    database = run(["make", "-pRrqn", "-f", "Makefile"], cwd=ROOT, timeout=60).stdout
+    return frozenset(m.group(1) for m in re.finditer(r"^([a-zA-Z][\w-]*):", database, re.MULTILINE))
 
 
 def subcommands() -> dict[str, object]:
@@ -88,10 +85,10 @@ TEST_AND_BUILD_TOOLS = {
 def test_the_student_set_is_wheels_only_with_no_test_or_build_tool(tmp_path):
     """What `make student` (and `make lab` with a class server or AkashML configured) installs, resolved by
     pip against the package index, exactly as scripts/venv.sh asks for it."""
-    assert "EXTRAS=lab STAMP=$(STUDENT_STAMP)" in (ROOT / "Makefile").read_text()
+    assert "EXTRAS=lab STAMP=$(STUDENT_STAMP)" in MAKEFILE
     assert "binary=(--only-binary :all:)" in (ROOT / "scripts/venv.sh").read_text()
     report = tmp_path / "report.json"
-    done = subprocess.run(
+    done = run(
         [
             sys.executable,
             "-m",
@@ -108,8 +105,6 @@ def test_the_student_set_is_wheels_only_with_no_test_or_build_tool(tmp_path):
             ".[lab]",
         ],
         cwd=ROOT,
-        capture_output=True,
-        text=True,
         timeout=300,
         env=os.environ | {"PIP_NO_CACHE_DIR": "1"},
     )
@@ -152,13 +147,10 @@ def test_make_lab_compiles_nothing_when_the_lessons_use_another_provider(environ
     full set, engine compiled); anything else the student set."""
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    done = subprocess.run(
+    done = run(
         ["bash", str(ROOT / "scripts/provider.sh")],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=clean | environment,
+        env=environment_without() | environment,
         timeout=30,
     )
     assert done.stdout.strip() == said
@@ -178,15 +170,7 @@ def test_make_lab_installs_the_student_set_when_the_lessons_use_another_provider
     for name in ("Makefile", "pyproject.toml"):  # a copy: the checkout's own .env must not decide
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-    plan = subprocess.run(
-        ["make", "-n", "lab"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=clean | environment,
-    )
+    plan = run(["make", "-n", "lab"], timeout=60, cwd=tmp_path, env=environment_without() | environment)
     assert plan.returncode == 0, plan.stderr
     assert ("EXTRAS=lab" in plan.stdout) == student, plan.stdout
     assert "akash-nb lab" in plan.stdout
@@ -243,7 +227,7 @@ def test_ci_runs_dot_ci_run_on_the_oldest_and_newest_python_on_every_push_and_pu
     assert versions == [Version("3.10"), Version("3.13")] and all(v in SUPPORTED for v in versions)
     assert str(min(versions)) == PROJECT["requires-python"].removeprefix(">="), "the oldest one supported"
     assert "bash .ci/run" in run_lines(flow)
-    assert "make test" in (ROOT / ".ci/run").read_text()
+    assert "make test" in CI_RUN
 
 
 def test_ci_installs_the_lowest_declared_versions_on_the_oldest_python_and_runs_the_offline_tests():
@@ -255,7 +239,7 @@ def test_ci_installs_the_lowest_declared_versions_on_the_oldest_python_and_runs_
     ]
     assert python == PROJECT["requires-python"].removeprefix(">=")
     assert "bash scripts/lowest.sh python" in run_lines({"jobs": {"lowest": lowest}})
-    assert "lowest.sh" not in (ROOT / ".ci/run").read_text(), "its own job: .ci/run's time is limited"
+    assert "lowest.sh" not in CI_RUN, "its own job: .ci/run's time is limited"
 
 
 def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_when_they_fail():
@@ -271,11 +255,7 @@ def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_w
             check_command(line.strip())
     assert any("make --no-print-directory doctor" in line for line in lines)
     assert any("nbval-live LIVE_PROVIDER=akashml" in line for line in lines)
-    assert any(
-        "--nbval-lax" in line
-        for line in (ROOT / "Makefile").read_text().splitlines()
-        if "LIVE_PROVIDER" in line
-    )
+    assert any("--nbval-lax" in line for line in MAKEFILE.splitlines() if "LIVE_PROVIDER" in line)
     assert any("GITHUB_STEP_SUMMARY" in line for line in lines)
     issue = next(step for step in lessons["steps"] if step.get("if") == "failure()")
     assert "gh issue create" in issue["run"]
@@ -283,28 +263,21 @@ def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_w
 
 def test_the_workflows_pass_actionlint():
     flows = sorted(str(path) for path in (ROOT / ".github/workflows").glob("*.yml"))
-    done = subprocess.run(
-        [str(BIN / "actionlint"), *flows], capture_output=True, text=True, timeout=120, cwd=ROOT
-    )
+    done = run([str(BIN / "actionlint"), *flows], timeout=120, cwd=ROOT)
     assert len(flows) == 2 and done.returncode == 0, done.stdout + done.stderr
-    lint = (ROOT / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0]
+    lint = MAKEFILE.split("\nlint:")[1].split("\n\n")[0]
     assert "actionlint .github/workflows/*.yml" in lint, "make lint runs it too"
 
 
 def test_the_weekly_model_check_names_each_model_gone_and_fails(tmp_path):
     with FaultServer() as server:  # serves one model, "fault-model": none of AkashML's
-        done = subprocess.run(
+        done = run(
             [sys.executable, str(ROOT / "scripts/served_models.py"), "akashml", "--base-url", server.url],
-            capture_output=True,
-            text=True,
             timeout=60,
             cwd=tmp_path,
-            env={k: v for k, v in os.environ.items() if not k.startswith("AKASH")}
-            | {"AKASHML_API_KEY": "akml-weekly-test-key", "CI": "true"},
+            env=environment_without() | {"AKASHML_API_KEY": "akml-weekly-test-key", "CI": "true"},
         )
     assert done.returncode == 1, done.stderr
-    from akash_nb.providers import PROVIDERS
-
     for model in PROVIDERS["akashml"].fallback_models:
         assert f"- {model}: gone" in done.stdout
     assert "akml-weekly-test-key" not in done.stdout + done.stderr
@@ -323,8 +296,6 @@ def test_the_licence_is_apache_2_as_pyproject_says_and_the_readme_names_the_othe
 
 def test_lab_on_the_student_set_with_no_provider_says_how_to_connect(monkeypatch, tmp_path, capsys):
     """A student who installed the student set but has no .env yet gets one sentence, not a compile error."""
-    from akash_nb import engine
-
     monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(tmp_path / "cache"))  # no llama-server built here
     monkeypatch.setenv("PATH", str(tmp_path))  # none on PATH either
     monkeypatch.delenv(engine.VARIABLE, raising=False)
