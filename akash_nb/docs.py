@@ -17,11 +17,10 @@ from nbformat import NotebookNode
 
 from . import notebooks
 from .errors import AkashNBError
-from .notebooks import read_lesson, sanitize
+from .notebooks import GUIDE_TAG, read_lesson, sanitize
 from .providers import PROVIDERS, RETIRED_ON
 
 PAGE_NAME = "akash-chat-api-guide.md"  # the seed's file name: the page can replace it where it is published
-GUIDE_TAG = "guide"
 GUIDE_HEADING = "## The guide's"
 SETUP_HEADING = "## Set up"
 GUIDE_CALL = "client.chat.completions.create("

@@ -26,6 +26,7 @@ CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SOLUTION_MARK = "Run All does not run it"  # in the summary line of every solution (akash_nb.template)
 SOLUTION_TAG = "solution"
+GUIDE_TAG = "guide"  # the guide's own cells: plain openai code, what the guide page shows (akash_nb.docs)
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
 MISSING_RECORDING = "No recording for"
 # What differs from run to run in an output, masked as tests/sanitize.cfg masks it for nbval.

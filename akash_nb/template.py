@@ -14,8 +14,6 @@ import nbformat
 from . import notebooks
 from .errors import ConfigError
 
-GUIDE_TAG = "guide"
-
 SETUP_CELL = """\
 import akash_nb
 
@@ -71,7 +69,7 @@ NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 def _cells(title: str) -> list[nbformat.NotebookNode]:
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
-    guide = {"tags": [GUIDE_TAG]}
+    guide = {"tags": [notebooks.GUIDE_TAG]}
     return [
         md(
             f"# {title}\n\nAfter this lesson you can ... (one sentence: what the learner will be able to do)."
