@@ -59,9 +59,13 @@ def _engine(args: argparse.Namespace) -> int:
     found = engine.ensure() if args.build else engine.find()
     weights = model.ensure() if args.build else model.find()
     if found is None:
-        print(f"No llama-server yet; `akash-nb engine --build` builds one into {engine.build_dir()}.")
+        why = engine.wheel_problem() if engine.route() != "build" else None
+        print(
+            f"No engine yet{f' ({why})' if why else ''}; `akash-nb engine --build` builds llama-server "
+            f"into {engine.build_dir()}."
+        )
     else:
-        print(f"llama-server {found.version} ({found.source}): {found.server}")
+        print(f"engine: {found.describe()}")
     if weights is None:
         print(f"No model file yet; `akash-nb engine --build` fetches it into {model.cached_model()}.")
     else:

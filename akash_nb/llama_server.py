@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,11 +40,22 @@ WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def server_command(
-    binary: Path, path: Path, port: int, key_file: Path, *, host: str = "127.0.0.1", slots: int
+    engine: engines.Engine,
+    path: Path,
+    port: int,
+    key_file: Path,
+    *,
+    host: str = "127.0.0.1",
+    slots: int,
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+    unified: bool = False,
+    cache_ram: int | None = None,
 ) -> list[str]:
-    """llama-server's command line: everything but the key, which it reads from `key_file`."""
+    """llama-server's command line (the wheel's server takes the same): everything but the key, which it
+    reads from `key_file`. `unified` shares one KV cache of `slots` × CONTEXT_TOKENS among the slots (a
+    slot may then use more than its share); `cache_ram` MiB keeps prompts for reuse across slots."""
     return [
-        str(binary),
+        *engine.command,
         "--model",
         str(path),
         "--alias",
@@ -61,11 +73,13 @@ def server_command(
         "--threads-batch",
         str(THREADS),
         "--n-predict",
-        str(DEFAULT_ANSWER_TOKENS),  # only for a request that sets no max_tokens
+        str(answer_tokens),  # only for a request that sets no max_tokens
         "--api-key-file",
         str(key_file),
         "--no-webui",
         "--metrics",
+        *(["--kv-unified"] if unified else []),
+        *(["--cache-ram", str(cache_ram)] if cache_ram is not None else []),
     ]
 
 
@@ -81,7 +95,7 @@ def server_environment() -> dict[str, str]:
 
 
 def start(
-    binary: Path,
+    engine: engines.Engine,
     model_path: Path,
     port: int,
     *,
@@ -91,6 +105,9 @@ def start(
     log: Path,
     timeout: float,
     host: str = "127.0.0.1",
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+    unified: bool = False,
+    cache_ram: int | None = None,
     started: Callable[[subprocess.Popen[bytes]], object] = lambda process: None,
     **popen: Any,
 ) -> subprocess.Popen[bytes]:
@@ -104,12 +121,22 @@ def start(
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as log_file:
         process = subprocess.Popen(
-            server_command(binary, model_path, port, key_file, host=host, slots=slots),
+            server_command(
+                engine,
+                model_path,
+                port,
+                key_file,
+                host=host,
+                slots=slots,
+                answer_tokens=answer_tokens,
+                unified=unified,
+                cache_ram=cache_ram,
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=server_environment(),
-            **popen,
+            **(detached() | popen),
         )
     try:
         started(process)
@@ -119,7 +146,7 @@ def start(
             key=key,
             model=model_name(model_path),
             log=log,
-            engine=str(binary),
+            engine=engine,
             timeout=timeout,
         )
     except BaseException:
@@ -167,18 +194,22 @@ def wait_until_ready(
     key: Secret,
     model: str,
     log: Path,
-    engine: str,
+    engine: engines.Engine,
     timeout: float,
 ) -> None:
     """Return once the started server answers; a LocalServerError sentence when it exits or never does."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
-            if process.returncode == -signal.SIGILL:
+            if process.returncode == -getattr(signal, "SIGILL", 4) or process.returncode == 0xC000001D:
+                fix = (
+                    f"set {engines.ROUTE_VARIABLE}=build to compile llama.cpp for this CPU"
+                    if engine.args
+                    else f"delete {engines.build_dir()} and run `akash-nb engine --build`"
+                )
                 raise LocalServerError(
-                    f"The embedded model server ({engine or 'llama-server'}) was killed by an "
-                    "illegal instruction: it was built for a CPU this machine's does not match; delete "
-                    f"{engines.build_dir()} and run `akash-nb engine --build`, or set "
+                    f"The embedded model server ({engine.describe()}) was killed by an illegal "
+                    f"instruction: it was built for a CPU this machine's does not match; {fix}, or set "
                     f"{engines.VARIABLE} to a llama-server built for this machine."
                 )
             raise LocalServerError(
@@ -200,8 +231,21 @@ def tail(log: Path, lines: int = 5) -> str:
     return ""
 
 
+def detached() -> dict[str, Any]:
+    """Popen options that let the server outlive the process that started it, in a group of its own that
+    `terminate` ends whole: a new session on POSIX, a new process group on Windows."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process `pid` exists (our own child that died is reaped, and is not alive)."""
+    if sys.platform == "win32":
+        # os.kill(pid, 0) would end the process on Windows (TerminateProcess); ask the system instead.
+        import psutil  # the embedded model's set (the `local` extra), which the Windows route installs
+
+        return bool(psutil.pid_exists(pid)) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -215,7 +259,21 @@ def pid_alive(pid: int) -> bool:
 
 
 def terminate(pid: int, grace: float = 5.0) -> None:
-    """End the process group of `pid`: SIGTERM, then SIGKILL after `grace` seconds."""
+    """End the process group of `pid`: SIGTERM (Ctrl-Break on Windows), then SIGKILL after `grace` s."""
+    if sys.platform == "win32":
+        import psutil  # the embedded model's set (the `local` extra), which the Windows route installs
+
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            family = [process, *process.children(recursive=True)]
+            for member in family:
+                with contextlib.suppress(psutil.Error):
+                    member.terminate()
+            _, left = psutil.wait_procs(family, timeout=grace)
+            for member in left:
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -224,6 +282,29 @@ def terminate(pid: int, grace: float = 5.0) -> None:
         if pid_alive(pid):
             os.killpg(pid, signal.SIGKILL)
     pid_alive(pid)  # reaps it if it was our child
+
+
+def command_line(pid: int) -> list[str]:
+    """Process `pid`'s command line ([] when it cannot be read)."""
+    with contextlib.suppress(OSError):
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    try:
+        import psutil  # the embedded model's set (the `local` extra): where there is no /proc
+    except ImportError:
+        return []
+    try:
+        return [str(part) for part in psutil.Process(pid).cmdline()]
+    except (psutil.Error, OSError):
+        return []
+
+
+def runs_a_server(argv: list[str], port: int) -> bool:
+    """Whether a command line is one of ours: llama-server or the wheel's server, on `port`."""
+    if not argv or str(port) not in argv:
+        return False
+    program = Path(argv[0]).name.lower().removesuffix(".exe")
+    return program == "llama-server" or engines.WHEEL_MODULE in argv
 
 
 def free_port() -> int:

@@ -19,7 +19,17 @@ from . import llama_server
 from . import model as models
 from .exceptions import LocalServerError, file_error
 from .files import write_atomically
-from .llama_server import CONTEXT_TOKENS, READY_TIMEOUT, answers, free_port, pid_alive, port_in_use, terminate
+from .llama_server import (
+    CONTEXT_TOKENS,
+    READY_TIMEOUT,
+    answers,
+    command_line,
+    free_port,
+    pid_alive,
+    port_in_use,
+    runs_a_server,
+    terminate,
+)
 from .model import model_name
 from .secret import Secret
 
@@ -52,7 +62,7 @@ class Server:
     model_path: str
     log: str
     config: str  # which configuration this server runs (`config_id`): its state file is named for it
-    engine: str = ""  # the llama-server binary
+    engine: str = ""  # the engine's command (a llama-server binary, or the Python running the wheel's)
 
     @property
     def base_url(self) -> str:
@@ -88,13 +98,21 @@ class Server:
         )
 
 
-def config_id(server_binary: Path, model: Path, slots: int = SLOTS) -> str:
+def config_id(engine: engines.Engine, model: Path, slots: int = SLOTS) -> str:
     """Names one configuration: servers are shared only between processes that would start the same one.
 
     The Python environment is part of it: two checkouts (each with its own .venv) share the engine and the
     model file from the user's cache, yet each gets a server of its own, which the other never stops."""
     text = "\0".join(
-        (sys.prefix, str(server_binary.resolve()), str(model.resolve()), str(slots), str(CONTEXT_TOKENS))
+        (
+            sys.prefix,
+            str(engine.server.resolve()),
+            *engine.args,
+            engine.version,
+            str(model.resolve()),
+            str(slots),
+            str(CONTEXT_TOKENS),
+        )
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -151,15 +169,8 @@ def _is_ours(server: Server) -> bool:
     """The recorded pid is still our server process, not a stranger that got the pid after a reboot."""
     if _answers(server):
         return True
-    try:  # a server still loading (or stuck) does not answer yet; its command line says what it is
-        argv = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return (
-        bool(argv)
-        and Path(argv[0].decode(errors="replace")).name == "llama-server"
-        and str(server.port).encode() in argv
-    )
+    # a server still loading (or stuck) does not answer yet; its command line says what it is
+    return runs_a_server(command_line(server.pid), server.port)
 
 
 def _fixed_port() -> int | None:
@@ -183,7 +194,7 @@ def _fixed_port() -> int | None:
 def _current_config() -> str | None:
     """This configuration's id, or None when no llama-server has been found or built yet."""
     found, weights = engines.find(), models.find()
-    return None if found is None or weights is None else config_id(found.server, weights)
+    return None if found is None or weights is None else config_id(found, weights)
 
 
 def running() -> Server | None:
@@ -199,7 +210,7 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
     """This configuration's embedded server: reused when alive, started (or restarted) otherwise."""
     wanted = models.ensure()
     engine = engines.ensure()
-    config = config_id(engine.server, wanted)
+    config = config_id(engine, wanted)
     lock = _lock(config)
     try:
         with lock.acquire(timeout=timeout + 30):
@@ -209,7 +220,7 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
                     return server
                 terminate(server.pid)  # left half-started by a process that died: replace it
             state_file(config).unlink(missing_ok=True)
-            return _start(engine.server, wanted, config, timeout)
+            return _start(engine, wanted, config, timeout)
     except Timeout:
         raise LocalServerError(
             f"Waited {timeout + 30:g} s for another process starting the embedded model; "
@@ -217,17 +228,17 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
         ) from None
 
 
-def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
+def _start(engine: engines.Engine, path: Path, config: str, timeout: float) -> Server:
     port = _fixed_port() or free_port()
     key = Secret(secrets.token_urlsafe(24))
     log = state_dir() / f"server-{config}.log"
 
     def recorded(pid: int) -> Server:
-        return Server(pid, port, key, model_name(path), str(path), str(log), config, str(binary))
+        return Server(pid, port, key, model_name(path), str(path), str(log), config, " ".join(engine.command))
 
     try:
         process = llama_server.start(
-            binary,
+            engine,
             path,
             port,
             slots=SLOTS,
@@ -237,8 +248,7 @@ def _start(binary: Path, path: Path, config: str, timeout: float) -> Server:
             timeout=timeout,
             # Recorded before it is ready, so a process that takes the lock after we die can find and end it.
             started=lambda process: _write_state(recorded(process.pid)),
-            cwd=state_dir(),
-            start_new_session=True,  # outlives the kernel that started it; shared by the next one
+            cwd=state_dir(),  # detached (llama_server.start): outlives the kernel, shared by the next one
         )
     except BaseException:
         state_file(config).unlink(missing_ok=True)

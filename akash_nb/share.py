@@ -59,13 +59,13 @@ def start_share(
     if slots < 1:
         raise LocalServerError(f"--slots is {slots}; it must be at least 1.")
     path = models.ensure()
-    binary = engines.ensure().server
+    engine = engines.ensure()
     if port_in_use(port, host):
         raise LocalServerError(f"Port {port} on {host} is already in use; pick another with --port.")
     key = Secret(secrets.token_urlsafe(24))
     log = state_dir() / f"share-{port}.log"
     process = llama_server.start(
-        binary,
+        engine,
         path,
         port,
         host=host,

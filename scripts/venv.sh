@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Create or update .venv with everything the lessons and tests need, printing progress while it works.
-# Then make sure the embedded model's engine, llama.cpp's llama-server, is there: the first time on a
-# machine it is compiled (5 to 8 minutes on 2 cores) into the user's cache folder, which every later
-# .venv and checkout reuses (akash_nb/engine.py says where it looks first). It is not compiled when the
-# lessons use another provider (scripts/provider.sh), nor for the student set (EXTRAS=lab: `make student`),
-# which installs wheels only (--only-binary), so a student's laptop needs no compiler.
+# With the embedded model (the local extra), its engine comes first: llama.cpp's server prebuilt in the
+# xllamacpp wheel, installed from scripts/engine.lock with --require-hashes (seconds, nothing compiled).
+# Then `akash-nb engine --build` checks the engine and fetches the model file: where no wheel fits this
+# platform or CPU (AVX2) it compiles llama-server instead (5 to 8 minutes on 2 cores, once per machine,
+# into the user's cache folder; akash_nb/engine.py gives the order). Nothing is compiled or fetched when the
+# lessons use another provider (scripts/provider.sh), nor for the student set (EXTRAS=lab: `make
+# student`), which installs wheels only (--only-binary), so a student's laptop needs no compiler.
 set -euo pipefail
 venv=${VENV:-.venv}
 python=${PYTHON:-python3}
@@ -27,6 +29,14 @@ case ",$extras," in
 esac
 echo "==> Installing akash-nb with $what."
 started=$(date +%s)
+if [[ ",$extras," == *,local,* ]]; then
+  if "$venv/bin/python" -m pip install --quiet --progress-bar off --require-hashes --only-binary :all: \
+      --no-deps -r scripts/engine.lock 2>/dev/null; then
+    echo "    the prebuilt engine, $(grep -m1 -o 'xllamacpp==[^ ]*' scripts/engine.lock), hash-checked: nothing to compile."
+  else
+    echo "    no prebuilt engine (xllamacpp) for this platform: llama.cpp will be compiled once instead."
+  fi
+fi
 (
   # A heartbeat, so a quiet compile never looks like a hang.
   while sleep 30; do

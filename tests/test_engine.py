@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -36,13 +38,35 @@ def empty_cache(monkeypatch, tmp_path) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(folder))
     monkeypatch.delenv(engine.VARIABLE, raising=False)
+    monkeypatch.delenv(engine.ROUTE_VARIABLE, raising=False)
     monkeypatch.setenv("PATH", os.defpath)
     return folder
+
+
+@pytest.fixture
+def no_wheel(monkeypatch):
+    """This Python without the prebuilt engine installed."""
+    monkeypatch.setattr(engine, "wheel_version", lambda: None)
+
+
+@pytest.fixture
+def builds(monkeypatch) -> list[str]:
+    """`build()` replaced by one that writes a stand-in llama-server where the real build puts it; the list
+    records each build."""
+    done: list[str] = []
+
+    def build(progress=None) -> Path:
+        done.append("built")
+        return fake_server(engine.build_dir(), help_text=HELP_TODAY, version="version: 1 (built here)")
+
+    monkeypatch.setattr(engine, "build", build)
+    return done
 
 
 def test_the_variable_wins_and_a_wrong_one_is_a_sentence_naming_it(empty_cache, monkeypatch, tmp_path):
     mine = fake_server(tmp_path / "mine", help_text="")  # the variable is trusted: no option check
     monkeypatch.setenv(engine.VARIABLE, str(mine))
+    monkeypatch.setenv(engine.ROUTE_VARIABLE, "build")  # the explicit program wins over the route too
     found = engine.find()
     assert (found.server, found.source, found.version) == (mine, engine.VARIABLE, "9999 (fake)")
     monkeypatch.setenv(engine.VARIABLE, str(tmp_path / "nowhere"))
@@ -51,20 +75,89 @@ def test_the_variable_wins_and_a_wrong_one_is_a_sentence_naming_it(empty_cache, 
     assert "unset it" in caught.value.sentence
 
 
-def test_a_llama_server_on_path_is_used_when_it_takes_our_options(empty_cache, monkeypatch, tmp_path):
+def test_a_llama_server_on_path_is_used_before_the_wheel_when_it_takes_our_options(
+    empty_cache, monkeypatch, tmp_path
+):
     program = fake_server(tmp_path / "bin", help_text=HELP_TODAY)
     monkeypatch.setenv("PATH", f"{program.parent}{os.pathsep}{os.defpath}")
     found = engine.find()
-    assert (found.server, found.source) == (program, "PATH")
+    assert (found.server, found.source, found.args) == (program, "PATH", ())
 
 
-def test_an_old_llama_server_on_path_is_passed_over_for_the_cached_build(empty_cache, monkeypatch, tmp_path):
+def test_an_old_llama_server_on_path_is_passed_over_for_the_wheel(empty_cache, monkeypatch, tmp_path):
     old = fake_server(tmp_path / "bin", help_text=HELP_TODAY.replace("--api-key-file", "--api-key"))
     monkeypatch.setenv("PATH", f"{old.parent}{os.pathsep}{os.defpath}")
-    assert engine.find() is None  # nothing cached yet: `ensure()` would build
-    cached = fake_server(engine.build_dir(), help_text="")
     found = engine.find()
-    assert (found.server, found.source) == (cached, "cache")
+    assert found.source == "wheel"
+    assert found.command[1:] == ["-m", engine.WHEEL_MODULE]
+    assert found.version.endswith(f"({engine.WHEEL_PACKAGE} {engine.wheel_version()})")
+
+
+def test_the_wheel_comes_before_a_cached_build(empty_cache):
+    fake_server(engine.build_dir(), help_text="")
+    assert engine.find().source == "wheel"
+
+
+def test_without_the_wheel_the_cached_build_is_used_and_else_ensure_builds(empty_cache, no_wheel, builds):
+    assert engine.find() is None  # nothing cached yet: `ensure()` would build
+    said: list[str] = []
+    built = engine.ensure(progress=said.append)
+    assert builds == ["built"] and built.source == "built now" and built.version == "1 (built here)"
+    assert "not installed" in said[0] and "building from source" in said[0]
+    again = engine.find()
+    assert (again.server, again.source) == (built.server, "cache")
+
+
+def test_no_avx2_is_one_sentence_then_the_build(empty_cache, monkeypatch, builds):
+    monkeypatch.setattr(engine, "X86", True)
+    monkeypatch.setattr(engine, "has_avx2", lambda: False)
+    assert engine.find() is None
+    said: list[str] = []
+    engine.ensure(progress=said.append)
+    assert builds == ["built"]
+    assert len(said) == 1 and "no AVX2" in said[0] and said[0].endswith("building from source.")
+
+
+def test_route_build_passes_over_path_and_wheel_and_builds(empty_cache, monkeypatch, tmp_path, builds):
+    program = fake_server(tmp_path / "bin", help_text=HELP_TODAY)
+    monkeypatch.setenv("PATH", f"{program.parent}{os.pathsep}{os.defpath}")
+    monkeypatch.setenv(engine.ROUTE_VARIABLE, "build")
+    assert engine.find() is None
+    assert engine.ensure(progress=lambda line: None).server == engine.build_dir() / "llama-server"
+    assert builds == ["built"]
+
+
+def test_route_wheel_without_the_wheel_is_a_sentence_and_never_a_build(
+    empty_cache, monkeypatch, no_wheel, builds
+):
+    monkeypatch.setenv(engine.ROUTE_VARIABLE, "wheel")
+    fake_server(engine.build_dir(), help_text="")  # a build exists, but the route says wheel
+    assert engine.find() is None
+    with pytest.raises(LocalServerError, match="not installed") as caught:
+        engine.ensure(progress=lambda line: None)
+    assert builds == [] and engine.ROUTE_VARIABLE in caught.value.sentence
+
+
+@pytest.mark.parametrize("value", ["native", "wheel build", "1"])
+def test_an_unknown_route_is_a_sentence_naming_the_choices(empty_cache, monkeypatch, value):
+    monkeypatch.setenv(engine.ROUTE_VARIABLE, value)
+    with pytest.raises(LocalServerError, match=engine.ROUTE_VARIABLE) as caught:
+        engine.find()
+    assert "wheel" in caught.value.sentence and "build" in caught.value.sentence
+
+
+def test_this_cpu_is_read_for_avx2():
+    if not engine.X86:
+        pytest.skip("AVX2 is an x86 question")
+    assert engine.has_avx2() in (True, False)
+
+
+def test_the_wheel_server_says_its_llama_cpp_build(empty_cache):
+    found = engine.find()
+    done = subprocess.run([*found.command, "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"version: {found.version}"
+    assert re.fullmatch(r"b\d+ \(xllamacpp [\d.]+\)", found.version)
 
 
 def test_the_cache_is_keyed_by_the_pinned_source_version(empty_cache):

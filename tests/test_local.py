@@ -17,7 +17,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from akash_nb import llama_server, local, model
+from akash_nb import engine, llama_server, local, model
 from akash_nb.errors import LocalServerError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
@@ -45,14 +45,16 @@ def pid_and_port(process: subprocess.Popen) -> tuple[int, int]:
 
 
 def servers_in(state: Path) -> list[int]:
-    """The pids of llama-server processes running in this state folder (their cwd)."""
+    """The pids of engine processes (llama-server, or the wheel's server) running in this state folder
+    (their cwd)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            program = (entry / "cmdline").read_bytes().split(b"\0")[0]
-            if program.endswith(b"llama-server") and (entry / "cwd").resolve() == state:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            ours = argv[0].endswith(b"llama-server") or engine.WHEEL_MODULE.encode() in argv
+            if ours and (entry / "cwd").resolve() == state:
                 found.append(int(entry.name))
         except OSError:
             continue

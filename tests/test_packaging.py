@@ -93,3 +93,54 @@ def test_the_akash_nb_command_is_installed_and_lists_its_subcommands():
 
 def test_the_console_script_points_at_the_cli():
     assert PROJECT["scripts"] == {"akash-nb": "akash_nb.cli:main"}
+
+
+# What a wheel of the prebuilt engine is named for on each platform the local extra installs it on.
+ENGINE_WHEEL_PLATFORMS = {
+    ("linux", "x86_64"): "manylinux2014_x86_64",
+    ("linux", "aarch64"): "manylinux2014_aarch64",
+    ("darwin", "arm64"): "macosx_13_0_arm64",
+    ("darwin", "x86_64"): "macosx_13_0_x86_64",
+    ("win32", "AMD64"): "win_amd64",
+}
+
+
+def engine_lock() -> tuple[Requirement, list[str]]:
+    """scripts/engine.lock's one requirement and its hashes."""
+    text = (ROOT / "scripts" / "engine.lock").read_text()
+    body = " ".join(line.rstrip("\\").strip() for line in text.splitlines() if not line.startswith("#"))
+    requirement, *options = body.split()
+    hashes = [option.removeprefix("--hash=sha256:") for option in options]
+    assert all(option.startswith("--hash=sha256:") for option in options), options
+    return Requirement(requirement), hashes
+
+
+def test_the_engine_lock_pins_the_local_extras_engine_by_hash():
+    locked, hashes = engine_lock()
+    (declared,) = [by_name(PROJECT["optional-dependencies"]["local"])[canonicalize_name(locked.name)]]
+    (pin,) = declared.specifier
+    assert pin.operator == "==" and str(locked.specifier) == str(declared.specifier)
+    assert len(hashes) >= len(ENGINE_WHEEL_PLATFORMS) and all(len(h) == 64 for h in hashes)
+    assert len(set(hashes)) == len(hashes)
+
+
+def test_the_engine_is_installed_exactly_where_a_wheel_exists():
+    locked, _ = engine_lock()
+    (declared,) = [by_name(PROJECT["optional-dependencies"]["local"])[canonicalize_name(locked.name)]]
+    for (platform, machine), _tag in ENGINE_WHEEL_PLATFORMS.items():
+        where = {"sys_platform": platform, "platform_machine": machine}
+        assert declared.marker.evaluate(where), where
+    for platform, machine in (
+        ("linux", "ppc64le"),
+        ("linux", "armv7l"),
+        ("win32", "ARM64"),
+        ("freebsd", "amd64"),
+    ):
+        where = {"sys_platform": platform, "platform_machine": machine}
+        assert not declared.marker.evaluate(where), f"no wheel for {where}: pip would compile its sdist"
+
+
+def test_venv_sh_installs_the_engine_lock_with_required_hashes():
+    script = (ROOT / "scripts" / "venv.sh").read_text()
+    assert "--require-hashes" in script and "-r scripts/engine.lock" in script
+    assert script.index("scripts/engine.lock") < script.index('-e ".[$extras]"')
