@@ -91,7 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         number = getattr(signal, name, None)
         if number is not None:
             signal.signal(number, stop)
-    server = xllamacpp.Server(params(args))  # loads the model, then serves from its own threads
+    try:
+        server = xllamacpp.Server(params(args))  # loads the model, then serves from its own threads
+    except (RuntimeError, OSError, ValueError) as error:  # a model llama.cpp cannot load, a port taken, ...
+        print(f"error: llama.cpp's server did not start: {error} (model {args.model})", file=sys.stderr)
+        return 1
     print(f"akash_nb.wheel_server: listening on {server.listening_address}", file=sys.stderr, flush=True)
     while not stopping.wait(0.5):
         pass
