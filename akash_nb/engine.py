@@ -293,9 +293,16 @@ def ensure(progress: Progress = _say) -> Engine:
 
 
 def _tool(name: str) -> str | None:
-    """A build tool from this Python's environment first (pip's cmake and ninja), else from PATH."""
-    here = Path(sys.executable).parent / name
+    """A build tool from this Python's environment first (pip's cmake and ninja: in bin/, or Scripts\\ with
+    .exe on Windows, beside the interpreter), else from PATH."""
+    here = Path(sys.executable).parent / (name + EXE)
     return str(here) if here.is_file() else shutil.which(name)
+
+
+def student_set() -> bool:
+    """Whether this Python is the student set (`make student`): no prebuilt engine, and nothing to build
+    one with (pip's cmake comes with the embedded model's set only)."""
+    return wheel_version() is None and _tool("cmake") is None
 
 
 def build(progress: Progress = _say) -> Path:

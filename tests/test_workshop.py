@@ -156,24 +156,34 @@ def test_make_lab_compiles_nothing_when_the_lessons_use_another_provider(environ
     assert done.stdout.strip() == said
 
 
+CLASS_SERVER_ENV = "AKASH_NB_PROVIDER=openai-compatible\nAKASH_NB_BASE_URL=http://10.0.0.5:8080/v1\n"
+
+
+@pytest.mark.parametrize("target", ["lab", "run", "doctor", "stop"])
 @pytest.mark.parametrize(
-    ("environment", "student"),
+    ("environment", "dotenv", "student"),
     [
-        ({}, False),
-        ({"AKASHML_API_KEY": "akml-x"}, True),
-        ({"AKASH_NB_BASE_URL": "http://10.0.0.5:8080/v1"}, True),
+        ({}, None, False),
+        ({"AKASHML_API_KEY": "akml-x"}, None, True),
+        ({"AKASH_NB_BASE_URL": "http://10.0.0.5:8080/v1"}, None, True),
+        ({}, CLASS_SERVER_ENV, True),  # what `make join` writes
     ],
 )
-def test_make_lab_installs_the_student_set_when_the_lessons_use_another_provider(
-    environment, student, tmp_path
+def test_make_installs_the_student_set_when_the_lessons_use_another_provider(
+    target, environment, dotenv, student, tmp_path
 ):
+    """`make lab`, `make run`, `make doctor` and `make stop` on a student's laptop: the student set (wheels,
+    no engine, no model, no test tools) unless the lessons use the embedded model."""
     for name in ("Makefile", "pyproject.toml"):  # a copy: the checkout's own .env must not decide
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
-    plan = run(["make", "-n", "lab"], timeout=60, cwd=tmp_path, env=environment_without() | environment)
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv)
+    plan = run(["make", "-n", target], timeout=60, cwd=tmp_path, env=environment_without() | environment)
     assert plan.returncode == 0, plan.stderr
     assert ("EXTRAS=lab" in plan.stdout) == student, plan.stdout
-    assert "akash-nb lab" in plan.stdout
+    assert ("EXTRAS=" not in plan.stdout) == (not student), "the full set otherwise (its default extras)"
+    assert f"akash-nb {target}" in plan.stdout
 
 
 # --- zero-install routes -----------------------------------------------------------------------------------
@@ -300,6 +310,7 @@ def test_lab_on_the_student_set_with_no_provider_says_how_to_connect(monkeypatch
     monkeypatch.setenv("PATH", str(tmp_path))  # none on PATH either
     monkeypatch.delenv(engine.VARIABLE, raising=False)
     monkeypatch.setattr(engine, "_tool", lambda name: None)  # and no cmake: the student set has none
+    monkeypatch.setattr(engine, "wheel_version", lambda: None)  # nor the prebuilt engine
     assert cli.main(["lab"]) == 2
     said = capsys.readouterr().err
     assert said.count("\n") == 1 and "this is the student set" in said
