@@ -132,6 +132,12 @@ def _lab(args: argparse.Namespace) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # Workshop containers and cloud VMs often run as root; JupyterLab refuses that without the flag.
         command.append("--allow-root")
+    if sys.platform == "win32":
+        # Windows has no exec: os.execv starts a new process and returns the prompt at once, leaving
+        # JupyterLab behind it; waiting for it keeps Ctrl-C and the exit code where the student typed.
+        import subprocess
+
+        return subprocess.call(command)
     os.execv(jupyter, command)
     return 0  # not reached
 

@@ -106,8 +106,9 @@ def cache_dir() -> Path:
 
 
 def cmake_options() -> tuple[str, ...]:
-    """CMAKE_OPTIONS, plus the compiler flags for this machine type."""
-    if not X86:
+    """CMAKE_OPTIONS, plus the compiler flags for this machine type (the -mno-* flags are GCC's and clang's:
+    Windows builds with MSVC, which has no AMX code generation to turn off)."""
+    if not X86 or sys.platform == "win32":
         return CMAKE_OPTIONS
     return (*CMAKE_OPTIONS, f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}")
 
@@ -308,14 +309,17 @@ def student_set() -> bool:
 def build(progress: Progress = _say) -> Path:
     """Compile llama-server (and llama-bench, llama-batched-bench) from SOURCE into `build_dir()`."""
     cmake = _tool("cmake")
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    compiler = os.environ.get("CXX") or next(
+        (found for name in ("c++", "g++", "clang++", "cl") if (found := shutil.which(name))), None
+    )
     if cmake is None or compiler is None:
         needs = (("cmake", cmake), ("a C++ compiler", compiler))
         missing = " and ".join(name for name, found in needs if not found)
         raise LocalServerError(
             f"Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get "
-            "install g++, or Xcode's command line tools), or set AKASH_NB_LLAMA_SERVER to a "
-            "llama-server binary (brew install llama.cpp gives one)."
+            "install g++, Xcode's command line tools, or Visual Studio's C++ tools from a Developer "
+            "prompt), or set AKASH_NB_LLAMA_SERVER to a llama-server binary (brew install llama.cpp "
+            "or winget install llama.cpp gives one)."
         )
     started = time.monotonic()
     target = build_dir()
