@@ -77,16 +77,19 @@ nbval-live: venv
 	AKASH_NB_PROVIDER=$(LIVE_PROVIDER) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
-run: venv
+# Like `lab`: on the student route (a class server, AkashML) the student set alone, nothing compiled or
+# fetched; the doctor then checks that provider and leaves the embedded model alone.
+run: $(RUNTIME)
 	$(VENV)/bin/akash-nb run
 
 serve: venv
 	$(VENV)/bin/akash-nb serve
 
-stop: venv
+# Stopping needs no engine: on the student set it says no embedded model server was running.
+stop: $(RUNTIME)
 	$(VENV)/bin/akash-nb stop
 
-doctor: venv
+doctor: $(RUNTIME)
 	$(VENV)/bin/akash-nb doctor
 
 notebooks: venv

@@ -76,9 +76,9 @@ def _engine(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from . import doctor
 
-    rows = doctor.probe_all()
-    print(doctor.format_table(rows))
     configured = doctor.configured_provider()
+    rows = doctor.probe_all(configured)
+    print(doctor.format_table(rows))
     print(doctor.verdict(rows, configured))
     # Non-zero when the provider the lessons would use fails (another provider working does not help them).
     return 0 if any(row.ok and row.provider == configured for row in rows) else 1
@@ -106,7 +106,7 @@ def _check_engine_can_be_had() -> None:
     """The student set (`make student`) has no engine and nothing to build one with: say what to do."""
     from . import engine
 
-    if engine.find() is None and engine._tool("cmake") is None:
+    if engine.find() is None and engine.student_set():
         raise LocalServerError(
             "No provider is configured and this is the student set, which has no embedded model: connect "
             "to your class server with `make join URL=... KEY=...` (the teacher's screen shows the line), "
@@ -132,6 +132,12 @@ def _lab(args: argparse.Namespace) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # Workshop containers and cloud VMs often run as root; JupyterLab refuses that without the flag.
         command.append("--allow-root")
+    if sys.platform == "win32":
+        # Windows has no exec: os.execv starts a new process and returns the prompt at once, leaving
+        # JupyterLab behind it; waiting for it keeps Ctrl-C and the exit code where the student typed.
+        import subprocess
+
+        return subprocess.call(command)
     os.execv(jupyter, command)
     return 0  # not reached
 

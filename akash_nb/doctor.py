@@ -1,4 +1,7 @@
-"""`akash-nb doctor`: one screen on every provider — configured? reachable? models? one-token latency."""
+"""`akash-nb doctor`: one screen on every provider — configured? reachable? models? one-token latency.
+
+The embedded model is probed (fetched, built and started if need be) only when the lessons use it: on a
+student's laptop pointed at a class server or AkashML its row says what is installed and nothing more."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import config, preflight, secret
+from . import config, preflight, replay, secret
+from . import engine as engines
+from . import model as models
 from .connect import client
 from .connection import connection_for, resolve_model, served_models
 from .errors import AkashNBError
@@ -114,8 +119,51 @@ def verdict(rows: list[Row], configured: str | None) -> str:
     return f"The lessons use {configured} ({source}): it {state}."
 
 
-def probe_all() -> list[Row]:
-    return [probe_provider(name) for name in PROVIDERS]
+def starts_the_embedded_model(name: str) -> bool:
+    """Whether probing provider `name` would fetch, build or start the embedded model: `local` itself, and
+    `replay` when it records from it (AKASH_NB_REPLAY_MODE=record with the default upstream)."""
+    if name == "local":
+        return True
+    if name != "replay":
+        return False
+    try:
+        return replay.resolve_mode() != "replay" and replay.upstream_spec().lower() == "local"
+    except AkashNBError:
+        return False
+
+
+def installed_embedded_model() -> str:
+    """What of the embedded model this Python has, found without fetching, building or starting anything."""
+    try:
+        found, weights = engines.find(), models.find()
+    except AkashNBError as error:
+        return f"no: {error.sentence}"
+    if found is None and weights is None:
+        return "not installed (student set)" if engines.student_set() else "engine and model not fetched yet"
+    if found is None:
+        return "model file here; no engine"
+    if weights is None:
+        return "engine here; model file not fetched"
+    return "installed, not started"
+
+
+def not_checked(name: str, configured: str | None) -> Row:
+    """The row of a provider whose probe would fetch, build or start the embedded model the lessons do not
+    use."""
+    why = f"the lessons use {configured}" if configured else "the configuration is broken"
+    configured_cell = installed_embedded_model() if name == "local" else "records from the embedded model"
+    return Row(name, configured_cell, f"not checked: {why}", "-", "-", False)
+
+
+def probe_all(configured: str | None = None) -> list[Row]:
+    """Every provider's row; one whose probe would start the embedded model only when the lessons use it
+    (`configured`, the provider they use: `configured_provider()`)."""
+    return [
+        not_checked(name, configured)
+        if configured != name and starts_the_embedded_model(name)
+        else probe_provider(name)
+        for name in PROVIDERS
+    ]
 
 
 WIDEST = 60  # characters a column may take on one screen

@@ -106,8 +106,9 @@ def cache_dir() -> Path:
 
 
 def cmake_options() -> tuple[str, ...]:
-    """CMAKE_OPTIONS, plus the compiler flags for this machine type."""
-    if not X86:
+    """CMAKE_OPTIONS, plus the compiler flags for this machine type (the -mno-* flags are GCC's and clang's:
+    Windows builds with MSVC, which has no AMX code generation to turn off)."""
+    if not X86 or sys.platform == "win32":
         return CMAKE_OPTIONS
     return (*CMAKE_OPTIONS, f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}")
 
@@ -293,22 +294,32 @@ def ensure(progress: Progress = _say) -> Engine:
 
 
 def _tool(name: str) -> str | None:
-    """A build tool from this Python's environment first (pip's cmake and ninja), else from PATH."""
-    here = Path(sys.executable).parent / name
+    """A build tool from this Python's environment first (pip's cmake and ninja: in bin/, or Scripts\\ with
+    .exe on Windows, beside the interpreter), else from PATH."""
+    here = Path(sys.executable).parent / (name + EXE)
     return str(here) if here.is_file() else shutil.which(name)
+
+
+def student_set() -> bool:
+    """Whether this Python is the student set (`make student`): no prebuilt engine, and nothing to build
+    one with (pip's cmake comes with the embedded model's set only)."""
+    return wheel_version() is None and _tool("cmake") is None
 
 
 def build(progress: Progress = _say) -> Path:
     """Compile llama-server (and llama-bench, llama-batched-bench) from SOURCE into `build_dir()`."""
     cmake = _tool("cmake")
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    compiler = os.environ.get("CXX") or next(
+        (found for name in ("c++", "g++", "clang++", "cl") if (found := shutil.which(name))), None
+    )
     if cmake is None or compiler is None:
         needs = (("cmake", cmake), ("a C++ compiler", compiler))
         missing = " and ".join(name for name, found in needs if not found)
         raise LocalServerError(
             f"Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get "
-            "install g++, or Xcode's command line tools), or set AKASH_NB_LLAMA_SERVER to a "
-            "llama-server binary (brew install llama.cpp gives one)."
+            "install g++, Xcode's command line tools, or Visual Studio's C++ tools from a Developer "
+            "prompt), or set AKASH_NB_LLAMA_SERVER to a llama-server binary (brew install llama.cpp "
+            "or winget install llama.cpp gives one)."
         )
     started = time.monotonic()
     target = build_dir()

@@ -259,7 +259,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def terminate(pid: int, grace: float = 5.0) -> None:
-    """End the process group of `pid`: SIGTERM (Ctrl-Break on Windows), then SIGKILL after `grace` s."""
+    """End the process group of `pid`: SIGTERM, then SIGKILL after `grace` s. On Windows, which has no
+    process-group signals, the process and its children are ended (TerminateProcess, through psutil)."""
     if sys.platform == "win32":
         import psutil  # the embedded model's set (the `local` extra), which the Windows route installs
 

@@ -42,7 +42,9 @@ def _answers(server: Server, timeout: float = 2.0) -> bool:
 
 
 def state_dir() -> Path:
-    """AKASH_NB_STATE_DIR, else $XDG_STATE_HOME/akash-nb, else ~/.local/state/akash-nb."""
+    """AKASH_NB_STATE_DIR, else $XDG_STATE_HOME/akash-nb, else ~/.local/state/akash-nb (on every OS: a
+    folder in the user's home). Mode 0700 makes it private on Linux and macOS; on Windows chmod sets only
+    the read-only flag, and a folder in the user's profile is private to them by its access list."""
     explicit = os.environ.get("AKASH_NB_STATE_DIR")
     if explicit:
         folder = Path(explicit)

@@ -216,8 +216,10 @@ def share(
     A new key is made and shown with what students set; it is never written to the state file."""
     out = sys.stdout if out is None else out
     # A closed terminal (SIGHUP) or a `kill` (SIGTERM) ends the class server too, as Ctrl-C does: never
-    # leave llama-server listening on the room's network with nobody watching it.
-    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    # leave llama-server listening on the room's network with nobody watching it. Windows has no SIGHUP:
+    # Ctrl-Break (SIGBREAK) is caught as Ctrl-C is, and a closed console window ends the engine with it,
+    # since it shares that console (llama_server.detached gives it a process group, not a console of its own).
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None), getattr(signal, "SIGBREAK", None)):
         if number is not None:
             signal.signal(number, _interrupt)
     terminal = out.isatty()

@@ -45,7 +45,8 @@ fi
 ) &
 heartbeat=$!
 trap 'kill $heartbeat 2>/dev/null || true' EXIT
-CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)} \
+# nproc is GNU coreutils' (Linux); macOS answers through sysctl.
+CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)} \
   "$venv/bin/python" -m pip install --progress-bar off ${binary[@]+"${binary[@]}"} -e ".[$extras]" 2>&1 \
   | grep -E --line-buffered "^(Collecting|  Building wheel for|Successfully|ERROR|error:)" || true
 status=${PIPESTATUS[0]}

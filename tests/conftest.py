@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from faultserver import FaultServer
 from hypothesis import HealthCheck, settings
+from standin import program
 
 from akash_nb import config, engine, local, model
 
@@ -40,15 +41,6 @@ CONFIG_VARIABLES = (
 NOT_LIVE = "this test starts the embedded model: mark it @pytest.mark.live"
 GUARD_FOLDER = "akash-nb-not-live-"  # the stand-ins' temporary folder's name starts so
 GUARD_EXIT = 97
-GUARD_SERVER = f"""#!/bin/sh
-# Written by tests/conftest.py: not llama.cpp. It stands in for llama-server in tests not marked live.
-case "$1" in
-  --version) echo "version: 0 (tests/conftest.py's stand-in, not llama.cpp)"; exit 0;;
-  --help) echo "{" ".join(engine.REQUIRED_OPTIONS)}"; exit 0;;
-esac
-echo "{NOT_LIVE}" >&2
-exit {GUARD_EXIT}
-"""
 _developers: dict[str, str | None] = {}  # what a live test finds
 _before: dict[str, str | None] = {}  # what the shell had, given back when the session ends
 _guard: dict[str, str] = {}
@@ -56,9 +48,18 @@ _guard: dict[str, str] = {}
 
 def pytest_configure(config):
     folder = Path(tempfile.mkdtemp(prefix=GUARD_FOLDER))
-    server = folder / "llama-server"
-    server.write_text(GUARD_SERVER)
-    server.chmod(0o755)
+    # Not llama.cpp: a stand-in that answers like one, then refuses to serve (tests/standin.py: a `#!/bin/sh`
+    # file on Linux and macOS, a .cmd file on Windows).
+    server = program(
+        folder,
+        "llama-server",
+        answers={
+            "--version": "version: 0 (tests/conftest.py's stand-in, not llama.cpp)",
+            "--help": " ".join(engine.REQUIRED_OPTIONS),
+        },
+        stderr=NOT_LIVE,
+        code=GUARD_EXIT,
+    )
     weights = folder / model.GGUF_NAME  # SmolLM2's own file name: the served model's name is unchanged
     weights.write_bytes(b"GGUF" + bytes(60))
     path = os.environ.get("PATH", os.defpath)

@@ -1,20 +1,21 @@
 """Finding or building llama-server (akash_nb.engine): the lookup order, and unpacking the pinned source.
 
-The programs found on PATH here are small shell scripts that answer `--version` and `--help` as a
-llama-server would (or as an old one would), so the order is tested without a second llama.cpp build; the
-real build is what `make venv` runs on every fresh machine."""
+The programs found on PATH here are small stand-ins (tests/standin.py) that answer `--version` and `--help`
+as a llama-server would (or as an old one would), so the order is tested without a second llama.cpp build;
+the real build is what the weekly source-build workflow runs."""
 
 from __future__ import annotations
 
 import io
 import os
 import re
-import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from standin import program
 
 from akash_nb import engine
 from akash_nb.errors import LocalServerError
@@ -23,14 +24,13 @@ HELP_TODAY = "\n".join(f"{option} N   something" for option in engine.REQUIRED_O
 
 
 def fake_server(folder: Path, *, help_text: str, version: str = "version: 9999 (fake)") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    program = folder / "llama-server"
-    program.write_text(
-        f"#!/bin/sh\ncase \"$1\" in --version) echo '{version}';; --help) cat <<'EOF'\n"
-        f"{help_text}\nEOF\n;; esac\n"
-    )
-    program.chmod(program.stat().st_mode | stat.S_IXUSR)
-    return program
+    return program(folder, "llama-server", answers={"--version": version, "--help": help_text})
+
+
+# A build's stand-in is a .cmd file on Windows, where the cache folder holds llama-server.exe.
+NOT_ON_WINDOWS = pytest.mark.skipif(
+    sys.platform == "win32", reason="a stand-in for a build cannot be an .exe (tests/standin.py)"
+)
 
 
 @pytest.fixture
@@ -98,6 +98,7 @@ def test_the_wheel_comes_before_a_cached_build(empty_cache):
     assert engine.find().source == "wheel"
 
 
+@NOT_ON_WINDOWS
 def test_without_the_wheel_the_cached_build_is_used_and_else_ensure_builds(empty_cache, no_wheel, builds):
     assert engine.find() is None  # nothing cached yet: `ensure()` would build
     said: list[str] = []
@@ -108,6 +109,7 @@ def test_without_the_wheel_the_cached_build_is_used_and_else_ensure_builds(empty
     assert (again.server, again.source) == (built.server, "cache")
 
 
+@NOT_ON_WINDOWS
 def test_no_avx2_is_one_sentence_then_the_build(empty_cache, monkeypatch, builds):
     monkeypatch.setattr(engine, "X86", True)
     monkeypatch.setattr(engine, "has_avx2", lambda: False)
@@ -118,6 +120,7 @@ def test_no_avx2_is_one_sentence_then_the_build(empty_cache, monkeypatch, builds
     assert len(said) == 1 and "no AVX2" in said[0] and said[0].endswith("building from source.")
 
 
+@NOT_ON_WINDOWS
 def test_route_build_passes_over_path_and_wheel_and_builds(empty_cache, monkeypatch, tmp_path, builds):
     program = fake_server(tmp_path / "bin", help_text=HELP_TODAY)
     monkeypatch.setenv("PATH", f"{program.parent}{os.pathsep}{os.defpath}")

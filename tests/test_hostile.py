@@ -481,11 +481,6 @@ def test_doctor_exits_non_zero_when_the_configured_provider_fails(
     monkeypatch.setenv("AKASH_NB_PROVIDER", "openai-compatible")
     monkeypatch.setenv("AKASH_NB_BASE_URL", server.url)
     monkeypatch.setenv("CI", "1")
-    # The configured provider and one that always works (replay); starting the embedded model for a row
-    # this test does not read would only cost time.
-    monkeypatch.setattr(
-        doctor, "probe_all", lambda: [doctor.probe_provider(name) for name in ("openai-compatible", "replay")]
-    )
     # Before: 0 whenever any provider worked (the replay recordings always do), whatever the lessons use.
     assert cli.main(["doctor"]) == code
     out = capsys.readouterr().out

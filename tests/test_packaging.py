@@ -83,7 +83,7 @@ def test_environment_yml_installs_the_package_itself():
 
 
 def test_the_akash_nb_command_is_installed_and_lists_its_subcommands():
-    command = BIN / "akash-nb"
+    command = BIN / ("akash-nb.exe" if sys.platform == "win32" else "akash-nb")  # pip's launcher there
     assert command.is_file()
     result = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -6,8 +6,9 @@ How each command is checked (a command this file does not know fails the test):
 - `akash-nb ...`: parses with the real command line; `join` is run for real (against a closed port on
   127.0.0.1 instead of the example LAN address: no test sends to another address), and `serve --share`
   is run for real by tests/test_share.py;
-- the Windows lines: `py -m venv` is run (as this Python), and the `pip install` line must be the student
-  route's own, which tests/test_workshop.py resolves with pip."""
+- the Windows lines: `py -m venv` is run (as this Python); a `pip install` line must be the student
+  route's own, which tests/test_workshop.py resolves with pip, or the embedded model's: the engine lock as
+  scripts/venv.sh installs it, then the `local` and `lab` extras."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from faultserver import closed_port
 from processes import environment_without, run
-from project import ROOT
+from project import PROJECT, ROOT
 from test_workshop import MAKEFILE, make_targets
 
 from akash_nb import cli, notebooks
@@ -105,10 +106,24 @@ def test_every_command_in_the_teachers_guide_runs_or_is_checked(tmp_path):
         elif words[:3] == ["py", "-m", "venv"]:
             made = run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], timeout=120)
             assert made.returncode == 0, made.stderr
-        elif name == "pip":
-            assert words[1:] == ["install", "--only-binary", ":all:", "-e", ".[lab]"], "the student route"
+        elif name == "pip" and words[1:] == ["install", "--only-binary", ":all:", "-e", ".[lab]"]:
+            # the student route, which tests/test_workshop.py resolves with pip
             assert "binary=(--only-binary :all:)" in (ROOT / "scripts/venv.sh").read_text()
             assert "EXTRAS=lab" in MAKEFILE
+        elif name == "pip" and words[1:] == [
+            "install",
+            "--require-hashes",
+            "--only-binary",
+            ":all:",
+            "--no-deps",
+            "-r",
+            "scripts/engine.lock",
+        ]:
+            # the engine lock, as scripts/venv.sh installs it (CI's windows job runs these lines)
+            venv_sh = " ".join((ROOT / "scripts/venv.sh").read_text().replace("\\\n", " ").split())
+            assert " ".join(words[2:]) in venv_sh
+        elif name == "pip" and words[1:] == ["install", "-e", ".[local,lab]"]:
+            assert {"local", "lab"} <= set(PROJECT["optional-dependencies"]), "the embedded model's set"
         else:
             raise AssertionError(f"docs/teaching.md names a command no test checks: {line}")
         checked.append(line)

@@ -156,24 +156,34 @@ def test_make_lab_compiles_nothing_when_the_lessons_use_another_provider(environ
     assert done.stdout.strip() == said
 
 
+CLASS_SERVER_ENV = "AKASH_NB_PROVIDER=openai-compatible\nAKASH_NB_BASE_URL=http://10.0.0.5:8080/v1\n"
+
+
+@pytest.mark.parametrize("target", ["lab", "run", "doctor", "stop"])
 @pytest.mark.parametrize(
-    ("environment", "student"),
+    ("environment", "dotenv", "student"),
     [
-        ({}, False),
-        ({"AKASHML_API_KEY": "akml-x"}, True),
-        ({"AKASH_NB_BASE_URL": "http://10.0.0.5:8080/v1"}, True),
+        ({}, None, False),
+        ({"AKASHML_API_KEY": "akml-x"}, None, True),
+        ({"AKASH_NB_BASE_URL": "http://10.0.0.5:8080/v1"}, None, True),
+        ({}, CLASS_SERVER_ENV, True),  # what `make join` writes
     ],
 )
-def test_make_lab_installs_the_student_set_when_the_lessons_use_another_provider(
-    environment, student, tmp_path
+def test_make_installs_the_student_set_when_the_lessons_use_another_provider(
+    target, environment, dotenv, student, tmp_path
 ):
+    """`make lab`, `make run`, `make doctor` and `make stop` on a student's laptop: the student set (wheels,
+    no engine, no model, no test tools) unless the lessons use the embedded model."""
     for name in ("Makefile", "pyproject.toml"):  # a copy: the checkout's own .env must not decide
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
-    plan = run(["make", "-n", "lab"], timeout=60, cwd=tmp_path, env=environment_without() | environment)
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv)
+    plan = run(["make", "-n", target], timeout=60, cwd=tmp_path, env=environment_without() | environment)
     assert plan.returncode == 0, plan.stderr
     assert ("EXTRAS=lab" in plan.stdout) == student, plan.stdout
-    assert "akash-nb lab" in plan.stdout
+    assert ("EXTRAS=" not in plan.stdout) == (not student), "the full set otherwise (its default extras)"
+    assert f"akash-nb {target}" in plan.stdout
 
 
 # --- zero-install routes -----------------------------------------------------------------------------------
@@ -188,11 +198,14 @@ def test_the_devcontainer_runs_the_readmes_set_up_on_a_supported_python():
     assert 8888 in config["forwardPorts"]
 
 
-def test_binder_builds_from_environment_yml_with_the_engine_compiled_in_the_image():
+def test_binder_builds_from_environment_yml_with_the_prebuilt_engine_and_the_model_in_the_image():
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     python = next(d for d in environment["dependencies"] if isinstance(d, str) and d.startswith("python="))
     assert Version(python.removeprefix("python=")) in SUPPORTED
-    assert "cxx-compiler" in environment["dependencies"], "repo2docker images have no compiler of their own"
+    # repo2docker images (linux x86_64) have no compiler; the engine wheel fits them, so none is needed.
+    assert "cxx-compiler" not in environment["dependencies"]
+    pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
+    assert any(Requirement(r).name == engine.WHEEL_PACKAGE for r in pip if not r.startswith("-"))
     post_build = (ROOT / "postBuild").read_text()
     assert os.access(ROOT / "postBuild", os.X_OK)
     commands = [line for line in post_build.splitlines() if line and not line.startswith(("#", "set "))]
@@ -261,10 +274,45 @@ def test_weekly_runs_the_lessons_on_akashml_only_with_a_key_and_opens_an_issue_w
     assert "gh issue create" in issue["run"]
 
 
+def test_ci_runs_the_offline_tests_and_the_lessons_on_the_wheel_engine_on_macos_and_windows():
+    """The jobs themselves can only run on GitHub: here their lines are checked against the project."""
+    jobs = workflow("ci.yml")["jobs"]
+    assert (jobs["macos"]["runs-on"], jobs["windows"]["runs-on"]) == ("macos-latest", "windows-latest")
+    for name, bin_folder in (("macos", ".venv/bin"), ("windows", ".venv/Scripts")):
+        lines = " ".join(run_lines({"jobs": {name: jobs[name]}}))
+        assert '-m "not live and not browser"' in lines, name
+        assert "--nbval-lax" in lines or "make nbval-live" in lines, name
+        assert f"{bin_folder}/" in lines, name
+        assert "AKASH_NB_ENGINE=wheel" in lines, "the wheel, never a compile, on every push"
+    windows = " ".join(run_lines({"jobs": {"windows": jobs["windows"]}}))
+    lock = "--require-hashes --only-binary :all: --no-deps -r scripts/engine.lock"
+    assert lock in windows and '-e ".[local,lab,dev]"' in windows and "make" not in windows.split()
+    assert "AKASH_NB_PROVIDER=local" in windows
+    assert windows.index(lock) < windows.index('-e ".[local,lab,dev]"'), "the engine first, as venv.sh does"
+    for line in run_lines({"jobs": {"macos": jobs["macos"]}}):
+        check_command(line.strip())
+    venv_sh = " ".join((ROOT / "scripts/venv.sh").read_text().replace("\\\n", " ").split())
+    assert lock in venv_sh, "the Windows lines are scripts/venv.sh's"
+
+
+def test_compiling_llama_cpp_is_weekly_with_the_live_tests_and_lessons_on_that_build():
+    flow = workflow("source-build.yml")
+    assert "schedule" in flow["on"] and "push" not in flow["on"]
+    lines = run_lines(flow)
+    assert any("AKASH_NB_ENGINE=build .venv/bin/akash-nb engine --build" in line for line in lines)
+    assert any('-m "live and not browser"' in line for line in lines)
+    assert "make nbval-live" in " ".join(lines)
+    for line in lines:
+        if line.strip().startswith(("make", "AKASH_NB_")):
+            check_command(line.strip())
+    every_push = " ".join(run_lines(workflow("ci.yml")))
+    assert "AKASH_NB_ENGINE=build" not in every_push
+
+
 def test_the_workflows_pass_actionlint():
     flows = sorted(str(path) for path in (ROOT / ".github/workflows").glob("*.yml"))
     done = run([str(BIN / "actionlint"), *flows], timeout=120, cwd=ROOT)
-    assert len(flows) == 2 and done.returncode == 0, done.stdout + done.stderr
+    assert len(flows) == 3 and done.returncode == 0, done.stdout + done.stderr
     lint = MAKEFILE.split("\nlint:")[1].split("\n\n")[0]
     assert "actionlint .github/workflows/*.yml" in lint, "make lint runs it too"
 
@@ -300,6 +348,7 @@ def test_lab_on_the_student_set_with_no_provider_says_how_to_connect(monkeypatch
     monkeypatch.setenv("PATH", str(tmp_path))  # none on PATH either
     monkeypatch.delenv(engine.VARIABLE, raising=False)
     monkeypatch.setattr(engine, "_tool", lambda name: None)  # and no cmake: the student set has none
+    monkeypatch.setattr(engine, "wheel_version", lambda: None)  # nor the prebuilt engine
     assert cli.main(["lab"]) == 2
     said = capsys.readouterr().err
     assert said.count("\n") == 1 and "this is the student set" in said
