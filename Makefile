@@ -3,14 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.akash-nb-installed
 STUDENT_STAMP := $(VENV)/.akash-nb-student
+LEARNER_STAMP := $(VENV)/.akash-nb-learner
 # `local` when the lessons need the embedded model; otherwise what points them elsewhere (a class server,
-# AkashML): then `make lab` installs the student set only, with nothing to compile.
+# AkashML): then `make lab` installs the student set only, with nothing to compile. With the embedded model,
+# `make lab` installs the learner set (the student set and the prebuilt engine, no test tools): the full set
+# is `make venv`'s, which `make test` needs.
 PROVIDER_SET := $(shell bash scripts/provider.sh)
-RUNTIME := $(if $(filter local,$(PROVIDER_SET)),venv,student)
+RUNTIME := $(if $(filter local,$(PROVIDER_SET)),learner,student)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
+.PHONY: help venv learner student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -25,8 +28,14 @@ help:
 	@echo "make lowest  the offline unit tests on every requirement's lowest declared version (LOWEST_PYTHON=...)"
 
 venv: $(STAMP)
-$(STAMP): pyproject.toml scripts/venv.sh
+$(STAMP): pyproject.toml scripts/venv.sh scripts/engine.lock
 	@VENV=$(VENV) bash scripts/venv.sh
+
+# The learner set: the lessons' runtime, JupyterLab and the embedded model (the prebuilt engine, or llama.cpp
+# compiled where no wheel fits), without the test tools. A full .venv has it already.
+learner: $(if $(wildcard $(STAMP)),$(STAMP),$(LEARNER_STAMP))
+$(LEARNER_STAMP): pyproject.toml scripts/venv.sh scripts/engine.lock
+	@VENV=$(VENV) EXTRAS=local,lab STAMP=$(LEARNER_STAMP) bash scripts/venv.sh
 
 # The student set: the lessons' runtime and JupyterLab, wheels only (no compiler, no engine, no test tools).
 # A full .venv has it already.

@@ -173,7 +173,8 @@ def test_make_installs_the_student_set_when_the_lessons_use_another_provider(
     target, environment, dotenv, student, tmp_path
 ):
     """`make lab`, `make run`, `make doctor` and `make stop` on a student's laptop: the student set (wheels,
-    no engine, no model, no test tools) unless the lessons use the embedded model."""
+    no engine, no model, no test tools) unless the lessons use the embedded model; then the learner set (the
+    student set and the engine, still no test tools)."""
     for name in ("Makefile", "pyproject.toml"):  # a copy: the checkout's own .env must not decide
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
@@ -181,9 +182,21 @@ def test_make_installs_the_student_set_when_the_lessons_use_another_provider(
         (tmp_path / ".env").write_text(dotenv)
     plan = run(["make", "-n", target], timeout=60, cwd=tmp_path, env=environment_without() | environment)
     assert plan.returncode == 0, plan.stderr
-    assert ("EXTRAS=lab" in plan.stdout) == student, plan.stdout
-    assert ("EXTRAS=" not in plan.stdout) == (not student), "the full set otherwise (its default extras)"
+    assert ("EXTRAS=lab " in plan.stdout) == student, plan.stdout
+    assert ("EXTRAS=local,lab " in plan.stdout) == (not student), plan.stdout
     assert f"akash-nb {target}" in plan.stdout
+
+
+def test_make_test_installs_the_full_set_over_a_learner_set(tmp_path):
+    """`make lab` first (the learner set), then `make test`: the test tools are installed on top."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".akash-nb-learner").touch()
+    plan = run(["make", "-n", "unit"], timeout=60, cwd=tmp_path, env=environment_without())
+    assert plan.returncode == 0, plan.stderr
+    assert "bash scripts/venv.sh" in plan.stdout and "EXTRAS=" not in plan.stdout, plan.stdout
 
 
 # --- zero-install routes -----------------------------------------------------------------------------------
