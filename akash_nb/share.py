@@ -199,8 +199,9 @@ def announcement(
     found = addresses(shared.host) if found is None else found
     key = shared.key.reveal()
     url = shared.url(found[0][1])
+    answers = "answers" if shared.slots != 1 else "answer"
     text = [
-        f"Class server: {shared.model}, {shared.slots} answers at a time (more wait in line).",
+        f"Class server: {shared.model}, {shared.slots} {answers} at a time (more wait in line).",
         f'A call without max_tokens stops at {shared.answer_tokens} tokens, with finish_reason "length".',
         *(f"  {shared.url(address):<34}{name}".rstrip() for name, address in found),
         f"Key: {key}",
