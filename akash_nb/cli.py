@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     share.add_argument("--share", action="store_true", help="listen on every address of this machine")
     share.add_argument(
-        "--slots", type=int, metavar="N", help="requests answered at once; more wait in line (default 16)"
+        "--slots", type=int, metavar="N", help="requests answered at once; more wait in line (default 32)"
     )
     share.add_argument("--port", type=int, help="port to listen on (default 8080)")
     share.add_argument("--host", help="address to listen on (default 0.0.0.0: every address)")

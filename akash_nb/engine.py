@@ -37,7 +37,17 @@ SOURCE = f"{SOURCE_PACKAGE}=={SOURCE_VERSION}"
 WHEEL_PACKAGE = "xllamacpp"  # llama.cpp's own server code, prebuilt (pinned by hash in scripts/engine.lock)
 WHEEL_MODULE = "akash_nb.wheel_server"  # the wheel's server, run as a program of its own
 # What local.server_command passes: a llama-server on PATH is used only if its --help lists them all.
-REQUIRED_OPTIONS = ("--api-key-file", "--alias", "--parallel", "--no-webui", "--metrics", "--threads-batch")
+REQUIRED_OPTIONS = (
+    "--api-key-file",
+    "--alias",
+    "--parallel",
+    "--no-webui",
+    "--metrics",
+    "--threads-batch",
+    "--threads-http",  # the class server passes these three always (akash_nb/share.py)
+    "--cache-ram",
+    "--kv-unified",
+)
 TOOLS = ("llama-server", "llama-bench", "llama-batched-bench")  # the bench tools measure the floor
 CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",

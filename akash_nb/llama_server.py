@@ -50,10 +50,14 @@ def server_command(
     answer_tokens: int = DEFAULT_ANSWER_TOKENS,
     unified: bool = False,
     cache_ram: int | None = None,
+    context: int | None = None,
+    http_threads: int | None = None,
 ) -> list[str]:
     """llama-server's command line (the wheel's server takes the same): everything but the key, which it
-    reads from `key_file`. `unified` shares one KV cache of `slots` × CONTEXT_TOKENS among the slots (a
-    slot may then use more than its share); `cache_ram` MiB keeps prompts for reuse across slots."""
+    reads from `key_file`. The KV cache holds `context` tokens (default `slots` × CONTEXT_TOKENS), split
+    evenly among the slots, or shared by all of them when `unified` (a slot may then use more than its
+    share); `cache_ram` MiB keeps prompts for reuse across slots; `http_threads` connections are served at
+    once (llama-server's default is slots + 2: a streamed answer holds one until it ends)."""
     return [
         *engine.command,
         "--model",
@@ -67,7 +71,7 @@ def server_command(
         "--parallel",
         str(slots),
         "--ctx-size",
-        str(slots * CONTEXT_TOKENS),  # split evenly: CONTEXT_TOKENS per slot
+        str(slots * CONTEXT_TOKENS if context is None else context),
         "--threads",
         str(THREADS),
         "--threads-batch",
@@ -80,6 +84,7 @@ def server_command(
         "--metrics",
         *(["--kv-unified"] if unified else []),
         *(["--cache-ram", str(cache_ram)] if cache_ram is not None else []),
+        *(["--threads-http", str(http_threads)] if http_threads is not None else []),
     ]
 
 
@@ -108,6 +113,8 @@ def start(
     answer_tokens: int = DEFAULT_ANSWER_TOKENS,
     unified: bool = False,
     cache_ram: int | None = None,
+    context: int | None = None,
+    http_threads: int | None = None,
     started: Callable[[subprocess.Popen[bytes]], object] = lambda process: None,
     **popen: Any,
 ) -> subprocess.Popen[bytes]:
@@ -131,6 +138,8 @@ def start(
                 answer_tokens=answer_tokens,
                 unified=unified,
                 cache_ram=cache_ram,
+                context=context,
+                http_threads=http_threads,
             ),
             stdin=subprocess.DEVNULL,
             stdout=log_file,

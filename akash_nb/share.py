@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
+import json
 import os
 import secrets
+import shutil
 import signal
+import string
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -31,9 +36,21 @@ from .secret import Secret
 
 SHARE_HOST = "0.0.0.0"  # every address of this machine: the room's network
 SHARE_PORT = 8080  # llama.cpp's own default port
-SHARE_SLOTS = 16  # measured on 2 cores: 16 at once streams ~2x one user's rate; a room of 30 queues
+# Measured with benchmarks/room.py (docs/teaching.md): a room of 30 running the same cell never waits for a
+# slot; each slot's KV cache is its own (a unified one makes every step attend over every student's
+# tokens: a room of 30 ran at 32 tokens/s against 48 split); SHARE_SLOT_CONTEXT is 4× the lessons' longest
+# request.
+SHARE_SLOTS = 32
+SHARE_SLOT_CONTEXT = 2048  # tokens per slot: 32 slots hold about 1.6 GB, as 16 of 4096 did
+SHARE_UNIFIED = False
+SHARE_CACHE_RAM = 256  # MiB of finished prompts kept for any slot to reuse (a cell run twice)
+# The answer's cap when a call sets no max_tokens (lessons 01 and 02's guide calls): 30 answers share the
+# engine's 50-60 tokens/s on 2 busy cores, so 64 each ends the room's cell in 30 s (128: 70 s).
+SHARE_ANSWER_TOKENS = 64
+SHARE_HTTP_THREADS = 128  # connections served at once: each streamed answer holds one until it ends
 STATUS_EVERY = 1.0  # seconds between two readings of /metrics
 JOIN_TIMEOUT = 10.0
+KEY_ALPHABET = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True)
@@ -47,13 +64,21 @@ class Shared:
     slots: int
     log: Path
     host: str = SHARE_HOST
+    answer_tokens: int = SHARE_ANSWER_TOKENS
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}/v1"
 
 
 def start_share(
-    port: int = SHARE_PORT, slots: int = SHARE_SLOTS, host: str = SHARE_HOST, timeout: float = READY_TIMEOUT
+    port: int = SHARE_PORT,
+    slots: int = SHARE_SLOTS,
+    host: str = SHARE_HOST,
+    timeout: float = READY_TIMEOUT,
+    *,
+    unified: bool = SHARE_UNIFIED,
+    cache_ram: int = SHARE_CACHE_RAM,
+    answer_tokens: int = SHARE_ANSWER_TOKENS,
 ) -> Shared:
     """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
     if slots < 1:
@@ -62,7 +87,7 @@ def start_share(
     engine = engines.ensure()
     if port_in_use(port, host):
         raise LocalServerError(f"Port {port} on {host} is already in use; pick another with --port.")
-    key = Secret(secrets.token_urlsafe(24))
+    key = Secret(new_key())
     log = state_dir() / f"share-{port}.log"
     process = llama_server.start(
         engine,
@@ -74,8 +99,19 @@ def start_share(
         key_file=state_dir() / f"share-{port}.key",
         log=log,
         timeout=timeout,
+        answer_tokens=answer_tokens,
+        unified=unified,
+        cache_ram=cache_ram,
+        context=slots * SHARE_SLOT_CONTEXT,
+        http_threads=max(SHARE_HTTP_THREADS, 2 * slots),
     )
-    return Shared(process, port, key, model_name(path), slots, log, host)
+    return Shared(process, port, key, model_name(path), slots, log, host, answer_tokens)
+
+
+def new_key() -> str:
+    """A class key: 22 letters and digits (130 bits), short enough to type off a projector, and never
+    starting with "-", which `akash-nb join URL KEY` would take for an option."""
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(22))
 
 
 def stop_share(shared: Shared) -> None:
@@ -90,7 +126,11 @@ def share_status(shared: Shared) -> dict[str, float]:
         headers={"Authorization": f"Bearer {shared.key.reveal()}"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
-        text = response.read().decode()
+        return metrics_values(response.read().decode())
+
+
+def metrics_values(text: str) -> dict[str, float]:
+    """llama-server's /metrics text as numbers, by name without the `llamacpp:` prefix."""
     values = {}
     for line in text.splitlines():
         if line.startswith("llamacpp:") and " " in line:
@@ -141,67 +181,132 @@ def qr_code(text: str, *, unicode: bool = True) -> str:
     return out.getvalue().rstrip("\n")
 
 
-def announcement(shared: Shared, found: list[tuple[str, str]] | None = None, *, unicode: bool = True) -> str:
-    """The short block the teacher's terminal shows once the class server answers."""
+def join_line(url: str, key: str) -> str:
+    """The one command a student types: `make join URL=... KEY=...`."""
+    return f"make join URL={url} KEY={key}"
+
+
+def announcement(
+    shared: Shared,
+    found: list[tuple[str, str]] | None = None,
+    *,
+    unicode: bool = True,
+    height: int | None = None,
+) -> str:
+    """The block the teacher's terminal shows once the class server answers: the URL for each network,
+    the key, the join line and the `.env` lines, the last thing on screen; above them a QR code of the
+    `.env` lines when the screen is `height` lines or more (always, when `height` is None: a log)."""
     found = addresses(shared.host) if found is None else found
     key = shared.key.reveal()
-    urls = [f"  {shared.url(address):<34}{name}".rstrip() for name, address in found]
-    lines = env_lines(shared.url(found[0][1]), key)
-    return "\n".join(
-        [
-            f"Class server: {shared.model}, {shared.slots} answers at a time (more wait in line).",
-            *urls,
-            f"Key: {key}",
-            "",
-            "Students: put these lines in a file named .env in the lessons' folder, then run `make lab`:",
-            "",
-            *(f"  {line}" for line in lines),
-            "",
-            f"or run: make join URL={shared.url(found[0][1])} KEY={key}",
-            *(["(from another network above, use its URL instead)"] if len(found) > 1 else []),
-            qr_code("\n".join(lines), unicode=unicode),
-            f"Plain HTTP: use it on a network you trust. Engine log: {shared.log}. Ctrl-C stops it.",
-        ]
-    )
+    url = shared.url(found[0][1])
+    answers = "answers" if shared.slots != 1 else "answer"
+    text = [
+        f"Class server: {shared.model}, {shared.slots} {answers} at a time (more wait in line).",
+        f'A call without max_tokens stops at {shared.answer_tokens} tokens, with finish_reason "length".',
+        *(f"  {shared.url(address):<34}{name}".rstrip() for name, address in found),
+        f"Key: {key}",
+        "Students, in the lessons' folder, run:",
+        f"  {join_line(url, key)}",
+        *(["  (from another network above, use its URL instead)"] if len(found) > 1 else []),
+        "or put these lines in a file named .env there, then run `make lab`:",
+        *(f"  {line}" for line in env_lines(url, key)),
+        "Plain HTTP: use it on a network you trust. Ctrl-C stops it.",
+    ]
+    code = qr_code("\n".join(env_lines(url, key)), unicode=unicode).splitlines()
+    # The starting line above the block and the status line below it take two more lines.
+    if height is None or len(code) + len(text) + 2 <= height:
+        return "\n".join([*code, *text])
+    tall = len(code) + len(text) + 2
+    return "\n".join([f"(A QR code of the .env lines shows in a terminal of {tall} lines or more.)", *text])
+
+
+RATE_WINDOW = 10.0  # seconds of tokens/s: a steady figure, not one step's spike
 
 
 @dataclass
 class Status:
-    """The live status line: slots busy, requests waiting, tokens/s, client addresses seen."""
+    """The live status line, read from the engine: slots busy (/slots), requests waiting (/metrics),
+    tokens/s over the last RATE_WINDOW seconds, and how many students' machines have reached it."""
 
     shared: Shared
-    clients: set[str] = field(default_factory=set)
-    _tokens: float | None = None
-    _at: float = 0.0
-    rate: float = 0.0
+    joined: set[str] = field(default_factory=set)
+    _before: set[tuple[str, int]] = field(default_factory=set)  # the server's own readiness checks
+    _own: set[int] = field(default_factory=set)  # this reader's ports: not a student
+    _tokens: deque[tuple[float, float]] = field(default_factory=deque)
+    _connection: http.client.HTTPConnection | None = None
 
-    def read(self) -> dict[str, float]:
-        """Read /metrics, and which addresses are connected to the server now; returns the metrics."""
+    def __post_init__(self) -> None:
+        self._before = self._connections()
+
+    def _get(self, path: str) -> bytes:
+        """One GET on a kept-alive connection (each new one is a port of ours, not a student's)."""
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection("127.0.0.1", self.shared.port, timeout=5)
+            self._connection.connect()
+            self._own.add(self._connection.sock.getsockname()[1])
+        try:
+            self._connection.request(
+                "GET", path, headers={"Authorization": f"Bearer {self.shared.key.reveal()}"}
+            )
+            response = self._connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            self._connection.close()
+            self._connection = None
+            raise
+        if response.status != 200:
+            raise OSError(f"{path} answered {response.status}")
+        return body
+
+    def _connections(self) -> set[tuple[str, int]]:
+        """(address, port) of every client connection to the server: open, or closed by the server in the
+        last minute (TIME_WAIT), which is how a short request such as `akash-nb join`'s is still seen."""
         import psutil  # the teacher's set (the `local` extra)
 
-        values = share_status(self.shared)
-        now, tokens = time.monotonic(), values.get("tokens_predicted_total", 0.0)
-        if self._tokens is not None and now > self._at:
-            self.rate = max(0.0, tokens - self._tokens) / (now - self._at)
-        self._tokens, self._at = tokens, now
-        # llama-server logs no client addresses: its open connections say who is there. Sampled once a
-        # reading; the OpenAI SDK keeps its connection open between requests, so a student is seen.
+        try:
+            found = [(c.laddr, c.raddr, c.status) for c in psutil.net_connections(kind="tcp")]  # closed too
+        except psutil.AccessDenied:  # macOS without root: the engine's own open connections only
+            engine = psutil.Process(self.shared.process.pid)
+            found = [(c.laddr, c.raddr, c.status) for c in engine.net_connections(kind="tcp")]
+        return {
+            (remote.ip, remote.port)
+            for local, remote, state in found
+            if remote and local and local.port == self.shared.port and state != psutil.CONN_LISTEN
+        }
+
+    def read(self) -> dict[str, float]:
+        """Read the engine's /slots and /metrics and who has connected; returns the line's numbers."""
+        import psutil  # the teacher's set (the `local` extra)
+
+        slots = json.loads(self._get("/slots"))
+        values = metrics_values(self._get("/metrics").decode())
+        now = time.monotonic()
+        # tokens_predicted_total counts an answer when it ends; busy slots per decode × decodes counts each
+        # token as it is made (the two agree once the answers are done)
+        made = values.get("n_decode_total", 0.0) * values.get("n_busy_slots_per_decode", 0.0)
+        self._tokens.append((now, max(made, values.get("tokens_predicted_total", 0.0))))
+        while now - self._tokens[0][0] > RATE_WINDOW:
+            self._tokens.popleft()
         with contextlib.suppress(psutil.Error):
-            for conn in psutil.Process(self.shared.process.pid).net_connections(kind="tcp"):
-                if (
-                    conn.status == psutil.CONN_ESTABLISHED
-                    and conn.raddr
-                    and conn.laddr.port == self.shared.port
-                ):
-                    self.clients.add(conn.raddr.ip)
-        return values
+            for address, port in self._connections() - self._before:
+                if port not in self._own or not address.startswith("127."):
+                    self.joined.add(address)
+        (first, before), (last, tokens) = self._tokens[0], self._tokens[-1]
+        return {
+            "busy": sum(1 for slot in slots if slot.get("is_processing")),
+            "waiting": values.get("requests_deferred", 0.0),
+            "rate": (tokens - before) / (last - first) if last > first else 0.0,
+        }
 
     def line(self, values: dict[str, float]) -> str:
-        busy, queued = int(values.get("requests_processing", 0)), int(values.get("requests_deferred", 0))
         return (
-            f"slots busy {busy}/{self.shared.slots} | queued {queued} | {self.rate:.0f} tokens/s | "
-            f"clients seen {len(self.clients)}"
+            f"slots busy {int(values['busy'])}/{self.shared.slots} | waiting {int(values['waiting'])} | "
+            f"{values['rate']:.0f} tokens/s | joined {len(self.joined)}"
         )
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
 
 
 def _interrupt(number: int, frame: FrameType | None) -> None:
@@ -230,11 +335,13 @@ def share(
         flush=True,
     )
     shared = start_share(port, slots, host)
+    status = None
     try:
-        print(announcement(shared, unicode=unicode), file=out, flush=True)
+        height = shutil.get_terminal_size().lines if terminal else None
+        print(announcement(shared, unicode=unicode, height=height), file=out, flush=True)
         status, shown = Status(shared), ""
         while shared.process.poll() is None:
-            with contextlib.suppress(OSError, ValueError):  # a reading missed: the next one will do
+            with contextlib.suppress(OSError, ValueError, http.client.HTTPException):  # the next will do
                 line = status.line(status.read())
                 if terminal:  # one line, rewritten in place
                     print(f"\r{line}  ", end="", file=out, flush=True)
@@ -248,6 +355,8 @@ def share(
     finally:
         if terminal:
             print(file=out)
+        if status is not None:
+            status.close()
         stop_share(shared)
 
 

@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--api-key-file")
     options.add_argument("--cache-ram", type=int, default=None, help="MiB of prompt cache (-1: no limit)")
     options.add_argument("--kv-unified", action="store_true")
+    options.add_argument("--threads-http", type=int, default=None)
     options.add_argument("--no-webui", action="store_true")
     options.add_argument("--metrics", action="store_true")
     options.add_argument("--jinja", action="store_true")
@@ -63,6 +64,8 @@ def params(args: argparse.Namespace) -> object:
     p.kv_unified = args.kv_unified
     if args.cache_ram is not None:
         p.cache_ram_mib = args.cache_ram
+    if args.threads_http is not None:
+        p.n_threads_http = args.threads_http
     p.ui = not args.no_webui
     p.endpoint_metrics = args.metrics
     p.use_jinja = True  # llama-server's default since b5xxx: the model's own chat template, tools included

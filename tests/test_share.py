@@ -1,24 +1,31 @@
 """Share mode (`akash-nb serve --share`): the embedded model for a class, with a real server process.
 
 It listens on every address only when asked to, takes only the key it prints, answers `--slots` requests at
-once with continuous batching and queues the rest (a room of 30 at its defaults, none refused), and keeps
-away from the notebooks' own state-file server. Its screen is one short block: a URL for each address of
-this machine, the key, the `.env` lines students paste (which the room test's students use, exactly as
-printed) and a QR code of them, then a live status line. `akash-nb join URL KEY` writes those lines.
+once with continuous batching and queues the rest (a room of 30 at its defaults is answered at once, none
+waiting, none refused), stops a call without max_tokens at the cap it shows, and keeps away from the
+notebooks' own state-file server. Its screen is one short block that fits 80×24: a URL for each address of
+this machine, the key, the join line and the `.env` lines students paste (which the room test's students
+use, exactly as printed), a QR code of them when the terminal is tall enough, then a live status line read
+from the engine that counts the machines that joined. Ctrl-C or SIGTERM stops it with nothing alarming on
+screen. `akash-nb join URL KEY` writes those lines.
 
 Every request here goes to 127.0.0.1, although the server listens on 0.0.0.0: no test sends anything to
 another address."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import queue
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import urllib.error
@@ -31,8 +38,9 @@ import segno
 from processes import run
 
 import akash_nb
-from akash_nb import llama_server, local, share
+from akash_nb import llama_server, local
 from akash_nb.providers import LOCAL_MODEL_NAME
+from akash_nb.share import SHARE_ANSWER_TOKENS, SHARE_SLOTS
 
 pytestmark = pytest.mark.live
 
@@ -102,12 +110,7 @@ def start_shared(state: Path, *args: str) -> Shared:
     try:
         while not screen or not screen[-1].startswith("Plain HTTP"):  # the block's last line
             screen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())).rstrip("\n"))
-        shared = Shared(process, port, screen, lines)
-        key = shared.key
-        while status(shared.base_url + "/models", key) != 200:
-            assert time.monotonic() < deadline and process.poll() is None, "the share server did not start"
-            time.sleep(0.05)
-        return shared
+        return Shared(process, port, screen, lines)  # printed once the server answers: no request here
     except BaseException:
         stop(process)
         raise
@@ -126,8 +129,8 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
-    """The class server at its defaults (16 slots), but listening on loopback alone: so the `.env` lines it
-    prints point at 127.0.0.1, and the students here can use them as printed."""
+    """The class server at its defaults (SHARE_SLOTS slots), but listening on loopback alone: so the `.env`
+    lines it prints point at 127.0.0.1, and the students here can use them as printed."""
     state = tmp_path_factory.mktemp("share-state")
     server = start_shared(state, "--host", "127.0.0.1")
     yield server
@@ -204,25 +207,32 @@ def test_share_mode_listens_on_every_address_and_prints_a_url_for_each(everywher
 def test_the_screen_is_a_short_block_and_the_engine_log_goes_to_a_file(shared):
     assert len(shared.screen) < 60, "a block that fits a screen, QR code included"
     assert not any("llama" in line.lower() or "srv " in line for line in shared.screen), "no engine logs"
-    log = Path(
-        next(line for line in shared.screen if "Engine log: " in line)
-        .split("Engine log: ")[1]
-        .removesuffix(". Ctrl-C stops it.")
-    )
+    log = Path(re.search(r"\(engine log: (\S+)\)", shared.screen[0])[1])
     assert "model loaded" in log.read_text(), "the engine's own lines went to its log file"
+    assert any(
+        line.startswith("Class server: ") and f"{SHARE_SLOTS} answers at a time" in line
+        for line in shared.screen
+    )
+    assert (
+        f'A call without max_tokens stops at {SHARE_ANSWER_TOKENS} tokens, with finish_reason "length".'
+        in (shared.screen)
+    )
     assert shared.env_lines == [
         "AKASH_NB_PROVIDER=openai-compatible",
         f"AKASH_NB_BASE_URL=http://127.0.0.1:{shared.port}/v1",
         f"AKASH_NB_API_KEY={shared.key}",
     ]
-    assert f"or run: make join URL=http://127.0.0.1:{shared.port}/v1 KEY={shared.key}" in shared.screen
+    assert f"  make join URL=http://127.0.0.1:{shared.port}/v1 KEY={shared.key}" in shared.screen
+    # letters and digits: typed off a projector, never "-..." that `akash-nb join URL KEY` takes for an option
+    assert re.fullmatch(r"[A-Za-z0-9]{22}", shared.key)
 
 
 def printed_qr(screen: list[str]) -> list[list[bool]]:
     """The QR code on the screen as rows of modules (True: dark), read back from its characters: the code is
     drawn two rows a line, light modules as ink (for a dark terminal), with a border of 2."""
     start = next(i for i, line in enumerate(screen) if line and set(line) == {"█"})
-    block = screen[start : next(i for i, line in enumerate(screen) if line.startswith("Plain HTTP"))]
+    end = next(i for i in range(start, len(screen)) if not set(screen[i]) <= set("█▀▄ "))
+    block = screen[start:end]
     top = {"█": False, "▀": False, "▄": True, " ": True}
     bottom = {"█": False, "▀": True, "▄": False, " ": True}
     rows = []
@@ -288,6 +298,17 @@ def test_the_printed_key_works_with_the_openai_client(shared):
     assert response.choices[0].message.content
 
 
+def test_a_call_without_max_tokens_stops_at_the_cap_the_screen_shows(shared):
+    """Lesson 01's guide call sends no max_tokens: on the class server it ends at the cap, and says so."""
+    response = shared.client(max_retries=0).chat.completions.create(
+        model=LOCAL_MODEL_NAME,
+        messages=[{"role": "user", "content": "Once upon a time, in a land far, far away"}],
+        extra_body={"ignore_eos": True},  # the story never ends by itself: only the cap stops it
+    )
+    assert response.choices[0].finish_reason == "length"
+    assert response.usage.completion_tokens == SHARE_ANSWER_TOKENS
+
+
 # --- a room at once ----------------------------------------------------------------------------------------
 
 ROOM = 30
@@ -295,9 +316,9 @@ ROOM = 30
 
 def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared, tmp_path, monkeypatch):
     """Lesson 02's guide cell, streamed by 30 students at the same moment, at the server's defaults, each
-    with a client made by `akash_nb.client()` from a `.env` holding exactly the lines the screen shows: the
-    first `SHARE_SLOTS` are answered together, the rest wait in line; nobody gets an error. The status line
-    then shows the queue, the tokens/s and the one address (loopback) the room came from."""
+    with a client made by `akash_nb.client()` from a `.env` holding exactly the lines the screen shows: all
+    30 are answered together, nobody waits for a slot, nobody gets an error. The status line then shows
+    the busy slots, the tokens/s and the one address (loopback) the room came from."""
     (tmp_path / ".env").write_text("\n".join(shared.env_lines) + "\n")
     monkeypatch.chdir(tmp_path)
     while not shared.lines.empty():  # status lines from the tests before this one
@@ -341,12 +362,18 @@ def test_a_room_of_thirty_at_once_all_get_answers_none_refused(shared, tmp_path,
     watcher.join(10)
     assert failures == []
     assert sorted(answers) == list(range(ROOM)) and all(answers.values())
-    assert 1 < busiest["requests_processing"] <= share.SHARE_SLOTS
+    assert 1 < busiest["requests_processing"] <= SHARE_SLOTS
+    assert busiest["requests_deferred"] == 0, "a room of 30 never waits for a slot"
     # every status line printed while the room worked, up to the first one after it: idle, one address seen
-    status = shared.later_lines(lambda line: line.startswith("slots busy 0/") and "clients seen 1" in line)
-    pattern = r"slots busy (\d+)/16 \| queued (\d+) \| (\d+) tokens/s \| clients seen (\d+)"
-    readings = [tuple(map(int, re.fullmatch(pattern, line).groups())) for line in status]
-    assert max(busy for busy, _, _, _ in readings) > 1, status
+    pattern = rf"slots busy (\d+)/{SHARE_SLOTS} \| waiting (\d+) \| (\d+) tokens/s \| joined (\d+)"
+    readings: list[tuple[int, ...]] = []
+
+    def idle_after_the_room(line: str) -> bool:
+        readings.append(tuple(map(int, re.fullmatch(pattern, line).groups())))
+        return readings[-1][0] == 0 and max(busy for busy, _, _, _ in readings) > 1
+
+    status = shared.later_lines(idle_after_the_room)  # what it printed while the room worked, then idle
+    assert max(busy for busy, _, _, _ in readings) > 1 and readings[-1][3] == 1, status
     assert max(rate for _, _, rate, _ in readings) > 0, status
 
 
@@ -428,8 +455,87 @@ def test_join_names_the_variable_that_would_win_over_the_file(shared, tmp_path):
     assert same.stdout.startswith("Connected"), "the same value in the environment is no conflict"
 
 
+def test_a_student_who_joins_is_counted_though_join_makes_one_short_request(everywhere, tmp_path):
+    """`akash-nb join` asks /v1/models once and hangs up: the status line counts that machine all the same."""
+    assert everywhere.later_lines(lambda line: line.startswith("slots busy"))[-1].endswith("joined 0")
+    done = join(everywhere.base_url, everywhere.key, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert everywhere.later_lines(lambda line: line.endswith("joined 1"))
+
+
+ALARMING = ("Traceback", "terminate called", "Aborted", "core dumped", "Segmentation", "Error", "error")
+
+
+def terminal_rows(text: str, columns: int) -> list[str]:
+    """What a terminal `columns` wide shows for `text`: a line rewritten after \\r shows its last version;
+    a longer line wraps."""
+    rows = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        shown = next((part for part in reversed(line.split("\r")) if part.strip()), "")
+        rows += [shown[i : i + columns] for i in range(0, max(len(shown), 1), columns)]
+    return rows
+
+
+def test_the_teachers_block_fits_80_by_24_and_ctrl_c_stops_it_quietly(tmp_path):
+    """In an 80×24 terminal the URL, the key and the join line are on screen with the status line under
+    them (the QR code waits for a taller terminal); Ctrl-C there ends the server and its engine, and the
+    teacher sees "Stopped sharing." and nothing alarming."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    port = llama_server.free_port()
+    env = {k: v for k, v in akash_nb_env(tmp_path).items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "akash_nb.cli", "serve", "--share", "--port", str(port), "--slots", "1"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env | {"PYTHONIOENCODING": "utf-8"},
+        cwd=tmp_path,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # noqa: PLW1509 (a terminal of its own)
+    )
+    os.close(terminal)
+    output = bytearray()
+
+    def read_until(done, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while not done(output.decode(errors="replace")) and time.monotonic() < deadline:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal closed: everything has been read
+                break
+            if not chunk:
+                break
+            output.extend(chunk)
+        return output.decode(errors="replace")
+
+    try:
+        text = read_until(lambda t: "slots busy" in t.rsplit("\n", 1)[-1], 120)
+        rows = terminal_rows(text, 80)[-24:]  # what the screen shows now
+        key = next(row.removeprefix("Key: ") for row in rows if row.startswith("Key: "))
+        assert rows[-1].startswith("slots busy 0/1 | waiting 0 |"), rows
+        assert any(row.startswith("  http://") and f":{port}/v1" in row for row in rows), rows
+        assert any(row.startswith("  make join URL=http://") and row.endswith(f"KEY={key}") for row in rows)
+        assert not any("█" in row for row in rows), "no QR code: it would push the join line off the screen"
+        assert "A QR code of the .env lines shows in a terminal of" in text
+        engines = [pid for pid in processes_of(process.pid) if pid != process.pid]
+        os.write(controller, b"\x03")  # Ctrl-C
+        process.wait(30)
+        after = read_until(lambda t: False, 5)[len(text) :]
+    finally:
+        stop(process)
+        os.close(controller)
+    assert process.returncode == 0
+    assert "Stopped sharing." in after
+    assert not any(word in after for word in ALARMING), after
+    assert not any(Path(f"/proc/{pid}").exists() for pid in engines), "the engine ended with it"
+    log = next(tmp_path.glob("share-*.log")).read_text()
+    assert not any(word in log for word in ALARMING[:5]), "the engine exited without a crash"
+
+
 def test_ending_the_share_process_ends_its_engine_too(tmp_path):
-    """A closed terminal or a `kill` must not leave llama-server on the room's network with nobody there."""
+    """A closed terminal or a `kill` must not leave llama-server on the room's network with nobody there,
+    and the teacher's screen says it stopped, with nothing alarming."""
     small = start_shared(tmp_path, "--host", "127.0.0.1", "--slots", "1")
     try:
         engines = [pid for pid in processes_of(small.process.pid) if pid != small.process.pid]
@@ -441,5 +547,10 @@ def test_ending_the_share_process_ends_its_engine_too(tmp_path):
             time.sleep(0.05)
         assert not any(Path(f"/proc/{pid}").exists() for pid in engines)
         assert status(small.base_url + "/models", small.key) == 0
+        said = small.later_lines(lambda line: line == "Stopped sharing.")
+        assert small.process.returncode == 0
+        assert not any(word in line for line in said for word in ALARMING), said
+        log = next(tmp_path.glob("share-*.log")).read_text()
+        assert not any(word in log for word in ALARMING[:5]), "the engine exited without a crash"
     finally:
         stop(small.process)

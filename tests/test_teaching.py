@@ -3,7 +3,8 @@
 
 How each command is checked (a command this file does not know fails the test):
 - `make TARGET [VAR=...]`: a target of the Makefile, and `make -n` plans it without error;
-- `akash-nb ...`: parses with the real command line; `join` is run for real (against a closed port on
+- `akash-nb ...` (or `.venv/bin/akash-nb ...`, the one `make venv` installs): parses with the real
+  command line; `join` is run for real (against a closed port on
   127.0.0.1 instead of the example LAN address: no test sends to another address), and `serve --share`
   is run for real by tests/test_share.py;
 - the Windows lines: `py -m venv` is run (as this Python); a `pip install` line must be the student
@@ -82,6 +83,10 @@ def check_make(env: dict[str, str], words: list[str], tmp_path: Path) -> None:
 
 
 def check_akash_nb(words: list[str], tmp_path: Path) -> None:
+    if "/" in words[0]:  # typed without an activated venv: the one `make venv` (or `py -m venv`) makes
+        assert words[0] in (".venv/bin/akash-nb", ".venv/Scripts/akash-nb"), words
+        assert "VENV ?= .venv" in MAKEFILE
+        assert 'akash-nb = "akash_nb.cli:main"' in (ROOT / "pyproject.toml").read_text()
     args = words[1:]
     parsed, unknown = cli.build_parser().parse_known_args(args)
     assert not unknown or parsed.command == "lab", words
@@ -127,7 +132,7 @@ def test_every_command_in_the_teachers_guide_runs_or_is_checked(tmp_path):
         else:
             raise AssertionError(f"docs/teaching.md names a command no test checks: {line}")
         checked.append(line)
-    assert "akash-nb serve --share" in checked and any(c.startswith("make join") for c in checked)
+    assert ".venv/bin/akash-nb serve --share" in checked and any(c.startswith("make join") for c in checked)
 
 
 def test_the_agenda_fills_120_minutes_and_every_lesson_has_a_goal_and_a_slot():
