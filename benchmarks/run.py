@@ -978,8 +978,9 @@ class Bench:
             llama_server.THREADS,
             built_s,
         )
-        print(f"floors: llama.cpp {floors.version}, the native build in {folder}", flush=True)
+        print(f"floors: {engines.SOURCE}'s llama.cpp ({floors.version}), built in {folder}", flush=True)
         self.results["native_build"] = {
+            "source": engines.SOURCE,
             "folder": str(folder),
             "version": floors.version,
             "built_now_s": built_s,
