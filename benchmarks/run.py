@@ -539,7 +539,7 @@ def bench_users(url: str, key: str, model: str, slots: int, floors: Floors) -> d
     for users in USERS:
         parallel = min(users, slots)
         rounds: list[dict] = []
-        floors: list[float] = []
+        floor_rates: list[float] = []
 
         def server_side(rep: int, users: int = users, rounds: list = rounds) -> None:
             rounds.append(asyncio.run(_room(url, key, model, users, rep)))
@@ -549,7 +549,7 @@ def bench_users(url: str, key: str, model: str, slots: int, floors: Floors) -> d
         def floor_side(
             _rep: int,
             parallel: int = parallel,
-            floors: list = floors,
+            floor_rates: list = floor_rates,
             spinning: list = spinning,
             users: int = users,
         ) -> None:
@@ -566,7 +566,7 @@ def bench_users(url: str, key: str, model: str, slots: int, floors: Floors) -> d
                 )
                 return found[parallel]["aggregate_tok_s"]
 
-            floors.append(aggregate(spin=False))
+            floor_rates.append(aggregate(spin=False))
             if users == 16:  # the same with OpenMP spinning, for the wait-policy choice
                 spinning.append(aggregate(spin=True))
 
@@ -582,14 +582,14 @@ def bench_users(url: str, key: str, model: str, slots: int, floors: Floors) -> d
         result[str(users)] = {
             "rounds": len(rounds),
             "aggregate_tok_s": median(rates),
-            "floor_tok_s": median(floors),
+            "floor_tok_s": median(floor_rates),
             "floor_parallel": parallel,
-            "ratio": paired_ratio(rates, floors),
+            "ratio": paired_ratio(rates, floor_rates),
             "ttft_p50_s": percentile(ttft, 50),
             "ttft_p95_s": percentile(ttft, 95),
             "errors": [e for r in rounds for e in r["errors"]],
             "raw": rounds,
-            "floor_raw": floors,
+            "floor_raw": floor_rates,
             "spinning_floor_tok_s": median(spinning),
         }
     return result
