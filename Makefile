@@ -118,8 +118,9 @@ LOWEST_PYTHON ?= python3
 lowest:
 	bash scripts/lowest.sh $(LOWEST_PYTHON)
 
+# `make bench ONLY=engines,single` runs some sections (benchmarks/run.py --help names them).
 bench: venv
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf build .pytest_cache

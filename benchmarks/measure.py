@@ -2,11 +2,12 @@
 
 A streamed answer is timed from the moment the request is made to each chunk that carries text, on
 `time.perf_counter()`. Token counts come from the server's own `usage` (llama-server streams it when asked
-with `stream_options.include_usage`), not from counting chunks.
+with `stream_options.include_usage`), not from counting chunks; beside them it streams its own `timings`,
+whose `predicted_per_second` is the engine's view of the same answer's decode rate.
 
-The floors are llama.cpp's `llama-bench` and `llama-batched-bench` from the same build as the embedded
-server (`akash_nb.engine`), on the same model file and threads: what this engine can do on this machine
-with no HTTP, no JSON and no client in the way.
+The floors are llama.cpp's `llama-bench` and `llama-batched-bench` from the native build
+(`akash_nb.engine.build()`; the prebuilt wheel has no such tools), on the same model file and threads: what
+llama.cpp can do on this machine with no HTTP, no JSON and no client in the way.
 """
 
 from __future__ import annotations
@@ -36,30 +37,48 @@ class Stream:
     cached_tokens: int | None
     decode_rate: float | None  # completion tokens/s after the first: (tokens - 1) / (last - first)
     finish_reason: str | None = None  # None: the stream ended without saying why (an error)
+    # What the engine itself says of the same answer: llama-server's `timings.predicted_per_second`
+    # (generated tokens over the time from the first sampled token to the last), in its usage chunk.
+    engine_decode_rate: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 class _Timer:
+    """Stamps the text chunks of one stream, fed either openai SDK chunks or the raw JSON of each event."""
+
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.stamps: list[float] = []
-        self.finish_reason = self.usage = None
+        self.finish_reason: str | None = None
+        self.usage: dict = {}
+        self.timings: dict = {}
 
     def chunk(self, chunk) -> None:
+        """An openai SDK chunk (`ChatCompletionChunk`): llama-server's `timings` is among its extra fields."""
         if chunk.usage is not None:
-            self.usage = chunk.usage
+            self.usage = chunk.usage.model_dump()
+        self.timings = (chunk.model_extra or {}).get("timings") or self.timings
         if chunk.choices:
             if chunk.choices[0].delta.content:
                 self.stamps.append(time.perf_counter())
             self.finish_reason = chunk.choices[0].finish_reason or self.finish_reason
 
+    def data(self, data: dict) -> None:
+        """One server-sent event's JSON, as llama-server writes it."""
+        self.usage = data.get("usage") or self.usage
+        self.timings = data.get("timings") or self.timings
+        choices = data.get("choices") or []
+        if choices:
+            if (choices[0].get("delta") or {}).get("content"):
+                self.stamps.append(time.perf_counter())
+            self.finish_reason = choices[0].get("finish_reason") or self.finish_reason
+
     def done(self) -> Stream:
         end = time.perf_counter()
-        usage = self.usage
-        tokens = usage.completion_tokens if usage else None
-        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        tokens = self.usage.get("completion_tokens")
+        details = self.usage.get("prompt_tokens_details") or {}
         first = self.stamps[0] - self.started if self.stamps else None
         span = self.stamps[-1] - self.stamps[0] if len(self.stamps) > 1 else 0.0
         rate = (tokens - 1) / span if tokens and tokens > 2 and span > 0 else None
@@ -69,10 +88,11 @@ class _Timer:
             end - self.started,
             len(self.stamps),
             tokens,
-            usage.prompt_tokens if usage else None,
-            details.cached_tokens if details else None,
+            self.usage.get("prompt_tokens"),
+            details.get("cached_tokens"),
             rate,
             self.finish_reason,
+            self.timings.get("predicted_per_second"),
         )
 
 
@@ -99,6 +119,20 @@ async def via_server_async(client, model: str, messages: list[dict], **params) -
     )
     async for chunk in stream:
         timer.chunk(chunk)
+    return timer.done()
+
+
+async def via_http_async(client, url: str, key: str, body: dict) -> Stream:
+    """The same request as raw HTTP (`httpx2.AsyncClient`, the SDK's transport, with none of the SDK's
+    parsing): the lightest client, so comparing two engines measures the engines."""
+    timer = _Timer()
+    headers = {"Authorization": f"Bearer {key}"}
+    payload = {**body, "stream": True, "stream_options": STREAM_OPTIONS}
+    async with client.stream("POST", url + "/chat/completions", json=payload, headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                timer.data(json.loads(line[6:]))
     return timer.done()
 
 

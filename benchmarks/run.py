@@ -1,23 +1,27 @@
 """`make bench`: how fast the lessons' moving parts are, each as a ratio to its floor, measured side by side.
 
-    .venv/bin/python benchmarks/run.py            # prints one table, writes build/bench/results.json and
-                                                  # build/bench/concurrency.png
-    BENCH_REPS=3 .venv/bin/python benchmarks/run.py   # fewer repetitions (default 5)
-    BENCH_ONLY=users,slider .venv/bin/python benchmarks/run.py   # some sections only
+    .venv/bin/python benchmarks/run.py                 # every section: one table, build/bench/results.json
+                                                       # and build/bench/concurrency.png
+    .venv/bin/python benchmarks/run.py --only engines,single   # some sections only (also BENCH_ONLY=...)
+    BENCH_REPS=3 .venv/bin/python benchmarks/run.py    # fewer repetitions (default 5)
 
 Every figure is a median over repetitions whose sides run interleaved (A, B, then B, A, ...) in this one
 process, so the drift of a shared, noisy machine falls on every side alike. A ratio is the median of the
 per-repetition ratios (each side divided by the floor measured in the same round).
 
-The floors are llama.cpp's own tools from the same build as the embedded server, on the same model file
-and threads (benchmarks/measure.py): `llama-bench` for one stream, `llama-batched-bench` for N at once.
+The engine under test is the package's own choice (`engine.ensure()`: the prebuilt xllamacpp wheel unless
+AKASH_NB_ENGINE or AKASH_NB_LLAMA_SERVER says otherwise). The floors are llama.cpp's own tools, which the
+wheel does not carry, from the native build (`engine.build()` into `engine.build_dir()`, compiled here once
+when missing, its minutes printed), on the same model file and threads (benchmarks/measure.py):
+`llama-bench` for one stream, `llama-batched-bench` for N at once.
 
 1. one stream: decode tokens/s of a 128-token answer through the notebooks' embedded server (the openai
-   SDK, as a lesson streams) / `llama-bench -n 128`.
+   SDK, as a lesson streams) / the engine's own `timings.predicted_per_second` for the same answers; and
+   the same / `llama-bench -n 128`.
 2. first token of a short prompt (max_tokens=1) / `llama-batched-bench` with the same prompt length and one
    generated token (its T: prompt processing plus one token).
 3. cold start: a fresh process and state folder, `akash_nb.client()` -> first streamed token (starting
-   llama-server included) / a fresh `llama-batched-bench` process loading the model -> one token.
+   the engine's server included) / a fresh `llama-batched-bench` process loading the model -> one token.
 4. slider-to-answer: `panel.temperature.value = t; panel.run()` -> 100-token answer shown / the same request
    streamed with the bare SDK.
 5. a room: 1, 4, 16 and 32 users at once (`openai.AsyncOpenAI`, one event loop, so the load generator takes
@@ -26,15 +30,22 @@ and threads (benchmarks/measure.py): `llama-bench` for one stream, `llama-batche
    parallelism (N, at most the server's slots): N·TG ÷ T, prompt processing included, like ours.
 6. suite: the exact nbval replay run of every lesson / plain `jupyter nbconvert --execute`; and `python -c
    "import akash_nb"` / `python -c pass`.
+7. engines: the prebuilt wheel's server / the native build's llama-server, both started as the package
+   starts them (`llama_server.start`: same model file, threads, 16 slots, wait policy) and both up
+   throughout: one 128-token stream's decode rate (the engine's `timings` and the client's stamps), and 16
+   streams of 64 tokens at once (aggregate tokens/s), from raw `httpx2` requests on one event loop.
 
 All traffic stays on 127.0.0.1; every server started here is stopped before exit (try/finally).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import functools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -52,11 +63,12 @@ import measure
 from measure import ROOT, Stream, median, percentile
 from nbval_run import nbval_command
 
+from akash_nb import engine as engines
 from akash_nb import notebooks
+from akash_nb.secret import Secret
 
 OUT = ROOT / "build" / "bench"
 REPS = int(os.environ.get("BENCH_REPS", "5"))
-ONLY = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
 MIN_REPS = max(1, min(3, REPS))
 MAX_TOKENS = 128
 USERS = (1, 4, 16, 32)
@@ -71,11 +83,17 @@ NBVAL = nbval_command(*LESSONS)  # as make nbval-replay runs it
 
 # Seconds each section may spend: after MIN_REPS it stops before a repetition that would overrun, so
 # `make bench` ends within about 6 minutes on a busy machine.
-BUDGET = {"import": 20, "suite": 90, "cold": 40, "single": 60, "ttft": 30, "slider": 40, "users": 150}
-
-
-def wanted(section: str) -> bool:
-    return not ONLY or section in ONLY
+BUDGET = {
+    "import": 20,
+    "suite": 90,
+    "cold": 40,
+    "single": 60,
+    "ttft": 30,
+    "slider": 40,
+    "users": 150,
+    "engines": 150,
+}
+ENGINES_STREAMS = 16  # the class server's slots: the prebuilt and the native engine each answer 16 at once
 
 
 def messages(text: str, nonce: int | str) -> list[dict]:
@@ -126,14 +144,45 @@ def seconds(value: float | None) -> str:
 
 
 @dataclass
-class Engine:
-    """The engine under test: llama-server's build, its sibling tools, the model file, the threads."""
+class Floors:
+    """The floors' tools: llama-bench and llama-batched-bench of the native build, the model, the threads."""
 
-    version: str
+    version: str  # the native build's llama.cpp, as its llama-server --version says
+    server: Path  # the native build's llama-server, the other side of the engines section
     bench: Path
     batched: Path
     model: Path
     threads: int
+    built_s: float | None  # how long this run spent building them; None when they were there already
+
+
+def native_build() -> tuple[Path, float | None]:
+    """`engine.build_dir()`, with llama.cpp compiled into it now (`engine.build()`, under the cache's build
+    lock as `engine.ensure()` takes it) when one of its tools is missing; and the seconds that took."""
+    from filelock import FileLock
+
+    from akash_nb import engine as engines
+
+    folder = engines.build_dir()
+
+    def missing() -> list[str]:
+        return [name for name in engines.TOOLS if not (folder / (name + engines.EXE)).is_file()]
+
+    if not missing():
+        return folder, None
+    print(
+        f"0. the floors' native build: {', '.join(missing())} not in {folder}; compiling llama.cpp from "
+        f"{engines.SOURCE} once (5 to 8 min on 2 cores) ...",
+        flush=True,
+    )
+    began = time.monotonic()
+    engines.cache_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(engines.cache_dir() / "build.lock")):  # another process may be building it now
+        if missing():
+            engines.build()
+    took = time.monotonic() - began
+    print(f"   the native build took {took / 60:.1f} min", flush=True)
+    return folder, took
 
 
 # --- 6. suite and import --------------------------------------------------------------------------------
@@ -245,7 +294,7 @@ def _stop_leftover(state: Path) -> None:
             os.environ["AKASH_NB_STATE_DIR"] = previous
 
 
-def bench_cold(env: dict[str, str], scratch: Path, engine: Engine) -> dict:
+def bench_cold(env: dict[str, str], scratch: Path, floors: Floors) -> dict:
     section = Section("cold")
     errors: list[str] = []
 
@@ -278,9 +327,9 @@ def bench_cold(env: dict[str, str], scratch: Path, engine: Engine) -> dict:
     def floor_side(_i: int) -> float | None:
         took, done = measure.timed_process(
             [
-                str(engine.batched),
+                str(floors.batched),
                 "-m",
-                str(engine.model),
+                str(floors.model),
                 "-c",
                 "4096",
                 "-npp",
@@ -290,9 +339,9 @@ def bench_cold(env: dict[str, str], scratch: Path, engine: Engine) -> dict:
                 "-npl",
                 "1",
                 "-t",
-                str(engine.threads),
+                str(floors.threads),
                 "-tb",
-                str(engine.threads),
+                str(floors.threads),
                 "--output-format",
                 "jsonl",
             ]
@@ -321,7 +370,7 @@ def bench_cold(env: dict[str, str], scratch: Path, engine: Engine) -> dict:
 # --- 1, 2, 4: the notebooks' embedded server --------------------------------------------------------------
 
 
-def bench_single(client, model: str, engine: Engine) -> dict:
+def bench_single(client, model: str, floors: Floors) -> dict:
     section = Section("single")
     runs = interleaved(
         section,
@@ -335,16 +384,19 @@ def bench_single(client, model: str, engine: Engine) -> dict:
                 extra_body={"ignore_eos": True, **NO_CACHE},
             ),
             "floor": lambda _i: measure.llama_bench_tg(
-                engine.bench, engine.model, generate=MAX_TOKENS, threads=engine.threads
+                floors.bench, floors.model, generate=MAX_TOKENS, threads=floors.threads
             ),
             "spinning": lambda _i: measure.llama_bench_tg(
-                engine.bench, engine.model, generate=MAX_TOKENS, threads=engine.threads, spin=True
+                floors.bench, floors.model, generate=MAX_TOKENS, threads=floors.threads, spin=True
             ),
         },
     )
     rates = [r.decode_rate for r in runs["server"]]
+    reported = [r.engine_decode_rate for r in runs["server"]]
     return {
         "server_tok_s": median(rates),
+        "engine_tok_s": median(reported),
+        "over_engine": paired_ratio(rates, reported),  # the same answers, seen by the client ÷ by the engine
         "floor_tok_s": median(runs["floor"]),
         "ratio": paired_ratio(rates, runs["floor"]),
         "spinning_tok_s": median(runs["spinning"]),
@@ -355,20 +407,20 @@ def bench_single(client, model: str, engine: Engine) -> dict:
     }
 
 
-def bench_ttft(client, model: str, engine: Engine) -> dict:
+def bench_ttft(client, model: str, floors: Floors) -> dict:
     section = Section("ttft")
     probe = measure.via_server(client, model, messages(SHORT, "probe"), max_tokens=1, temperature=0)
     prompt = probe.prompt_tokens or 30
 
     def floor(_i: int) -> float:
         rows = measure.batched_bench(
-            engine.batched,
-            engine.model,
+            floors.batched,
+            floors.model,
             prompt=prompt,
             generate=1,
             parallel=[1],
             context=4096,
-            threads=engine.threads,
+            threads=floors.threads,
         )
         return rows[1]["t"]
 
@@ -480,14 +532,14 @@ async def _room(url: str, key: str, model: str, users: int, rep: int) -> dict:
     }
 
 
-def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> dict:
+def bench_users(url: str, key: str, model: str, slots: int, floors: Floors) -> dict:
     section = Section("users")
     prompt = asyncio.run(_room(url, key, model, 1, -1))["prompt_tokens"] or 40  # also warms the server
     result: dict = {"prompt_tokens": prompt, "slots": slots}
     for users in USERS:
         parallel = min(users, slots)
         rounds: list[dict] = []
-        floors: list[float] = []
+        floor_rates: list[float] = []
 
         def server_side(rep: int, users: int = users, rounds: list = rounds) -> None:
             rounds.append(asyncio.run(_room(url, key, model, users, rep)))
@@ -497,24 +549,24 @@ def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> d
         def floor_side(
             _rep: int,
             parallel: int = parallel,
-            floors: list = floors,
+            floor_rates: list = floor_rates,
             spinning: list = spinning,
             users: int = users,
         ) -> None:
             def aggregate(spin: bool) -> float:
                 found = measure.batched_bench(
-                    engine.batched,
-                    engine.model,
+                    floors.batched,
+                    floors.model,
                     prompt=prompt,
                     generate=USERS_MAX_TOKENS,
                     parallel=[parallel],
                     context=slots * 4096,
-                    threads=engine.threads,
+                    threads=floors.threads,
                     spin=spin,
                 )
                 return found[parallel]["aggregate_tok_s"]
 
-            floors.append(aggregate(spin=False))
+            floor_rates.append(aggregate(spin=False))
             if users == 16:  # the same with OpenMP spinning, for the wait-policy choice
                 spinning.append(aggregate(spin=True))
 
@@ -530,20 +582,20 @@ def bench_users(url: str, key: str, model: str, slots: int, engine: Engine) -> d
         result[str(users)] = {
             "rounds": len(rounds),
             "aggregate_tok_s": median(rates),
-            "floor_tok_s": median(floors),
+            "floor_tok_s": median(floor_rates),
             "floor_parallel": parallel,
-            "ratio": paired_ratio(rates, floors),
+            "ratio": paired_ratio(rates, floor_rates),
             "ttft_p50_s": percentile(ttft, 50),
             "ttft_p95_s": percentile(ttft, 95),
             "errors": [e for r in rounds for e in r["errors"]],
             "raw": rounds,
-            "floor_raw": floors,
+            "floor_raw": floor_rates,
             "spinning_floor_tok_s": median(spinning),
         }
     return result
 
 
-def plot_users(users: dict, path: Path) -> None:
+def plot_users(users: dict, path: Path, engine: engines.Engine) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -569,11 +621,144 @@ def plot_users(users: dict, path: Path) -> None:
     handles = rate_axis.get_legend_handles_labels()[0] + latency_axis.get_legend_handles_labels()[0]
     rate_axis.legend(handles=handles, fontsize=7, loc="lower right")
     rate_axis.set_title(
-        f"llama-server, {users['slots']} slots, {USERS_MAX_TOKENS}-token answers, 2 cores", fontsize=9
+        f"llama.cpp {engine.version.split()[0]}, {users['slots']} slots, {USERS_MAX_TOKENS}-token answers, "
+        f"{os.cpu_count()} cores",
+        fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+# --- 7. the engines: the prebuilt wheel beside a native build of llama.cpp --------------------------------
+
+
+@dataclass
+class Served:
+    """One engine's server, started as the package starts it (`llama_server.start`)."""
+
+    engine: engines.Engine
+    process: subprocess.Popen[bytes]
+    url: str
+    key: str
+    model: str
+
+
+def serve(engine: engines.Engine, floors: Floors, slots: int, folder: Path) -> Served:
+    """Start `engine` on the floors' model with `slots` slots, on a free port of 127.0.0.1."""
+    from akash_nb import llama_server
+    from akash_nb.model import model_name
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key = Secret(secrets.token_urlsafe(24))
+    port = llama_server.free_port()
+    process = llama_server.start(
+        engine,
+        floors.model,
+        port,
+        slots=slots,
+        key=key,
+        key_file=folder / "server.key",
+        log=folder / "server.log",
+        timeout=llama_server.READY_TIMEOUT,
+    )
+    return Served(engine, process, f"http://127.0.0.1:{port}/v1", key.reveal(), model_name(floors.model))
+
+
+async def _streams(served: Served, n: int, max_tokens: int, nonce: str) -> dict:
+    """`n` answers at once from `served`, raw streamed requests on one `httpx2.AsyncClient`: their wall time,
+    tokens, aggregate tokens/s and `Stream`s."""
+    import httpx2
+
+    limits = httpx2.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx2.AsyncClient(timeout=300.0, limits=limits) as client:
+
+        def body(j: int) -> dict:
+            return {
+                "model": served.model,
+                "messages": messages(STORY, f"{nonce}-{j}"),
+                "max_tokens": max_tokens,
+                "temperature": 0,
+                "ignore_eos": True,
+                **NO_CACHE,
+            }
+
+        began = time.perf_counter()
+        done = await asyncio.gather(
+            *(measure.via_http_async(client, served.url, served.key, body(j)) for j in range(n))
+        )
+        wall = time.perf_counter() - began
+    tokens = sum(r.completion_tokens or 0 for r in done)
+    return {
+        "wall_s": wall,
+        "tokens": tokens,
+        "aggregate_tok_s": tokens / wall,
+        "streams": done,
+        "unfinished": sum(1 for r in done if not r.finish_reason),
+    }
+
+
+def bench_engines(floors: Floors, prebuilt: engines.Engine, native: engines.Engine, scratch: Path) -> dict:
+    """The prebuilt engine ÷ the native build, both started as the package starts its servers (same model
+    file, threads, slots and wait policy), both running throughout, their rounds interleaved: one stream's
+    decode rate, as the engine reports it and as a light client sees it; and 16 streams at once."""
+    from akash_nb import llama_server, share
+
+    section = Section("engines")
+    slots = share.SHARE_SLOTS
+    sides = {"prebuilt": prebuilt, "native": native}
+    servers: dict[str, Served] = {}
+    try:
+        for name, engine in sides.items():
+            servers[name] = serve(engine, floors, slots, scratch / f"engine-{name}")
+        for name in sides:  # untimed warm-up
+            asyncio.run(_streams(servers[name], 1, 8, f"warm-{name}"))
+
+        def one(name: str) -> Callable[[int], Stream]:  # both sides get the same prompt each round
+            return lambda i: asyncio.run(_streams(servers[name], 1, MAX_TOKENS, f"e1-{i}"))["streams"][0]
+
+        single = interleaved(section, {name: one(name) for name in sides})
+
+        def many(name: str) -> Callable[[int], dict]:
+            return lambda i: asyncio.run(
+                _streams(servers[name], ENGINES_STREAMS, USERS_MAX_TOKENS, f"e16-{i}")
+            )
+
+        aggregate = interleaved(section, {name: many(name) for name in sides}, wanted=3)
+    finally:
+        for served in servers.values():
+            llama_server.end(served.process)
+
+    def rates(name: str, view: str) -> list[float | None]:
+        """One side's decode rates: the engine's own `timings` ("engine") or the client's stamps."""
+        return [r.engine_decode_rate if view == "engine" else r.decode_rate for r in single[name]]
+
+    result: dict = {
+        "slots": slots,
+        "engines": {name: engine.describe() for name, engine in sides.items()},
+        "single": {},
+        "aggregate": {},
+    }
+    for name in sides:
+        result["single"][name] = {
+            "engine_tok_s": median(rates(name, "engine")),
+            "client_tok_s": median(rates(name, "client")),
+            "client_over_engine": paired_ratio(rates(name, "client"), rates(name, "engine")),
+            "runs": [r.to_json() for r in single[name]],
+        }
+        result["aggregate"][name] = {
+            "aggregate_tok_s": median(r["aggregate_tok_s"] for r in aggregate[name]),
+            "unfinished": sum(r["unfinished"] for r in aggregate[name]),
+            "rounds": [{k: v for k, v in r.items() if k != "streams"} for r in aggregate[name]],
+        }
+    result["single"]["engine_ratio"] = paired_ratio(rates("prebuilt", "engine"), rates("native", "engine"))
+    result["single"]["client_ratio"] = paired_ratio(rates("prebuilt", "client"), rates("native", "client"))
+    result["aggregate"]["ratio"] = paired_ratio(
+        [r["aggregate_tok_s"] for r in aggregate["prebuilt"]],
+        [r["aggregate_tok_s"] for r in aggregate["native"]],
+    )
+    result["aggregate"]["streams"] = ENGINES_STREAMS
+    return result
 
 
 # --- the table ------------------------------------------------------------------------------------------
@@ -593,14 +778,31 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
         met = v is not None and v <= limit and not section["errors"]
         row(figure, seconds(v), seconds(section["median_floor_s"]), section["ratio"], f"≤ {limit:g} s", met)
 
+    if (built := r.get("native_build") or {}).get("built_now_s") is not None:
+        row(
+            f"the floors' native build (engine.build(), llama.cpp {built['version']}), compiled in this run",
+            f"{built['built_now_s'] / 60:.1f} min",
+            "—",
+            None,
+            "once",
+            None,
+        )
     if s := r.get("single"):
         row(
-            "one stream, decode tok/s (llama-bench tg)",
+            "one stream, decode through the notebooks' server (the engine's own timings, same answers)",
+            f"{s['server_tok_s']:.0f} tok/s",
+            f"{s['engine_tok_s']:.0f} tok/s",
+            s["over_engine"],
+            "≥ 0.95",
+            (s["over_engine"] or 0) >= 0.95,
+        )
+        row(
+            "one stream, decode tok/s (native llama-bench tg)",
             f"{s['server_tok_s']:.0f} tok/s",
             f"{s['floor_tok_s']:.0f} tok/s",
             s["ratio"],
-            "≥ 0.95",
-            (s["ratio"] or 0) >= 0.95,
+            "report",
+            None,
         )
         row(
             "  the same floor with OpenMP spinning (reference: the server waits passively)",
@@ -676,6 +878,27 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
                 )
         errors = sum(len(u[str(n)]["errors"]) for n in USERS if str(n) in u)
         row("errors, every round of every room size", str(errors), "—", None, "0", errors == 0)
+    if e := r.get("engines"):
+        one, many = e["single"], e["aggregate"]
+        for view, label in (("engine", "the engines' own timings"), ("client", "seen by the client")):
+            row(
+                f"prebuilt ÷ native engine: one stream, decode tok/s ({label})",
+                f"{one['prebuilt'][view + '_tok_s']:.0f} tok/s",
+                f"{one['native'][view + '_tok_s']:.0f} tok/s",
+                one[view + "_ratio"],
+                "report",
+                None,
+            )
+        row(
+            f"prebuilt ÷ native engine: {many['streams']} streams at once, aggregate tok/s",
+            f"{many['prebuilt']['aggregate_tok_s']:.0f} tok/s",
+            f"{many['native']['aggregate_tok_s']:.0f} tok/s",
+            many["ratio"],
+            "report",
+            None,
+        )
+        unfinished = many["prebuilt"]["unfinished"] + many["native"]["unfinished"]
+        row("  streams that ended without a finish_reason", str(unfinished), "—", None, "0", unfinished == 0)
     if suite := r.get("suite"):
         ratio = suite["ratio"]
         row(
@@ -711,9 +934,17 @@ def print_table(table: list[tuple[str, ...]]) -> None:
 # --- main -----------------------------------------------------------------------------------------------
 
 
+# Engine settings stay (which engine to bench is the point); provider settings and keys go.
+KEPT_SETTINGS = ("AKASH_NB_ENGINE", "AKASH_NB_LLAMA_SERVER", "AKASH_NB_CACHE_DIR")
+
+
 def clean_environment(state: Path) -> dict[str, str]:
     """This process's environment without any provider setting, with a private state folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AKASH") and not k.endswith("API_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if (k in KEPT_SETTINGS or not k.startswith("AKASH")) and not k.endswith("API_KEY")
+    }
     env["AKASH_NB_STATE_DIR"] = str(state)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     os.environ.clear()
@@ -721,89 +952,170 @@ def clean_environment(state: Path) -> dict[str, str]:
     return env
 
 
-def main() -> int:
+@dataclass
+class Bench:
+    """What the sections share: the clean environment, a scratch folder, the floors, the engine under
+    test (the package's own choice, the prebuilt wheel by default), and the results so far."""
+
+    env: dict[str, str]
+    scratch: Path
+    engine: engines.Engine
+    results: dict
+
+    @functools.cached_property
+    def floors(self) -> Floors:
+        """The native build's tools, compiled at the first section that needs them if they are missing."""
+        from akash_nb import llama_server, model
+
+        folder, built_s = native_build()
+        server = folder / f"llama-server{engines.EXE}"
+        floors = Floors(
+            engines.version_of(server) or "unknown",
+            server,
+            folder / f"llama-bench{engines.EXE}",
+            folder / f"llama-batched-bench{engines.EXE}",
+            model.ensure(),
+            llama_server.THREADS,
+            built_s,
+        )
+        print(f"floors: {engines.SOURCE}'s llama.cpp ({floors.version}), built in {folder}", flush=True)
+        self.results["native_build"] = {
+            "source": engines.SOURCE,
+            "folder": str(folder),
+            "version": floors.version,
+            "built_now_s": built_s,
+        }
+        return floors
+
+
+def run_import(bench: Bench, names: set[str]) -> None:
+    print("6. import akash_nb ...", flush=True)
+    bench.results["import"] = bench_import(bench.env)
+
+
+def run_suite(bench: Bench, names: set[str]) -> None:
+    print("6. the suite (nbval replay) ...", flush=True)
+    bench.results["suite"] = bench_suite(bench.env, bench.scratch)
+
+
+def run_cold(bench: Bench, names: set[str]) -> None:
+    print("3. cold start ...", flush=True)
+    bench.results["cold"] = bench_cold(bench.env, bench.scratch, bench.floors)
+
+
+def run_notebooks_server(bench: Bench, names: set[str]) -> None:
+    """Sections 1, 2 and 4 on one notebooks' server (`local.ensure_server()`, as a lesson gets it)."""
     import openai
 
-    from akash_nb import engine as engines
+    from akash_nb import local
+
+    server = local.ensure_server()
+    try:
+        client = openai.OpenAI(
+            base_url=server.base_url, api_key=server.key.reveal(), max_retries=0, timeout=300.0
+        )
+        measure.via_server(client, server.model, messages("Hi", "warm"), max_tokens=4)  # untimed warm-up
+        if "single" in names:
+            print("1. one stream ...", flush=True)
+            bench.results["single"] = bench_single(client, server.model, bench.floors)
+        if "ttft" in names:
+            print("2. first token ...", flush=True)
+            bench.results["ttft"] = bench_ttft(client, server.model, bench.floors)
+        if "slider" in names:
+            print("4. slider-to-answer ...", flush=True)
+            bench.results["slider"] = bench_slider(client, server.model)
+    finally:
+        local.stop()  # the next section's server gets the cores to itself
+
+
+def run_users(bench: Bench, names: set[str]) -> None:
+    from akash_nb import llama_server, share
+
+    print("5. a room: 1, 4, 16, 32 users at once ...", flush=True)
+    shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
+    try:
+        users = bench_users(shared.url(), shared.key.reveal(), shared.model, shared.slots, bench.floors)
+        users["server_rss_mb"] = measure.rss_mb(shared.process.pid)
+    finally:
+        share.stop_share(shared)
+    bench.results["users"] = users
+    plot_users(users, OUT / "concurrency.png", bench.engine)
+
+
+def run_engines(bench: Bench, names: set[str]) -> None:
+    prebuilt = engines.wheel_engine()
+    if prebuilt is None:
+        print(f"7. the engines: skipped, {engines.wheel_problem() or 'the prebuilt engine cannot run here'}.")
+        return
+    native = engines.Engine(bench.floors.server, "cache", bench.floors.version)
+    print(f"7. the engines: {prebuilt.describe()} ÷ {native.describe()} ...", flush=True)
+    bench.results["engines"] = bench_engines(bench.floors, prebuilt, native, bench.scratch)
+
+
+# Every section in the order it runs: the names `--only` takes, and what runs them (sections that share a
+# server run together). A room of 30 students (benchmarks/room.py) joins as one more row here, e.g.
+# `(("room",), run_room)`, with its rows in `rows()`.
+SECTIONS: tuple[tuple[tuple[str, ...], Callable[[Bench, set[str]], None]], ...] = (
+    (("import",), run_import),
+    (("suite",), run_suite),
+    (("cold",), run_cold),
+    (("single", "ttft", "slider"), run_notebooks_server),
+    (("users",), run_users),
+    (("engines",), run_engines),
+)
+NAMES = [name for names, _ in SECTIONS for name in names]
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME]",
+        default=os.environ.get("BENCH_ONLY", ""),
+        help=f"run these sections only: {', '.join(NAMES)} (default: all; also BENCH_ONLY)",
+    )
+    args = parser.parse_args(argv)
+    args.only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if unknown := args.only - set(NAMES):
+        parser.error(f"no section {', '.join(sorted(unknown))}; the sections are {', '.join(NAMES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
     from akash_nb import llama_server, local, model, share
 
+    args = options(argv)
+    chosen = args.only or set(NAMES)
     began = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="akash-nb-bench-"))
     env = clean_environment(scratch / "state")
     found = engines.ensure()
-    tools = {name: found.tool(name) for name in ("llama-bench", "llama-batched-bench")}
-    if None in tools.values():
-        print(
-            f"llama.cpp's bench tools are not beside {found.server}; `akash-nb engine --build` builds them."
-        )
-        return 1
-    engine = Engine(
-        found.version,
-        tools["llama-bench"],
-        tools["llama-batched-bench"],
-        model.ensure(),
-        llama_server.THREADS,
-    )
-    settings = {
-        "reps": REPS,
-        "max_tokens": MAX_TOKENS,
-        "users_max_tokens": USERS_MAX_TOKENS,
-        "slider_tokens": SLIDER_TOKENS,
-        "budget_s": BUDGET,
-        "threads": llama_server.THREADS,
-    }
+    print(f"engine under test: {found.describe()}", flush=True)
     results: dict = {
         "machine": measure.machine(found.version),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {
-            **settings,
+            "reps": REPS,
+            "max_tokens": MAX_TOKENS,
+            "users_max_tokens": USERS_MAX_TOKENS,
+            "slider_tokens": SLIDER_TOKENS,
+            "budget_s": BUDGET,
+            "threads": llama_server.THREADS,
             "slots": local.SLOTS,
             "share_slots": share.SHARE_SLOTS,
             "context_per_slot": local.CONTEXT_TOKENS,
-            "model": str(engine.model),
-            "engine": str(found.server),
+            "model": str(model.ensure()),
+            "engine": found.describe(),
+            "sections": sorted(chosen, key=NAMES.index),
         },
     }
-    shared = None
+    bench = Bench(env, scratch, found, results)
     try:
-        if wanted("import"):
-            print("6. import akash_nb and the suite (replay) ...", flush=True)
-            results["import"] = bench_import(env)
-        if wanted("suite"):
-            results["suite"] = bench_suite(env, scratch)
-        if wanted("cold"):
-            print("3. cold start ...", flush=True)
-            results["cold"] = bench_cold(env, scratch, engine)
-
-        if {"single", "ttft", "slider"} & (ONLY or {"single"}):
-            server = local.ensure_server()
-            client = openai.OpenAI(
-                base_url=server.base_url, api_key=server.key.reveal(), max_retries=0, timeout=300.0
-            )
-            measure.via_server(client, server.model, messages("Hi", "warm"), max_tokens=4)  # untimed warm-up
-            if wanted("single"):
-                print("1. one stream ...", flush=True)
-                results["single"] = bench_single(client, server.model, engine)
-            if wanted("ttft"):
-                print("2. first token ...", flush=True)
-                results["ttft"] = bench_ttft(client, server.model, engine)
-            if wanted("slider"):
-                print("4. slider-to-answer ...", flush=True)
-                results["slider"] = bench_slider(client, server.model)
-            local.stop()  # the room's server gets the cores to itself
-
-        if wanted("users"):
-            print("5. a room: 1, 4, 16, 32 users at once ...", flush=True)
-            shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
-            results["users"] = bench_users(
-                shared.url(), shared.key.reveal(), shared.model, shared.slots, engine
-            )
-            results["users"]["server_rss_mb"] = measure.rss_mb(shared.process.pid)
-            plot_users(results["users"], OUT / "concurrency.png")
+        for names, run in SECTIONS:
+            if wanted := chosen & set(names):
+                run(bench, wanted)
     finally:
-        if shared is not None:
-            share.stop_share(shared)
         local.stop_all()
         shutil.rmtree(scratch, ignore_errors=True)
         results["runtime_s"] = time.monotonic() - began
@@ -814,9 +1126,11 @@ def main() -> int:
         (OUT / "results.json").write_text(measure.dumps(results))
         print()
         print_table(table)
+        built_s = (results.get("native_build") or {}).get("built_now_s")
+        built = f"; the floors' native build took {built_s / 60:.1f} min of it" if built_s is not None else ""
         print(
             f"\nratio = median of per-repetition ratios (side / floor of the same round); "
-            f"{results['runtime_s']:.0f} s in all; {OUT / 'results.json'}, {OUT / 'concurrency.png'}"
+            f"{results['runtime_s']:.0f} s in all{built}; {OUT / 'results.json'}"
         )
         for name in ("suite", "cold"):
             for failure in (results.get(name) or {}).get("failures", []) + (results.get(name) or {}).get(
