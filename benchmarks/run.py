@@ -30,6 +30,11 @@ when missing, its minutes printed), on the same model file and threads (benchmar
    parallelism (N, at most the server's slots): N·TG ÷ T, prompt processing included, like ours.
 6. suite: the exact nbval replay run of every lesson / plain `jupyter nbconvert --execute`; and `python -c
    "import akash_nb"` / `python -c pass`.
+8. the room: 30 students running one lesson cell, arriving spread over 10 s, as a class does (lesson 02's
+   guide call, and lesson 01's as written: no max_tokens, so the class server's cap ends it), and 60 over
+   20 s, on the class server's defaults (benchmarks/room.py: async httpx2, one event loop) / one student
+   alone on the same server, the same call with a nonce in front so no cached prompt helps it (the first
+   token with nobody else asking).
 7. engines: the prebuilt wheel's server / the native build's llama-server, both started as the package
    starts them (`llama_server.start`: same model file, threads, 16 slots, wait policy) and both up
    throughout: one 128-token stream's decode rate (the engine's `timings` and the client's stamps), and 16
@@ -60,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the suite's nbval command
 
 import measure
+import room as rooms
 from measure import ROOT, Stream, median, percentile
 from nbval_run import nbval_command
 
@@ -93,6 +99,13 @@ BUDGET = {
     "users": 150,
     "engines": 150,
 }
+# (label, students, spread in seconds, lesson): the rooms of issue 20's targets.
+ROOMS = (
+    ("room of 30, lesson 02's cell, arriving over 10 s", 30, 10.0, "02"),
+    ("room of 30, lesson 01's guide call as written (no max_tokens), over 10 s", 30, 10.0, "01"),
+    ("room of 60, lesson 02's cell, arriving over 20 s", 60, 20.0, "02"),
+)
+ROOM_ALONE_REPS = 3
 ENGINES_STREAMS = 16  # the class server's slots: the prebuilt and the native engine each answer 16 at once
 
 
@@ -878,6 +891,39 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
                 )
         errors = sum(len(u[str(n)]["errors"]) for n in USERS if str(n) in u)
         row("errors, every round of every room size", str(errors), "—", None, "0", errors == 0)
+    if room := r.get("room"):
+        for label, students, _spread, lesson in ROOMS:
+            x = room.get(label)
+            if not x:
+                continue
+            first, total = x["first_token_s"], x["total_s"]
+            alone = x["alone_first_s"]
+            ratio = first["p95"] / alone if first["p95"] is not None and alone else None
+            errors = len(x["errors"])
+            if students == 60:
+                target, met = "0 errors", errors == 0
+            elif lesson == "01":
+                met = errors == 0 and (first["p95"] or 99) <= 2.0 and (total["max"] or 999) <= 60
+                target = "p95 ≤ 2 s, all done ≤ 60 s, 0 errors"
+            else:
+                target, met = "p95 ≤ 1.5 s, 0 errors", errors == 0 and (first["p95"] or 99) <= 1.5
+            row(
+                f"{label}: first token p50 / p95, last answer done, errors (one student alone, p95 over it)",
+                f"{seconds(first['p50'])} / {seconds(first['p95'])}, {seconds(total['max'])}, {errors}",
+                seconds(alone),
+                ratio,
+                target,
+                met,
+            )
+            rate = x["student_tok_s"]["p50"]
+            row(
+                f"  {students} students: per-student tok/s (median), aggregate, engine memory",
+                f"{rate or 0:.1f} tok/s, {x['aggregate_tok_s']:.0f} tok/s, {x['engine_rss_mb'] or 0:.0f} MB",
+                "—",
+                None,
+                "report",
+                None,
+            )
     if e := r.get("engines"):
         one, many = e["single"], e["aggregate"]
         for view, label in (("engine", "the engines' own timings"), ("client", "seen by the client")):
@@ -1052,15 +1098,62 @@ def run_engines(bench: Bench, names: set[str]) -> None:
     bench.results["engines"] = bench_engines(bench.floors, prebuilt, native, bench.scratch)
 
 
+def bench_room(url: str, key: str, model: str, pid: int) -> dict:
+    """Each room of ROOMS on one class server, after its call sent by one student alone (the floor)."""
+    out: dict = {}
+    for label, students, spread, lesson in ROOMS:
+        body = {"messages": rooms.LESSONS[lesson], "stream": True, "stream_options": {"include_usage": True}}
+        alone = []
+        for rep in range(ROOM_ALONE_REPS + 1):  # the first warms the server; a nonce defeats the prompt cache
+            unique = [*body["messages"][:-1], dict(body["messages"][-1])]
+            unique[-1]["content"] = f"({secrets.token_hex(2)}) {unique[-1]['content']}"
+            (answer,) = asyncio.run(rooms.room(url, key, model, 1, 0.0, {**body, "messages": unique}))
+            if rep and answer.first is not None:
+                alone.append(answer.first)
+        with rooms.Memory(pid) as memory:
+            began = time.perf_counter()
+            answers = asyncio.run(rooms.room(url, key, model, students, spread, body))
+            wall = time.perf_counter() - began
+        result = rooms.figures(answers, wall)
+        result.update(label=label, spread_s=spread, lesson=lesson, alone_first_s=median(alone))
+        result["engine_rss_mb"] = memory.peak or None
+        out[label] = result
+        print(
+            f"   {label}: first token p95 {seconds(result['first_token_s']['p95'])}, last done "
+            f"{seconds(result['total_s']['max'])}, errors {len(result['errors'])}",
+            flush=True,
+        )
+    return out
+
+
+def run_room(bench: Bench, names: set[str]) -> None:
+    from akash_nb import llama_server, share
+
+    print("8. the room: 30 and 60 students running one cell, arriving spread out ...", flush=True)
+    shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
+    try:
+        room = bench_room(shared.url(), shared.key.reveal(), shared.model, shared.process.pid)
+    finally:
+        share.stop_share(shared)
+    room["server"] = {
+        "slots": shared.slots,
+        "answer_tokens": share.SHARE_ANSWER_TOKENS,
+        "slot_context": share.SHARE_SLOT_CONTEXT,
+        "unified": share.SHARE_UNIFIED,
+        "cache_ram_mib": share.SHARE_CACHE_RAM,
+    }
+    bench.results["room"] = room
+
+
 # Every section in the order it runs: the names `--only` takes, and what runs them (sections that share a
-# server run together). A room of 30 students (benchmarks/room.py) joins as one more row here, e.g.
-# `(("room",), run_room)`, with its rows in `rows()`.
+# server run together).
 SECTIONS: tuple[tuple[tuple[str, ...], Callable[[Bench, set[str]], None]], ...] = (
     (("import",), run_import),
     (("suite",), run_suite),
     (("cold",), run_cold),
     (("single", "ttft", "slider"), run_notebooks_server),
     (("users",), run_users),
+    (("room",), run_room),
     (("engines",), run_engines),
 )
 NAMES = [name for names, _ in SECTIONS for name in names]
