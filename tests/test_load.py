@@ -87,4 +87,4 @@ def test_four_processes_starting_at_once_share_one_server(tmp_path: Path):
                 child.kill()
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("AKASH_NB_STATE_DIR", str(state))
-            local.stop()
+            local.stop_all()  # whatever configuration the children resolved (their AKASH_* are unset)
