@@ -32,7 +32,8 @@ CONFIG_VARIABLES = (
 
 # --- the `live` marker enforces itself ----------------------------------------------------------------------
 # A test not marked `live` finds, where akash_nb looks for llama-server (AKASH_NB_LLAMA_SERVER, and first on
-# PATH for a child process whose environment drops AKASH_*) and the model file (AKASH_NB_LOCAL_MODEL), a
+# PATH for a child process whose environment drops AKASH_*), the prebuilt engine (an xllamacpp first on
+# PYTHONPATH) and the model file (AKASH_NB_LOCAL_MODEL), a
 # stand-in that answers `--version` and `--help` but exits with NOT_LIVE as soon as it is started as a
 # server. It is set in os.environ before the test's fixtures are set up, so module and session fixtures,
 # subprocesses and notebook kernels inherit it; a test that tests those variables overrides them with
@@ -62,9 +63,23 @@ def pytest_configure(config):
     )
     weights = folder / model.GGUF_NAME  # SmolLM2's own file name: the served model's name is unchanged
     weights.write_bytes(b"GGUF" + bytes(60))
+    # The prebuilt engine too, for a test that unsets AKASH_NB_LLAMA_SERVER: first on PYTHONPATH, a stand-in
+    # xllamacpp that refuses at import, so akash_nb.wheel_server exits as the stand-in llama-server does.
+    modules = folder / "python"
+    (modules / engine.WHEEL_PACKAGE).mkdir(parents=True)
+    (modules / engine.WHEEL_PACKAGE / "__init__.py").write_text(
+        f'"""Written by tests/conftest.py: not xllamacpp."""\nimport sys\n\n'
+        f"print({NOT_LIVE!r}, file=sys.stderr)\nraise SystemExit({GUARD_EXIT})\n"
+    )
     path = os.environ.get("PATH", os.defpath)
+    python_path = os.pathsep.join(p for p in (str(modules), os.environ.get("PYTHONPATH")) if p)
     _guard.update(
-        {engine.VARIABLE: str(server), model.VARIABLE: str(weights), "PATH": f"{folder}{os.pathsep}{path}"}
+        {
+            engine.VARIABLE: str(server),
+            model.VARIABLE: str(weights),
+            "PATH": f"{folder}{os.pathsep}{path}",
+            "PYTHONPATH": python_path,
+        }
     )
     _before.update({name: os.environ.get(name) for name in _guard})
     _developers.update(_before, **{model.VARIABLE: None})

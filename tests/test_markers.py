@@ -40,10 +40,21 @@ def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
     assert found.stdout.strip() == os.environ[engine.VARIABLE], "the stand-in is first on PATH too"
 
 
+def test_nor_the_prebuilt_engine_when_a_test_unsets_the_stand_in(state_dir, monkeypatch):
+    monkeypatch.delenv(engine.VARIABLE)
+    monkeypatch.setenv("PATH", os.defpath)
+    assert engine.find().source == "wheel"
+    with pytest.raises(LocalServerError) as caught:
+        local.ensure_server()
+    assert "exited (code 97)" in caught.value.sentence and NOT_LIVE in caught.value.sentence
+    assert not list(state_dir.glob("server-*.json"))
+
+
 @pytest.mark.live
 def test_a_live_test_gets_the_real_lookup():
     assert not any(GUARD_FOLDER in part for part in os.environ["PATH"].split(os.pathsep))
     assert GUARD_FOLDER not in os.environ.get(engine.VARIABLE, "")
+    assert GUARD_FOLDER not in os.environ.get("PYTHONPATH", "")
     assert model.VARIABLE not in os.environ
 
 
