@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -83,7 +84,6 @@ class Engine:
     source: str  # "AKASH_NB_LLAMA_SERVER", "PATH", "wheel", "cache" or "built now"
     version: str  # e.g. "b11549 (xllamacpp 2026.10.11549)" or "0.5.0-dev (build 1, commit 0c1e570)"
     args: tuple[str, ...] = ()  # what goes between the program and llama-server's options
-    where: str = ""  # the wheel's folder, for a wheel engine (server is then only the interpreter)
 
     @property
     def command(self) -> list[str]:
@@ -93,7 +93,7 @@ class Engine:
     def describe(self) -> str:
         """One line: which engine, its llama.cpp build, and where it came from."""
         if self.args:
-            return f"llama.cpp {self.version}, the prebuilt wheel in {self.where or self.server}"
+            return f"llama.cpp {self.version}, the prebuilt wheel in {wheel_folder() or self.server}"
         return f"llama.cpp {self.version}, llama-server from {self.source}: {self.server}"
 
     def tool(self, name: str) -> Path | None:
@@ -172,6 +172,7 @@ def route() -> str:
     return raw
 
 
+@functools.cache  # a CPU's features do not change while a kernel runs; find() asks on every client()
 def has_avx2() -> bool | None:
     """Whether this x86 CPU runs AVX2 code (what the prebuilt wheel is compiled for); None when it cannot
     be told (then the wheel is tried and a crash at start says why)."""
@@ -205,9 +206,24 @@ def wheel_version() -> str | None:
         return None
 
 
+def wheel_label(installed: str) -> str:
+    """`b<llama.cpp build> (xllamacpp <version>)`: the wheel's version is `<year>.<month>.<build>` (its own
+    /props says b0-unknown)."""
+    return f"b{installed.rsplit('.', 1)[-1]} ({WHEEL_PACKAGE} {installed})"
+
+
+def wheel_folder() -> str | None:
+    """Where the installed xllamacpp package is (for `describe()`), or None."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    return next(iter(spec.submodule_search_locations or []), None) if spec is not None else None
+
+
 def wheel_problem() -> str | None:
     """Why the prebuilt engine cannot run here (one sentence), or None when it can."""
-    installed = wheel_version()
+    return _wheel_problem(wheel_version())
+
+
+def _wheel_problem(installed: str | None) -> str | None:
     if installed is None:
         return (
             f"The prebuilt engine ({WHEEL_PACKAGE}) is not installed in this Python "
@@ -224,18 +240,9 @@ def wheel_problem() -> str | None:
 def wheel_engine() -> Engine | None:
     """The prebuilt engine, when it is installed and this CPU can run it."""
     installed = wheel_version()
-    if installed is None or wheel_problem() is not None:
+    if installed is None or _wheel_problem(installed) is not None:
         return None
-    spec = importlib.util.find_spec(WHEEL_PACKAGE)
-    where = next(iter(spec.submodule_search_locations or [""])) if spec is not None else ""
-    build = installed.rsplit(".", 1)[-1]
-    return Engine(
-        Path(sys.executable),
-        "wheel",
-        f"b{build} ({WHEEL_PACKAGE} {installed})",
-        ("-m", WHEEL_MODULE),
-        where,
-    )
+    return Engine(Path(sys.executable), "wheel", wheel_label(installed), ("-m", WHEEL_MODULE))
 
 
 def _cached_build() -> Engine | None:
@@ -282,12 +289,13 @@ def ensure(progress: Progress = _say) -> Engine:
     engine = find()
     if engine is not None:
         return engine
-    if route() == "wheel":
+    chosen = route()
+    if chosen == "wheel":
         raise LocalServerError(
             f"{wheel_problem() or 'The prebuilt engine does not start'}; unset {ROUTE_VARIABLE} to build "
             "llama.cpp from source instead, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
         )
-    if route() == "auto":
+    if chosen == "auto":
         progress(f"==> {wheel_problem() or 'The prebuilt engine cannot be used'}: building from source.")
     cache_dir().mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir() / "build.lock")):  # two kernels starting at once build it once
@@ -300,7 +308,7 @@ def ensure(progress: Progress = _say) -> Engine:
             f"llama-server was built into {build_dir()} but does not run there; delete that "
             "folder and try again, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
         )
-    return Engine(engine.server, "built now", engine.version) if engine.source == "cache" else engine
+    return dataclasses.replace(engine, source="built now") if engine.source == "cache" else engine
 
 
 def _tool(name: str) -> str | None:

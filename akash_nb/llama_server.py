@@ -104,48 +104,33 @@ def start(
     model_path: Path,
     port: int,
     *,
-    slots: int,
     key: Secret,
     key_file: Path,
     log: Path,
     timeout: float,
-    host: str = "127.0.0.1",
-    answer_tokens: int = DEFAULT_ANSWER_TOKENS,
-    unified: bool = False,
-    cache_ram: int | None = None,
-    context: int | None = None,
-    http_threads: int | None = None,
     started: Callable[[subprocess.Popen[bytes]], object] = lambda process: None,
-    **popen: Any,
+    cwd: Path | None = None,
+    **options: Any,
 ) -> subprocess.Popen[bytes]:
-    """Start llama-server and return once it answers on 127.0.0.1:`port` with `key`.
+    """Start llama-server with `server_command(...)`'s `options` (slots, host, answer_tokens, ...) and
+    return once it answers on 127.0.0.1:`port` with `key`.
 
     The key goes to llama-server in `key_file` (0600), deleted once the server is up or has failed; its
-    output goes to `log`. `started(process)` runs as soon as the process exists (to record it before the
-    wait). A server that exits or never answers is ended, and the LocalServerError says why."""
+    output goes to `log`. It starts detached (`detached()`) in `cwd`. `started(process)` runs as soon as the
+    process exists (to record it before the wait). A server that exits or never answers is ended, and the
+    LocalServerError says why."""
     write_atomically(key_file, key.reveal() + "\n")
     log.unlink(missing_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as log_file:
         process = subprocess.Popen(
-            server_command(
-                engine,
-                model_path,
-                port,
-                key_file,
-                host=host,
-                slots=slots,
-                answer_tokens=answer_tokens,
-                unified=unified,
-                cache_ram=cache_ram,
-                context=context,
-                http_threads=http_threads,
-            ),
+            server_command(engine, model_path, port, key_file, **options),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=server_environment(),
-            **(detached() | popen),
+            cwd=cwd,
+            **detached(),
         )
     try:
         started(process)
@@ -210,7 +195,8 @@ def wait_until_ready(
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
-            if process.returncode == -getattr(signal, "SIGILL", 4) or process.returncode == 0xC000001D:
+            # SIGILL on POSIX; STATUS_ILLEGAL_INSTRUCTION as an exit code on Windows
+            if process.returncode in (-signal.SIGILL, 0xC000001D):
                 fix = (
                     f"set {engines.ROUTE_VARIABLE}=build to compile llama.cpp for this CPU"
                     if engine.args
@@ -254,7 +240,10 @@ def pid_alive(pid: int) -> bool:
         # os.kill(pid, 0) would end the process on Windows (TerminateProcess); ask the system instead.
         import psutil  # the embedded model's set (the `local` extra), which the Windows route installs
 
-        return bool(psutil.pid_exists(pid)) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False

@@ -118,17 +118,6 @@ def stop_share(shared: Shared) -> None:
     llama_server.end(shared.process)
 
 
-def share_status(shared: Shared) -> dict[str, float]:
-    """llama-server's /metrics as numbers: requests_processing (slots busy), requests_deferred (waiting in
-    line), tokens_predicted_total, ..."""
-    request = urllib.request.Request(
-        shared.url().removesuffix("/v1") + "/metrics",
-        headers={"Authorization": f"Bearer {shared.key.reveal()}"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return metrics_values(response.read().decode())
-
-
 def metrics_values(text: str) -> dict[str, float]:
     """llama-server's /metrics text as numbers, by name without the `llamacpp:` prefix."""
     values = {}

@@ -12,16 +12,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from importlib import metadata
+from typing import Any
 
-PACKAGE = "xllamacpp"
-
-
-def version() -> str:
-    """`b<llama.cpp build> (xllamacpp <version>)`: the wheel's version is `<year>.<month>.<build>`, and its
-    own build_info says b0-unknown."""
-    installed = metadata.version(PACKAGE)
-    build = installed.rsplit(".", 1)[-1]
-    return f"b{build} ({PACKAGE} {installed})"
+from .engine import WHEEL_PACKAGE, wheel_label
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,15 +35,11 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--threads-http", type=int, default=None)
     options.add_argument("--no-webui", action="store_true")
     options.add_argument("--metrics", action="store_true")
-    options.add_argument("--jinja", action="store_true")
     return options
 
 
-def params(args: argparse.Namespace) -> object:
-    """xllamacpp.CommonParams for `args`: the key is read from its file, never taken from argv."""
-    import xllamacpp  # the `local` extra's engine; this module runs only as the engine's own program
-
-    p = xllamacpp.CommonParams()
+def params(args: argparse.Namespace, p: Any) -> Any:
+    """`p`, an xllamacpp.CommonParams, set from `args`: the key is read from its file, never from argv."""
     p.model.path = args.model
     if args.alias:
         p.model_alias = {args.alias}
@@ -78,7 +67,7 @@ def params(args: argparse.Namespace) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.version:
-        print(f"version: {version()}", flush=True)
+        print(f"version: {wheel_label(metadata.version(WHEEL_PACKAGE))}", flush=True)
         return 0
     if not args.model:
         print("error: --model is required", file=sys.stderr)
@@ -95,12 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if number is not None:
             signal.signal(number, stop)
     try:
-        server = xllamacpp.Server(params(args))  # loads the model, then serves from its own threads
+        server = xllamacpp.Server(params(args, xllamacpp.CommonParams()))  # loads, then serves in threads
     except (RuntimeError, OSError, ValueError) as error:  # a model llama.cpp cannot load, a port taken, ...
         print(f"error: llama.cpp's server did not start: {error} (model {args.model})", file=sys.stderr)
         return 1
     print(f"akash_nb.wheel_server: listening on {server.listening_address}", file=sys.stderr, flush=True)
-    while not stopping.wait(0.5):
+    while not stopping.wait(0.5):  # a timeout, so Ctrl-C reaches the handler on Windows too
         pass
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,6 +1,7 @@
 """A room of students on the class server: each sends one lesson's guide call, streamed, arriving spread
-uniformly over a few seconds, from one light client process (async httpx2, the SDK's own HTTP library; the
-SSE parsed by hand, so the load generator takes little of the cores the server needs).
+uniformly over a few seconds, from one light client process (async httpx2, the SDK's own HTTP library, with
+none of the SDK's parsing: `measure.via_http_async`, so the load generator takes little of the cores the
+server needs).
 
     .venv/bin/python benchmarks/room.py --students 30 --spread 10                  # starts its own server
     .venv/bin/python benchmarks/room.py --students 30 --spread 10 --lesson 01      # lesson 01, as written
@@ -23,14 +24,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx2
-from measure import median, percentile, rss_mb
+from measure import Stream, median, percentile, rss_mb, via_http_async
 
 from akash_nb import llama_server, share
 
@@ -46,53 +47,21 @@ LESSONS = {
 
 @dataclass
 class Answer:
-    """One student's streamed answer: seconds from sending to the first text, and to the end."""
+    """One student's streamed answer (`measure.Stream`, timed from sending), or what went wrong."""
 
-    first: float | None = None
-    total: float | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    finish_reason: str | None = None
+    stream: Stream | None = None
     error: str | None = None
-
-    @property
-    def rate(self) -> float | None:
-        """Decode tokens/s after the first token, as this student sees them arrive."""
-        if self.first is None or self.total is None or not self.completion_tokens or self.total <= self.first:
-            return None
-        return (self.completion_tokens - 1) / (self.total - self.first)
 
 
 async def student(client: httpx2.AsyncClient, url: str, key: str, body: dict, delay: float) -> Answer:
     await asyncio.sleep(delay)
-    answer, began = Answer(), time.perf_counter()
     try:
-        async with client.stream(
-            "POST", url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
-        ) as response:
-            if response.status_code != 200:
-                answer.error = f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
-                return answer
-            async for line in response.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line.removeprefix("data: "))
-                if "error" in chunk:
-                    answer.error = str(chunk["error"])[:200]
-                for choice in chunk.get("choices") or []:
-                    if choice.get("delta", {}).get("content") and answer.first is None:
-                        answer.first = time.perf_counter() - began
-                    answer.finish_reason = choice.get("finish_reason") or answer.finish_reason
-                if chunk.get("usage"):
-                    answer.completion_tokens = chunk["usage"].get("completion_tokens")
-                    details = chunk["usage"].get("prompt_tokens_details") or {}
-                    answer.cached_tokens = details.get("cached_tokens")
+        stream = await via_http_async(client, url, key, body)
     except httpx2.HTTPError as error:
-        answer.error = f"{type(error).__name__}: {error}"
-    answer.total = time.perf_counter() - began
-    if answer.error is None and answer.finish_reason is None:
-        answer.error = "the stream ended without a finish_reason"
-    return answer
+        return Answer(error=f"{type(error).__name__}: {error}"[:300])
+    if stream.finish_reason is None:
+        return Answer(stream, "the stream ended without a finish_reason")
+    return Answer(stream)
 
 
 async def room(url: str, key: str, model: str, students: int, spread: float, body: dict) -> list[Answer]:
@@ -132,17 +101,17 @@ def figures(answers: list[Answer], wall: float) -> dict:
         present = [v for v in values if v is not None]
         return {"p50": median(present), "p95": percentile(present, 95), "max": max(present, default=None)}
 
-    done = [a for a in answers if a.error is None]
+    done = [a.stream for a in answers if a.error is None and a.stream is not None]
     return {
         "students": len(answers),
         "wall_s": wall,
-        "first_token_s": spread([a.first for a in done]),
-        "total_s": spread([a.total for a in done]),
-        "student_tok_s": spread([a.rate for a in done]),
-        "completion_tokens": spread([a.completion_tokens for a in done]),
-        "aggregate_tok_s": sum(a.completion_tokens or 0 for a in done) / wall,
-        "cached_prompt_tokens": sum(a.cached_tokens or 0 for a in done),
-        "finish_reasons": dict(Counter(a.finish_reason for a in done)),
+        "first_token_s": spread([s.first for s in done]),
+        "total_s": spread([s.total for s in done]),
+        "student_tok_s": spread([s.decode_rate for s in done]),
+        "completion_tokens": spread([s.completion_tokens for s in done]),
+        "aggregate_tok_s": sum(s.completion_tokens or 0 for s in done) / wall,
+        "cached_prompt_tokens": sum(s.cached_tokens or 0 for s in done),
+        "finish_reasons": dict(Counter(s.finish_reason for s in done)),
         "errors": [a.error for a in answers if a.error is not None],
     }
 
@@ -192,11 +161,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = parser().parse_args()
-    body: dict = {
-        "messages": LESSONS[args.lesson],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+    body: dict = {"messages": LESSONS[args.lesson]}  # streamed with usage (measure.via_http_async)
     if args.max_tokens != "none":
         body["max_tokens"] = int(args.max_tokens)
     if args.temperature is not None:
@@ -241,7 +206,9 @@ def main() -> int:
         "answer_tokens": args.answer_tokens,
     }
     result["engine_rss_mb"], result["engine_idle_rss_mb"] = memory.peak or None, idle
-    result["answers"] = [asdict(a) for a in answers]
+    result["answers"] = [
+        {"error": a.error, **(a.stream.to_json() if a.stream is not None else {})} for a in answers
+    ]
     show(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

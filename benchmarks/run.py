@@ -1108,14 +1108,14 @@ def bench_room(url: str, key: str, model: str, pid: int) -> dict:
     """Each room of ROOMS on one class server, after its call sent by one student alone (the floor)."""
     out: dict = {}
     for label, students, spread, lesson in ROOMS:
-        body = {"messages": rooms.LESSONS[lesson], "stream": True, "stream_options": {"include_usage": True}}
+        body = {"messages": rooms.LESSONS[lesson]}
         alone = []
         for rep in range(ROOM_ALONE_REPS + 1):  # the first warms the server; a nonce defeats the prompt cache
             unique = [*body["messages"][:-1], dict(body["messages"][-1])]
             unique[-1]["content"] = f"({secrets.token_hex(2)}) {unique[-1]['content']}"
             (answer,) = asyncio.run(rooms.room(url, key, model, 1, 0.0, {**body, "messages": unique}))
-            if rep and answer.first is not None:
-                alone.append(answer.first)
+            if rep and answer.stream is not None and answer.stream.first is not None:
+                alone.append(answer.stream.first)
         with rooms.Memory(pid) as memory:
             began = time.perf_counter()
             answers = asyncio.run(rooms.room(url, key, model, students, spread, body))

@@ -40,7 +40,7 @@ from processes import run
 import akash_nb
 from akash_nb import llama_server, local
 from akash_nb.providers import LOCAL_MODEL_NAME
-from akash_nb.share import SHARE_ANSWER_TOKENS, SHARE_SLOTS
+from akash_nb.share import SHARE_ANSWER_TOKENS, SHARE_SLOTS, metrics_values
 
 pytestmark = pytest.mark.live
 
@@ -176,12 +176,7 @@ def listening_addresses(port: int) -> set[str]:
 
 
 def metrics(server: Shared) -> dict[str, float]:
-    values = {}
-    for line in request(server.url("/metrics"), server.key)[2].decode().splitlines():
-        if line.startswith("llamacpp:"):
-            name, value = line.split()[:2]
-            values[name.removeprefix("llamacpp:")] = float(value)
-    return values
+    return metrics_values(request(server.url("/metrics"), server.key)[2].decode())
 
 
 def processes_of(pid: int) -> list[int]:
