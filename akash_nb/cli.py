@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
                 slots=share.SHARE_SLOTS if args.slots is None else args.slots,
                 host=args.host or share.SHARE_HOST,
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, share.Ended):
             pass
         print("Stopped sharing.")
         return 0

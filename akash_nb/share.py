@@ -298,8 +298,15 @@ class Status:
             self._connection.close()
 
 
+class Ended(BaseException):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP, Ctrl-Break) asked the class server to end.
+
+    Not a KeyboardInterrupt itself: CPython 3.11 run with `-m` then sometimes took the caught interrupt
+    for an unhandled one and ended the process by SIGINT (exit -2) after it had stopped cleanly."""
+
+
 def _interrupt(number: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise Ended
 
 
 def share(
@@ -313,7 +320,12 @@ def share(
     # leave llama-server listening on the room's network with nobody watching it. Windows has no SIGHUP:
     # Ctrl-Break (SIGBREAK) is caught as Ctrl-C is, and a closed console window ends the engine with it,
     # since it shares that console (llama_server.detached gives it a process group, not a console of its own).
-    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None), getattr(signal, "SIGBREAK", None)):
+    for number in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        getattr(signal, "SIGHUP", None),
+        getattr(signal, "SIGBREAK", None),
+    ):
         if number is not None:
             signal.signal(number, _interrupt)
     terminal = out.isatty()
