@@ -118,10 +118,6 @@ list is `client.models.list()`:"""
 
 PREAMBLE = f"""\
 import os
-from nbconvert.preprocessors import Preprocessor
-from nbconvert import MarkdownExporter
-from nbconvert import HTMLExporter
-from jinja2 import DictLoader
 
 api_key = os.environ["AKASHML_API_KEY"]  # your AkashML key (see Introduction)
 base_url = "{AKASHML.base_url}"

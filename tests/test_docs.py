@@ -5,7 +5,9 @@ machine (ports, keys, paths) in the page or in the lessons' HTML."""
 
 from __future__ import annotations
 
+import ast as pyast
 import re
+import sys
 from pathlib import Path
 
 import mistune
@@ -26,6 +28,9 @@ SEED_SECTIONS = [
     (3, "Generating Code Snippets"),
     (3, "Summarization"),
 ]
+# What the page may import: `pip install openai` gives openai (and pydantic, which it needs); the rest is
+# the standard library.
+PAGE_IMPORTS = set(sys.stdlib_module_names) | {"openai", "pydantic"}
 LEAKS = {
     "a loopback port": re.compile(r"127\.0\.0\.1:\d"),
     "an OpenAI-style key": re.compile(r"sk-[A-Za-z0-9_-]{20,}"),
@@ -137,6 +142,16 @@ def test_the_page_is_plain_openai_code_against_akashml_with_the_key_from_the_env
     code = blocks(body, "python") + blocks(body, "sh")
     for block in code:
         assert "akash_nb" not in block, f"the page's readers have no akash_nb:\n{block}"
+    imported = {
+        name.split(".")[0]
+        for block in blocks(body, "python")
+        for node in pyast.walk(pyast.parse(block))
+        if isinstance(node, (pyast.Import, pyast.ImportFrom))
+        for name in ([a.name for a in node.names] if isinstance(node, pyast.Import) else [node.module or ""])
+    }
+    assert imported <= PAGE_IMPORTS, (
+        f"the page says `pip install openai` only; it imports {imported - PAGE_IMPORTS}"
+    )
     preamble = code[0]
     assert 'base_url = "https://api.akashml.com/v1"' in preamble
     assert 'api_key = os.environ["AKASHML_API_KEY"]' in preamble
