@@ -71,6 +71,17 @@ SECTIONS = (
     ),
 )
 
+# Beyond the seed: lessons that teach what a learner of AkashML, vLLM or llama.cpp needs next, each on the
+# page as a "Going further" section with its plain openai code.
+GOING_FURTHER: tuple[Section, ...] = ()
+
+GOING_FURTHER_INTRO = """\
+## Going further
+
+The seed stopped at these four calls. Three more lessons go where a program built on them goes next: answers
+a program can read, failures and what a request costs, and letting the model call your functions. The code
+below is the same `openai` code those lessons run."""
+
 AKASHML = PROVIDERS["akashml"]
 PAGE_MODEL = AKASHML.fallback_models[0]
 
@@ -243,12 +254,14 @@ def guide_notebook(folder: Path) -> NotebookNode:
     """The page as a notebook: frame text from the tables above, code and outputs from the lessons."""
     md = nbformat.v4.new_markdown_cell
     lessons = {path.stem: read_lesson(path) for path in notebooks.lessons(folder)}
-    missing = [s.lesson for s in SECTIONS if s.lesson not in lessons]
+    missing = [s.lesson for s in (*SECTIONS, *GOING_FURTHER) if s.lesson not in lessons]
     if missing:
         raise DocsError(f"The page needs the lessons {', '.join(missing)}, which are not in {folder.name}/.")
 
     cells = [md(INTRO), md(INTRODUCTION), md(PYTHON_EXAMPLES), nbformat.v4.new_code_cell(PREAMBLE)]
-    for section in SECTIONS:
+    for number, section in enumerate((*SECTIONS, *GOING_FURTHER)):
+        if number == len(SECTIONS):
+            cells.append(md(GOING_FURTHER_INTRO))
         nb = lessons[section.lesson]
         cells.append(md(f"{section.heading}\n\n{section.lead}"))
         label = answered_by(nb)

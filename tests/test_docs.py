@@ -115,7 +115,7 @@ def section_text(body: str, heading: str) -> str:
 
 def test_every_example_section_shows_the_guides_call_and_its_answer(page):
     _, body = split_front_matter(page)
-    for section in docs.SECTIONS:
+    for section in (*docs.SECTIONS, *docs.GOING_FURTHER):
         text = section_text(body, section.heading)
         assert any(docs.GUIDE_CALL in code for code in blocks(text, "python")), section.heading
         lead, answer = text.split(docs.SIMILAR, 1)
@@ -132,7 +132,7 @@ def test_every_code_block_is_the_preamble_or_a_guide_cell_that_a_lesson_ran(page
     sources = lesson_sources() | {docs.PREAMBLE.strip()}
     code = blocks(body, "python")
     assert code[0] == docs.PREAMBLE.strip()
-    assert len(code) >= 1 + 2 * len(docs.SECTIONS)
+    assert len(code) >= 1 + 2 * len(docs.SECTIONS) + len(docs.GOING_FURTHER)
     for block in code:
         assert block in sources, f"not a lesson's guide cell:\n{block}"
 
@@ -156,7 +156,7 @@ def test_the_page_is_plain_openai_code_against_akashml_with_the_key_from_the_env
     assert 'base_url = "https://api.akashml.com/v1"' in preamble
     assert 'api_key = os.environ["AKASHML_API_KEY"]' in preamble
     assert 'model = "' in preamble and "pip install openai" in "\n".join(code)
-    for section in docs.SECTIONS:
+    for section in (*docs.SECTIONS, *docs.GOING_FURTHER):
         python = blocks(section_text(body, section.heading), "python")
         assert "client = openai.OpenAI(\n    api_key=api_key,\n    base_url=base_url,\n)" in python[0]
         assert python[0].startswith("import openai")
