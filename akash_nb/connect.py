@@ -15,7 +15,7 @@ from .connection import Connection, Stopwatch, attach, connection_for, note, res
 from .secret import Secret
 
 DEFAULT_TIMEOUT = 120.0  # a small CPU model writing 500 tokens takes tens of seconds
-NO_KEY = "no-key-needed"  # the SDK insists on a key; providers that need none get this placeholder
+NO_KEY = replay.HANDED_OUT_KEY  # the SDK insists on a key; providers that need none get this placeholder
 DEFAULT_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors, honouring Retry-After
 
 

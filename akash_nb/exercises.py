@@ -3,10 +3,12 @@ messages list, some code) and returns a `Check` that says what is right or exact
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
-from openai.types.chat import ChatCompletion
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .code import check_syntax, extract_code, run_tests
 from .preflight import estimate_tokens
@@ -237,3 +239,62 @@ def check_repeatable(first: object, second: object) -> Check:
             "servers need not, even at temperature 0.",
         )
     return Check(True, "two calls gave the same answer.")
+
+
+# lesson 07
+
+# (prompt tokens, completion tokens, input price, output price): a usage each price alone decides, and one
+# where swapping the prices, or per-thousand for per-million, gives another number.
+COST_CASES = ((1_000_000, 0, 2.0, 5.0), (0, 1_000_000, 2.0, 5.0), (1200, 300, 0.5, 1.5))
+
+
+def check_stream_cost(cost_of: object, chunks: object) -> Check:
+    """Lesson 7: `cost_of(usage, price_in, price_out)` gives the dollars for `usage` at prices per million
+    tokens, on the usage of the learner's own stream (`chunks`, whose last chunk carries it) and on
+    COST_CASES; the expected number is the formula's, never a stored answer."""
+    if not callable(cost_of):
+        return Check(False, "cost_of should be a function: def cost_of(usage, price_in, price_out): ...")
+    if (
+        not isinstance(chunks, list)
+        or not chunks
+        or not all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    ):
+        return Check(
+            False,
+            f"my_chunks is {type(chunks).__name__}, not the list of a stream's chunks: "
+            "my_chunks = list(client.chat.completions.create(..., stream=True, "
+            'stream_options={"include_usage": True})).',
+        )
+    own = chunks[-1].usage
+    if own is None:
+        return Check(
+            False,
+            'the last chunk carries no usage: add stream_options={"include_usage": True} to the call.',
+        )
+    cases = [(own, 0.10, 0.30)] + [
+        (CompletionUsage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c), i, o)
+        for p, c, i, o in COST_CASES
+    ]
+    for usage, price_in, price_out in cases:
+        expected = (usage.prompt_tokens * price_in + usage.completion_tokens * price_out) / 1_000_000
+        call = (
+            f"cost_of(usage with {usage.prompt_tokens} prompt and {usage.completion_tokens} completion "
+            f"tokens, {price_in}, {price_out})"
+        )
+        try:
+            got = cost_of(usage, price_in, price_out)
+        except Exception as error:  # noqa: BLE001 (the learner's code: a sentence, never a traceback)
+            return Check(False, f"{call} raised {type(error).__name__}: {error}.")
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            return Check(False, f"{call} returned {got!r}; return the cost as a number of dollars.")
+        if not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-15):
+            return Check(
+                False,
+                f"{call} returned {got!r}, not {expected!r}: prompt tokens × price_in plus completion "
+                "tokens × price_out, divided by 1,000,000 (the prices are per million tokens).",
+            )
+    return Check(
+        True,
+        f"your stream's {own.prompt_tokens} + {own.completion_tokens} tokens cost "
+        f"${cost_of(own, 0.10, 0.30):.8f} at $0.10 in, $0.30 out per million.",
+    )

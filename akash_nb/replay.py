@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -36,6 +37,10 @@ RECORD_COMMAND = "make record"
 # Answers about the request itself are stable and worth keeping (a lesson may show a 404); answers about
 # the key (401/402/403) or the moment (408/429/5xx) are passed through but never written.
 RECORDED_ERRORS = frozenset({400, 404, 422})
+# The key a replay client is handed (connect.NO_KEY). A request with any other key is a learner trying a
+# wrong one (lesson 07): it is recorded apart, forwarded with the key as sent, and its 401/403 is kept.
+HANDED_OUT_KEY = "no-key-needed"
+KEY_ERRORS = frozenset({401, 403})
 EVENT_STREAM = "text/event-stream"
 
 
@@ -70,19 +75,27 @@ class Request:
     method: str
     path: str
     body: Any  # the parsed JSON body; None when there is none
+    other_key: bool = False  # sent with a key that is not HANDED_OUT_KEY (never the key itself)
 
     @classmethod
-    def parse(cls, method: str, path: str, raw: bytes) -> Request:
+    def parse(cls, method: str, path: str, raw: bytes, other_key: bool = False) -> Request:
         """Raises ValueError when the body is not JSON."""
-        return cls(method.upper(), path, json.loads(raw) if raw.strip() else None)
+        return cls(method.upper(), path, json.loads(raw) if raw.strip() else None, other_key)
 
     @property
     def key(self) -> str:
         canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    @classmethod
+    def from_json(cls, shown: dict[str, Any]) -> Request:
+        return cls(shown["method"], shown["path"], shown.get("body"), "key" in shown)
+
     def to_json(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "body": self.body}
+        shown: dict[str, Any] = {"method": self.method, "path": self.path, "body": self.body}
+        if self.other_key:  # only then: every other recording keeps its name
+            shown["key"] = "not the one replay hands out"
+        return shown
 
     @property
     def deterministic(self) -> bool:
@@ -127,7 +140,7 @@ def last_user_text(messages: Any) -> str:
 
 def write_recording(folder: Path, recording: dict[str, Any], name: str | None = None) -> Path:
     """Write at once and atomically: a reader (or a SIGKILL) sees the old file or the new one."""
-    path = folder / f"{name or Request(**recording['request']).key}.json"
+    path = folder / f"{name or Request.from_json(recording['request']).key}.json"
     text = json.dumps(recording, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     return write_atomically(path, text, mode=0o644)  # recordings are committed files
 
@@ -368,7 +381,7 @@ class ReplayServer:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         try:
-            request = Request.parse(handler.command, handler.path, raw)
+            request = Request.parse(handler.command, handler.path, raw, _other_key(handler))
         except ValueError as error:
             handler.send_own_error(400, "invalid_request", f"The request body is not JSON: {error}.")
             return
@@ -388,6 +401,7 @@ class ReplayServer:
             recording = None  # recording anyway: the new answer replaces it
         if recording is not None and self._replays(recording):
             note_use(name, "replayed" if self.upstream is None else "reused")
+            _outlast_timeout(handler, recording)
             self._send_recording(handler, recording)
             return
         if self.upstream is None:
@@ -446,8 +460,11 @@ class ReplayServer:
             "Content-Type": "application/json",
             "Accept": handler.headers.get("Accept", "application/json"),
         }
-        if self.upstream.key is not None:
+        if request.other_key:
+            headers["Authorization"] = handler.headers.get("Authorization", "")  # let the upstream judge it
+        elif self.upstream.key is not None:
             headers["Authorization"] = f"Bearer {self.upstream.key.reveal()}"
+        started = time.monotonic()
         outgoing = urllib.request.Request(
             self.upstream.url(request.path), data=raw or None, headers=headers, method=request.method
         )
@@ -470,14 +487,25 @@ class ReplayServer:
             if status == 200 and content_type.startswith(EVENT_STREAM):
                 self._relay_events(handler, request, name, response)
             else:
-                self._relay_body(handler, request, name, status, content_type, response.read())
+                data = response.read()
+                seconds = time.monotonic() - started
+                timeout = _read_timeout(handler)
+                outlasted = seconds if timeout is not None and timeout < seconds else None
+                self._relay_body(handler, request, name, status, content_type, data, outlasted)
 
     # The recording is on disk before the client has the whole answer: the kernel may be killed after it.
 
     def _relay_body(
-        self, handler: _Handler, request: Request, name: str, status: int, content_type: str, data: bytes
+        self,
+        handler: _Handler,
+        request: Request,
+        name: str,
+        status: int,
+        content_type: str,
+        data: bytes,
+        outlasted: float | None,
     ) -> None:
-        if 200 <= status < 300 or status in RECORDED_ERRORS:
+        if 200 <= status < 300 or status in RECORDED_ERRORS or (request.other_key and status in KEY_ERRORS):
             try:
                 body = json.loads(data)
             except ValueError:
@@ -485,7 +513,11 @@ class ReplayServer:
             if body is not None:
                 model = body.get("model") if isinstance(body, dict) else None
                 self._write(
-                    request, name, {"status": status, "content_type": "application/json", "body": body}, model
+                    request,
+                    name,
+                    {"status": status, "content_type": "application/json", "body": body},
+                    model,
+                    outlasted,
                 )
         handler.send_json(status, data, content_type)
 
@@ -509,16 +541,50 @@ class ReplayServer:
             return  # the client or the upstream went away mid-stream: nothing complete to keep
         handler.end_events()
 
-    def _write(self, request: Request, name: str, response: dict[str, Any], model: str | None) -> None:
+    def _write(
+        self,
+        request: Request,
+        name: str,
+        response: dict[str, Any],
+        model: str | None,
+        outlasted: float | None = None,
+    ) -> None:
         assert self.upstream is not None
-        meta = {
+        meta: dict[str, Any] = {
             "upstream": self.upstream.label,
             "model": self.upstream.model or model,
             "recorded": datetime.date.today().isoformat(),
         }
+        if outlasted is not None:  # the client's timeout fired first: replay must outlast it too
+            meta["seconds"] = round(outlasted, 2)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_recording(self.folder, {"request": request.to_json(), "response": response, "meta": meta}, name)
         note_use(name, "written")
+
+
+def _other_key(handler: _Handler) -> bool:
+    sent = handler.headers.get("Authorization", "")
+    return bool(sent) and sent != f"Bearer {HANDED_OUT_KEY}"
+
+
+TIMEOUT_HEADER = "x-stainless-read-timeout"  # the SDK sends its read timeout, in seconds, on each request
+
+
+def _read_timeout(handler: _Handler) -> float | None:
+    try:
+        return float(handler.headers.get(TIMEOUT_HEADER, ""))
+    except ValueError:
+        return None
+
+
+def _outlast_timeout(handler: _Handler, recording: dict[str, Any]) -> None:
+    """Replay answers at once, so a client's timeout shorter than the recorded answer took would never
+    fire: when the recording says the real answer outlasted a timeout (meta "seconds"), and this request's
+    timeout is shorter, wait past it as the real server did (lesson 07's tiny timeout)."""
+    seconds = recording.get("meta", {}).get("seconds")
+    timeout = _read_timeout(handler)
+    if isinstance(seconds, (int, float)) and timeout is not None and timeout < seconds:
+        time.sleep(min(seconds, timeout + 0.2))
 
 
 def _sse_data(response: Any) -> Iterator[str]:

@@ -210,3 +210,71 @@ def test_every_lessons_solution_passes_its_check_and_run_all_leaves_it_alone():
         (solution,) = [c for c in nb.cells if notebooks.SOLUTION_TAG in c.metadata.get("tags", [])]
         shown = [o.data["text/plain"] for o in solution.outputs if o.output_type == "execute_result"]
         assert shown and shown[-1].startswith("✓"), f"{path.name}'s solution: {shown}"
+
+
+# --- lesson 07 -----------------------------------------------------------------------------------------
+
+
+def chunk(content: str | None, finish_reason: str | None = None, usage: dict | None = None) -> object:
+    """A stream chunk as the SDK parses it; with `usage` and no content, the include_usage chunk."""
+    from openai.types.chat import ChatCompletionChunk
+
+    choices = (
+        []
+        if content is None
+        else [{"index": 0, "delta": {"content": content}, "finish_reason": finish_reason}]
+    )
+    return ChatCompletionChunk.model_validate(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": MODEL,
+            "choices": choices,
+            "usage": usage,
+        }
+    )
+
+
+USAGE = {"prompt_tokens": 39, "completion_tokens": 60, "total_tokens": 99}
+STREAM = [chunk("Octopuses"), chunk(" have three hearts.", "stop"), chunk(None, usage=USAGE)]
+
+
+def right_cost(usage, price_in, price_out):
+    return (usage.prompt_tokens * price_in + usage.completion_tokens * price_out) / 1_000_000
+
+
+def test_stream_cost_passes_the_formula_on_a_stream_with_its_usage():
+    check = exercises.check_stream_cost(right_cost, STREAM)
+    assert check.passed, check.message
+    assert "39 + 60 tokens" in check.message
+
+
+@pytest.mark.parametrize(
+    ("cost_of", "said"),
+    [
+        (
+            lambda u, i, o: (u.prompt_tokens * o + u.completion_tokens * i) / 1_000_000,
+            "not",
+        ),  # prices swapped
+        (lambda u, i, o: (u.prompt_tokens * i + u.completion_tokens * o) / 1_000, "per million"),  # per 1,000
+        (lambda u, i, o: u.total_tokens * i / 1_000_000, "price_out"),  # one price for every token
+        (lambda u, i, o: u.prompt_tokens * i / 1_000_000, "completion"),  # the answer's tokens forgotten
+        (lambda u, i, o: None, "return the cost as a number"),  # the cell as given
+        (lambda u, i, o: f"${right_cost(u, i, o)}", "return the cost as a number"),  # a string
+        (lambda u: 0.0, "raised TypeError"),  # the wrong parameters
+        ("0.0000219", "should be a function"),
+    ],
+)
+def test_stream_cost_fails_a_wrong_formula(cost_of, said):
+    check = exercises.check_stream_cost(cost_of, STREAM)
+    assert not check.passed and said in check.message, check.message
+
+
+def test_stream_cost_fails_without_the_stream_or_its_usage():
+    assert "list of a stream's chunks" in exercises.check_stream_cost(right_cost, None).message
+    assert "list of a stream's chunks" in exercises.check_stream_cost(right_cost, []).message
+    not_streamed = exercises.check_stream_cost(right_cost, [completion("x")])
+    assert not not_streamed.passed and "stream" in not_streamed.message
+    no_usage = exercises.check_stream_cost(right_cost, STREAM[:-1])
+    assert not no_usage.passed and "include_usage" in no_usage.message

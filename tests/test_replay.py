@@ -352,7 +352,7 @@ def recording_fake(fake_upstream, tmp_path, monkeypatch) -> Iterator[replay.Repl
 
 
 def test_the_key_goes_upstream_but_never_into_a_recording(fake_upstream, recording_fake, tmp_path):
-    client = sdk(recording_fake, key=CLIENT_KEY)
+    client = sdk(recording_fake)  # the key replay hands out: the upstream's own key replaces it
     assert chat(client).choices[0].message.content == f"echo: {PROMPT}"
     assert "".join(streamed_pieces(client)) == "echo:" + PROMPT.replace(" ", "")
     assert [m.id for m in client.models.list()] == ["fake-model"]
@@ -375,6 +375,63 @@ def test_a_recorded_stream_keeps_every_event(fake_upstream, recording_fake, tmp_
         *PROMPT.split(" "),
     ]
     assert json.loads(path.read_text())["meta"]["upstream"] == fake_upstream.url.split("/")[2]
+
+
+def test_a_learners_own_key_is_judged_by_the_upstream_recorded_apart_and_replayed(
+    fake_upstream, recording_fake, tmp_path
+):
+    """Lesson 07 sends a wrong key on purpose: it goes upstream as sent (so the real server refuses it),
+    the 401 is recorded under a name of its own (the right key's answer is untouched), and the key itself
+    is written nowhere."""
+    assert chat(sdk(recording_fake)).choices[0].message.content == f"echo: {PROMPT}"
+    with pytest.raises(openai.AuthenticationError):
+        chat(sdk(recording_fake, key=CLIENT_KEY, retries=0))
+    assert fake_upstream.authorizations == [f"Bearer {UPSTREAM_KEY}", f"Bearer {CLIENT_KEY}"]
+    assert len(replay.recordings(tmp_path / "rec")) == 2
+    for path in tmp_path.rglob("*.json"):
+        text = path.read_text().lower()
+        for secret in (UPSTREAM_KEY, CLIENT_KEY, "authorization", "bearer"):
+            assert secret.lower() not in text, f"{secret} written to {path}"
+    replaying = replay.ensure_server(tmp_path / "rec", mode="replay")
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            chat(sdk(replaying, key="any-other-key", retries=0))
+        assert chat(sdk(replaying)).choices[0].message.content == f"echo: {PROMPT}"
+    finally:
+        replaying.close()
+
+
+def test_replay_outlasts_a_timeout_the_real_answer_outlasted(tmp_path):
+    """A recorded answer that took longer than the client's timeout (meta "seconds") times out again
+    under replay; a client with a longer timeout gets it at once."""
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "slow"}],
+        "max_tokens": 5,
+        "temperature": 0,
+    }
+    completion = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+    }
+    answer = {"status": 200, "content_type": "application/json", "body": completion}
+    request = replay.Request("POST", "/v1/chat/completions", body)
+    replay.write_recording(
+        folder, {"request": request.to_json(), "response": answer, "meta": {"seconds": 2.0}}
+    )
+    server = replay.ensure_server(folder, mode="replay")
+    try:
+        client = sdk(server, retries=0)
+        with pytest.raises(openai.APITimeoutError):
+            client.with_options(timeout=0.3).chat.completions.create(**body)
+        assert client.with_options(timeout=5).chat.completions.create(**body).choices[0].message.content
+    finally:
+        server.close()
 
 
 def test_a_rejected_key_passes_through_unrecorded(fake_upstream, tmp_path, monkeypatch):
