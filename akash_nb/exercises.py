@@ -304,7 +304,7 @@ def check_tool_validator(validate: object) -> Check:
             if not str(error).strip():
                 return Check(False, f"{call} raised ValueError with no message; say what is wrong ({wrong}).")
             continue
-        except Exception as error:  # the check reports any crash as the learner's to fix
+        except Exception as error:  # noqa: BLE001 -- any crash in the learner's code is theirs to fix
             return Check(
                 False,
                 f"{call} raised {type(error).__name__} ({error}); raise ValueError with a sentence instead.",
