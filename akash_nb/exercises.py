@@ -3,6 +3,7 @@ messages list, some code) and returns a `Check` that says what is right or exact
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -298,3 +299,80 @@ def check_stream_cost(cost_of: object, chunks: object) -> Check:
         f"your stream's {own.prompt_tokens} + {own.completion_tokens} tokens cost "
         f"${cost_of(own, 0.10, 0.30):.8f} at $0.10 in, $0.30 out per million.",
     )
+
+
+# lesson 08
+
+CHECK_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "add",
+            "description": "Add two numbers.",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+                "required": ["a", "b"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city for the next few days.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                "required": ["city"],
+                "additionalProperties": False,
+            },
+        },
+    },
+]
+
+# (function name, arguments as the model sent them, what is wrong with them; None: nothing)
+TOOL_CALL_CASES = [
+    ("add", '{"a": 2, "b": 3.5}', None),
+    ("get_weather", '{"city": "Paris"}', None),
+    ("get_weather", '{"city": "Paris", "days": 3}', None),
+    ("add", '{"a": 2, "b": 3', "the JSON is cut off"),
+    ("add", "[2, 3]", "the arguments are a list, not an object"),
+    ("multiply", '{"a": 2, "b": 3}', "there is no function multiply"),
+    ("add", '{"a": 2}', "b is missing"),
+    ("add", '{"a": 2, "b": 3, "c": 4}', "c is not a parameter of add"),
+    ("add", '{"a": "2", "b": 3}', "a is a string, not a number"),
+    ("get_weather", '{"city": "Paris", "days": 1.5}', "days is 1.5, not an integer"),
+    ("get_weather", '{"city": "Paris", "days": true}', "days is true, not an integer"),
+    ("get_weather", '{"city": 75001}', "city is a number, not a string"),
+]
+
+
+def check_tool_validator(validate: object) -> Check:
+    """Lesson 8: `validate(name, arguments, tools)` returns the arguments of a good call as a dict and raises
+    ValueError, with a sentence, for every bad one in TOOL_CALL_CASES (bad JSON, an unknown function, a
+    missing or extra field, a wrong JSON type)."""
+    if not callable(validate):
+        return Check(False, f"validate is {validate!r}: pass your function itself, e.g. check(my_validate).")
+    for name, arguments, wrong in TOOL_CALL_CASES:
+        call = f"{name}({arguments})"
+        try:
+            result = validate(name, arguments, CHECK_TOOLS)
+        except ValueError as error:
+            if wrong is None:
+                return Check(False, f"{call} is a good call, but your function refused it: {error}")
+            if not str(error).strip():
+                return Check(False, f"{call} raised ValueError with no message; say what is wrong ({wrong}).")
+            continue
+        except Exception as error:  # noqa: BLE001 -- any crash in the learner's code is theirs to fix
+            return Check(
+                False,
+                f"{call} raised {type(error).__name__} ({error}); raise ValueError with a sentence instead.",
+            )
+        if wrong is not None:
+            return Check(False, f"{call} was accepted, but {wrong}: raise ValueError saying so.")
+        if result != json.loads(arguments):
+            return Check(False, f"{call} returned {result!r}; return the parsed arguments, a dict.")
+    bad = sum(1 for *_, wrong in TOOL_CALL_CASES if wrong)
+    return Check(True, f"{bad} bad calls refused, {len(TOOL_CALL_CASES) - bad} good ones passed through.")

@@ -3,6 +3,8 @@ answers: the wrong model, an invented turn, an unfaithful summary, code that fai
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 from openai.types.chat import ChatCompletion
@@ -278,3 +280,84 @@ def test_stream_cost_fails_without_the_stream_or_its_usage():
     assert not not_streamed.passed and "stream" in not_streamed.message
     no_usage = exercises.check_stream_cost(right_cost, STREAM[:-1])
     assert not no_usage.passed and "include_usage" in no_usage.message
+
+
+# --- lesson 08: the tool-call validator -------------------------------------------------------------------
+
+
+def _schemas(tools):
+    return {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+
+
+def fields_only(name, arguments, tools):
+    """The lesson's validate_call: the name, the JSON, missing and extra fields; no types."""
+    schemas = _schemas(tools)
+    if name not in schemas:
+        raise ValueError(f"There is no function {name!r}.")
+    try:
+        args = json.loads(arguments)
+    except json.JSONDecodeError:
+        raise ValueError(f"The arguments of {name} are not JSON.") from None
+    if not isinstance(args, dict):
+        raise ValueError(f"The arguments of {name} are not a JSON object.")
+    schema = schemas[name]
+    if [p for p in schema.get("required", []) if p not in args]:
+        raise ValueError(f"{name} misses a field.")
+    if [p for p in args if p not in schema["properties"]]:
+        raise ValueError(f"{name} has an extra field.")
+    return args
+
+
+TYPES = {"string": str, "number": (int, float), "integer": int, "boolean": bool}
+
+
+def typed(name, arguments, tools):
+    """The lesson's solution: fields_only, then each value's JSON type (a bool is no integer)."""
+    args = fields_only(name, arguments, tools)
+    for key, value in args.items():
+        expected = _schemas(tools)[name]["properties"][key]["type"]
+        if (isinstance(value, bool) and expected != "boolean") or not isinstance(value, TYPES[expected]):
+            raise ValueError(f"{name}'s {key} must be a JSON {expected}.")
+    return args
+
+
+def test_tool_validator_passes_the_solution():
+    check = exercises.check_tool_validator(typed)
+    assert check.passed, check.message
+
+
+@pytest.mark.parametrize(
+    ("validate", "says"),
+    [
+        (lambda name, arguments, tools: json.loads(arguments), "the arguments are a list, not an object"),
+        (fields_only, "a is a string, not a number"),
+        (lambda name, arguments, tools: typed(name, arguments.replace("true", "1"), tools), "days is true"),
+        (lambda name, arguments, tools: _schemas(tools)[name] and typed(name, arguments, tools), "KeyError"),
+        (lambda name, arguments, tools: {}, "return the parsed arguments"),
+        (lambda name, arguments, tools: (_ for _ in ()).throw(ValueError("no")), "is a good call"),
+        (None, "pass your function itself"),
+    ],
+    ids=[
+        "accepts-everything",
+        "no-types",
+        "bool-as-integer",
+        "crashes",
+        "wrong-return",
+        "refuses-all",
+        "none",
+    ],
+)
+def test_tool_validator_fails_a_wrong_validator_saying_why(validate, says):
+    check = exercises.check_tool_validator(validate)
+    assert not check.passed
+    assert says in check.message, check.message
+
+
+def test_tool_validator_wants_a_sentence_in_each_refusal():
+    def silent(name, arguments, tools):
+        try:
+            return typed(name, arguments, tools)
+        except ValueError:
+            raise ValueError("") from None
+
+    assert "no message" in exercises.check_tool_validator(silent).message
