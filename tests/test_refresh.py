@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 
 import nbformat
 from processes import environment_without, run
@@ -88,3 +89,28 @@ def test_make_run_names_the_cell_where_run_all_stopped_as_every_message_does(tmp
         "cell 2 (counting markdown; first line: 'boom()') raised NameError: name 'boom' is not defined"
     )
     assert ran.cells[2].outputs == [], "Run All stops at the cell that raised"
+
+
+def test_make_notebooks_leaves_a_lesson_whose_only_change_is_a_timing_byte_identical(tmp_path, capsys):
+    """`make record` re-runs every lesson it is given, then `make notebooks`: a lesson nobody changed must
+    come out byte-identical (no "0.41 s" -> "0.39 s" churn for a reviewer to read); a real change is
+    written."""
+
+    def lesson(text: str) -> Path:
+        source = f'import time\nprint("{text}")\nprint(f"took {{time.time() % 1:.4f}} s")'
+        path = tmp_path / "99-demo.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), path)
+        return path
+
+    path = lesson("same")
+    assert notebooks.refresh([path]) == []
+    before = path.read_bytes()
+    assert b"took 0." in before
+    assert notebooks.refresh([path]) == []
+    assert path.read_bytes() == before, "only the timing differed: the file is untouched"
+    assert "99-demo.ipynb" in capsys.readouterr().out.splitlines()[-1]
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace('"same"', '"changed"')
+    nbformat.write(nb, path)
+    assert notebooks.refresh([path]) == []
+    assert b"changed\\n" in path.read_bytes(), "a real change is written"
