@@ -187,8 +187,9 @@ def _new_lesson(args: argparse.Namespace) -> int:
 
     path = template.new_lesson(Path(args.folder), args.name)
     print(
-        f"Wrote {path}. Edit it, then `make record` (records its requests and fills in its outputs) and "
-        '`make test`; README.md, "Adding a lesson", has the rules the tests check.'
+        f"Wrote {path}. Write each [write: ...] text in it (the tests fail while one is left), then "
+        "`make record` (records its requests and fills in its outputs) and `make test`; README.md, "
+        '"Adding a lesson", has the rules the tests check.'
     )
     return 0
 

@@ -29,7 +29,11 @@ VARIABLES = (
     "AKASH_NB_MODEL",
     "AKASHML_API_KEY",
     "AKASH_API_KEY",
+    "AKASH_NB_CLASS_SERVER",
 )
+# `akash-nb join` writes the class server's URL here too: a connection to that very URL is shown as the
+# "class server" (akash_nb.connection.Connection.name), not as "your OpenAI-compatible server".
+CLASS_SERVER = "AKASH_NB_CLASS_SERVER"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Settings:
     api_key: Secret | None
     model: str | None  # None: let the provider's served models decide
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from (never a value)
+    class_server: bool = False  # base_url is the class server `akash-nb join` wrote (CLASS_SERVER)
 
     @property
     def key_source(self) -> str:
@@ -255,6 +260,9 @@ def resolve(
     url, sources["base_url"] = _resolve_url(chosen, look, base_url)
     key = _resolve_key(chosen, api_key, look, env, prompt, sources)
 
+    marked, _ = look.get(CLASS_SERVER)
+    joined = chosen.name == "openai-compatible" and url is not None and marked is not None
+    class_server = joined and marked.strip().rstrip("/") == url.rstrip("/")  # type: ignore[union-attr]
     requested, sources["model"] = look.get("AKASH_NB_MODEL")
     if requested is None:
         sources["model"] = "chosen from the provider's served models"
@@ -264,6 +272,7 @@ def resolve(
         api_key=key,
         model=requested.strip() if requested else None,
         sources=sources,
+        class_server=class_server,
     )
 
 

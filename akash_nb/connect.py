@@ -103,7 +103,8 @@ def _resolve(
     elif settings.provider.name == "replay":
         replaying = replay.ensure_server()
         url, detail = replaying.base_url, replaying.describe_source()
-    conn = Connection(settings.provider, url or "", settings.model, settings.key_source, detail)
+    shown_as = "class server" if settings.class_server else ""
+    conn = Connection(settings.provider, url or "", settings.model, settings.key_source, detail, shown_as)
     note(conn)
     return conn, Key(key.reveal() if key else NO_KEY)
 

@@ -36,13 +36,22 @@ class Connection:
     model: str | None  # the configured model, if any
     key_source: str
     detail: str = ""  # e.g. which provider a replay's recordings came from
+    shown_as: str = ""  # a name that says more than the provider's: "class server" (config.CLASS_SERVER)
+
+    @property
+    def name(self) -> str:
+        """Who answers, for banners and footers: "class server" for a joined class server, else the
+        provider's name."""
+        return self.shown_as or self.provider.name
 
     @property
     def label(self) -> str:
-        """Who answers, for a footer: the provider's name, or the URL of a client akash_nb has not seen."""
-        return self.provider.name or self.base_url
+        """Who answers, for a footer: `name`, or the URL of a client akash_nb has not seen."""
+        return self.name or self.base_url
 
     def describe(self) -> str:
+        if self.shown_as:
+            return f"the {self.shown_as} your teacher shares (joined with `akash-nb join`)"
         return self.provider.title + (f" ({self.detail})" if self.detail else "")
 
     def explain(self, error: BaseException, *, streaming: bool | None = None) -> errors.AkashNBError:

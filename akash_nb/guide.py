@@ -127,7 +127,7 @@ def guide_vs_you(name: str, response: ChatCompletion, client: openai.OpenAI | No
     """The guide's printed output for example `name` (a key of EXAMPLES) beside `response`'s answer."""
     example = EXAMPLES[name]
     answer = (response.choices[0].message.content or "").strip()
-    who = response.model + (f" via {connection_for(client).provider.name}" if client is not None else "")
+    who = response.model + (f" via {connection_for(client).name}" if client is not None else "")
     if example.facts:
         check = fact_check(answer, example.facts)
     elif example.summarized is not None:

@@ -165,10 +165,29 @@ def execute(
         return nb, None
     except CellExecutionError as error:
         first = next((line for line in str(error).splitlines() if line.strip()), "")
-        return nb, f"{error.ename}: {error.evalue}" if getattr(error, "ename", None) else first
+        raised = f"{error.ename}: {error.evalue}" if getattr(error, "ename", None) else first
+        failed = _first_failed(nb)
+        return nb, raised if failed is None else f"{cell_name(nb, failed)} raised {raised}"
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+def cell_name(nb: nbformat.NotebookNode, index: int) -> str:
+    """How every akash_nb message and the nbval report name a cell: its place counting every cell from the
+    top, markdown included, as a teacher counts them down JupyterLab's page (the [n] beside a cell is an
+    execution count, which changes each run), and its first line, which the search box finds."""
+    cell = nb.cells[index]
+    first_line = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+    return f"cell {index + 1} (counting markdown; first line: {first_line[:60]!r})"
+
+
+def _first_failed(nb: nbformat.NotebookNode) -> int | None:
+    """The index of the first cell whose outputs hold an error (where Run All stopped), or None."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and any(o.output_type == "error" for o in cell.get("outputs", [])):
+            return index
+    return None
 
 
 def _texts(output: nbformat.NotebookNode) -> str:
@@ -182,13 +201,10 @@ def _texts(output: nbformat.NotebookNode) -> str:
 def problem(nb: nbformat.NotebookNode, name: str) -> str | None:
     """The first output that must not be committed, as one sentence naming its cell: an error, or an
     output that says a recording is missing (or starts with "Error:"); None when there is none."""
-    number = 0
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        number += 1
-        first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
-        where = f"{name}, code cell {number} ({first_line[:60]!r})"
+        where = f"{name}, {cell_name(nb, index)}"
         for output in cell.outputs:
             if output.output_type == "error":
                 return f"{where} raised {output.ename}: {output.evalue}; fix it, then run `make notebooks`."
@@ -217,6 +233,26 @@ def run_all(paths: list[Path], out: Path) -> list[Path]:
     return failures
 
 
+# What differs between two replays of the same recordings (tests/sanitize.cfg masks the same for nbval): a
+# lesson whose outputs differ only here is left byte-identical, so re-running every lesson after recording
+# one leaves no churn in the others.
+TIMINGS = (
+    (re.compile(r"\d+\.\d+ s\b"), "N.NN s"),  # latencies and durations
+    (re.compile(r"chatcmpl-[A-Za-z0-9_-]+"), "chatcmpl-ID"),  # response ids
+)
+
+
+def _same_but_for_timings(text: str, path: Path) -> bool:
+    """Whether the lesson at `path` already holds `text`, up to TIMINGS."""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    for pattern, replacement in TIMINGS:
+        text, old = pattern.sub(replacement, text), pattern.sub(replacement, old)
+    return text == old
+
+
 def refresh(paths: list[Path]) -> list[Path]:
     """`make notebooks`: re-execute under replay and write normalized outputs back into the lessons."""
     failures = []
@@ -228,8 +264,12 @@ def refresh(paths: list[Path]) -> list[Path]:
             failures.append(path)
             print(f"FAIL {refused or f'{path.name}: {error}'} (not rewritten)", flush=True)
             continue
+        fresh = nbformat.writes(normalize(nb)) + "\n"
+        if _same_but_for_timings(fresh, path):
+            print(f"ok   {path.name} ({time.monotonic() - started:.1f} s, unchanged)", flush=True)
+            continue
         try:
-            nbformat.write(normalize(nb), path)
+            path.write_text(fresh, encoding="utf-8")
         except OSError as failed:  # read-only, or the disk is full: the lesson keeps its old outputs
             failures.append(path)
             print(

@@ -88,7 +88,7 @@ def show(kind: str, text: str, rich: str | None = None) -> None:
 def connection_text(conn: Connection) -> str:
     model = conn.model or "chosen from the served models"
     return (
-        f"Provider: {conn.provider.name} — {conn.describe()}\n"
+        f"Provider: {conn.name} — {conn.describe()}\n"
         f"URL: {conn.base_url}\n"
         f"Model: {model}\n"
         f"Key: {conn.key_source}"
@@ -102,10 +102,10 @@ def show_connection(conn: Connection) -> None:
 def model_choice_text(choice: ModelChoice, conn: Connection) -> str:
     if choice.substituted:
         return (
-            f"{choice.requested} is not served by {conn.provider.name}; using {choice.model} "
+            f"{choice.requested} is not served by {conn.name}; using {choice.model} "
             f"({choice.reason}). Served: {', '.join(choice.served)}."
         )
-    return f"Using {choice.model} ({choice.reason}) on {conn.provider.name}."
+    return f"Using {choice.model} ({choice.reason}) on {conn.name}."
 
 
 def show_model_choice(choice: ModelChoice, conn: Connection) -> None:
@@ -129,7 +129,7 @@ def footer(
     was made by `akash_nb.client()` (a plain `openai.OpenAI` is not timed, so no time is shown)."""
     provider = None
     if client is not None:
-        provider = connection_for(client).provider.name
+        provider = connection_for(client).name
         if seconds is None and timed(client):
             seconds = last_latency(client)
     return footer_text(

@@ -151,8 +151,14 @@ def addresses(host: str = SHARE_HOST) -> list[tuple[str, str]]:
 
 
 def env_settings(url: str, key: str) -> dict[str, str]:
-    """What a student's .env sets to use a class server; the provider makes it win over an AkashML key."""
-    return {"AKASH_NB_PROVIDER": "openai-compatible", "AKASH_NB_BASE_URL": url, "AKASH_NB_API_KEY": key}
+    """What a student's .env sets to use a class server; the provider makes it win over an AkashML key,
+    and AKASH_NB_CLASS_SERVER names it "class server" in banners and footers (config.CLASS_SERVER)."""
+    return {
+        "AKASH_NB_PROVIDER": "openai-compatible",
+        "AKASH_NB_BASE_URL": url,
+        "AKASH_NB_API_KEY": key,
+        config.CLASS_SERVER: url,
+    }
 
 
 def env_lines(url: str, key: str) -> list[str]:

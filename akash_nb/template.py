@@ -65,6 +65,20 @@ def hints_and_solution(hint1: str, hint2: str, solution: str, *, title: str = "S
 
 
 NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+# Every text of the template a teacher must write is marked so; a lesson that still has one fails
+# tests/test_notebooks.py (`placeholder_problems`).
+PLACEHOLDER = re.compile(r"\[write: ([^\]]+)\]")
+
+
+def placeholder_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """One sentence for each cell that still holds the template's unfilled text, naming the cell (as
+    `notebooks.cell_name` does) and what to write there."""
+    return [
+        f"{notebooks.cell_name(nb, index)} still has the template's placeholder "
+        f"[write: {found.group(1)}]: write {found.group(1)} in its place."
+        for index, cell in enumerate(nb.cells)
+        for found in PLACEHOLDER.finditer(cell.source)
+    ]
 
 
 def _cells(title: str) -> list[nbformat.NotebookNode]:
@@ -72,21 +86,28 @@ def _cells(title: str) -> list[nbformat.NotebookNode]:
     guide = {"tags": [notebooks.GUIDE_TAG]}
     return [
         md(
-            f"# {title}\n\nAfter this lesson you can ... (one sentence: what the learner will be able to do)."
+            f"# {title}\n\nAfter this lesson you can "
+            "[write: one sentence, what the learner will be able to do]."
         ),
         md(setup_markdown()),
         code(SETUP_CELL),
         md("Then the guide's own client block: plain `openai` code, like every cell tagged `guide`."),
         code(CLIENT_BLOCK, metadata=guide),
         code("model = akash_nb.choose_model(client)"),
-        md("## The guide's call\n\nThe call this lesson is about, written out in full."),
+        md(
+            "## The guide's call\n\n[write: what this call asks the model, and each parameter it sets the "
+            "first time it appears]"
+        ),
         code(
             "response = client.chat.completions.create(\n    model=model,\n"
             '    messages=[{"role": "user", "content": "Tell me a fun fact about octopuses."}],\n'
             "    max_tokens=60,\n)\n\nprint(response.choices[0].message.content)",
             metadata=guide,
         ),
-        md("## What just happened\n\nRead it from the response, don't assert it in prose:"),
+        md(
+            "## What just happened\n\n[write: what to read from the response below, and what it tells the "
+            "learner]"
+        ),
         code(
             'print("model:        ", response.model)\nprint("finish_reason:", '
             'response.choices[0].finish_reason)\nprint("usage:        ", response.usage.prompt_tokens, '
@@ -96,7 +117,8 @@ def _cells(title: str) -> list[nbformat.NotebookNode]:
         code('panel = akash_nb.panel(client, "Tell me a fun fact about octopuses.", max_tokens=60)\npanel'),
         code("panel.run()"),
         md(
-            "## Your turn\n\nAsk for a long answer with `max_tokens=20` and assign the response to "
+            "## Your turn\n\n[write: an exercise on this lesson's skill, with a check that can fail; the "
+            "template's own follows] Ask for a long answer with `max_tokens=20` and assign the response to "
             "`short_response`. The check wants the model stopped by that budget."
         ),
         code(
@@ -112,7 +134,7 @@ def _cells(title: str) -> list[nbformat.NotebookNode]:
                 "    max_tokens=20,\n)\n\nakash_nb.exercises.check_length_stop(short_response, budget=20)",
             )
         ),
-        md("## Next\n\nBack to [00-setup](00-setup.ipynb), or on to the next lesson."),
+        md("## Next\n\n[write: a link to the next lesson, and what it teaches]"),
     ]
 
 

@@ -63,7 +63,7 @@ class Result:
     @classmethod
     def refused(cls, conn: Connection, sentence: str | None) -> Result:
         """A run that sent nothing: the models could not be listed, or the request cannot work."""
-        return cls(provider=conn.provider.name, error=sentence)
+        return cls(provider=conn.name, error=sentence)
 
     @property
     def sent(self) -> bool:
@@ -251,7 +251,7 @@ class Panel(widgets.VBox):
             return self._finish(Result.refused(self.conn, problem.sentence))
         self.run_button.disabled = True
         self.usage.value = ""
-        self.answer.value = _usage_html(f"Asking {self.model.value} via {self.conn.provider.name}…")
+        self.answer.value = _usage_html(f"Asking {self.model.value} via {self.conn.name}…")
         try:
             result = _stream(self.client, self.conn, request, self._draw)
         finally:
@@ -336,7 +336,7 @@ def _stream(
     except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001
         return Result(
             text=arrived.text,
-            provider=conn.provider.name,
+            provider=conn.name,
             seconds=arrived.seconds,
             first_token_seconds=arrived.first,
             error=conn.explain(exc).sentence,
@@ -346,7 +346,7 @@ def _stream(
     return Result(
         text=got.text,
         model=got.model,
-        provider=conn.provider.name,
+        provider=conn.name,
         finish_reason=got.finish_reason,
         usage=got.usage,
         seconds=arrived.seconds,

@@ -15,6 +15,7 @@ from nbval_run import nbval_command
 from processes import environment_without, run
 from project import REPLAY, ROOT
 
+from akash_nb import notebooks
 from akash_nb.providers import PROVIDERS
 
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
@@ -46,10 +47,23 @@ def test_a_changed_prompt_without_a_new_recording_fails_with_the_no_recording_se
     def edit(cell):
         cell.source = cell.source.replace(GUIDE_PROMPT, "In a galaxy far, far away")
 
-    done, _ = nbval(copy_with(tmp_path, edit))
+    path = copy_with(tmp_path, edit)
+    done, _ = nbval(path)
     assert done.returncode != 0
     assert "No recording for POST /v1/chat/completions" in done.stdout
     assert '"In a galaxy far, far away"' in done.stdout and "make record" in done.stdout
+    # The lesson stops at that cell, as Run All does: one failure, the later cells skipped, no knock-on
+    # NameError; and nbval names the cell as every akash_nb message does (counting markdown, first line).
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "galaxy" in c.source)
+    later = sum(1 for c in nb.cells[index + 1 :] if c.cell_type == "code")
+    assert "NameError" not in done.stdout
+    assert re.search(rf"\b1 failed\b.*\b{later} skipped\b", done.stdout), done.stdout[-800:]
+    name = notebooks.cell_name(nb, index)
+    (failed,) = [line for line in done.stdout.splitlines() if line.startswith("FAILED ")]
+    assert failed.endswith(f"::{name}") or f"::{name} - " in failed, failed
+    assert f"{name}: Cell execution caused an exception" in done.stdout, done.stdout[-3000:]
+    assert "::Cell " not in done.stdout, "nbval's own 0-based count of code cells is not shown"
 
 
 def test_a_changed_rendering_fails_the_output_comparison(tmp_path):

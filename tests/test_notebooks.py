@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from project import ROOT
 
+from akash_nb import template
 from akash_nb.docs import SECTIONS
 from akash_nb.notebooks import lessons, normalize, solution_code
 from akash_nb.providers import PROVIDERS
@@ -89,7 +90,7 @@ def template_problems(nb) -> list[str]:
         problems.append("every lesson has an exercise with a check")
     if "client.chat.completions.create(" not in code_before(nb, "## Your turn"):
         problems.append("the lesson shows client.chat.completions.create(...) before its exercise")
-    return problems
+    return problems + template.placeholder_problems(nb)
 
 
 def exercise_problems(nb) -> list[str]:

@@ -6,9 +6,14 @@ import os
 import re
 
 import nbformat
+import openai
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from test_exercises import completion
+
+from akash_nb import connection_values, render, share
+from akash_nb.connection import connection_for_url
 
 
 def run_cell(source: str, **env: str) -> nbformat.NotebookNode:
@@ -57,3 +62,34 @@ def test_a_learners_own_json_error_keeps_ipythons_traceback():
     shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback))  # without IPython's colours
     assert "not valid JSON" not in shown and "the provider" not in shown
     assert len(error.traceback) > 1 and "json.loads(\"{'a': 1}\")" in shown
+
+
+CLASS_URL = "http://192.168.1.20:8080/v1"
+
+
+def banner_and_footer(tmp_path, monkeypatch, dotenv: list[str]) -> tuple[str, str]:
+    """What a student's banner and footer say with these `.env` lines (no request is sent)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("\n".join(dotenv) + "\n")
+    key, base_url = connection_values(show=False)
+    client = openai.OpenAI(api_key=key, base_url=base_url)
+    conn = connection_for_url(base_url)
+    assert conn is not None
+    return render.connection_text(conn), render.footer(completion("Hi."), client)
+
+
+def test_a_joined_class_server_is_named_class_server_in_the_banner_and_footer(tmp_path, monkeypatch):
+    banner, footer = banner_and_footer(tmp_path, monkeypatch, share.env_lines(CLASS_URL, "k" * 22))
+    assert banner.startswith("Provider: class server — the class server your teacher shares"), banner
+    assert f"URL: {CLASS_URL}" in banner
+    assert "OpenAI-compatible" not in banner and "openai-compatible" not in banner
+    assert " via class server · " in footer, footer
+
+
+def test_another_server_is_not_named_a_class_server(tmp_path, monkeypatch):
+    lines = share.env_lines(CLASS_URL, "k" * 22)
+    moved = [line.replace(CLASS_URL, "http://10.0.0.5:8000/v1", 1) for line in lines[:3]] + lines[3:]
+    for dotenv in (lines[:3], moved):  # written by hand, or the URL changed since `akash-nb join`
+        banner, footer = banner_and_footer(tmp_path, monkeypatch, dotenv)
+        assert banner.startswith("Provider: openai-compatible — your OpenAI-compatible server"), banner
+        assert " via openai-compatible · " in footer

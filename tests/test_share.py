@@ -216,6 +216,7 @@ def test_the_screen_is_a_short_block_and_the_engine_log_goes_to_a_file(shared):
         "AKASH_NB_PROVIDER=openai-compatible",
         f"AKASH_NB_BASE_URL=http://127.0.0.1:{shared.port}/v1",
         f"AKASH_NB_API_KEY={shared.key}",
+        f"AKASH_NB_CLASS_SERVER=http://127.0.0.1:{shared.port}/v1",  # named "class server" in banners
     ]
     assert f"  make join URL=http://127.0.0.1:{shared.port}/v1 KEY={shared.key}" in shared.screen
     # letters and digits: typed off a projector, never "-..." that `akash-nb join URL KEY` takes for an option

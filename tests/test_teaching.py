@@ -24,7 +24,8 @@ from processes import environment_without, run
 from project import PROJECT, ROOT
 from test_workshop import MAKEFILE, make_targets
 
-from akash_nb import cli, notebooks
+from akash_nb import cli, notebooks, share
+from akash_nb.secret import Secret
 
 GUIDE = (ROOT / "docs/teaching.md").read_text()
 PROGRAMS = (
@@ -159,3 +160,63 @@ def test_the_readme_links_the_guide_and_the_guide_covers_what_a_teacher_needs():
         "## When the answers are wrong",
     ):
         assert heading in GUIDE
+
+
+def a_class_server() -> share.Shared:
+    """A class server's description, with no engine: what the screen and the status line read."""
+    return share.Shared(
+        process=None,  # type: ignore[arg-type]  # neither reads the process
+        port=8080,
+        key=Secret(share.new_key()),
+        model="SmolLM2-135M-Instruct",
+        slots=32,
+        log=Path("engine.log"),
+    )
+
+
+def test_the_share_screen_shows_the_join_line_students_copy_in_an_80_by_24_terminal():
+    """Pre-flight: "its last lines are the URL, the key, the `make join URL=... KEY=...` line students copy,
+    and the `.env` lines ... (all of it fits an 80×24 terminal)"."""
+    assert "the `make join URL=... KEY=...` line\nstudents copy" in GUIDE
+    shared = a_class_server()
+    screen = share.announcement(shared, [("wlan0", "192.168.1.20")], height=24).splitlines()
+    url, key = "http://192.168.1.20:8080/v1", shared.key.reveal()
+    assert f"  make join URL={url} KEY={key}" in screen
+    assert f"  AKASH_NB_BASE_URL={url}" in screen and f"Key: {key}" in screen
+    assert len(screen) + 2 <= 24 and max(map(len, screen)) <= 80, "with the lines above and below it"
+    # and the join line, typed as shown, is the Makefile's own target
+    _, words = env_and_words(f"make join URL={url} KEY={key}")
+    assert words[:2] == ["make", "join"] and "join" in make_targets()
+
+
+def test_joined_counts_addresses_that_connected_as_the_guide_says(monkeypatch):
+    """Pre-flight: "joined" counts different network addresses that connected since the server started, each
+    once; not students, and the status reader's own connections not at all."""
+    assert "how many different network addresses have connected to the server since it started" in GUIDE
+    assert "It counts machines, not students" in GUIDE
+    seen = [{("127.0.0.1", 5000)}]  # at start: the server's own readiness check
+    monkeypatch.setattr(share.Status, "_connections", lambda self: seen[-1])
+    monkeypatch.setattr(share.Status, "_get", lambda self, path: b"[]" if path == "/slots" else b"")
+    status = share.Status(shared=a_class_server())
+    status._own = {6000}
+    seen.append(
+        {
+            ("127.0.0.1", 5000),  # there before: not a student
+            ("127.0.0.1", 6000),  # the status line's own reader
+            ("192.168.1.31", 40001),  # a laptop's `make join`
+            ("192.168.1.31", 40002),  # the same laptop's first lesson call: still one
+            ("192.168.1.32", 40003),  # another laptop
+            ("127.0.0.1", 7000),  # the teacher testing from the class server's own laptop
+        }
+    )
+    assert status.line(status.read()).endswith("| joined 3")
+    seen.append({("192.168.1.31", 40009)})  # the first laptop again, after its connections closed
+    assert status.line(status.read()).endswith("| joined 3"), "an address counts once, for good"
+
+
+def test_the_guide_says_what_a_room_waits_as_last_measured():
+    """No promise the class server does not keep: the waits are the last measured on it (issue 21)."""
+    room = section("Agenda: 120 minutes")
+    assert "a few seconds" not in GUIDE
+    for measured in ("within about 1 s", "p95 is 1.14 s", "21.6 s", "p95 9.8 s", "wait in line for a slot"):
+        assert measured in room, measured

@@ -9,7 +9,7 @@ from nbval_run import nbval_command
 from processes import environment_without, run
 from test_notebooks import exercise_problems, template_problems
 
-from akash_nb import cli, notebooks
+from akash_nb import cli, notebooks, template
 
 
 def test_new_lesson_takes_the_next_number_and_follows_the_template(tmp_path, capsys):
@@ -18,7 +18,23 @@ def test_new_lesson_takes_the_next_number_and_follows_the_template(tmp_path, cap
     path = tmp_path / "06-embeddings.ipynb"
     assert f"Wrote {path}" in capsys.readouterr().out
     nb = nbformat.read(path, as_version=4)
-    assert template_problems(nb) == [] and exercise_problems(nb) == []
+    assert exercise_problems(nb) == []
+    # Only its unfilled texts stand between it and the gates: one sentence each, naming the cell.
+    problems = template_problems(nb)
+    assert problems and all("still has the template's placeholder [write: " in p for p in problems)
+    assert problems[0] == (
+        "cell 1 (counting markdown; first line: '# Embeddings') still has the template's placeholder "
+        "[write: one sentence, what the learner will be able to do]: write one sentence, what the learner "
+        "will be able to do in its place."
+    )
+    assert template_problems(filled(nb)) == []
+
+
+def filled(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The lesson as a teacher leaves it: every [write: ...] text written."""
+    for cell in nb.cells:
+        cell.source = template.PLACEHOLDER.sub("Written by the teacher.", cell.source)
+    return nb
 
 
 @pytest.mark.parametrize("name", ["Embeddings", "two words", "06-x", ""])
@@ -39,6 +55,7 @@ def test_a_new_lesson_goes_green_once_recorded(tmp_path, local_env, monkeypatch)
     folder.mkdir()
     assert cli.main(["new-lesson", "octopuses", "--folder", str(folder)]) == 0
     (path,) = notebooks.lessons(folder)
+    nbformat.write(filled(nbformat.read(path, as_version=4)), path)
     # make record: record its requests from the embedded model, then make notebooks (replay)
     assert notebooks.record([path], folder=recordings, out=lambda line: None) == 0
     monkeypatch.setenv("AKASH_NB_RECORDINGS", str(recordings))
