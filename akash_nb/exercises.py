@@ -296,7 +296,8 @@ def check_extraction(
                 return Check(
                     False,
                     f"{name} is {value}, which is valid but not what the text says: the schema "
-                    "checks the shape, not the facts; say in the prompt exactly which year you want.",
+                    "checks the shape, not the facts; give the number a range in the schema, or say "
+                    "in the prompt which number you want.",
                 )
         else:
             if not isinstance(value, str):
