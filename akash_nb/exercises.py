@@ -376,3 +376,74 @@ def check_tool_validator(validate: object) -> Check:
             return Check(False, f"{call} returned {result!r}; return the parsed arguments, a dict.")
     bad = sum(1 for *_, wrong in TOOL_CALL_CASES if wrong)
     return Check(True, f"{bad} bad calls refused, {len(TOOL_CALL_CASES) - bad} good ones passed through.")
+
+
+# lesson 06
+
+PERSON_TEXT = (
+    "Grace Hopper was born in New York City on 9 December 1906. She joined the Harvard Mark I team in "
+    "1944, led the work on the first compiler in 1952, and died in Arlington, Virginia, in 1992."
+)
+# What PERSON_TEXT says, field by field: each accepted spelling of a string, or the one number.
+PERSON_FACTS: dict[str, tuple[str, ...] | int] = {
+    "name": ("Grace Hopper",),
+    "birth_year": 1906,
+    "birth_city": ("New York City", "New York"),
+}
+
+
+def _same_words(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def check_extraction(
+    response: object,
+    facts: dict[str, tuple[str, ...] | int] = PERSON_FACTS,
+) -> Check:
+    """Lesson 6: the answer is complete JSON with every field of `facts`, each of the right type, and each
+    says what the text says: a well-formed answer with a wrong year or city fails."""
+    completion = _completion(response, "my_person")
+    if isinstance(completion, Check):
+        return completion
+    choice = completion.choices[0]
+    content = choice.message.content or ""
+    if choice.finish_reason != "stop":
+        return Check(
+            False,
+            f"finish_reason is {choice.finish_reason!r}: the JSON was cut off; raise max_tokens.",
+        )
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as error:
+        return Check(
+            False,
+            f"the answer is not JSON ({error.msg} at character {error.pos}): pass "
+            "response_format with the schema so the server allows only JSON.",
+        )
+    if not isinstance(data, dict):
+        return Check(False, f"the answer is a JSON {type(data).__name__}, not an object with the fields.")
+    missing = [name for name in facts if name not in data]
+    if missing:
+        return Check(False, f"the JSON has no {', '.join(missing)}: name every field in the schema.")
+    for name, fact in facts.items():
+        value = data[name]
+        if isinstance(fact, int):
+            if not isinstance(value, int) or isinstance(value, bool):
+                return Check(False, f"{name} is {value!r}, not a whole number: make it an int in the schema.")
+            if value != fact:
+                return Check(
+                    False,
+                    f"{name} is {value}, which is valid but not what the text says: the schema "
+                    "checks the shape, not the facts; give the number a range in the schema, or say "
+                    "in the prompt which number you want.",
+                )
+        else:
+            if not isinstance(value, str):
+                return Check(False, f"{name} is {value!r}, not a string: make it a str in the schema.")
+            if not any(_same_words(value, spelling) for spelling in fact):
+                return Check(
+                    False,
+                    f"{name} is {value!r}, which is valid but not what the text says: the schema "
+                    "checks the shape, not the facts.",
+                )
+    return Check(True, f"complete JSON, and all {len(facts)} fields say what the text says.")

@@ -361,3 +361,65 @@ def test_tool_validator_wants_a_sentence_in_each_refusal():
             raise ValueError("") from None
 
     assert "no message" in exercises.check_tool_validator(silent).message
+
+
+# --- lesson 06: structured output ---------------------------------------------------------------------------
+
+RIGHT_PERSON = '{"name": "Grace Hopper", "birth_year": 1906, "birth_city": "New York City"}'
+
+
+def test_extraction_passes_the_facts_of_the_text_in_any_spacing_or_case():
+    assert exercises.check_extraction(completion(RIGHT_PERSON)).passed
+    spaced = '{\n  "name": "grace  hopper",\n  "birth_year": 1906,\n  "birth_city": "New York"\n}'
+    assert exercises.check_extraction(completion(spaced)).passed
+
+
+def test_the_facts_the_extraction_check_holds_are_the_texts():
+    for fact in exercises.PERSON_FACTS.values():
+        spellings = (str(fact),) if isinstance(fact, int) else fact
+        assert all(s in exercises.PERSON_TEXT for s in spellings), fact
+
+
+@pytest.mark.parametrize(
+    ("reply", "field"),
+    [
+        # what SmolLM2-135M wrote under the plain int schema (lesson 06): valid, and wrong
+        ('{"name": "Grace Hopper", "birth_year": 923000000000, "birth_city": "New York City"}', "birth_year"),
+        # another year of the text, and another city of the text: well-formed and still wrong
+        ('{"name": "Grace Hopper", "birth_year": 1992, "birth_city": "New York City"}', "birth_year"),
+        ('{"name": "Grace Hopper", "birth_year": 1906, "birth_city": "Arlington"}', "birth_city"),
+        ('{"name": "Grace", "birth_year": 1906, "birth_city": "New York City"}', "name"),
+    ],
+)
+def test_a_well_formed_extraction_that_says_what_the_text_does_not_fails(reply, field):
+    check = exercises.check_extraction(completion(reply))
+    assert not check.passed and field in check.message and "not what the text says" in check.message
+
+
+@pytest.mark.parametrize(
+    ("reply", "says"),
+    [
+        ('{\n  "name": "Grace Hopper",\n  "birthyear": 9 Dec 1906\n}', "not JSON"),
+        ('Here is the JSON: {"name": "Grace Hopper"}', "not JSON"),
+        ('["Grace Hopper", 1906, "New York City"]', "not an object"),
+        (
+            '{"name": "Grace Hopper", "birthyear": "9 December 1906", "birthcity": "New York City"}',
+            "no birth_year",
+        ),
+        (
+            '{"name": "Grace Hopper", "birth_year": "1906", "birth_city": "New York City"}',
+            "not a whole number",
+        ),
+        ('{"name": "Grace Hopper", "birth_year": true, "birth_city": "New York City"}', "not a whole number"),
+        ('{"name": ["Grace Hopper"], "birth_year": 1906, "birth_city": "New York City"}', "not a string"),
+    ],
+)
+def test_a_malformed_extraction_fails_saying_what_is_wrong(reply, says):
+    check = exercises.check_extraction(completion(reply))
+    assert not check.passed and says in check.message, check.message
+
+
+def test_a_cut_off_extraction_fails_on_its_finish_reason():
+    cut = exercises.check_extraction(completion('{"name": "Grace Hopper", "birth_ye', "length"))
+    assert not cut.passed and "cut off" in cut.message and "max_tokens" in cut.message
+    assert "my_person is None" in exercises.check_extraction(None).message

@@ -1,5 +1,6 @@
 """The portable skill: every lesson's guide cells (tagged `guide`), pasted into a plain Python file with
-only `openai` imported and the values set, run unchanged against the real embedded server."""
+only `openai` (and `pydantic`, which `pip install openai` brings) imported and the values set, run
+unchanged against the real embedded server."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def test_the_guide_cells_import_only_openai(path):
     script = guide_script(path)
     assert "client = openai.OpenAI(" in script, f"{path.name} has no guide client block"
     assert "akash_nb" not in script.replace('sys.modules["akash_nb"]', "").replace("no akash_nb", "")
-    others = imported(script) - {"openai"} - set(sys.stdlib_module_names)
+    # pydantic is openai's own dependency: lesson 06 validates structured output with it
+    others = imported(script) - {"openai", "pydantic"} - set(sys.stdlib_module_names)
     assert not others, f"{path.name}'s guide cells import {others}"
 
 
