@@ -374,6 +374,12 @@ def _clause(opens: str, words: list[str], aliases: dict[str, list[str]]) -> Clau
     by_at: int | None = None
     verb_at = -1.0
     subject = False  # a pronoun came before the first verb
+    if (
+        opens == "relative" and words
+    ):  # "that mimic ...", "that perceives its ...", not "that humans associate"
+        first, second = words[0].lower(), (words[1].lower() if len(words) > 1 else "")
+        noun = first.endswith("s") and second and second not in FUNCTION_WORDS and not second.endswith("s")
+        before = "" if noun else "that"
     for index, token in enumerate(words):
         low = token.lower()
         if low in {"i", "we", "you", "he", "she", "they", "it"} and verb_at < 0:
@@ -393,6 +399,20 @@ def _clause(opens: str, words: list[str], aliases: dict[str, list[str]]) -> Clau
             for word in aliases.get(low, [low]):
                 terms.append(Term(word, _stem(word), name or number, negated, len(terms), links))
         before = low
+    if (
+        links == 0 and not opens
+    ):  # no verb found: the first "-s" word after a singular noun ("intelligence demonstrates")
+        k = next(
+            (
+                k
+                for k in range(1, len(terms))
+                if terms[k].word.endswith("s") and not terms[k - 1].word.endswith("s")
+            ),
+            None,
+        )
+        if k is not None:
+            terms = terms[:k] + [replace(t, verb_before=1) for t in terms[k:]]
+            verb_at = k
     if by_at is not None and 0 < by_at < len(terms):  # "B V-ed by A": A comes first, then V, then B
         link = terms[by_at].verb_before
         end = next((i for i in range(by_at, len(terms)) if terms[i].verb_before != link), len(terms))
