@@ -220,6 +220,7 @@ CONTRASTS = (
     "other than",
 )
 NEGATIONS = frozenset("not no never without cannot nor none neither nobody nothing".split())
+SENTENCE_END = r"(?<=[.!?])[\"')]?\s+|\n+"  # '... "intelligent machines." This term' ends one
 PRONOUNS = ("it", "its", "they", "them", "their", "she", "her", "he", "his", "him")
 # Past tenses without -ed, so that "won" and "kept" count as verbs (see _is_verb).
 IRREGULAR_VERBS = frozenset(
@@ -231,7 +232,7 @@ IRREGULAR_VERBS = frozenset(
 RELATIVES = frozenset("that which who whom whose where when such".split())
 COPULAS = frozenset("is are was were be been being am refers refer means".split())
 FUNCTION_WORDS = (
-    COMMON_WORDS - {"one", "two", "first", "second", "human", "natural"} - NEGATIONS
+    COMMON_WORDS - {"one", "two", "first", "second", "human", "natural", "study", "studies"} - NEGATIONS
 ) | frozenset("its itself themselves or whether if because".split())
 NUMBER_WORDS = frozenset(
     """zero one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred
@@ -342,7 +343,7 @@ def _clauses(text: str, aliases: dict[str, list[str]]) -> list[list[Clause]]:
         lowered = re.sub(rf"\b{phrase}\b", " |contrast| ", lowered, flags=re.IGNORECASE)
     lowered = re.sub(r"n't\b", " not", lowered)
     sentences: list[list[Clause]] = []
-    for sentence in re.split(r"(?<=[.!?])\s+|\n+", lowered):
+    for sentence in re.split(SENTENCE_END, lowered):
         tokens = re.findall(r"\|contrast\||" + _TOKEN.pattern, sentence)
         if not any(t.isalnum() for t in tokens):
             continue
@@ -505,7 +506,7 @@ def _assign(claim: Clause, scope: list[tuple[Term, bool | None, bool, bool]]) ->
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if re.search(r"[A-Za-z0-9]", s)]
+    return [s.strip() for s in re.split(SENTENCE_END, text) if re.search(r"[A-Za-z0-9]", s)]
 
 
 def unsupported_claims(summary: str, source: str) -> list[tuple[str, str]]:
