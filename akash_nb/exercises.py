@@ -537,6 +537,11 @@ def unsupported_claims(summary: str, source: str) -> list[tuple[str, str]]:
     return failed
 
 
+def _found(claim: Clause, terms: tuple[Term, ...]) -> int:
+    """How many of the claim's terms `terms` has."""
+    return sum(any(_same(t, k) for k in terms) for t in claim.terms)
+
+
 def _unsupported(sentence: list[Clause], known: list[tuple[Clause, tuple[Term, ...]]]) -> str | None:
     """Why some clause of a summary's sentence is not stated by the text, or None when every one is."""
     for i, claim in enumerate(sentence):
@@ -549,9 +554,13 @@ def _unsupported(sentence: list[Clause], known: list[tuple[Clause, tuple[Term, .
             )
             claims.append(Clause(sentence[i - 1].terms + joined, claim.opens, claim.text))
         for one in claims:
-            reasons = [_fits(one, clause, hung) for clause, hung in known]
-            if all(r is not None for r in reasons):
-                return min((r for r in reasons if r is not None), key=lambda r: ("never says" in r, len(r)))
+            reasons = [(_fits(one, clause, hung), clause, hung) for clause, hung in known]
+            if all(r is not None for r, _, _ in reasons):
+                # say why for the clause closest to the claim: the one that has most of its words
+                best = max(
+                    reasons, key=lambda r: (_found(one, r[1].terms + r[2]), "never says" not in str(r[0]))
+                )
+                return best[0]
     return None
 
 
