@@ -460,13 +460,13 @@ def _fits(claim: Clause, source: Clause, hung: tuple[Term, ...]) -> str | None:
             [(t, t.negated != flip, True, True) for t in source.terms]
             + [(replace(t, rank=at), None if flip else t.negated, ordered, False) for t in hung]
         )
-    reasons: list[str] = []
+    reasons: list[tuple[int, str]] = []
     for scope in scopes:
         reason = _assign(claim, scope)
         if reason is None:
             return None
-        reasons.append(reason)
-    return min(reasons, key=len)
+        reasons.append((_found(claim, tuple(t for t, *_ in scope)), reason))
+    return max(reasons, key=lambda r: r[0])[1]  # why, for the reading that has most of the claim's words
 
 
 def _assign(claim: Clause, scope: list[tuple[Term, bool | None, bool, bool]]) -> str | None:
@@ -476,13 +476,14 @@ def _assign(claim: Clause, scope: list[tuple[Term, bool | None, bool, bool]]) ->
     for term in claim.terms:
         same = [(t, neg, ordered, own) for t, neg, ordered, own in scope if _same(term, t)]
         if not same:
-            return f"the text's clause never says {term.word!r}"
+            return f"the closest clause of the text lacks {term.word!r}"
         signed = [(t, ordered, own) for t, neg, ordered, own in same if neg is None or neg == term.negated]
         if not signed:
-            return f"it {'adds' if term.negated else 'drops'} a negation or a contrast around {term.word!r}"
+            change = "adds" if term.negated else "drops"
+            return f"it {change} a negation, or crosses a contrast, at {term.word!r}"
         options.append(signed)
     if options and not any(all(own for *_, own in option) for option in options):
-        return "the text's clause never says it"  # a claim on what the clause hangs on is not this clause's
+        return "it says only what the clause hangs on"  # that is the clause before's claim, not this one's
 
     def search(done: list[tuple[Term, Term, bool]]) -> bool:
         if len(done) == len(options):
@@ -528,7 +529,7 @@ def unsupported_claims(summary: str, source: str) -> list[tuple[str, str]]:
                 t.word for c in sentence for t in c.terms if not any(_same(t, k) for k, _, _ in everywhere)
             ]
             if missing:
-                failed.append((text, f"the text never says {missing[0]!r}"))
+                failed.append((text, f"{missing[0]!r} is not in the text"))
                 break
             reason = _unsupported(sentence, known)
             if reason is not None:
@@ -557,9 +558,7 @@ def _unsupported(sentence: list[Clause], known: list[tuple[Clause, tuple[Term, .
             reasons = [(_fits(one, clause, hung), clause, hung) for clause, hung in known]
             if all(r is not None for r, _, _ in reasons):
                 # say why for the clause closest to the claim: the one that has most of its words
-                best = max(
-                    reasons, key=lambda r: (_found(one, r[1].terms + r[2]), "never says" not in str(r[0]))
-                )
+                best = max(reasons, key=lambda r: (_found(one, r[1].terms + r[2]), "lacks" not in str(r[0])))
                 return best[0]
     return None
 
