@@ -334,3 +334,23 @@ def test_every_lessons_solution_passes_its_check_and_run_all_leaves_it_alone():
         (solution,) = [c for c in nb.cells if notebooks.SOLUTION_TAG in c.metadata.get("tags", [])]
         shown = [o.data["text/plain"] for o in solution.outputs if o.output_type == "execute_result"]
         assert shown and shown[-1].startswith("✓"), f"{path.name}'s solution: {shown}"
+
+
+def test_lesson_04_shows_the_proxy_gamed_and_its_check_and_no_gaming_hint():
+    """Issue 21: the lesson runs the false sentence through both checks, prints the check's source, and no
+    hint teaches to drop the words a word-overlap score lists (which games it)."""
+    nb = nbformat.read(ROOT / "notebooks" / "04-summarization.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "unsupported_words(false_summary, text)" in code
+    assert "unsupported_claims(false_summary, text)" in code
+    assert "inspect.getsource(akash_nb.exercises.check_summary)" in code
+    assert "ask again without it" not in prose  # the old hint: drop the words a word-overlap score lists
+    shown = [
+        o.text
+        for c in nb.cells
+        if "false_summary" in c.source
+        for o in c.get("outputs", [])
+        if o.output_type == "stream"
+    ]
+    assert shown and "words the text never uses: []" in shown[0] and "crosses a contrast" in shown[0]
