@@ -7,6 +7,8 @@ import json
 
 import nbformat
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
 from project import REPLAY, ROOT
 
@@ -131,45 +133,167 @@ def test_summary_must_end_by_itself_within_the_word_limit():
     assert "words" in exercises.check_summary(completion("word " * 50), GUIDE_TEXT).message
 
 
+# The old check's "faithful" example ("intelligence demonstrated by machines that perceive their
+# environment...") merges two sentences and makes the machines the text's agents: it no longer passes.
 FAITHFUL = (
-    "Artificial intelligence is intelligence demonstrated by machines that perceive their "
-    "environment and take actions to achieve their goals."
+    "Intelligent agents perceive their environment and take actions that maximize their chance of "
+    "achieving their goals."
 )
+FALSE_AI = "Artificial intelligence is the natural intelligence displayed by humans and animals."
+
+
+def test_the_false_sentence_made_of_the_texts_words_fails():
+    """Issue 21: every word of it is in the text (the old word-overlap check passed it), but the text says
+    the opposite: AI is machine intelligence, in contrast to the natural intelligence of humans."""
+    assert exercises.unsupported_words(FALSE_AI, GUIDE_TEXT) == []
+    check = exercises.check_summary(completion(FALSE_AI), GUIDE_TEXT)
+    assert not check.passed
+    assert FALSE_AI in check.message and "ask for a summary" in check.message
+    assert check.message.count(". ") == 0, "one sentence"
+
+
+# Summaries that stay close to the text (a sentence copied, a clause kept, a passive turned active, a
+# contrast turned into a negation): each must pass.
+TRUE_AI = [
+    "AI is intelligence demonstrated by machines.",
+    "Artificial intelligence (AI) is intelligence demonstrated by machines.",
+    "Machines demonstrate artificial intelligence.",
+    "Artificial intelligence is intelligence demonstrated by computers.",
+    "AI is not the natural intelligence displayed by humans and animals.",
+    "Natural intelligence is displayed by humans and animals.",
+    "AI refers to intelligence demonstrated by machines, as opposed to natural intelligence.",
+    "AI is intelligence demonstrated by machines, unlike the natural intelligence of humans and animals.",
+    "Leading AI textbooks define the field as the study of intelligent agents.",
+    "An intelligent agent is any device that perceives its environment and takes actions.",
+    "Machines mimic cognitive functions that humans associate with the human mind.",
+    "Machines mimic cognitive functions, such as learning and problem-solving.",
+    "AI is intelligence demonstrated by machines. It is the study of intelligent agents.",
+    FAITHFUL,
+]
+
+
+@pytest.mark.parametrize("summary", TRUE_AI)
+def test_a_summary_the_text_states_passes(summary):
+    check = exercises.check_summary(completion(summary), GUIDE_TEXT)
+    assert check.passed, check.message
+
+
+# Built from the text's words, each says something else: (summary, what the message must name).
+FALSE_AI_CLAIMS = [
+    (FALSE_AI, "natural"),  # crosses "in contrast to"
+    ("AI refers to natural intelligence, as opposed to intelligence demonstrated by machines.", "natural"),
+    ("Natural intelligence is not displayed by humans and animals.", "negation"),  # adds a negation
+    ("AI is not intelligence demonstrated by machines.", "AI is not"),  # negates the text's own claim
+    ("Machines do not mimic cognitive functions.", "Machines do not"),
+    ("AI is intelligence demonstrated by humans.", "humans"),  # the phrase on the wrong subject
+    ("Humans mimic cognitive functions.", "Humans mimic"),  # humans associate; machines mimic
+    ("The environment perceives intelligent agents.", "swaps"),  # who perceives whom
+    ("Intelligence demonstrates machines.", "swaps"),
+    ("Leading AI textbooks define the field as the study of 3 intelligent agents.", "'3'"),  # a number
+    ("AI is intelligence demonstrated by machines. Humans take actions.", "Humans take actions"),
+]
+
+
+@pytest.mark.parametrize(("summary", "named"), FALSE_AI_CLAIMS)
+def test_a_summary_that_changes_what_the_text_says_fails(summary, named):
+    check = exercises.check_summary(completion(summary), GUIDE_TEXT)
+    assert not check.passed, summary
+    assert named in check.message
+
+
+TOWER = """The Eiffel Tower was designed by Gustave Eiffel's company and opened in 1889.
+Unlike most towers of its time, it is made of wrought iron rather than stone.
+Critics did not like the tower at first, but Parisians came to love it.
+The tower has three levels for visitors, and it is 330 metres tall."""
+
+CURIE = """Marie Curie, a physicist born in Warsaw, won the Nobel Prize in 1903 with Pierre Curie.
+She studied radioactivity instead of chemistry at first, and she never patented her methods.
+All her samples were stored in lead boxes, except the radium, which she kept in her desk.
+Pierre taught physics in Paris, while Marie worked without a salary for years."""
 
 
 @pytest.mark.parametrize(
-    ("summary", "invented"),
+    ("text", "summary", "stated"),
     [
-        (
-            (
-                "Artificial intelligence (AI) is a field that combines human capabilities with artificial "
-                "intelligence."
-            ),
-            ["combines", "capabilities"],
-        ),
-        (
-            "AI is intelligence demonstrated by machines, which gives them self-awareness.",
-            ["self", "awareness"],
-        ),
-        (
-            (
-                "Artificial intelligence (AI) is a field that combines human intelligence with the "
-                "capabilities of machines to create new knowledge and capabilities."
-            ),
-            ["combines", "capabilities", "knowledge"],
-        ),
+        (TOWER, "The Eiffel Tower opened in 1889.", True),
+        (TOWER, "The Eiffel Tower opened in 1890.", False),  # a date
+        (TOWER, "Gustave Eiffel's company designed the Eiffel Tower.", True),
+        (TOWER, "The Eiffel Tower designed Gustave Eiffel's company.", False),  # who did what
+        (TOWER, "The Eiffel Tower was designed by Gustave Martin's company.", False),  # a name
+        (TOWER, "The tower is made of wrought iron.", True),
+        (TOWER, "The tower is made of stone.", False),  # crosses "rather than"
+        (TOWER, "The tower is not made of stone.", True),
+        (TOWER, "Most towers of its time were made of wrought iron.", False),  # crosses "unlike"
+        (TOWER, "Critics did not like the tower at first.", True),
+        (TOWER, "Critics liked the tower at first.", False),  # drops a negation
+        (TOWER, "Parisians came to love the tower.", True),
+        (TOWER, "Parisians did not like the tower at first.", False),  # across "but", the wrong subject
+        (TOWER, "Critics came to love the tower.", False),
+        (TOWER, "The tower has four levels for visitors.", False),  # a number
+        (TOWER, "The tower is 330 metres tall.", True),
+        (TOWER, "The tower never opened.", False),  # adds a negation
+        (CURIE, "Marie Curie was a physicist born in Warsaw.", True),
+        (CURIE, "Pierre Curie was born in Warsaw.", False),  # the phrase on the wrong subject
+        (CURIE, "Marie Curie won the Nobel Prize in 1903.", True),
+        (CURIE, "Marie Curie won the Nobel Prize in 1911.", False),
+        (CURIE, "She studied chemistry at first.", False),  # crosses "instead of"
+        (CURIE, "Marie Curie never patented her methods.", True),
+        (CURIE, "Marie Curie patented her methods.", False),
+        (CURIE, "The radium was stored in lead boxes.", False),  # crosses "except"
+        (CURIE, "She kept the radium in her desk.", True),
+        (CURIE, "Marie taught physics in Paris.", False),
+        (CURIE, "Marie worked without a salary for years.", True),
+        (CURIE, "Marie worked with a salary.", False),  # drops "without"
+        (CURIE, "Paris taught physics to Pierre.", False),
     ],
 )
-def test_a_summary_that_adds_claims_absent_from_the_text_fails(summary, invented):
-    check = exercises.check_summary(completion(summary), GUIDE_TEXT)
-    assert not check.passed, summary
-    for word in invented:
-        assert word in check.message
+def test_the_rule_holds_on_other_texts(text, summary, stated):
+    check = exercises.check_summary(completion(summary), text)
+    assert check.passed is stated, check.message
 
 
-def test_a_faithful_summary_and_the_guides_own_pass_the_claims_check():
-    assert exercises.check_summary(completion(FAITHFUL), GUIDE_TEXT).passed
+NOUNS = ["cats", "dogs", "farmers", "engineers", "rivers", "teachers", "robots", "pilots"]
+VERBS = ["chase", "feed", "train", "visit", "protect", "follow", "paint", "ignore"]
+
+
+@given(
+    st.lists(st.sampled_from(NOUNS), min_size=2, max_size=2, unique=True),
+    st.sampled_from(VERBS),
+    st.integers(2, 99),
+)
+def test_properties_of_a_plain_claim(pair, verb, count):
+    """A sentence copied from the text passes; negating it, swapping who does what, or changing its number
+    fails."""
+    subject, thing = pair
+    text = f"The {subject} {verb} {count} {thing} every day. The weather is mild."
+    passes = lambda summary: exercises.check_summary(completion(summary), text).passed  # noqa: E731
+    assert passes(f"The {subject} {verb} {count} {thing} every day.")
+    assert passes(f"The {subject} {verb} {count} {thing}.")
+    assert not passes(f"The {subject} do not {verb} {count} {thing} every day.")
+    assert not passes(f"The {thing} {verb} {count} {subject} every day.")
+    assert not passes(f"The {subject} {verb} {count + 1} {thing} every day.")
+    assert not passes(f"The {subject} never {verb} {thing}.")
+
+
+def test_a_summary_that_adds_claims_absent_from_the_text_fails():
+    for summary, invented in [
+        (
+            "Artificial intelligence (AI) is a field that combines human capabilities with machines.",
+            "combines",
+        ),
+        ("AI is intelligence demonstrated by machines, which gives them self-awareness.", "gives"),
+    ]:
+        check = exercises.check_summary(completion(summary), GUIDE_TEXT)
+        assert not check.passed and invented in check.message, check.message
+
+
+def test_the_word_overlap_proxy_still_lists_the_guides_words():
     assert exercises.unsupported_words(SUMMARY, GUIDE_TEXT) == []
+    assert exercises.unsupported_words("AI gives self-awareness.", GUIDE_TEXT) == [
+        "gives",
+        "self",
+        "awareness",
+    ]
 
 
 def test_repeatable_compares_the_two_answers():
@@ -423,3 +547,23 @@ def test_a_cut_off_extraction_fails_on_its_finish_reason():
     cut = exercises.check_extraction(completion('{"name": "Grace Hopper", "birth_ye', "length"))
     assert not cut.passed and "cut off" in cut.message and "max_tokens" in cut.message
     assert "my_person is None" in exercises.check_extraction(None).message
+
+
+def test_lesson_04_shows_the_proxy_gamed_and_its_check_and_no_gaming_hint():
+    """Issue 21: the lesson runs the false sentence through both checks, prints the check's source, and no
+    hint teaches to drop the words a word-overlap score lists (which games it)."""
+    nb = nbformat.read(ROOT / "notebooks" / "04-summarization.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "unsupported_words(false_summary, text)" in code
+    assert "unsupported_claims(false_summary, text)" in code
+    assert "inspect.getsource(akash_nb.exercises.check_summary)" in code
+    assert "ask again without it" not in prose  # the old hint: drop the words a word-overlap score lists
+    shown = [
+        o.text
+        for c in nb.cells
+        if "false_summary" in c.source
+        for o in c.get("outputs", [])
+        if o.output_type == "stream"
+    ]
+    assert shown and "words the text never uses: []" in shown[0] and "crosses a contrast" in shown[0]
