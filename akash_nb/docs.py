@@ -73,7 +73,38 @@ SECTIONS = (
 
 # Beyond the seed: lessons that teach what a learner of AkashML, vLLM or llama.cpp needs next, each on the
 # page as a "Going further" section with its plain openai code.
-GOING_FURTHER: tuple[Section, ...] = ()
+GOING_FURTHER: tuple[Section, ...] = (
+    Section(
+        "### Structured output",
+        "06-structured-output",
+        "A program needs fields, not prose. Describe them once as a Pydantic model and send its JSON schema as "
+        "`response_format`: a server that supports `json_schema` (llama.cpp, vLLM) then allows only tokens that "
+        "keep the answer valid, and Pydantic (or `client.chat.completions.parse`) reads it. Valid is not "
+        "correct: the schema fixes the shape, not the facts, so check `finish_reason` and compare the fields "
+        "with your source.",
+    ),
+    Section(
+        "### Failures and cost",
+        "07-failures-and-cost",
+        "Every failed request raises an exception of its own class: `AuthenticationError` (401), "
+        "`BadRequestError` (400, e.g. a prompt over the context), `NotFoundError` (404), `RateLimitError` "
+        "(429), `InternalServerError` (500 and up, AkashML's 504 and 529 among them), `APIStatusError` for "
+        "402 (no credits), and `APITimeoutError` when no answer came in time. The SDK retries 408, 409, 429, "
+        "500 and up, timeouts and dropped connections `max_retries` times (2 by default), waiting what "
+        "`Retry-After` asks. A stream reports its usage only when asked, in one last chunk with no choices; "
+        "price it at your model's current per-million prices.",
+    ),
+    Section(
+        "### Tool calling",
+        "08-tool-calling",
+        "The model never runs your code. You describe each function in `tools` (a name, a description, a JSON "
+        "schema); a model trained for tools answers with `message.tool_calls`. Each call's "
+        "`function.arguments` is a JSON string the model wrote, so validate it before anything runs, send each "
+        "result back as a `tool` message with the call's id, and ask again until the answer has no tool call, "
+        "with a limit on rounds. SmolLM2-135M's chat template has no place for tools, so the embedded model "
+        "never calls one: use a tool-trained model.",
+    ),
+)
 
 GOING_FURTHER_INTRO = """\
 ## Going further
