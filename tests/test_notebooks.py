@@ -306,6 +306,7 @@ def test_the_conversation_lesson_writes_the_history_the_failed_turn_and_the_trim
     before, after = re.search(r"messages before: (\d+) after: (\d+) last role: assistant", failed).groups()
     assert before == after, failed
     assert "last role: user" in printed(nb, "guide_way.append(")
+    assert "the next turn fails too: HTTP 400" in printed(nb, "Who scored in the final?")
 
 
 @pytest.mark.parametrize("needle", ["trim(history + question", "chat.trimmed(total - 1)"])
