@@ -283,3 +283,78 @@ def test_recordings_are_small_readable_json():
         assert path.stat().st_size < 64_000, f"{path.name} is large; is it recording more than a lesson?"
         data = json.loads(path.read_text())
         assert "authorization" not in json.dumps(data).lower()
+
+
+def first_cell(nb, needle: str) -> int:
+    """The index of the first code cell whose source holds `needle`."""
+    found = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and needle in c.source]
+    assert found, f"no code cell holds {needle!r}"
+    return found[0]
+
+
+def printed(nb, needle: str) -> str:
+    """What the first code cell holding `needle` printed."""
+    return "".join(outputs_text(nb.cells[first_cell(nb, needle)]))
+
+
+def test_the_conversation_lesson_writes_the_history_the_failed_turn_and_the_trim_before_the_helper():
+    nb = lesson_named("02-conversation")
+    helper = first_cell(nb, "akash_nb.Conversation(")
+    for skill in ("def ask(", "except openai.BadRequestError", "def trim(", "del kept[1:3]"):
+        assert first_cell(nb, skill) < helper, skill
+    failed = printed(nb, "ask(history, too_long")
+    assert "HTTP 400" in failed
+    before, after = re.search(r"messages before: (\d+) after: (\d+) last role: assistant", failed).groups()
+    assert before == after, failed
+    assert "last role: user" in printed(nb, "guide_way.append(")
+    assert "the next turn fails too: HTTP 400" in printed(nb, "Who scored in the final?")
+
+
+@pytest.mark.parametrize("needle", ["trim(history + question", "chat.trimmed(total - 1)"])
+def test_each_trim_demo_really_drops_turns(needle):
+    text = printed(lesson_named("02-conversation"), needle)
+    total = int(re.search(r"all messages: (\d+)", text).group(1))
+    kept = int(re.search(r"within \d+ tokens: (\d+)", text).group(1))
+    assert kept < total, text
+
+
+def test_the_conversation_lesson_does_not_contradict_the_guide():
+    text = markdown(lesson_named("02-conversation"))
+    assert "never prints" not in text
+
+
+@pytest.mark.parametrize("stem", ["02-conversation", "03-code-generation"])
+def test_an_answer_printed_again_is_remarked_on(stem):
+    """A new answer (a cell that asks the model) printed again word for word is followed by a note that says
+    it is the same (extracted code, which repeats its answer by design, asks nothing)."""
+    nb = lesson_named(stem)
+    seen: list[str] = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream").strip()
+        asks = any(call in cell.source for call in (".create(", ".send(", "ask("))
+        if asks and len(text) > 40 and any(text in earlier for earlier in seen):
+            note = next(c.source for c in nb.cells[i + 1 :] if c.cell_type == "markdown")
+            assert "same" in note, f"{stem} cell {i} repeats an earlier answer unremarked:\n{text[:200]}"
+        seen.append(text)
+
+
+def test_the_code_lesson_writes_the_regex_and_the_isolated_run_before_the_helpers():
+    nb = lesson_named("03-code-generation")
+    helper = first_cell(nb, "akash_nb.code.extract_code(")
+    assert first_cell(nb, 're.compile(r"```') < helper
+    run = first_cell(nb, 'subprocess.run([sys.executable, "-I"')
+    assert run < helper and "timeout=timeout" in nb.cells[run].source
+    demo = printed(nb, "wrong = run_isolated(")
+    assert "wrong function, exit code: 1" in demo and "TimeoutExpired" in demo
+
+
+@pytest.mark.parametrize(
+    ("stem", "check"), [("02-conversation", "check_third_turn"), ("03-code-generation", "check_palindrome")]
+)
+def test_the_exercise_check_is_shown_before_it_runs(stem, check):
+    nb = lesson_named(stem)
+    shown = first_cell(nb, f"inspect.getsource(akash_nb.exercises.{check})")
+    assert printed(nb, f"inspect.getsource(akash_nb.exercises.{check})").startswith(f"def {check}(")
+    assert shown < first_cell(nb, f"akash_nb.exercises.{check}(")
