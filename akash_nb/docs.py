@@ -77,11 +77,11 @@ GOING_FURTHER: tuple[Section, ...] = (
     Section(
         "### Structured output",
         "06-structured-output",
-        "A program needs fields, not prose. Describe them once as a Pydantic model and send its JSON schema as "
-        "`response_format`: a server that supports `json_schema` (llama.cpp, vLLM) then allows only tokens that "
-        "keep the answer valid, and Pydantic (or `client.chat.completions.parse`) reads it. Valid is not "
-        "correct: the schema fixes the shape, not the facts, so check `finish_reason` and compare the fields "
-        "with your source.",
+        "A program needs fields, not prose. Describe them once as a Pydantic model and send its JSON "
+        "schema as `response_format`: a server that supports `json_schema` (llama.cpp, vLLM) then allows "
+        "only tokens that keep the answer valid, and Pydantic (or `client.chat.completions.parse`) reads "
+        "it. Valid is not correct: the schema fixes the shape, not the facts, so check `finish_reason` "
+        "and compare the fields with your source.",
     ),
     Section(
         "### Failures and cost",
@@ -97,12 +97,12 @@ GOING_FURTHER: tuple[Section, ...] = (
     Section(
         "### Tool calling",
         "08-tool-calling",
-        "The model never runs your code. You describe each function in `tools` (a name, a description, a JSON "
-        "schema); a model trained for tools answers with `message.tool_calls`. Each call's "
-        "`function.arguments` is a JSON string the model wrote, so validate it before anything runs, send each "
-        "result back as a `tool` message with the call's id, and ask again until the answer has no tool call, "
-        "with a limit on rounds. SmolLM2-135M's chat template has no place for tools, so the embedded model "
-        "never calls one: use a tool-trained model.",
+        "The model never runs your code. You describe each function in `tools` (a name, a description, a "
+        "JSON schema); a model trained for tools answers with `message.tool_calls`. Each call's "
+        "`function.arguments` is a JSON string the model wrote, so validate it before anything runs, send "
+        "each result back as a `tool` message with the call's id, and ask again until the answer has no "
+        "tool call, with a limit on rounds. SmolLM2-135M's chat template has no place for tools, so the "
+        "embedded model never calls one: use a tool-trained model.",
     ),
 )
 
@@ -356,7 +356,22 @@ def page(folder: Path) -> str:
         preprocessors=_preprocessors(),
     )
     body, _ = exporter.from_notebook_node(guide_notebook(folder), resources={"front_matter": _front_matter()})
-    return re.sub(r"\n{3,}", "\n\n", body).rstrip() + "\n"
+    return _one_blank_line(body).rstrip() + "\n"
+
+
+def _one_blank_line(text: str) -> str:
+    """Runs of blank lines made one, outside fenced blocks: code keeps its own blank lines (PEP 8's two
+    before a class)."""
+    lines: list[str] = []
+    fence_open = ""
+    for line in text.split("\n"):
+        ticks = re.match(r"`{3,}", line)
+        if ticks and (not fence_open or (ticks.group() == fence_open and line.strip() == fence_open)):
+            fence_open = "" if fence_open else ticks.group()
+        elif not fence_open and not line.strip() and lines and not lines[-1].strip():
+            continue
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def lesson_html(path: Path) -> str:
