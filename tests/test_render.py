@@ -57,3 +57,30 @@ def test_a_learners_own_json_error_keeps_ipythons_traceback():
     shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback))  # without IPython's colours
     assert "not valid JSON" not in shown and "the provider" not in shown
     assert len(error.traceback) > 1 and "json.loads(\"{'a': 1}\")" in shown
+
+
+# --- the timing line ---------------------------------------------------------------------------------
+
+
+def test_the_footer_says_a_replayed_answer_was_not_timed():
+    from akash_nb import render
+
+    line = render.footer_text("m", "replay", "stop", None, seconds=0.01)
+    assert line.endswith("time not measured (replay)")
+    assert "0.01" not in line
+    streamed = render.footer_text(
+        "m", "replay", "stop", None, seconds=0.05, first_token_seconds=0.01, streamed=True
+    )
+    assert "first token" not in streamed and "total" not in streamed
+    assert streamed.endswith("time not measured (replay)")
+
+
+def test_the_footer_times_a_real_provider():
+    from akash_nb import render
+
+    assert render.footer_text("m", "local", "stop", None, seconds=0.38).endswith("· 0.38 s")
+    streamed = render.footer_text(
+        "m", "local", "stop", None, seconds=0.5, first_token_seconds=0.1, streamed=True
+    )
+    assert "first token 0.10 s · total 0.50 s" in streamed
+    assert "not measured" not in render.footer_text("m", "replay", "stop", None)  # no time, no claim
