@@ -594,8 +594,12 @@ def check_summary(response: object, text: str | None = None, max_words: int = 40
 
 
 def check_repeatable(first: object, second: object) -> Check:
-    """Lesson 5: two answers to the same request at temperature 0 are identical (usual on one server;
-    batched hosted servers do not promise it)."""
+    """Lesson 5: two answers to the same request at temperature 0 are identical.
+
+    Usual on one slot of one server, not promised on a multi-slot one: two requests can be answered by
+    different slots, in batches of different sizes, whose arithmetic differs in the last bits, and one
+    near-tie token then flips. So a failure names the first word where they part, and the llama.cpp fix
+    (`extra_body={"id_slot": 0}`: both requests on one slot)."""
     one, two = _completion(first, "first"), _completion(second, "second")
     if isinstance(one, Check):
         return one
@@ -603,13 +607,18 @@ def check_repeatable(first: object, second: object) -> Check:
         return two
     if one is two:
         return Check(False, "first and second are the same response; call create(...) twice.")
-    a, b = one.choices[0].message.content, two.choices[0].message.content
+    if one.model != two.model:
+        return Check(False, f"first came from {one.model} and second from {two.model}; ask one model twice.")
+    a, b = one.choices[0].message.content or "", two.choices[0].message.content or ""
     if a != b:
+        words_a, words_b = a.split(), b.split()
+        same = next((i for i, (x, y) in enumerate(zip(words_a, words_b, strict=False)) if x != y), None)
+        where = f"word {same + 1}" if same is not None else "the end"
         return Check(
             False,
-            "the two answers differ; use temperature=0 (and the same prompt and max_tokens) "
-            "for both. If you did, this server does not repeat itself: batched hosted "
-            "servers need not, even at temperature 0.",
+            f"the two answers part at {where}; use temperature=0 (and the same prompt and max_tokens) "
+            "for both. If you did, the server answered them on different slots or in different batches: "
+            'on llama.cpp add extra_body={"id_slot": 0} to both calls to pin them to one slot.',
         )
     return Check(True, "two calls gave the same answer.")
 

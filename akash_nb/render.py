@@ -137,6 +137,11 @@ def footer(
     )
 
 
+# Replayed answers come back at once, so their time says nothing about the model: the footer says so.
+NOT_TIMED_PROVIDER = "replay"
+NOT_MEASURED = "time not measured (replay)"
+
+
 def footer_text(
     model: str | None,
     provider: str | None,
@@ -150,13 +155,18 @@ def footer_text(
     """The one footer line every answer gets, e.g. "SmolLM2-135M-Instruct via local · finish_reason=stop ·
     41 prompt + 12 completion tokens · 0.98 s". `model` is the one the response names, never the one
     requested. A streamed answer (the panel, the ChatBox) always says what usage was reported, and times
-    its first token and its total."""
+    its first token and its total. Under replay the time is "not measured (replay)", never the replay
+    server's near-zero one."""
     who = model or "no answer"
     if provider:
         who += f" via {provider}"
     parts = [who, f"finish_reason={finish_reason}"]
     if usage is not None or streamed:
         parts.append(tokens_text(usage))
+    if provider == NOT_TIMED_PROVIDER and (seconds is not None or first_token_seconds is not None):
+        # The replay server answers at once: a time measured against it is not the model's time.
+        parts.append(NOT_MEASURED)
+        return " · ".join(parts)
     if first_token_seconds is not None:
         parts.append(f"first token {first_token_seconds:.2f} s")
     if seconds is not None:

@@ -109,6 +109,30 @@ class Result:
         printer.text(str(self))
 
 
+def create_code(request: dict[str, Any]) -> str:
+    """The plain-openai call a panel run sends, as code a learner can paste after the guide's client block
+    (the panel streams, so it passes stream=True and asks for usage on the last chunk)."""
+    lines = ["stream = client.chat.completions.create("]
+    lines += [f"    {name}={value!r}," for name, value in request.items()]
+    lines += ["    stream=True,", '    stream_options={"include_usage": True},', ")"]
+    lines += [
+        "for chunk in stream:",
+        "    if chunk.choices and chunk.choices[0].delta.content:",
+        '        print(chunk.choices[0].delta.content, end="")',
+    ]
+    return "\n".join(lines)
+
+
+def models_note(served: list[str], provider: str) -> str:
+    """Why the model dropdown holds what it holds: one entry is the provider's whole list, not a bug."""
+    if len(served) == 1:
+        return (
+            f"model: {provider} serves one model, so the list has one entry (client.models.list() "
+            "names it alone); AkashML and your own servers may serve several."
+        )
+    return f"model: the {len(served)} models {provider} serves (client.models.list())."
+
+
 def _split(
     messages: list[dict[str, Any]] | None, system: str | None, prompt: str | None
 ) -> tuple[list[dict[str, Any]], str | None, str | None]:
@@ -188,19 +212,38 @@ class Panel(widgets.VBox):
             if self.history
             else ""
         )
+        self.models_line = widgets.HTML()
+        self.code_button = widgets.ToggleButton(description="Show code", icon="code", value=False)
+        self.code = widgets.HTML(layout=widgets.Layout(display="none"))
         self.run_button.on_click(lambda _button: self.run())
+        self.code_button.observe(lambda _change: self._show_code(), names="value")
+        for box in (self.model, self.temperature, self.max_tokens, self.system, self.prompt):
+            box.observe(lambda _change: self._show_code(), names="value")
         self._load_models()
         super().__init__(
             [
                 widgets.HBox([self.model, self.temperature, self.max_tokens]),
+                self.models_line,
                 self.system,
                 earlier,
                 self.prompt,
-                self.run_button,
+                widgets.HBox([self.run_button, self.code_button]),
+                self.code,
                 self.answer,
                 self.usage,
             ]
         )
+        self._show_code()
+
+    def code_text(self) -> str:
+        """The exact create() call the next run sends, as plain openai code."""
+        return create_code(self.request())
+
+    def _show_code(self) -> None:
+        shown = self.code_button.value
+        self.code_button.description = "Hide code" if shown else "Show code"
+        self.code.layout.display = None if shown else "none"
+        self.code.value = f'<pre class="akash-nb-code">{html.escape(self.code_text())}</pre>' if shown else ""
 
     def _load_models(self) -> bool:
         """Fill the dropdown from the provider's live /models; on failure show why in the panel."""
@@ -213,6 +256,7 @@ class Panel(widgets.VBox):
         self.problem = None
         self.model.options = list(choice.served)
         self.model.value = choice.model
+        self.models_line.value = _usage_html(models_note(list(choice.served), self.conn.provider.name))
         return True
 
     def messages(self) -> list[dict[str, Any]]:

@@ -214,10 +214,24 @@ def assert_lesson_rendered(page, name: str) -> None:
         f"the panel's answer from {MODEL} via {PROVIDER}",
     )
     assert panel.locator(".akash-nb-answer").inner_text().strip(), f"{name}: the panel shows no answer"
+    show_the_code(panel, name)
     body = page.locator(".jp-NotebookPanel").inner_text()
     for broken in ("Error displaying widget", "Loading widget...", "model not found"):
         assert broken not in body, f"{name}: {broken!r} where a widget should be"
     assert not page.console_errors, f"{name}: JavaScript errors in the page: {page.console_errors}"
+
+
+def show_the_code(panel, name: str) -> None:
+    """The panel says why its model list has one entry, and Show code shows the create() call it sends."""
+    assert "serves one model, so the list has one entry" in panel.inner_text(), f"{name}: no models line"
+    assert not panel.locator("pre.akash-nb-code").count(), f"{name}: the code shows before it is asked for"
+    panel.locator("button", has_text="Show code").click()
+    code = panel.locator("pre.akash-nb-code")
+    code.wait_for()
+    text = code.inner_text()
+    assert "client.chat.completions.create(" in text and f"model='{MODEL}'" in text, text
+    panel.locator("button", has_text="Hide code").click()
+    code.wait_for(state="detached")
 
 
 def usage_text(panel) -> str:

@@ -303,6 +303,13 @@ def test_repeatable_compares_the_two_answers():
     assert not exercises.check_repeatable(completion("a"), None).passed
 
 
+def test_repeatable_says_where_two_answers_part_and_how_to_pin_one_slot():
+    # A multi-slot server (the class server has 32) can flip one near-tie token between two requests.
+    differ = exercises.check_repeatable(completion("Cloud power for all"), completion("Cloud power to all"))
+    assert not differ.passed
+    assert "part at word 3" in differ.message and '"id_slot": 0' in differ.message
+
+
 def test_a_check_renders_as_text_and_html():
     bundle = exercises.Check(True, "done")._repr_mimebundle_()
     assert bundle["text/plain"] == "✓ done" and "done" in bundle["text/html"]

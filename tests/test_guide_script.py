@@ -53,8 +53,9 @@ def test_the_guide_cells_import_only_openai(path):
     script = guide_script(path)
     assert "client = openai.OpenAI(" in script, f"{path.name} has no guide client block"
     assert "akash_nb" not in script.replace('sys.modules["akash_nb"]', "").replace("no akash_nb", "")
-    # pydantic is openai's own dependency: lesson 06 validates structured output with it
-    others = imported(script) - {"openai", "pydantic"} - set(sys.stdlib_module_names)
+    # pydantic is openai's own dependency (lesson 06 validates structured output with it); python-dotenv is
+    # how a learner's own script reads .env (lesson 00), as the anchors teach.
+    others = imported(script) - {"openai", "pydantic", "dotenv"} - set(sys.stdlib_module_names)
     assert not others, f"{path.name}'s guide cells import {others}"
 
 

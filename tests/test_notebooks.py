@@ -358,3 +358,53 @@ def test_the_exercise_check_is_shown_before_it_runs(stem, check):
     shown = first_cell(nb, f"inspect.getsource(akash_nb.exercises.{check})")
     assert printed(nb, f"inspect.getsource(akash_nb.exercises.{check})").startswith(f"def {check}(")
     assert shown < first_cell(nb, f"akash_nb.exercises.{check}(")
+
+
+# Lessons whose committed outputs predate the footer's "time not measured (replay)": refreshing them
+# (akash-nb refresh) makes the test below pass, and then strict xfail fails until the name is removed here.
+REPLAY_TIMES_NOT_REFRESHED = {"02-conversation", "03-code-generation", "04-summarization"}
+REPLAYED_TIME = re.compile(r"via replay\b[^\n]*\b\d+\.\d\d s\b")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="outputs not refreshed yet"))
+        if p.stem in REPLAY_TIMES_NOT_REFRESHED
+        else p
+        for p in LESSONS
+    ],
+    ids=lambda p: p.stem,
+)
+def test_a_replayed_answer_shows_no_time_as_if_measured(path):
+    """Replay answers at once: '0.01 s' for 30 tokens whose JSON says predicted_ms 380 is not a time."""
+    nb = nbformat.read(path, as_version=4)
+    shown = [t for c in nb.cells if c.cell_type == "code" for t in outputs_text(c) if REPLAYED_TIME.search(t)]
+    assert not shown, f"{path.name} shows replay times as measured: {shown[0][:200]}"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_no_lesson_links_to_itself(path):
+    nb = nbformat.read(path, as_version=4)
+    assert f"]({path.name})" not in markdown(nb), f"{path.name} links to itself"
+
+
+@pytest.mark.live
+def test_lesson_05s_sampler_defaults_are_the_embedded_servers_own(local_env):
+    """Lesson 05 explains temperature by llama.cpp's sampler defaults (its /props, which replay cannot
+    reach): they must be what the embedded engine really uses."""
+    import httpx
+
+    from akash_nb import local
+
+    (cell,) = [c for c in lesson_named("05-parameters").cells if "llama_cpp_defaults = {" in c.source]
+    shown: dict = {}
+    exec(cell.source.split("# From:")[0], shown)
+    server = local.ensure_server()
+    props = httpx.get(
+        server.base_url.removesuffix("/v1") + "/props",
+        headers={"Authorization": f"Bearer {server.key.reveal()}"},
+        timeout=30,
+    ).json()["default_generation_settings"]["params"]
+    for name, value in shown["llama_cpp_defaults"].items():
+        assert props[name] == pytest.approx(value) if isinstance(value, float) else props[name] == value, name

@@ -93,3 +93,30 @@ def test_another_server_is_not_named_a_class_server(tmp_path, monkeypatch):
         banner, footer = banner_and_footer(tmp_path, monkeypatch, dotenv)
         assert banner.startswith("Provider: openai-compatible — your OpenAI-compatible server"), banner
         assert " via openai-compatible · " in footer
+
+
+# --- the timing line ---------------------------------------------------------------------------------
+
+
+def test_the_footer_says_a_replayed_answer_was_not_timed():
+    from akash_nb import render
+
+    line = render.footer_text("m", "replay", "stop", None, seconds=0.01)
+    assert line.endswith("time not measured (replay)")
+    assert "0.01" not in line
+    streamed = render.footer_text(
+        "m", "replay", "stop", None, seconds=0.05, first_token_seconds=0.01, streamed=True
+    )
+    assert "first token" not in streamed and "total" not in streamed
+    assert streamed.endswith("time not measured (replay)")
+
+
+def test_the_footer_times_a_real_provider():
+    from akash_nb import render
+
+    assert render.footer_text("m", "local", "stop", None, seconds=0.38).endswith("· 0.38 s")
+    streamed = render.footer_text(
+        "m", "local", "stop", None, seconds=0.5, first_token_seconds=0.1, streamed=True
+    )
+    assert "first token 0.10 s · total 0.50 s" in streamed
+    assert "not measured" not in render.footer_text("m", "replay", "stop", None)  # no time, no claim

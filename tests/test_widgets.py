@@ -150,6 +150,29 @@ def test_the_controls_decide_the_request(fault):
     assert panel.result.text == "".join(WORDS) and panel.result.model == MODEL
 
 
+def test_the_shown_code_sends_exactly_what_the_panel_sends(fault):
+    client = fault_client(fault)
+    panel = akash_nb.panel(client, "Once upon a time", system="Be brief.", temperature=0.3, max_tokens=9)
+    assert panel.code.value == "" and panel.code_button.description == "Show code"
+    panel.code_button.value = True
+    panel.max_tokens.value = 5  # the shown code follows the controls
+    assert "max_tokens=5" in panel.code.value and panel.code_button.description == "Hide code"
+
+    panel.run()
+    exec(panel.code_text(), {"client": client, "print": lambda *a, **k: None})  # the learner's paste
+
+    sent = [payload for method, path, _, payload in fault.requests if method == "POST"]
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert "client.chat.completions.create(" in panel.code_text()
+
+
+def test_the_model_line_says_why_the_dropdown_has_one_entry(fault):
+    panel = akash_nb.panel(fault_client(fault), "hi")
+    assert list(panel.model.options) == [MODEL]
+    assert "serves one model, so the list has one entry" in panel.models_line.value
+    assert "3 models" in widgets.models_note(["a", "b", "c"], "akashml")
+
+
 def test_an_empty_prompt_is_not_sent(fault):
     panel = akash_nb.panel(fault_client(fault))
 
