@@ -360,20 +360,12 @@ def test_the_exercise_check_is_shown_before_it_runs(stem, check):
     assert shown < first_cell(nb, f"akash_nb.exercises.{check}(")
 
 
-# Lessons whose committed outputs predate the footer's "time not measured (replay)": refreshing them
-# (akash-nb refresh) makes the test below pass, and then strict xfail fails until the name is removed here.
-REPLAY_TIMES_NOT_REFRESHED = {"02-conversation", "03-code-generation", "04-summarization"}
 REPLAYED_TIME = re.compile(r"via replay\b[^\n]*\b\d+\.\d\d s\b")
 
 
 @pytest.mark.parametrize(
     "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="outputs not refreshed yet"))
-        if p.stem in REPLAY_TIMES_NOT_REFRESHED
-        else p
-        for p in LESSONS
-    ],
+    LESSONS,
     ids=lambda p: p.stem,
 )
 def test_a_replayed_answer_shows_no_time_as_if_measured(path):
