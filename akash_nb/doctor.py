@@ -57,7 +57,7 @@ def probe(openai_client: openai.OpenAI) -> Row:
         conn.key_source,
         f"yes, {response.model} answered",
         shown,
-        f"{seconds:.2f} s",
+        "not measured (replay)" if conn.provider.name == "replay" else f"{seconds:.2f} s",
         True,
     )
 
