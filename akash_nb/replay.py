@@ -581,7 +581,8 @@ def _outlast_timeout(handler: _Handler, recording: dict[str, Any]) -> None:
     """Replay answers at once, so a client's timeout shorter than the recorded answer took would never
     fire: when the recording says the real answer outlasted a timeout (meta "seconds"), and this request's
     timeout is shorter, wait past it as the real server did (lesson 07's tiny timeout)."""
-    seconds = recording.get("meta", {}).get("seconds")
+    meta = recording.get("meta")
+    seconds = meta.get("seconds") if isinstance(meta, dict) else None  # a hostile file's meta is anything
     timeout = _read_timeout(handler)
     if isinstance(seconds, (int, float)) and timeout is not None and timeout < seconds:
         time.sleep(min(seconds, timeout + 0.2))

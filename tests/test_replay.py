@@ -503,7 +503,12 @@ def test_record_runs_notebooks_and_reports(fake_upstream, tmp_path, monkeypatch,
 
     assert cli.main([*args, str(good), str(broken)]) == 1
     out = capsys.readouterr().out
-    assert f"FAIL {broken}: ValueError: broken on purpose" in out.splitlines()
+    # the failing cell named as every tool names it (notebooks.cell_name), then the error
+    assert any(
+        line.startswith(f"FAIL {broken}: cell 1 (counting markdown; first line: ")
+        and line.endswith("ValueError: broken on purpose")
+        for line in out.splitlines()
+    ), out
     assert "1 recording(s) written, 0 reused." in out
     assert "1 unused recording(s) (delete them with --prune): 0000000000000000.json" in out
 
