@@ -15,7 +15,7 @@ from IPython.lib.pretty import PrettyPrinter
 from openai.types.chat import ChatCompletion
 
 from .connection import connection_for
-from .exercises import unsupported_words
+from .exercises import unsupported_claims
 
 # --- what the guide printed, verbatim from the seed page ---------------------------------------------------
 
@@ -74,11 +74,14 @@ def fact_check(text: str, facts: tuple[Fact, ...]) -> str:
 
 
 def faithfulness_check(summary: str, source: str) -> str:
-    """One line: the words of `summary` that `source` never uses (see exercises.unsupported_words)."""
-    extra = unsupported_words(summary, source)
-    if not extra:
-        return "Fact check: every word of this summary is in the text, or a word any summary uses."
-    return "Fact check: words the text never uses, so claims it may not make: " + ", ".join(extra) + "."
+    """One line: the first sentence of `summary` that `source` does not state, and why (see
+    exercises.unsupported_claims: a word-overlap proxy passes a false sentence made of the text's words)."""
+    failed = unsupported_claims(summary, source)
+    if not failed:
+        return "Fact check: the text states every sentence of this summary."
+    sentence, why = failed[0]
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    return f"Fact check: the text does not state {sentence!r}{more}: {why.rstrip('.')}."
 
 
 @dataclass(frozen=True)

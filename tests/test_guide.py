@@ -49,3 +49,18 @@ def test_a_summary_is_checked_against_the_text():
     shown = guide.guide_vs_you("summary", completion("AI gives machines self-awareness."))
     line = str(shown).splitlines()[-1]
     assert "self" in line and "awareness" in line
+
+
+def test_the_summary_fact_check_judges_claims_not_words():
+    """Issue 21: the line under the guide-vs-you summary used word overlap, which a false sentence built from
+    the text's own words passes; it now names the sentence the text does not state."""
+    source = guide.EXAMPLES["summary"].summarized
+    false = "Artificial intelligence is the natural intelligence displayed by humans and animals."
+    line = guide.faithfulness_check(false, source)
+    assert line.startswith("Fact check: the text does not state 'Artificial intelligence is the natural")
+    assert "contrast" in line
+    copied = source.split(". ")[0] + "."
+    assert (
+        guide.faithfulness_check(copied, source)
+        == "Fact check: the text states every sentence of this summary."
+    )
