@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import config, preflight, replay, secret
+from . import config, preflight, render, replay, secret
 from . import engine as engines
 from . import model as models
 from .connect import client
@@ -57,7 +57,7 @@ def probe(openai_client: openai.OpenAI) -> Row:
         conn.key_source,
         f"yes, {response.model} answered",
         shown,
-        "not measured (replay)" if conn.provider.name == "replay" else f"{seconds:.2f} s",
+        render.NOT_MEASURED if conn.provider.name == render.NOT_TIMED_PROVIDER else f"{seconds:.2f} s",
         True,
     )
 
