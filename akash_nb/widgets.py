@@ -256,7 +256,7 @@ class Panel(widgets.VBox):
         self.problem = None
         self.model.options = list(choice.served)
         self.model.value = choice.model
-        self.models_line.value = _usage_html(models_note(list(choice.served), self.conn.provider.name))
+        self.models_line.value = _usage_html(models_note(list(choice.served), self.conn.name))
         return True
 
     def messages(self) -> list[dict[str, Any]]:
