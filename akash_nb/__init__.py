@@ -40,6 +40,8 @@ _EXPORTS = {
     "show": "render",
     "show_http": "wire",
     "guide_vs_you": "guide",
+    "table": "tables",
+    "bars": "tables",
     # what lessons end with
     "Conversation": "conversation",
     "Panel": "widgets",

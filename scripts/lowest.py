@@ -8,7 +8,7 @@ declared lower bounds true: whatever gets installed from pyproject's lists is in
 offline unit tests run against that. A requirement's floor is the version in its `>=`, `==` or `~=` clause;
 one without a floor is an error (an unbounded requirement is a promise nothing checks). Markers are kept
 (`tomli==2.0; python_version < '3.11'`), extras dropped (constraints cannot carry them), and the package's
-references to its own extras (`akash-nb[lessons]`) skipped: their requirements are listed on their own.
+references to its own extras (such as `akash-nb[local]`) skipped: their requirements are listed on their own.
 Needs Python 3.11+ (tomllib) or tomli, and `packaging`.
 """
 

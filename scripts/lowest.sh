@@ -15,7 +15,7 @@ echo "==> $venv on $("$python" --version 2>&1), every requirement at its lowest 
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet packaging "tomli; python_version < '3.11'"
 "$venv/bin/python" scripts/lowest.py > "$venv/lowest.txt"
-# The student set (core, lessons, lab), the class server's screen (segno, psutil: no compiler needed, unlike
+# The student set (core, lab), the class server's screen (segno, psutil: no compiler needed, unlike
 # the rest of `local`) and the test tools these tests import, all pinned by the constraints.
 "$venv/bin/python" -m pip install --quiet --only-binary :all: -c "$venv/lowest.txt" \
   -e ".[lab]" segno psutil pytest pytest-timeout hypothesis pyyaml packaging "tomli; python_version < '3.11'"
@@ -24,7 +24,7 @@ echo "==> $venv on $("$python" --version 2>&1), every requirement at its lowest 
   | grep -iE "^($(sed 's/[=;].*//' "$venv/lowest.txt" | paste -sd '|'))==" | paste -sd ' ' | fold -s -w 110 \
   | sed 's/^/    /'
 echo "==> The lessons' own imports"
-MPLBACKEND=Agg "$venv/bin/python" -c "import pandas, matplotlib.pyplot, akash_nb, akash_nb.widgets, akash_nb.docs"
+"$venv/bin/python" -c "import akash_nb, akash_nb.widgets, akash_nb.docs, akash_nb.tables"
 echo "==> Offline unit tests at the lowest versions"
 # These files, without their `live` tests (tests/conftest.py fails any test that starts llama.cpp unmarked):
 # the SDK's errors and streams (faults, errors, wire), settings, request preflight, keys, exercises, the

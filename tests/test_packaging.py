@@ -23,7 +23,7 @@ def by_name(lines: list[str]) -> dict[str, Requirement]:
 
 def pyproject_requirements() -> dict[str, Requirement]:
     """Every requirement, the core set's and each extra's, except an extra's reference to another of the
-    package's own extras (`akash-nb[lessons]` in `lab`), whose requirements are listed on their own."""
+    package's own extras (such as `akash-nb[local]`), whose requirements are listed on their own."""
     lines = list(PROJECT["dependencies"])
     for extra in PROJECT["optional-dependencies"].values():
         lines.extend(extra)

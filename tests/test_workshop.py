@@ -111,7 +111,8 @@ def test_the_student_set_is_wheels_only_with_no_test_or_build_tool(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     installs = json.loads(report.read_text())["install"]
     names = {item["metadata"]["name"].lower().replace("_", "-") for item in installs}
-    assert {"openai", "jupyterlab", "ipywidgets", "pandas", "akash-nb"} <= names
+    assert {"openai", "jupyterlab", "ipywidgets", "akash-nb"} <= names
+    assert "pandas" not in names, "the lessons need no data-frame library (akash_nb.table)"
     assert not names & TEST_AND_BUILD_TOOLS
     not_wheels = [
         item["download_info"]["url"]
