@@ -3,7 +3,9 @@ talk on."""
 
 from __future__ import annotations
 
+import asyncio
 import html
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,36 @@ _markdown = mistune.create_markdown(escape=True, plugins=["strikethrough", "tabl
 def markdown_html(text: str) -> str:
     """Model output as HTML: Markdown rendered, raw HTML escaped, javascript: links dropped (mistune)."""
     return f'<div class="akash-nb-answer">{_markdown(text)}</div>'
+
+
+_pressing: set[asyncio.Future[None]] = set()
+
+
+def _pressed(action: Callable[[], object]) -> Callable[[Any], None]:
+    """A button's callback that runs `action`. In a browser tab (Pyodide) a widget's callback is a comm
+    message, called synchronously, where the HTTP transport cannot wait for fetch (JSPI's run_sync refuses:
+    "the Python entrypoint was a synchronous function"); there the action runs as an asyncio task, inside
+    which it can. Everywhere else it runs at once, as before."""
+
+    def callback(_widget: Any) -> None:
+        if sys.platform == "emscripten":
+            from pyodide.ffi import can_run_sync  # type: ignore[import-not-found]
+
+            if not can_run_sync():
+
+                async def later() -> None:
+                    try:
+                        action()
+                    except Exception as error:  # noqa: BLE001 (nothing to return it to: show it, as a cell would)
+                        render.show_error(error)
+
+                task = asyncio.ensure_future(later())
+                _pressing.add(task)  # a task nobody references may be collected before it runs
+                task.add_done_callback(_pressing.discard)
+                return
+        action()
+
+    return callback
 
 
 def _error_html(text: str) -> str:
@@ -215,7 +247,7 @@ class Panel(widgets.VBox):
         self.models_line = widgets.HTML()
         self.code_button = widgets.ToggleButton(description="Show code", icon="code", value=False)
         self.code = widgets.HTML(layout=widgets.Layout(display="none"))
-        self.run_button.on_click(lambda _button: self.run())
+        self.run_button.on_click(_pressed(self.run))
         self.code_button.observe(lambda _change: self._show_code(), names="value")
         for box in (self.model, self.temperature, self.max_tokens, self.system, self.prompt):
             box.observe(lambda _change: self._show_code(), names="value")
@@ -462,7 +494,7 @@ class ChatBox:
         self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
         self.status = widgets.HTML()
         self.status_text = ""  # the status line as plain text
-        self.send_button.on_click(lambda _button: self.send())
+        self.send_button.on_click(_pressed(self.send))
         self.widget = widgets.VBox([self.transcript, self.text, self.send_button, self.status])
         self._draw()
 
