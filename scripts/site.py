@@ -526,9 +526,9 @@ def report() -> None:
     parts: dict[str, int] = {}
     for p in files:
         rel = p.relative_to(OUTPUT).parts
-        key = "/".join(rel[:2]) if len(rel) > 2 else "/".join(rel)
-        if rel[:2] == ("static", "pyodide"):
-            key = f"static/pyodide/{'*.whl' if p.suffix == '.whl' else p.name}"
+        key = "/".join(rel[:3] if rel[0] == "static" else rel[:2])
+        if rel[:2] == ("static", "pyodide") and p.suffix == ".whl":
+            key = "static/pyodide/*.whl"
         parts[key] = parts.get(key, 0) + p.stat().st_size
     print(f"==> {OUTPUT.relative_to(ROOT)}: {total / 1e6:.1f} MB in {len(files)} files; the biggest parts:")
     for key, size in sorted(parts.items(), key=lambda kv: -kv[1])[:8]:
