@@ -13,7 +13,7 @@ RUNTIME := $(if $(filter local,$(PROVIDER_SET)),learner,student)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv learner student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
+.PHONY: site site-serve site-probe help venv learner student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -25,7 +25,24 @@ help:
 	@echo "make notebooks  re-execute the lessons under replay and commit-ready outputs"
 	@echo "make record     re-record the lessons' HTTP (UPSTREAM=local|akashml|URL), then make notebooks"
 	@echo "make docs       the guide page and the lessons' HTML, from the committed lessons, into build/docs/"
+	@echo "make site   the static in-browser site of the lessons (JupyterLite, Pyodide, wllama, the model) in build/site/"
+	@echo "make site-serve  serve build/site/ on http://127.0.0.1:$(SITE_PORT)/ for a person to open"
 	@echo "make lowest  the offline unit tests on every requirement's lowest declared version (LOWEST_PYTHON=...)"
+
+# The static in-browser site (issue 22): scripts/site.py builds it offline from PyPI and npm alone, every wheel
+# pinned by hash in browser/wheels.lock (`$(PY) scripts/site.py --update-lock` resolves them again).
+SITE_PORT ?= 8765
+site: venv
+	$(PY) scripts/site.py
+
+# A maintainer's look at the built site in headless Chromium (kernel start, run_sync, no foreign request).
+site-probe: venv browser-deps
+	$(PY) scripts/site_probe.py
+
+site-serve:
+	@test -f build/site/index.html || { echo "build/site/ is not built: run make site first." >&2; exit 1; }
+	@echo "Open http://127.0.0.1:$(SITE_PORT)/lab/index.html (Ctrl-C stops it)."
+	$(PY) -m http.server --bind 127.0.0.1 --directory build/site $(SITE_PORT)
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml scripts/venv.sh scripts/engine.lock

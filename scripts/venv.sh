@@ -10,7 +10,7 @@
 set -euo pipefail
 venv=${VENV:-.venv}
 python=${PYTHON:-python3}
-extras=${EXTRAS:-local,lab,dev}
+extras=${EXTRAS:-local,lab,site,dev}
 stamp=${STAMP:-"$venv/.akash-nb-installed"}
 
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
