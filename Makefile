@@ -13,7 +13,7 @@ RUNTIME := $(if $(filter local,$(PROVIDER_SET)),learner,student)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: site site-serve site-probe help venv learner student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
+.PHONY: site site-test site-serve site-probe help venv learner student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -38,6 +38,12 @@ site: venv
 # A maintainer's look at the built site in headless Chromium (kernel start, run_sync, no foreign request).
 site-probe: venv browser-deps
 	$(PY) scripts/site_probe.py
+
+# The site in headless Chromium, every host but the site's refused: each lesson on the recordings in the tab,
+# compared with the committed outputs; lesson 01 on the in-browser model; Pyodide and the bridge on their own.
+SITE_TESTS := $(wildcard tests/test_site.py tests/test_pyodide.py tests/test_bridge.py)
+site-test: venv browser-deps site
+	$(PY) -m pytest -q -m browser $(SITE_TESTS)
 
 site-serve:
 	@test -f build/site/index.html || { echo "build/site/ is not built: run make site first." >&2; exit 1; }
@@ -67,7 +73,7 @@ lab: $(RUNTIME)
 join: student
 	@$(VENV)/bin/akash-nb join "$(URL)" "$(KEY)"
 
-test: venv lint unit nbval-replay nbval-live browser
+test: venv lint unit nbval-replay nbval-live browser site-test
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline).
 browser-deps:
