@@ -1,9 +1,9 @@
 """browser/bridge.js on a real page: a loopback site holding the bridge, wllama and the model, and Chromium.
 
-For tests/test_bridge.py and benchmarks/browser_decode.py. The site is a temporary folder laid out as `make site`
-lays out `{site}/static/akash-nb/` (bridge.js, wllama/, wllama-compat/, model.gguf), plus a page that starts
-the bridge inside a Web Worker (where the Pyodide kernel runs it) and relays calls to it. Chromium resolves
-no host but 127.0.0.1, and every request the server sees or the browser makes is kept for the tests to check.
+For tests/test_bridge.py and benchmarks/browser_decode.py. The site is a temporary folder laid out as
+`make site` lays out `{site}/static/akash-nb/` (bridge.js, wllama/, wllama-compat/, model.gguf), plus a page
+that starts the bridge inside a Web Worker (where the Pyodide kernel runs it) and relays calls to it.
+Chromium resolves no host but 127.0.0.1, and every request the server sees is kept for the tests to check.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER = ROOT / "browser"
@@ -35,7 +35,8 @@ CHROMIUM_ARGS = [
 BASE = "http://in-browser.localhost/v1"  # the URL Python's transport hands the bridge (never fetched)
 
 # The page: startWorker(kind) starts probe.js as a "module" or "classic" worker; call(kind, op, args) relays.
-INDEX_HTML = """<!doctype html><meta charset="utf-8"><title>bridge probe</title><link rel="icon" href="data:,">
+INDEX_HTML = """<!doctype html><meta charset="utf-8"><title>bridge probe</title>
+<link rel="icon" href="data:,">
 <script>
 const workers = {};
 function startWorker(kind) {
@@ -47,7 +48,9 @@ function startWorker(kind) {
     pending.delete(data.id);
     data.error === undefined ? resolve(data.result) : reject(new Error(data.error));
   };
-  worker.onerror = (event) => { for (const { reject } of pending.values()) reject(new Error(event.message)); };
+  worker.onerror = (event) => {
+    for (const { reject } of pending.values()) reject(new Error(event.message));
+  };
   workers[kind] = (op, args) => new Promise((resolve, reject) => {
     const id = next++;
     pending.set(id, { resolve, reject });
@@ -144,7 +147,7 @@ class Site:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {
+    extensions_map: ClassVar[dict[str, str]] = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".js": "text/javascript",
         ".wasm": "application/wasm",
@@ -155,8 +158,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self._served = served
         super().__init__(*args, **kwargs)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        self._served.append(self.path)
+    def log_message(self, format: str, *args: Any) -> None:
+        self._served.append(f"{self.command} {self.path}")
 
 
 @contextlib.contextmanager
