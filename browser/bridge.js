@@ -1,6 +1,6 @@
 // The in-browser model: an OpenAI-shaped /v1 answered by wllama (llama.cpp in WebAssembly) in this worker.
 //
-// Python in the Pyodide kernel calls handle(method, url, headers, body) for every request to
+// Python in the Pyodide kernel calls handle(method, url, headers, body[, signal]) for every request to
 // http://in-browser.localhost/v1 and gets back a fetch Response in llama.cpp server's shapes: `chat.completion`
 // with `usage`, or a stream of `chat.completion.chunk` server-sent events. One model answers one request at a
 // time (a queue), and `usage` is computed here from llama.cpp's own counts, since wllama's stream carries none.
@@ -156,7 +156,8 @@ class BadRequest extends Error {}
 function parse(body) {
   let request;
   try {
-    request = JSON.parse(body ?? '');
+    const text = body instanceof ArrayBuffer || ArrayBuffer.isView(body) ? new TextDecoder().decode(body) : body;
+    request = JSON.parse(text ?? '');
   } catch {
     throw new BadRequest('The request body is not JSON: send a chat completion request as a JSON object.');
   }

@@ -34,13 +34,14 @@ CHROMIUM_ARGS = [
 ]
 BASE = "http://in-browser.localhost/v1"  # the URL Python's transport hands the bridge (never fetched)
 
-# The page: startWorker(kind) starts probe.js as a "module" or "classic" worker; call(kind, op, args) relays.
+# The page: startWorker(kind, name) starts probe.js as a "module" or "classic" worker, named `name` (default:
+# the kind); call(name, op, args) relays. A worker named "no-jspi" runs without JSPI (as Safari does).
 INDEX_HTML = """<!doctype html><meta charset="utf-8"><title>bridge probe</title>
 <link rel="icon" href="data:,">
 <script>
 const workers = {};
-function startWorker(kind) {
-  const worker = new Worker('./probe.js', { type: kind });
+function startWorker(kind, name = kind) {
+  const worker = new Worker('./probe.js', { type: kind, name });
   const pending = new Map();
   let next = 0;
   worker.onmessage = ({ data }) => {
@@ -51,18 +52,19 @@ function startWorker(kind) {
   worker.onerror = (event) => {
     for (const { reject } of pending.values()) reject(new Error(event.message));
   };
-  workers[kind] = (op, args) => new Promise((resolve, reject) => {
+  workers[name] = (op, args) => new Promise((resolve, reject) => {
     const id = next++;
     pending.set(id, { resolve, reject });
     worker.postMessage({ id, op, args });
   });
 }
-function call(kind, op, args) { return workers[kind](op, args); }
+function call(name, op, args) { return workers[name](op, args); }
 </script>
 """
 
 # The worker: only a dynamic import(), so the same file runs as a module worker and as a classic one.
 PROBE_JS = """
+if (self.name === 'no-jspi') delete WebAssembly.Suspending; // as in a browser without JSPI
 const bridge = import('./bridge.js');
 const seconds = (since) => (performance.now() - since) / 1000;
 const ops = {

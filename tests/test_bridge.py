@@ -263,6 +263,7 @@ def test_a_reader_that_goes_away_stops_the_answer(probe):
 
 
 def test_a_classic_worker_imports_it_and_loads_warm_from_storage(probe):
+    probe.call("module", "load")  # loaded once (by now, or here when this test runs alone)
     downloads = probe.site.served.count("GET /model.gguf")
     probe.page.evaluate("startWorker('classic')")
     loaded = probe.call("classic", "load")
@@ -270,6 +271,15 @@ def test_a_classic_worker_imports_it_and_loads_warm_from_storage(probe):
     assert probe.site.served.count("GET /model.gguf") == downloads  # the second load reads the browser's copy
     answer = json.loads(probe.post({"messages": LONG_PROMPT, "max_tokens": 2}, kind="classic")["text"])
     assert answer["usage"]["completion_tokens"] == 2
+
+
+def test_without_jspi_it_answers_with_the_vendored_compat_build(probe):
+    probe.page.evaluate("startWorker('module', 'no-jspi')")
+    loaded = probe.call("no-jspi", "load")
+    assert loaded["status"]["loaded"] is True and loaded["status"]["compat"] is True
+    answer = json.loads(probe.post({"messages": LONG_PROMPT, "max_tokens": 2}, kind="no-jspi")["text"])
+    assert answer["usage"]["completion_tokens"] == 2
+    assert "GET /wllama-compat/wasm/wllama.wasm" in probe.site.served  # from the site, not jsDelivr
 
 
 def test_no_request_left_the_origin(probe):
