@@ -8,7 +8,7 @@
 // Files beside this module (the site layout): ./model.gguf, ./wllama/ (the package's esm/ folder) and
 // ./wllama-compat/ (the Asyncify build, for browsers without JSPI or Memory64). Nothing is fetched off the site.
 
-import { Wllama, WllamaAbortError } from './wllama/index.js';
+import { Wllama, WllamaAbortError, WllamaRuntimeError } from './wllama/index.js';
 
 export const MODEL_ID = 'SmolLM2-135M-Instruct';
 const OWNER = 'akash-nb';
@@ -97,6 +97,12 @@ async function start(onProgress) {
       if (onProgress) onProgress({ loaded, total });
     },
   });
+  const info = instance.getLoadedContextInfo();
+  if (!(info.n_vocab > 0 && info.n_layer > 0)) {
+    await instance.exit();
+    await instance.cacheManager.delete(MODEL_URL); // so a reload downloads it again instead of reusing it
+    throw new Error(`${MODEL_URL} is not a usable model (llama.cpp read ${info.n_vocab} tokens, ${info.n_layer} layers)`);
+  }
   wllama = instance;
   facts.threads = instance.getNumThreads();
   facts.loadSeconds = (performance.now() - began) / 1000;
@@ -302,6 +308,14 @@ function completion(id, created, answer) {
 }
 
 function failure(problem) {
+  if (problem instanceof WllamaRuntimeError) {
+    // the WebAssembly module aborted and cannot answer again: drop it, so the next request loads a fresh one
+    const dead = wllama;
+    wllama = null;
+    loading = null;
+    if (dead) dead.exit().catch(() => {});
+    return error(500, `The in-browser model crashed (${problem.message}); send the request again to reload it.`);
+  }
   if (problem instanceof WllamaAbortError || (problem && problem.name === 'AbortError')) {
     return error(400, 'The request was cancelled before the in-browser model finished.');
   }

@@ -282,6 +282,29 @@ def test_without_jspi_it_answers_with_the_vendored_compat_build(probe):
     assert "GET /wllama-compat/wasm/wllama.wasm" in probe.site.served  # from the site, not jsDelivr
 
 
+def test_a_damaged_model_file_is_one_sentence_and_is_not_kept(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(b"GGUF" + bytes(60))  # a header and nothing else, like a cut download
+    (tmp_path / "site").mkdir()
+    with serve(build(tmp_path / "site", damaged)) as site, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = Page(browser.new_context().new_page(), site)
+            page.page.goto(f"{site.origin}/index.html")
+            page.page.evaluate("startWorker('module')")
+            results = [page.post({"messages": LONG_PROMPT, "max_tokens": 2}) for _ in range(2)]
+        finally:
+            browser.close()
+    for result in results:
+        assert result["status"] == 503
+        assert "model.gguf is not a usable model" in json.loads(result["text"])["error"]["message"]
+    assert site.served.count("GET /model.gguf") == 2  # the damaged copy was not kept for the next load
+
+
 def test_no_request_left_the_origin(probe):
     assert probe.requested, "the page made no requests at all"
     elsewhere = [
