@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/browser_decode.py              # 3 repetitions, 48-token answers
     .venv/bin/python benchmarks/browser_decode.py --reps 5 --tokens 64 --json build/bench/browser.json
+    .venv/bin/python benchmarks/browser_decode.py --compat   # also wllama's compat build (no JSPI)
 
 The same GGUF (akash_nb.model), the same chat template and prompt, streamed on both sides:
 - in the browser: browser/bridge.js in a module Web Worker of headless Chromium on a loopback site
@@ -66,12 +67,16 @@ class Browser:
     def __init__(self, page: Any, origin: str) -> None:
         self.page = page
         self.origin = origin
+        self.worker = "module"
 
-    def open(self) -> float:
-        """(Re)open the page, start the worker and load the model; the load's seconds in the worker."""
+    def open(self, worker: str = "module") -> float:
+        """(Re)open the page, start the worker and load the model; the load's seconds in the worker.
+        The worker "no-jspi" runs without JSPI, so wllama takes its compat build (as on Safari)."""
         self.page.goto(f"{self.origin}/index.html")
-        self.page.evaluate("startWorker('module')")
-        loaded = self.page.evaluate("() => call('module', 'load', [])")
+        self.worker = worker
+        self.page.evaluate("(name) => startWorker('module', name)", worker)
+        loaded = self.page.evaluate("(name) => call(name, 'load', [])", worker)
+        assert loaded["status"]["compat"] is (worker == "no-jspi"), loaded
         return float(loaded["seconds"])
 
     def stream(self, rep: int, tokens: int) -> dict[str, Any]:
@@ -84,8 +89,8 @@ class Browser:
             "stream_options": {"include_usage": True},
         }
         result = self.page.evaluate(
-            "([url, body]) => call('module', 'request', ['POST', url, body, 0])",
-            [f"{BASE}/chat/completions", json.dumps(body)],
+            "([name, url, body]) => call(name, 'request', ['POST', url, body, 0])",
+            [self.worker, f"{BASE}/chat/completions", json.dumps(body)],
         )
         stamps: list[float] = []
         usage: dict[str, Any] = {}
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="streamed answers per side (default 3)")
     parser.add_argument("--tokens", type=int, default=48, help="max_tokens of each answer (default 48)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--compat", action="store_true", help="also the compat build (no JSPI, as on Safari)")
     args = parser.parse_args(argv)
 
     problem = missing()
@@ -233,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
                     for side in order:
                         run = browser.stream(rep, args.tokens) if side == "browser" else natives[side](rep)
                         sides[side].append(run)
+            if args.compat:
+                sides["browser-compat"] = []
+                loads["browser compat (warm)"] = browser.open("no-jspi")
+                browser.stream(99, 2)
+                for rep in range(args.reps):
+                    sides["browser-compat"].append(browser.stream(rep, args.tokens))
             default = f"native-{llama_server.THREADS}"
             with native_server(engine, gguf, llama_server.THREADS, work) as (many, ready_many):
                 loads[f"native {llama_server.THREADS} threads (start to ready)"] = ready_many
@@ -254,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         f"decode {default} / browser": ratio(medians[default]["decode"], medians["browser"]["decode"]),
         "first token browser / native-1": ratio(medians["browser"]["first"], medians["native-1"]["first"]),
     }
+    if "browser-compat" in medians:
+        ratios["decode browser / browser-compat"] = ratio(
+            medians["browser"]["decode"], medians["browser-compat"]["decode"]
+        )
     for label, value in ratios.items():
         print(show(f"ratio: {label}", value, "x"))
     if args.json:

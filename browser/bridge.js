@@ -44,7 +44,7 @@ const ERROR_TYPES = {
 let wllama = null;
 let loading = null; // the one load in flight (or done): a Promise
 const progress = { loaded: 0, total: 0 };
-const facts = { compat: false, threads: 1, loadSeconds: null };
+const facts = { compat: false, threads: 1, loadSeconds: null, error: null }; // error: why the last load failed
 let queueTail = Promise.resolve();
 
 function needsCompat() {
@@ -57,7 +57,7 @@ function needsCompat() {
   }
 }
 
-/** Where the model is: {loaded, loading, progress: {loaded, total}} (plus compat, threads, loadSeconds). */
+/** Where the model is: {loaded, loading, progress: {loaded, total}}, plus compat, threads, loadSeconds, error. */
 export function status() {
   return {
     loaded: wllama !== null && wllama.isModelLoaded(),
@@ -70,10 +70,12 @@ export function status() {
 /** Load the model once (later calls share the first); onProgress({loaded, total}) while it downloads. */
 export function load(onProgress) {
   if (loading === null) {
-    loading = start(onProgress).catch((error) => {
+    facts.error = null;
+    loading = start(onProgress).catch((problem) => {
       loading = null;
       wllama = null;
-      throw error;
+      facts.error = problem && problem.message ? problem.message : String(problem);
+      throw problem;
     });
   }
   return loading;

@@ -298,11 +298,13 @@ def test_a_damaged_model_file_is_one_sentence_and_is_not_kept(probe, tmp_path):
             page.page.goto(f"{site.origin}/index.html")
             page.page.evaluate("startWorker('module')")
             results = [page.post({"messages": LONG_PROMPT, "max_tokens": 2}) for _ in range(2)]
+            status = page.call("module", "status")
         finally:
             context.close()
     for result in results:
         assert result["status"] == 503
         assert "model.gguf is not a usable model" in json.loads(result["text"])["error"]["message"]
+    assert status["loaded"] is False and "not a usable model" in status["error"]  # for the banner
     assert page.model_gets == 2  # the damaged copy was not kept in storage: the second load fetched it again
 
 
