@@ -13,6 +13,9 @@ import { Wllama, WllamaAbortError, WllamaRuntimeError } from './wllama/index.js'
 export const MODEL_ID = 'SmolLM2-135M-Instruct';
 const OWNER = 'akash-nb';
 const N_CTX = 2048; // the lessons' longest conversation fits; the KV cache stays small (135M model)
+// A request with no max_tokens gets this many at most, as the native route's llama-server does
+// (akash_nb/llama_server.py DEFAULT_ANSWER_TOKENS): the guide's first call sets none.
+const DEFAULT_ANSWER_TOKENS = 512;
 const SEE_ALSO = 'use the replay route (AKASH_NB_PROVIDER=replay) or a real server for it';
 
 const here = (path) => new URL(path, import.meta.url).href;
@@ -176,8 +179,8 @@ function parse(body) {
     if (asked(request)) throw new BadRequest(sentence);
   }
   const format = request.response_format;
-  if (format != null && !['text', 'json_object', 'json_schema'].includes(format.type)) {
-    throw new BadRequest(`The in-browser model does not know response_format ${JSON.stringify(format.type)}.`);
+  if (format != null && (typeof format !== 'object' || !['text', 'json_object', 'json_schema'].includes(format.type))) {
+    throw new BadRequest(`The in-browser model does not know response_format ${JSON.stringify(format)}.`);
   }
   if (!Array.isArray(request.messages) || request.messages.length === 0) {
     throw new BadRequest('messages must be a non-empty list of {role, content}.');
@@ -189,7 +192,7 @@ function parse(body) {
   }
   const options = { messages };
   for (const key of PASSED) if (request[key] != null) options[key] = request[key];
-  if (maxTokens != null) options.max_tokens = maxTokens;
+  options.max_tokens = maxTokens ?? DEFAULT_ANSWER_TOKENS;
   return {
     options,
     stream: request.stream === true,
@@ -199,7 +202,8 @@ function parse(body) {
 
 function message(entry, index) {
   if (entry === null || typeof entry !== 'object') throw new BadRequest(`messages[${index}] must be an object.`);
-  const { role, content } = entry;
+  const { content } = entry;
+  const role = entry.role === 'developer' ? 'system' : entry.role; // OpenAI's newer name for the system role
   if (!['system', 'user', 'assistant'].includes(role)) {
     throw new BadRequest(
       `messages[${index}] has role ${JSON.stringify(role)}: the in-browser model takes system, user and assistant; ${SEE_ALSO}.`,

@@ -168,11 +168,11 @@ def test_a_whole_answer_has_usage_that_counts_its_tokens(probe):
     assert answer["usage"]["total_tokens"] == answer["usage"]["prompt_tokens"] + 5
 
 
-def test_text_parts_system_messages_and_stop(probe):
+def test_text_parts_developer_messages_and_stop(probe):
     result = probe.post(
         {
             "messages": [
-                {"role": "system", "content": "You answer in one word."},
+                {"role": "developer", "content": "You answer in one word."},  # OpenAI's newer "system"
                 {
                     "role": "user",
                     "content": [{"type": "text", "text": "Say "}, {"type": "text", "text": "yes."}],
