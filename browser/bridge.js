@@ -71,7 +71,7 @@ export function status() {
 }
 
 /** Load the model once (later calls share the first); onProgress({loaded, total}) while it downloads. */
-export function load(onProgress) {
+export async function load(onProgress) {
   if (loading === null) {
     facts.error = null;
     loading = start(onProgress).catch((problem) => {
