@@ -483,14 +483,18 @@ def prepare() -> None:
 
     print("==> bridge.js, wllama, wllama-compat and the model")
     AKASH_DIR.mkdir(parents=True)
-    bridge = BROWSER / "bridge.js"
-    if bridge.exists():
-        shutil.copy2(bridge, AKASH_DIR / "bridge.js")
-    else:
-        print("    browser/bridge.js is not written yet: the site has no in-browser model bridge.")
+    model = model_gguf()
+    # The bridge asks for the model at a URL that names its content: a browser that kept an older model in
+    # its storage (wllama keys its cache by URL, and a warm load sends no request) fetches the new one.
+    version = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    source = (BROWSER / "bridge.js").read_text(encoding="utf-8")
+    versioned = source.replace("here('./model.gguf')", f"here('./model.gguf?v={version}')")
+    if versioned == source:
+        raise SystemExit("browser/bridge.js no longer names here('./model.gguf'): make scripts/site.py match it.")
+    (AKASH_DIR / "bridge.js").write_text(versioned, encoding="utf-8")
     copy_tree(NODE_MODULES / "@wllama" / "wllama" / "esm", AKASH_DIR / "wllama")
     copy_tree(NODE_MODULES / "@wllama" / "wllama-compat", AKASH_DIR / "wllama-compat")
-    shutil.copy2(model_gguf(), AKASH_DIR / "model.gguf")
+    shutil.copy2(model, AKASH_DIR / "model.gguf")
 
     CONTENTS.mkdir(parents=True)
     # the lessons, and fifa-conversation.json when lesson 02 has written it here (it is not committed)
