@@ -490,7 +490,7 @@ def prepare() -> None:
     source = (BROWSER / "bridge.js").read_text(encoding="utf-8")
     versioned = source.replace("here('./model.gguf')", f"here('./model.gguf?v={version}')")
     if versioned == source:
-        raise SystemExit("browser/bridge.js no longer names here('./model.gguf'): make scripts/site.py match.")
+        raise SystemExit("browser/bridge.js no longer names here('./model.gguf'): fix scripts/site.py.")
     (AKASH_DIR / "bridge.js").write_text(versioned, encoding="utf-8")
     copy_tree(NODE_MODULES / "@wllama" / "wllama" / "esm", AKASH_DIR / "wllama")
     copy_tree(NODE_MODULES / "@wllama" / "wllama-compat", AKASH_DIR / "wllama-compat")
