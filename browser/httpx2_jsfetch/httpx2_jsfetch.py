@@ -39,6 +39,7 @@ __all__ = [
     "Call",
     "JavascriptFetchTransport",
     "Reply",
+    "Unreachable",
     "answer",
     "answerer_for",
 ]
@@ -123,9 +124,13 @@ def _call(request: Request, body: bytes) -> Call:
     return Call(request.method, str(request.url), headers, body, _timeout(request))
 
 
+class Unreachable(ConnectError):
+    """fetch failed before any answer: the server is down, or CORS refused this page."""
+
+
 def _unreachable(call: Call, detail: str) -> ConnectError:
     page = str(js.location.origin)
-    return ConnectError(
+    return Unreachable(
         f"The browser could not reach {call.url} ({detail}): the server is down, or it does not allow "
         f"requests from this page (CORS); ask its operator to allow the origin {page}, or {LOCAL_ROUTE}."
     )
