@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -72,19 +73,22 @@ def refuse(what: str) -> None:
         raise LocalServerError(tab_sentence("local-only", detail=what))
 
 
-# What Pyodide raises when a cell starts one of these (checked in Chromium: tests/test_pyodide.py).
-_NO_PROCESS = "does not support processes"  # OSError(ENOTSUP) from subprocess
-_NO_THREAD = "can't start new thread"  # RuntimeError from threading.Thread.start
+# What Pyodide 314 raises in Chromium when a cell starts one of these (tests/test_pyodide.py runs them):
+# subprocess.run: OSError(138, "emscripten does not support processes."); os.fork: OSError(ENOSYS);
+# threading.Thread.start: RuntimeError("can't start new thread"); a listening socket (http.server's
+# ThreadingHTTPServer): OSError(138, "Not supported") from socketserver (socket.bind alone succeeds).
+_NO_PROCESS = "does not support processes"
+_NO_THREAD = "can't start new thread"
 
 
 def _started(error: BaseException) -> str | None:
-    """What a failing cell tried to start ("a process", "a thread", "a socket"), or None."""
+    """What a failing cell tried to start ("a process", "a thread", "a network server"), or None."""
     if isinstance(error, OSError) and (_NO_PROCESS in str(error) or error.errno == errno.ENOSYS):
         return "a process"
     if isinstance(error, RuntimeError) and _NO_THREAD in str(error):
         return "a thread"
-    if isinstance(error, OSError) and any("socket" in frame for frame in _frames(error)):
-        return "a network socket"
+    if isinstance(error, OSError) and any("socket" in Path(frame).name for frame in _frames(error)):
+        return "a network server"
     return None
 
 

@@ -269,9 +269,11 @@ NO_STATUS: dict[str, Failure] = {
         NOTHING,
     ),
     "tab-no-jspi": Failure(
-        "in a browser tab without JSPI: the in-browser model asked by the sync client",
-        "This browser cannot wait for the in-browser model from openai.OpenAI (it lacks JavaScript "
-        "Promise Integration); use a current Chrome or Edge, or run the lessons locally (make lab).",
+        "in a browser tab where Python cannot wait for JavaScript (no JSPI: a widget's callback, or a "
+        "browser without it): the in-browser model asked by the sync client",
+        "The in-browser model cannot answer openai.OpenAI here: Python cannot wait for JavaScript in "
+        "this call (a widget's callback, or a browser without JavaScript Promise Integration); run it "
+        "in a cell of a current Chrome or Edge, or run the lessons locally (make lab).",
         False,
         NOTHING,
     ),

@@ -142,10 +142,12 @@ def _timed_out(call: Call) -> ReadTimeout:
 
 # --- JavaScript helpers ---------------------------------------------------------------------------------
 
+# Every promise is made and bounded here, in JavaScript: a promise handed from Python back to JavaScript
+# arrives as a temporary proxy of a Python future, destroyed before it settles (a fatal error in Pyodide).
 _JS_HELPERS = """
-({
+(() => {
   // `promise`, rejected with a TimeoutError after `ms` (aborting `controller`, when given); `ms` null: never.
-  timed(promise, ms, controller) {
+  const timed = (promise, ms, controller) => {
     if (ms === null || ms === undefined) return promise;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -154,14 +156,18 @@ _JS_HELPERS = """
       }, ms);
       promise.then((v) => { clearTimeout(timer); resolve(v); }, (e) => { clearTimeout(timer); reject(e); });
     });
-  },
-  fetch(url, method, headers, body, signal) {
-    const init = { method, headers: new Headers(headers), signal, redirect: "follow" };
-    if (body !== null) init.body = body;
-    return fetch(url, init);
-  },
-  headers(response) { return Array.from(response.headers.entries()); },
-})
+  };
+  return {
+    fetch(url, method, headers, body, ms) {
+      const controller = new AbortController();
+      const init = { method, headers: new Headers(headers), signal: controller.signal, redirect: "follow" };
+      if (body !== null && body !== undefined) init.body = body;
+      return { controller, response: timed(fetch(url, init), ms, controller) };
+    },
+    read(reader, ms, controller) { return timed(reader.read(), ms, controller); },
+    headers(response) { return Array.from(response.headers.entries()); },
+  };
+})()
 """
 _helpers: Any = None
 
@@ -179,14 +185,13 @@ def _ms(call: Call) -> int | None:
 
 def _start_fetch(call: Call) -> tuple[Any, Any]:
     """fetch's promise, already bounded by the timeout, and the AbortController that cancels it."""
-    controller = js.AbortController.new()
     body = None
     if call.body:
         body = js.Uint8Array.new(len(call.body))
         body.assign(call.body)
     headers = to_js(call.headers, dict_converter=js.Object.fromEntries)
-    promise = _js().fetch(call.url, call.method, headers, body, controller.signal)
-    return _js().timed(promise, _ms(call), controller), controller
+    started = _js().fetch(call.url, call.method, headers, body, _ms(call))
+    return started.response, started.controller
 
 
 def _failure(error: BaseException, call: Call, phase: str) -> Exception:
@@ -235,7 +240,7 @@ class _SyncFetchStream(SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         while not self._done:
             try:
-                result = run_sync(_js().timed(self._reader.read(), _ms(self._call), self._controller))
+                result = run_sync(_js().read(self._reader, _ms(self._call), self._controller))
             except JsException as error:
                 self._done = True
                 raise _failure(error, self._call, "read") from None
@@ -350,7 +355,7 @@ class _AsyncFetchStream(AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while not self._done:
             try:
-                result = await _js().timed(self._reader.read(), _ms(self._call), self._controller)
+                result = await _js().read(self._reader, _ms(self._call), self._controller)
             except JsException as error:
                 self._done = True
                 raise _failure(error, self._call, "read") from None
