@@ -40,6 +40,37 @@ REQUIREMENTS = ["openai", "python-dotenv", "filelock", "ipywidgets", "ipython", 
 # pip judges markers against this machine: these are not wanted (or cannot work) under Pyodide.
 DROPPED = ("httpcore2", "truststore", "h11", "micropip", "pexpect", "ptyprocess")
 RECORDED = {"plain": "02ed62539b9ec0d2", "stream": "ef37ff092237df33"}
+# A stand-in for browser/bridge.js with its API (handle -> Response; a stream's body a ReadableStream), so
+# that the in-browser route's plumbing is checked here without the model (the site test runs the real one).
+STUB_BRIDGE = """
+export async function handle(method, url, headers, body) {
+  const request = JSON.parse(body || "{}");
+  const words = ["in ", "the ", "tab"];
+  const chunk = (w) => `data: ${JSON.stringify({id: "b", object: "chat.completion.chunk", created: 0,
+    model: "SmolLM2-135M-Instruct", choices: [{index: 0, delta: {content: w}, finish_reason: null}]})}\\n\\n`;
+  if (!request.stream) {
+    return new Response(JSON.stringify({id: "b", object: "chat.completion", created: 0,
+      model: "SmolLM2-135M-Instruct", choices: [{index: 0, finish_reason: "stop",
+      message: {role: "assistant", content: words.join("") + " " + method + " " + headers["authorization"]}}],
+      usage: {prompt_tokens: 1, completion_tokens: 3, total_tokens: 4}}),
+      {status: 200, headers: {"Content-Type": "application/json"}});
+  }
+  const encoder = new TextEncoder();
+  const stream = new ReadableStream({
+    async pull(controller) {
+      const word = words.shift();
+      if (word === undefined) {
+        controller.enqueue(encoder.encode("data: [DONE]\\n\\n"));
+        controller.close();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      controller.enqueue(encoder.encode(chunk(word)));
+    },
+  });
+  return new Response(stream, {status: 200, headers: {"Content-Type": "text/event-stream"}});
+}
+"""
 
 
 def _wheels(folder: Path) -> list[Path]:
@@ -163,6 +194,8 @@ def tab(tmp_path_factory):
     (site / "wheels").mkdir()
     wheels = [f"/wheels/{w.name}" for w in _wheels(site / "wheels")]
     (site / "index.html").write_text("<!doctype html><title>pyodide</title>\n")
+    (site / "static" / "akash-nb").mkdir(parents=True)
+    (site / "static" / "akash-nb" / "bridge.js").write_text(STUB_BRIDGE)
     server = _serve(_Quiet, directory=str(site))
     origin = f"http://127.0.0.1:{server.server_address[1]}"
     requests: list[str] = []
@@ -195,6 +228,11 @@ def tab(tmp_path_factory):
             lines[-1] = f"_json.dumps({lines[-1]})"
             return json.loads(page.evaluate("(code) => window.py.runPythonAsync(code)", "\n".join(lines)))
 
+        def run_plain(code: str) -> object:
+            """`code` through runPython (no JSPI: the sync transport falls back to a sync XHR)."""
+            return page.evaluate("(code) => String(window.py.runPython(code))", code)
+
+        run.plain = run_plain  # type: ignore[attr-defined]
         run.loaded_seconds = loaded  # type: ignore[attr-defined]
         run.requests = requests  # type: ignore[attr-defined]
         run.origin = origin  # type: ignore[attr-defined]
@@ -352,6 +390,67 @@ def test_lesson_cells_that_start_a_process_or_a_thread_show_one_sentence(tab):
     assert "lesson" in shown[2] and "process" in shown[2]
     # ThreadingHTTPServer fails first (listening), before the thread: Pyodide's OSError(138) from socketserver
     assert "network server" in shown[4] and "limited" in shown[5] and "limited" in shown[6]
+
+
+def test_without_jspi_the_sync_client_falls_back_to_a_sync_xhr(tab):
+    server = _serve(_Api)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        got = tab.plain(
+            "import openai\nfrom pyodide.ffi import can_run_sync\n"
+            f"client = openai.OpenAI(api_key='k', base_url={url!r}, max_retries=0)\n"
+            "str([can_run_sync(), [m.id for m in client.models.list()]])"
+        )
+    finally:
+        server.shutdown()
+    assert got == "[False, ['stand-in']]"
+
+
+class _Slow(_Api):
+    def do_GET(self) -> None:
+        time.sleep(3)
+        super().do_GET()
+
+
+def test_the_request_s_timeout_is_honoured(tab):
+    server = _serve(_Slow)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        got = tab(
+            "import time, openai\n"
+            f"client = openai.OpenAI(api_key='k', base_url={url!r}, max_retries=0, timeout=0.5)\n"
+            "started = time.monotonic()\n"
+            "try:\n"
+            "    client.models.list()\n"
+            "    kind = None\n"
+            "except openai.APIConnectionError as error:\n"
+            "    kind = type(error).__name__\n"
+            "[kind, time.monotonic() - started]"
+        )
+    finally:
+        server.shutdown()
+    assert got[0] == "APITimeoutError" and got[1] < 2.5, got
+
+
+def test_the_in_browser_route_reads_bridge_js_s_response_sync_async_and_streamed(tab):
+    got = tab(
+        "import os, openai, akash_nb\n"
+        f"os.environ['AKASH_NB_SITE_ROOT'] = {tab.origin!r}\n"
+        "key, url = akash_nb.connection_values(show=False)\n"
+        "client = openai.OpenAI(api_key=key, base_url=url)\n"
+        "plain = client.chat.completions.create(model='SmolLM2-135M-Instruct',\n"
+        "    messages=[{'role': 'user', 'content': 'hi'}])\n"
+        "chunks = [c.choices[0].delta.content for c in client.chat.completions.create(\n"
+        "    model='SmolLM2-135M-Instruct', stream=True, messages=[{'role': 'user', 'content': 'hi'}])]\n"
+        "aclient = openai.AsyncOpenAI(api_key=key, base_url=url)\n"
+        "astream = await aclient.chat.completions.create(model='SmolLM2-135M-Instruct', stream=True,\n"
+        "    messages=[{'role': 'user', 'content': 'hi'}])\n"
+        "achunks = [c.choices[0].delta.content async for c in astream]\n"
+        "[plain.choices[0].message.content, plain.usage.total_tokens, chunks, achunks]"
+    )
+    text, total, chunks, achunks = got
+    assert text == "in the tab POST Bearer no-key-needed" and total == 4
+    assert chunks == ["in ", "the ", "tab"] and achunks == chunks
 
 
 def test_no_request_left_the_origin(tab):
