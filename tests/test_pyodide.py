@@ -274,6 +274,8 @@ def test_replay_answers_in_the_tab_with_the_recorded_text(tab):
         f"plain = client.chat.completions.create(**{plain['request']['body']!r})\n"
         f"chunks = list(client.chat.completions.create(**{stream['request']['body']!r}))\n"
         "streamed = ''.join(c.choices[0].delta.content or '' for c in chunks if c.choices)\n"
+        "made = akash_nb.client(show=False)  # the package's own client: its hooks and TLS setting\n"
+        f"again = made.chat.completions.create(**{plain['request']['body']!r}).choices[0].message.content\n"
         "try:\n"
         "    client.chat.completions.create(model='x',\n"
         "        messages=[{'role': 'user', 'content': 'never asked'}])\n"
@@ -281,12 +283,12 @@ def test_replay_answers_in_the_tab_with_the_recorded_text(tab):
         "except openai.APIStatusError as error:\n"
         "    miss = akash_nb.explain(error).sentence\n"
         "del os.environ['AKASH_NB_PROVIDER']\n"
-        "[url, banner, plain.choices[0].message.content, streamed, len(chunks), miss]"
+        "[url, banner, plain.choices[0].message.content, streamed, len(chunks), miss, again]"
     )
-    url, banner, text, streamed, count, miss = got
+    url, banner, text, streamed, count, miss, again = got
     assert url == "http://replay.localhost/v1"
     assert "answered in this tab" in banner
-    assert text == expected_plain
+    assert text == expected_plain and again == expected_plain
     assert streamed == expected_stream and count >= 2
     assert miss.startswith('No recording for POST /v1/chat/completions, model x, "never asked"')
 
