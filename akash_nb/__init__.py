@@ -82,3 +82,8 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
+
+
+if __import__("sys").platform == "emscripten":  # a browser tab: its own routes, and one sentence a failure
+    importlib.import_module(".in_tab", __name__).install()
+    importlib.import_module(".render", __name__).install_error_display()

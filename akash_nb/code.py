@@ -13,6 +13,7 @@ from pathlib import Path
 
 from IPython import get_ipython
 
+from . import browser
 from .preflight import number_param, text_param
 
 # ```python ... ``` (or ```py, or a bare ```); the closing fence may be missing when the reply was cut off.
@@ -76,6 +77,7 @@ class TestRun:
 
 def run_tests(code: str, tests: str, *, timeout: float = 5.0) -> TestRun:
     """Run `code` then `tests` (plain asserts) in an isolated Python process with a time limit."""
+    browser.refuse("akash_nb.code.run_tests (it runs the tests in a new Python process)")
     text_param("code", code, example="run_tests(extracted.code, tests)", optional=False, allow_empty=True)
     text_param("tests", tests, example="tests='assert add(1, 2) == 3'", optional=False, allow_empty=True)
     number_param("timeout", timeout, low=0.1, high=600, example="timeout=5", optional=False)

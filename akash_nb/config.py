@@ -18,6 +18,7 @@ from IPython import get_ipython
 from IPython.core.error import StdinNotImplementedError
 
 from . import preflight, providers
+from .browser import IN_BROWSER
 from .errors import ConfigError, file_error, input_error
 from .providers import Provider
 from .secret import Secret
@@ -199,7 +200,8 @@ def _infer_provider(look: _Lookup, api_key: str | None) -> tuple[str, str]:
             "A key was given but no provider, and its shape does not say which: pass "
             "provider='akashml' (or another provider), or base_url= for your own server."
         )
-    return "local", "default (no provider configured)"
+    # In a browser tab nothing can start the embedded engine: the in-browser model is the default there.
+    return ("browser" if IN_BROWSER else "local"), "default (no provider configured)"
 
 
 def resolve(

@@ -10,7 +10,7 @@ import httpx2
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import config, errors, local, preflight, render, replay
+from . import browser, config, errors, in_tab, local, preflight, render, replay
 from .connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
 from .secret import Secret
 
@@ -71,7 +71,7 @@ def client(
         # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
         # back from create() as a plain str; this makes it an error that errors.explain can name.
         http_client=openai.DefaultHttpxClient(
-            verify=_tls(),
+            verify=True if browser.IN_BROWSER else _tls(),  # in a tab the browser does TLS itself
             event_hooks={
                 # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not
                 # sent to a server that may answer "internal error" and be retried.
@@ -100,9 +100,13 @@ def _resolve(
         embedded = local.ensure_server()
         url, key = embedded.base_url, embedded.key
         settings.sources["api_key"] = "made for this server at start (never shown)"
+    elif settings.provider.name == "replay" and browser.IN_BROWSER:
+        url, detail = browser.REPLAY_URL, in_tab.replay_detail()  # answered in the tab, no server
     elif settings.provider.name == "replay":
         replaying = replay.ensure_server()
         url, detail = replaying.base_url, replaying.describe_source()
+    elif settings.provider.name == "browser":
+        detail = browser.MODEL_SHOWN
     shown_as = "class server" if settings.class_server else ""
     conn = Connection(settings.provider, url or "", settings.model, settings.key_source, detail, shown_as)
     note(conn)

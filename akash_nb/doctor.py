@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import config, preflight, render, replay, secret
+from . import browser, config, preflight, render, replay, secret
 from . import engine as engines
 from . import model as models
 from .connect import client
@@ -158,11 +158,13 @@ def not_checked(name: str, configured: str | None) -> Row:
 def probe_all(configured: str | None = None) -> list[Row]:
     """Every provider's row; one whose probe would start the embedded model only when the lessons use it
     (`configured`, the provider they use: `configured_provider()`)."""
+    browser.refuse("akash-nb doctor (it starts the embedded model and probes servers from this machine)")
     return [
         not_checked(name, configured)
         if configured != name and starts_the_embedded_model(name)
         else probe_provider(name)
         for name in PROVIDERS
+        if name != "browser"  # answered only inside the lessons' web site, never from this machine
     ]
 
 

@@ -259,6 +259,48 @@ NO_STATUS: dict[str, Failure] = {
         False,
         CUT_KEPT,
     ),
+    # In a browser tab (akash_nb.browser): fetch's failures, and what a tab cannot start.
+    "tab-unreachable": Failure(
+        "in a browser tab: the server cannot be reached (it is down, or its CORS does not allow this site)",
+        "The browser could not reach {provider} at {url}: it is down, or it does not allow requests "
+        "from this site (CORS); ask its operator to allow this site's origin, or run the lessons "
+        "locally (make lab).",
+        True,
+        NOTHING,
+    ),
+    "tab-no-jspi": Failure(
+        "in a browser tab where Python cannot wait for JavaScript (no JSPI: a widget's callback, or a "
+        "browser without it): the in-browser model asked by the sync client",
+        "The in-browser model cannot answer openai.OpenAI here: Python cannot wait for JavaScript in "
+        "this call (a widget's callback, or a browser without JavaScript Promise Integration); run it "
+        "in a cell of a current Chrome or Edge, or run the lessons locally (make lab).",
+        False,
+        NOTHING,
+    ),
+    "tab-local-only": Failure(
+        "in a browser tab: what starts a process, a thread or a socket (the embedded model, a class "
+        "server, doctor, join, the wheel server, code.run_tests)",
+        "{detail} cannot run in a browser tab; run the lessons locally (make lab) for it.",
+        False,
+        NOTHING,
+        "what cannot run",
+    ),
+    "tab-starts": Failure(
+        "in a browser tab: a lesson cell that starts a process, a thread or a socket (lesson 03's "
+        "test runner, lesson 07's stand-in server)",
+        "This cell starts {what}, which a browser tab cannot: run {detail} locally (make lab) to see it.",
+        False,
+        NOTHING,
+        "the lesson",
+    ),
+    "tab-unmade": Failure(
+        "in a browser tab: a later cell using a name such a cell would have made",
+        "This cell uses {name}, which an earlier cell could not make in a browser tab (it starts "
+        "{what}): run {detail} locally (make lab) to see it.",
+        False,
+        NOTHING,
+        "the lesson",
+    ),
     "ended-early": Failure(
         "stream ended without a finish_reason",
         "{provider} ended the stream before the model finished (no finish_reason was "
@@ -338,6 +380,8 @@ def _connection_kind(error: openai.APIConnectionError, streaming: bool | None) -
     if isinstance(error, openai.APITimeoutError):
         return "timeout"
     chain = list(_causes(error.__cause__))
+    if any(type(e).__module__ == "httpx2_jsfetch" for e in chain):  # fetch in a browser tab failed
+        return "tab-unreachable"
     if any(isinstance(e, socket.gaierror) for e in chain):
         return "dns"
     if any(isinstance(e, ConnectionRefusedError) for e in chain):

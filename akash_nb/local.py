@@ -14,8 +14,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from . import browser, llama_server
 from . import engine as engines
-from . import llama_server
 from . import model as models
 from .exceptions import LocalServerError, file_error
 from .files import write_atomically
@@ -210,6 +210,7 @@ def running() -> Server | None:
 
 def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
     """This configuration's embedded server: reused when alive, started (or restarted) otherwise."""
+    browser.refuse("The embedded model (llama.cpp's server, a process on this machine)")
     wanted = models.ensure()
     engine = engines.ensure()
     config = config_id(engine, wanted)

@@ -83,6 +83,16 @@ PROVIDERS: dict[str, Provider] = {
             note="Answers recorded earlier from a real provider, replayed offline for tests.",
             started_here=True,
         ),
+        Provider(
+            name="browser",
+            title="in-browser model",
+            base_url="http://in-browser.localhost/v1",  # answered in the tab by bridge.js (akash_nb.browser)
+            key_env=(),
+            key_prefix=None,
+            fallback_models=(LOCAL_MODEL_NAME,),
+            needs_key=False,
+            note="No key, no install: SmolLM2-135M run by wllama in the browser tab (the lessons' web site).",
+        ),
     )
 }
 

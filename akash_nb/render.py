@@ -18,7 +18,7 @@ from IPython.display import display
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
-from . import masking, preflight
+from . import browser, masking, preflight
 from .connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
 from .errors import AkashNBError, explain
 
@@ -269,6 +269,12 @@ def install_error_display() -> None:
         shell._showtraceback(etype, value, stb)
         return stb
 
+    if browser.IN_BROWSER:  # a tab's cells that start a process, thread or socket: one sentence too
+        shell.set_custom_exc(
+            (AkashNBError, openai.OpenAIError, json.JSONDecodeError, *browser.CELL_FAILURES),
+            browser.wrap_handler(handler),
+        )
+        return
     shell.set_custom_exc((AkashNBError, openai.OpenAIError, json.JSONDecodeError), handler)
 
 

@@ -215,6 +215,128 @@ def note_use(key: str, outcome: str) -> None:
         os.close(fd)
 
 
+# --- answering from the recordings (the loopback server and, under Pyodide, akash_nb.browser) -----------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What replay answers one request with: a JSON body, or the data of each server-sent event."""
+
+    status: int
+    content_type: str
+    body: bytes  # empty for an event stream
+    events: tuple[str, ...] | None = None  # an event stream's data, [DONE] included
+    own_error: bool = False  # replay's own error (a miss): asking again cannot help
+    wait: float = 0.0  # seconds to wait first: the recorded answer outlasted this request's timeout
+
+    @classmethod
+    def own(cls, status: int, kind: str, sentence: str) -> Answer:
+        body = json.dumps({"error": {"type": kind, "message": sentence}}, ensure_ascii=False).encode()
+        return cls(status, "application/json", body, own_error=True)
+
+    @classmethod
+    def of_recording(cls, recording: dict[str, Any], wait: float = 0.0) -> Answer:
+        response = recording["response"]
+        if "events" in response:
+            return cls(200, EVENT_STREAM, b"", tuple(response["events"]), wait=wait)
+        body = response["body"]
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        return cls(response["status"], response["content_type"], data, wait=wait)
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The response headers the loopback server sends (without the framing ones)."""
+        if self.events is not None:
+            return [("Content-Type", EVENT_STREAM), ("Cache-Control", "no-store")]
+        shown = [("Content-Type", self.content_type), ("Content-Length", str(len(self.body)))]
+        return shown + ([("x-should-retry", "false")] if self.own_error else [])
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body as the server writes it: the JSON at once, or one `data: ...` event a chunk."""
+        if self.events is None:
+            yield self.body
+            return
+        for data in self.events:
+            yield f"data: {data}\n\n".encode()
+
+
+@dataclass(frozen=True)
+class Forward:
+    """No answer in the recordings for a record mode: ask the upstream and write it as `name`."""
+
+    request: Request
+    name: str
+
+
+class Recordings:
+    """One folder of recordings answering requests, counting repeats (one instance per server, and one
+    per folder in a browser tab)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._seen: dict[str, int] = {}  # request key -> how many times it was asked
+        self._seen_lock = threading.Lock()
+
+    def answer(
+        self,
+        method: str,
+        path: str,
+        raw: bytes,
+        *,
+        other_key: bool = False,
+        timeout: float | None = None,
+        replays: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Answer | Forward:
+        """The answer to one request from the recordings. `replays` is a record mode's say on whether a
+        recording answers (None: replay mode, where every recording answers and a miss is an answer too)."""
+        try:
+            request = Request.parse(method, path, raw, other_key)
+        except ValueError as error:
+            return Answer.own(400, "invalid_request", f"The request body is not JSON: {error}.")
+        name, occurrence = self._name(request)
+        path_ = self.folder / f"{name}.json"
+        try:
+            recording = read_recording(path_)
+        except (OSError, ValueError) as error:
+            if replays is None:
+                return Answer.own(
+                    500,
+                    "no_recording",
+                    f"The recording {shown_folder(path_)} cannot be read ({error}); "
+                    f"delete it and record it again with `{RECORD_COMMAND}`.",
+                )
+            recording = None  # recording anyway: the new answer replaces it
+        if recording is not None and (replays is None or replays(recording)):
+            note_use(name, "replayed" if replays is None else "reused")
+            return Answer.of_recording(recording, outlasted_wait(recording, timeout))
+        if replays is None:
+            note_use(name, "missed")
+            return Answer.own(404, "no_recording", self.miss_sentence(request, occurrence))
+        return Forward(request, name)
+
+    def _name(self, request: Request) -> tuple[str, int]:
+        """The recording that answers this request: `<key>` the first time, `<key>-N` the Nth time,
+        except for a deterministic request, which one recording answers every time."""
+        key = request.key
+        with self._seen_lock:
+            occurrence = self._seen[key] = self._seen.get(key, 0) + 1
+        if occurrence == 1 or request.deterministic:
+            return key, occurrence
+        return f"{key}-{occurrence}", occurrence
+
+    def miss_sentence(self, request: Request, occurrence: int = 1) -> str:
+        repeat = ""
+        if occurrence > 1:
+            # At temperature > 0 a repeat is a new sample: replay does not invent one.
+            repeat = (
+                f" (asked {occurrence} times; at temperature > 0 each answer is a sample, "
+                "recorded separately)"
+            )
+        return (
+            f"No recording for {request.summary()}{repeat}: record it with `{RECORD_COMMAND}` "
+            f"(recordings live in {shown_folder(self.folder)})."
+        )
+
+
 # --- upstreams ------------------------------------------------------------------------------------------
 
 
@@ -320,7 +442,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
     def send_own_error(self, status: int, kind: str, sentence: str) -> None:
-        self.send_json(status, {"error": {"type": kind, "message": sentence}}, own_error=True)
+        self.send_answer(Answer.own(status, kind, sentence))
+
+    def send_answer(self, answer: Answer) -> None:
+        if answer.events is None:
+            self.send_json(answer.status, answer.body, answer.content_type, own_error=answer.own_error)
+            return
+        self.start_events()
+        for data in answer.events:
+            self.send_event(data)
+        self.end_events()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -341,8 +472,7 @@ class ReplayServer:
         self.folder = folder
         self.mode = mode
         self.upstream = upstream
-        self._seen: dict[str, int] = {}  # request key -> how many times it was asked in this process
-        self._seen_lock = threading.Lock()
+        self.recordings = Recordings(folder)
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.replay = self
         # poll_interval 0.1 s: close() returns quickly; the cost is ten idle wake-ups a second.
@@ -380,77 +510,30 @@ class ReplayServer:
     def answer(self, handler: _Handler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
-        try:
-            request = Request.parse(handler.command, handler.path, raw, _other_key(handler))
-        except ValueError as error:
-            handler.send_own_error(400, "invalid_request", f"The request body is not JSON: {error}.")
+        found = self.recordings.answer(
+            handler.command,
+            handler.path,
+            raw,
+            other_key=_other_key(handler),
+            timeout=_read_timeout(handler),
+            replays=None if self.upstream is None else self._replays,
+        )
+        if isinstance(found, Forward):
+            self._forward(handler, found.request, raw, found.name)
             return
-        name, occurrence = self._name(request)
-        path = self.folder / f"{name}.json"
-        try:
-            recording = read_recording(path)
-        except (OSError, ValueError) as error:
-            if self.upstream is None:
-                handler.send_own_error(
-                    500,
-                    "no_recording",
-                    f"The recording {shown_folder(path)} cannot be read ({error}); "
-                    f"delete it and record it again with `{RECORD_COMMAND}`.",
-                )
-                return
-            recording = None  # recording anyway: the new answer replaces it
-        if recording is not None and self._replays(recording):
-            note_use(name, "replayed" if self.upstream is None else "reused")
-            _outlast_timeout(handler, recording)
-            self._send_recording(handler, recording)
-            return
-        if self.upstream is None:
-            note_use(name, "missed")
-            handler.send_own_error(404, "no_recording", self.miss_sentence(request, occurrence))
-            return
-        self._forward(handler, request, raw, name)
-
-    def _name(self, request: Request) -> tuple[str, int]:
-        """The recording that answers this request: `<key>` the first time, `<key>-N` the Nth time,
-        except for a deterministic request, which one recording answers every time."""
-        key = request.key
-        with self._seen_lock:
-            occurrence = self._seen[key] = self._seen.get(key, 0) + 1
-        if occurrence == 1 or request.deterministic:
-            return key, occurrence
-        return f"{key}-{occurrence}", occurrence
+        if found.wait:
+            time.sleep(found.wait)
+        handler.send_answer(found)
 
     def miss_sentence(self, request: Request, occurrence: int = 1) -> str:
-        repeat = ""
-        if occurrence > 1:
-            # At temperature > 0 a repeat is a new sample: replay does not invent one.
-            repeat = (
-                f" (asked {occurrence} times; at temperature > 0 each answer is a sample, "
-                "recorded separately)"
-            )
-        return (
-            f"No recording for {request.summary()}{repeat}: record it with `{RECORD_COMMAND}` "
-            f"(recordings live in {shown_folder(self.folder)})."
-        )
+        return self.recordings.miss_sentence(request, occurrence)
 
     def _replays(self, recording: dict[str, Any]) -> bool:
-        """Whether this mode answers from `recording` rather than asking the upstream."""
-        if self.upstream is None:
-            return True
+        """Whether this record mode answers from `recording` rather than asking the upstream."""
+        assert self.upstream is not None
         if self.mode == "record":
             return bool(recording.get("meta", {}).get("upstream") == self.upstream.label)
         return False
-
-    @staticmethod
-    def _send_recording(handler: _Handler, recording: dict[str, Any]) -> None:
-        response = recording["response"]
-        if "events" in response:
-            handler.start_events()
-            for data in response["events"]:
-                handler.send_event(data)
-            handler.end_events()
-        else:
-            handler.send_json(response["status"], response["body"], response["content_type"])
 
     # -- recording
 
@@ -577,15 +660,15 @@ def _read_timeout(handler: _Handler) -> float | None:
         return None
 
 
-def _outlast_timeout(handler: _Handler, recording: dict[str, Any]) -> None:
+def outlasted_wait(recording: dict[str, Any], timeout: float | None) -> float:
     """Replay answers at once, so a client's timeout shorter than the recorded answer took would never
     fire: when the recording says the real answer outlasted a timeout (meta "seconds"), and this request's
-    timeout is shorter, wait past it as the real server did (lesson 07's tiny timeout)."""
+    `timeout` is shorter, the seconds to wait past it as the real server did (lesson 07's tiny timeout)."""
     meta = recording.get("meta")
     seconds = meta.get("seconds") if isinstance(meta, dict) else None  # a hostile file's meta is anything
-    timeout = _read_timeout(handler)
     if isinstance(seconds, (int, float)) and timeout is not None and timeout < seconds:
-        time.sleep(min(seconds, timeout + 0.2))
+        return float(min(seconds, timeout + 0.2))
+    return 0.0
 
 
 def _sse_data(response: Any) -> Iterator[str]:

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from dotenv import set_key
 
-from . import config, llama_server
+from . import browser, config, llama_server
 from . import engine as engines
 from . import model as models
 from .exceptions import ConfigError, LocalServerError
@@ -81,6 +81,7 @@ def start_share(
     answer_tokens: int = SHARE_ANSWER_TOKENS,
 ) -> Shared:
     """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
+    browser.refuse("A class server (llama.cpp's server, a process listening on the network)")
     if slots < 1:
         raise LocalServerError(f"--slots is {slots}; it must be at least 1.")
     path = models.ensure()
@@ -321,6 +322,7 @@ def share(
     """Serve the embedded model (or AKASH_NB_LOCAL_MODEL) to the room, in this process, until interrupted.
 
     A new key is made and shown with what students set; it is never written to the state file."""
+    browser.refuse("A class server (llama.cpp's server, a process listening on the network)")
     out = sys.stdout if out is None else out
     # A closed terminal (SIGHUP) or a `kill` (SIGTERM) ends the class server too, as Ctrl-C does: never
     # leave llama-server listening on the room's network with nobody watching it. Windows has no SIGHUP:
@@ -416,6 +418,7 @@ def join(url: str, key: str, env_file: Path | None = None) -> str:
     """Check the class server at `url` answers with `key`, then write its `.env` lines into `env_file`
     (default: `.env` in the working directory), keeping every other line there. Returns the one sentence
     to show. The key is written to the file (mode 0600) and never shown."""
+    browser.refuse("akash-nb join (it writes .env beside a local JupyterLab)")
     target = Path(".env") if env_file is None else env_file
     api = class_url(url)
     clean, _ = config.clean_key(key, "the KEY you gave")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from . import browser
 from .engine import WHEEL_PACKAGE, wheel_label
 
 
@@ -65,6 +66,7 @@ def params(args: argparse.Namespace, p: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    browser.refuse("The wheel server (a process listening on the network)")
     args = parser().parse_args(argv)
     if args.version:
         print(f"version: {wheel_label(metadata.version(WHEEL_PACKAGE))}", flush=True)

@@ -72,6 +72,7 @@ def test_the_retried_rows_are_the_ones_the_sdk_retries():
         "dns",
         "connection",
         "dropped",
+        "tab-unreachable",  # httpx2_jsfetch's ConnectError, which the SDK retries as any connection error
     }
 
 

@@ -10,7 +10,7 @@ from akash_nb.providers import PROVIDERS, RETIRED_ON
 
 
 def test_the_table_has_five_providers_including_reserved_replay():
-    assert list(PROVIDERS) == ["local", "akashml", "akash-chat", "openai-compatible", "replay"]
+    assert list(PROVIDERS) == ["local", "akashml", "akash-chat", "openai-compatible", "replay", "browser"]
     assert all(name == p.name for name, p in PROVIDERS.items())
 
 
@@ -64,7 +64,7 @@ def test_openai_compatible_takes_the_users_url_and_an_optional_key():
 
 def test_get_returns_a_provider_or_lists_the_valid_names():
     assert providers.get("akashml") is PROVIDERS["akashml"]
-    with pytest.raises(ValueError, match="local, akashml, akash-chat, openai-compatible, replay"):
+    with pytest.raises(ValueError, match="local, akashml, akash-chat, openai-compatible, replay, browser"):
         providers.get("openai")
 
 
