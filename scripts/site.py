@@ -397,10 +397,12 @@ def preload_order(lock: dict[str, object]) -> list[str]:
     """Every package of ours, dependencies first (micropip first of all, as the kernel loads it first)."""
     packages: dict[str, dict[str, object]] = lock["packages"]  # type: ignore[assignment]
     order: list[str] = []
+    visiting: set[str] = set()
 
     def visit(key: str) -> None:
-        if key in order:
+        if key in order or key in visiting:  # a dependency cycle: each package is loaded once, either way
             return
+        visiting.add(key)
         for dep in packages[key]["depends"]:  # type: ignore[attr-defined]
             visit(dep)
         order.append(key)
