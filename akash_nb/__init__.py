@@ -14,6 +14,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+
+if sys.platform == "emscripten":  # a browser tab (Pyodide), where nothing takes a file lock
+    import warnings
+
+    warnings.filterwarnings("ignore", message="only soft file lock is available", category=UserWarning)
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import akash_nb` loads nothing it does not use
 if TYPE_CHECKING:

@@ -26,7 +26,9 @@ MODEL_ORIGIN = "http://in-browser.localhost"
 REPLAY_ORIGIN = "http://replay.localhost"
 MODEL_URL = f"{MODEL_ORIGIN}/v1"
 REPLAY_URL = f"{REPLAY_ORIGIN}/v1"
-MODEL_SHOWN = "SmolLM2-135M, wllama in this tab"  # the banner's detail for the in-browser model
+# The banner's detail for the in-browser model; bridge.js's DEFAULT_ANSWER_TOKENS and N_CTX.
+MODEL_SHOWN = "SmolLM2-135M, wllama in this tab; 128 tokens an answer unless max_tokens says more"
+MODEL_CONTEXT_TOKENS = 2048
 REPLAY_SHOWN = "answered in this tab"
 SITE_ROOT_ENV = "AKASH_NB_SITE_ROOT"  # the site's root URL, when the kernel does not live under it
 BRIDGE_PATH = "static/akash-nb/bridge.js"
@@ -67,10 +69,14 @@ def tab_sentence(kind: str, **fields: str) -> str:
     return NO_STATUS[f"tab-{kind}"].sentence.format_map(_Blank(fields))
 
 
+class TabRefusal(LocalServerError):
+    """What a browser tab cannot run (`refuse()`); a cell shows it as a note, not an error (wrap_handler)."""
+
+
 def refuse(what: str) -> None:
     """Under Pyodide, a LocalServerError saying that `what` cannot run in a tab; elsewhere nothing."""
     if IN_BROWSER:
-        raise LocalServerError(tab_sentence("local-only", detail=what))
+        raise TabRefusal(tab_sentence("local-only", detail=what))
 
 
 # What Pyodide 314 raises in Chromium when a cell starts one of these (tests/test_pyodide.py runs them):
@@ -158,7 +164,10 @@ Handler = Callable[..., Any]
 
 def wrap_handler(inner: Handler) -> Handler:
     """IPython's custom exception handler `inner` (render.install_error_display's), with a tab's cell
-    failures first: those show their sentence; the rest go to `inner`, or get IPython's own traceback."""
+    failures first: a lesson cell's process, thread or socket, a later cell's name such a cell would have
+    made, and the package's own refusals (`refuse()`). Each shows its sentence as a note, not as an error:
+    the cell ends without one, so JupyterLite's Run All goes on with the cells a tab can run instead of
+    stopping at the first it cannot. The rest go to `inner`, or get IPython's own traceback."""
 
     def handler(
         shell: InteractiveShell,
@@ -168,10 +177,13 @@ def wrap_handler(inner: Handler) -> Handler:
         tb_offset: int | None = None,
     ) -> Any:
         sentence = _guard.sentence(value, shell)
+        if sentence is None and isinstance(value, TabRefusal):
+            sentence = str(value)
         if sentence is not None:
-            stb = [f"\x1b[31m{type(value).__name__}\x1b[0m: {sentence}"]
-            shell._showtraceback(etype, value, stb)
-            return stb
+            from . import render  # render imports this module
+
+            render.show("error", sentence)
+            return None
         return inner(shell, etype, value, tb, tb_offset)
 
     return handler

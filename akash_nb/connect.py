@@ -107,6 +107,7 @@ def _resolve(
         url, detail = replaying.base_url, replaying.describe_source()
     elif settings.provider.name == "browser":
         detail = browser.MODEL_SHOWN
+        in_tab.warm_up()  # the model loads while the learner reads the banner, not at the first request
     shown_as = "class server" if settings.class_server else ""
     conn = Connection(settings.provider, url or "", settings.model, settings.key_source, detail, shown_as)
     note(conn)

@@ -115,6 +115,17 @@ async def model_reply_async(call: Call) -> Any:
     return await _bridge.handle(call.method, call.url, _headers(call), _body(call))
 
 
+def warm_up() -> None:
+    """Start loading the in-browser model now, in JavaScript, without waiting for it: the first request
+    then waits only for what is left of the load (bridge.js keeps the one load in flight). Nothing outside
+    Pyodide; a failed load is the first request's sentence (bridge.js answers 503 with it)."""
+    if not browser.IN_BROWSER:
+        return
+    from pyodide.code import run_js  # only Pyodide has it
+
+    run_js(f"import({browser.bridge_url()!r}).then((bridge) => bridge.load()).catch(() => null)")
+
+
 def install() -> None:
     """Under Pyodide: answer the tab's two origins with the transport, and (in IPython) watch each cell for
     what a tab cannot start (`browser.CellGuard`). Run by `import akash_nb`."""

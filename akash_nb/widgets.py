@@ -17,12 +17,15 @@ import openai
 from IPython.lib.pretty import PrettyPrinter
 from openai.types import CompletionUsage
 
-from . import errors, llama_server, preflight, render, streaming
+from . import browser, errors, llama_server, preflight, render, streaming
 from .connection import Connection, connection_for, connection_or_unknown, resolve_model
 from .conversation import Conversation
 
 # Context window per provider, the upper bound of the max_tokens box; others get DEFAULT_CONTEXT_TOKENS.
-CONTEXT_TOKENS: dict[str, int] = {"local": llama_server.CONTEXT_TOKENS}
+CONTEXT_TOKENS: dict[str, int] = {
+    "local": llama_server.CONTEXT_TOKENS,
+    "browser": browser.MODEL_CONTEXT_TOKENS,
+}
 DEFAULT_CONTEXT_TOKENS = 32_768
 REDRAW_SECONDS = 0.05  # redraw a streaming answer at most this often: each redraw is one comm message
 CURSOR = " ▌"  # shown at the end of an answer that is still arriving

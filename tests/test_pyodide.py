@@ -22,6 +22,8 @@ from typing import ClassVar
 import pytest
 from browser_helpers import chromium
 
+from akash_nb.browser import MODEL_SHOWN
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,7 +252,7 @@ def test_import_akash_nb_defaults_to_the_in_browser_model(tab):
         "[url, akash_nb.render.connection_text(conn)]"
     )
     assert shown[0] == "http://in-browser.localhost/v1"
-    assert "in-browser model (SmolLM2-135M, wllama in this tab)" in shown[1]
+    assert f"in-browser model ({MODEL_SHOWN})" in shown[1]
 
 
 def _recording(name: str) -> dict:

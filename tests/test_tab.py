@@ -131,7 +131,7 @@ def test_in_a_tab_replay_is_answered_there_and_starts_no_server(monkeypatch):
 def test_the_in_browser_model_banner_says_where_it_runs(monkeypatch):
     monkeypatch.setenv("AKASH_NB_PROVIDER", "browser")
     conn, key = connect._resolve()
-    assert conn.describe() == "in-browser model (SmolLM2-135M, wllama in this tab)"
+    assert conn.describe() == f"in-browser model ({browser.MODEL_SHOWN})"
     assert conn.base_url == browser.MODEL_URL and key == connect.NO_KEY
 
 
