@@ -162,12 +162,13 @@ CELL_FAILURES: tuple[type[BaseException], ...] = (OSError, RuntimeError, NameErr
 Handler = Callable[..., Any]
 
 
-def wrap_handler(inner: Handler) -> Handler:
+def wrap_handler(inner: Handler, note: Callable[[str], None]) -> Handler:
     """IPython's custom exception handler `inner` (render.install_error_display's), with a tab's cell
     failures first: a lesson cell's process, thread or socket, a later cell's name such a cell would have
     made, and the package's own refusals (`refuse()`). Each shows its sentence as a note, not as an error:
     the cell ends without one, so JupyterLite's Run All goes on with the cells a tab can run instead of
-    stopping at the first it cannot. The rest go to `inner`, or get IPython's own traceback."""
+    stopping at the first it cannot (`note` shows it: render's error box). The rest go to `inner`, or get
+    IPython's own traceback."""
 
     def handler(
         shell: InteractiveShell,
@@ -180,9 +181,7 @@ def wrap_handler(inner: Handler) -> Handler:
         if sentence is None and isinstance(value, TabRefusal):
             sentence = str(value)
         if sentence is not None:
-            from . import render  # render imports this module
-
-            render.show("error", sentence)
+            note(sentence)
             return None
         return inner(shell, etype, value, tb, tb_offset)
 

@@ -272,7 +272,7 @@ def install_error_display() -> None:
     if browser.IN_BROWSER:  # a tab's cells that start a process, thread or socket: one sentence too
         shell.set_custom_exc(
             (AkashNBError, openai.OpenAIError, json.JSONDecodeError, *browser.CELL_FAILURES),
-            browser.wrap_handler(handler),
+            browser.wrap_handler(handler, lambda sentence: show("error", sentence)),
         )
         return
     shell.set_custom_exc((AkashNBError, openai.OpenAIError, json.JSONDecodeError), handler)

@@ -300,6 +300,13 @@ def test_lesson_runs_in_the_tab_on_replay_with_its_committed_outputs(replay_cont
     assert foreign == [], f"requests left the site's origin: {foreign[:10]}"
 
 
+def _size(path: str) -> int:
+    file = SITE / urlsplit(path).path.lstrip("/")
+    if file.is_dir():
+        file = file / "index.html"
+    return file.stat().st_size if file.is_file() else 0
+
+
 def run_guide_cells(page, lesson: dict[str, Any]) -> list[dict[str, Any]]:
     """Lesson 01's own first cells, as committed: the banner, the guide's client, the model choice, the
     guide's create call, the guide beside you, and what the response holds. Each cell's outputs."""
@@ -318,6 +325,7 @@ def test_lesson_01_guide_cells_run_on_the_in_browser_model_and_stream(browser, s
     timings: dict[str, float] = {}
     context = new_context(browser, site, "browser")
     try:
+        first = len(served)
         started = time.monotonic()
         page = open_lesson(context, origin, "01-basic-completion")
         timings["kernel_idle_s"] = time.monotonic() - started
@@ -360,6 +368,7 @@ def test_lesson_01_guide_cells_run_on_the_in_browser_model_and_stream(browser, s
         page.close()
         # warm: the same browser opens the lesson again; the model comes from its storage, not the network
         before = len(served)
+        timings["first_load_mb"] = sum(_size(path) for path in set(served[first:before])) / 1e6
         started = time.monotonic()
         page = open_lesson(context, origin, "01-basic-completion")
         cells = run_guide_cells(page, lesson)
