@@ -13,7 +13,7 @@ RUNTIME := $(if $(filter local,$(PROVIDER_SET)),learner,student)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: site site-test site-serve site-probe help venv learner student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
+.PHONY: site site-test site-serve help venv learner student join browser-deps browser lab test unit lint nbval-replay nbval-live run serve stop doctor notebooks record bench docs lowest clean
 
 help:
 	@echo "make lab    JupyterLab on the lessons (embedded model when no key is configured)"
@@ -34,10 +34,6 @@ help:
 SITE_PORT ?= 8765
 site: venv
 	$(PY) scripts/site.py
-
-# A maintainer's look at the built site in headless Chromium (kernel start, run_sync, no foreign request).
-site-probe: venv browser-deps
-	$(PY) scripts/site_probe.py
 
 # The site in headless Chromium, every host but the site's refused: each lesson on the recordings in the tab,
 # compared with the committed outputs; lesson 01 on the in-browser model; Pyodide and the bridge on their own.
@@ -81,7 +77,7 @@ browser-deps:
 
 # The same checks pre-commit runs (.pre-commit-config.yaml): ruff's rules and format, mypy --strict over
 # akash_nb (pyproject.toml says why that strictness), actionlint, and ruff over the lessons' code.
-LINTED := akash_nb tests scripts $(wildcard benchmarks)
+LINTED := akash_nb tests scripts browser/httpx2_jsfetch $(wildcard benchmarks)
 lint: venv
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)

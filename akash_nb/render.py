@@ -243,7 +243,8 @@ def install_error_display() -> None:
     `json.JSONDecodeError` from their own `json.loads`, keeps IPython's usual traceback.
     The cell still fails as an error (so `Run all` stops, and nbval reports the sentence); the
     error's traceback is the sentence alone. `%tb` shows the full traceback, and the exception, with the
-    original as `.original`, stays in `sys.last_value`.
+    original as `.original`, stays in `sys.last_value`. In a browser tab, what the tab cannot run
+    (akash_nb.browser's refusals, a cell's process, thread or socket) is a note instead: `Run all` goes on.
     """
     shell = get_ipython()
     if shell is None:

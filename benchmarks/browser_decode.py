@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bridge_page import BASE, CHROMIUM_ARGS, build, chromium_path, missing, serve  # noqa: E402
+from bridge_page import BASE, CHROMIUM_ARGS, build, missing, serve  # noqa: E402
+from browser_helpers import chromium  # noqa: E402
 
 from akash_nb import engine as engines  # noqa: E402
 from akash_nb import llama_server, model  # noqa: E402
@@ -124,7 +125,7 @@ def browser_side(site_origin: str) -> Iterator[Browser]:
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(chromium()), headless=True, args=CHROMIUM_ARGS
         )
         try:
             context = launched.new_context()

@@ -285,58 +285,6 @@ def recordings_wheel(dest: Path) -> Path:
     return write_wheel(dest, "akash_nb_recordings", "0.1.0", files, "akash-nb's recorded answers, for replay")
 
 
-PLACEHOLDER_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "httpx2-jsfetch"
-version = "0.1.0"
-description = "httpx2's transport under Pyodide: the browser's fetch (placeholder until it is written)."
-
-[tool.setuptools]
-packages = ["httpx2_jsfetch"]
-"""
-PLACEHOLDER_MODULE = '''\
-"""A placeholder: httpx2 imports these two transports under Pyodide. Sending a request is not written yet."""
-
-from httpx2._transports.base import AsyncBaseTransport, BaseTransport
-
-
-class JavascriptFetchTransport(BaseTransport):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def handle_request(self, request):  # type: ignore[no-untyped-def]
-        raise NotImplementedError("httpx2_jsfetch is a placeholder: the fetch transport is not written yet.")
-
-
-class AsyncJavascriptFetchTransport(AsyncBaseTransport):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    async def handle_async_request(self, request):  # type: ignore[no-untyped-def]
-        raise NotImplementedError("httpx2_jsfetch is a placeholder: the fetch transport is not written yet.")
-'''
-
-
-def jsfetch_source() -> Path:
-    """browser/httpx2_jsfetch/ (its own pyproject.toml); until it exists, a placeholder under build/."""
-    source = BROWSER / "httpx2_jsfetch"
-    if (source / "pyproject.toml").exists():
-        return source
-    placeholder = BUILD / "site-jsfetch-placeholder"
-    shutil.rmtree(placeholder, ignore_errors=True)
-    (placeholder / "httpx2_jsfetch").mkdir(parents=True)
-    (placeholder / "pyproject.toml").write_text(PLACEHOLDER_PYPROJECT)
-    (placeholder / "httpx2_jsfetch" / "__init__.py").write_text(PLACEHOLDER_MODULE)
-    print(
-        "    browser/httpx2_jsfetch/ is not written yet: the site gets a placeholder (its transports raise)."
-    )
-    return placeholder
-
-
 def kernel_wheels() -> list[Path]:
     import jupyterlite_pyodide_kernel
 
@@ -474,7 +422,7 @@ def prepare() -> None:
     shutil.rmtree(built, ignore_errors=True)
     built.mkdir(parents=True)
     print("==> building akash_nb, httpx2_jsfetch and akash_nb_recordings")
-    ours = [build_wheel(ROOT, built), build_wheel(jsfetch_source(), built), recordings_wheel(built)]
+    ours = [build_wheel(ROOT, built), build_wheel(BROWSER / "httpx2_jsfetch", built), recordings_wheel(built)]
     shipped = [*wheels, *kernel_wheels(), *ours]
     for wheel in shipped:
         shutil.copy2(wheel, PYODIDE_DIR / wheel.name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -178,7 +177,3 @@ def serve(folder: Path) -> Iterator[Site]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-def chromium_path() -> str:
-    return os.environ.get("AKASH_NB_CHROMIUM") or "/usr/bin/chromium"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_page import BASE, CHROMIUM_ARGS, Site, build, chromium_path, missing, serve
+from bridge_page import BASE, CHROMIUM_ARGS, Site, build, missing, serve
+from browser_helpers import chromium
 
 from akash_nb import model
 
@@ -59,7 +60,7 @@ def probe() -> Iterator[Page]:
     with tempfile.TemporaryDirectory() as folder, serve(build(Path(folder), model.ensure())) as site:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
-                executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+                executable_path=str(chromium()), headless=True, args=CHROMIUM_ARGS
             )
             try:
                 context = browser.new_context()

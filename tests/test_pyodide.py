@@ -8,13 +8,11 @@ start (code.run_tests, lesson 03's subprocess and lesson 07's thread cells) as o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
-import subprocess
-import sys
 import threading
 import time
-import zipfile
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -35,12 +33,6 @@ PYODIDE_FILES = (
     "python_stdlib.zip",
     "pyodide-lock.json",
 )
-WHEEL_CACHE = Path.home() / ".cache" / "akash-nb" / "pyodide-wheels"
-PLATFORM = ["--platform", "pyemscripten_2026_0_wasm32", "--platform", "any", "--python-version", "3.14"]
-PLATFORM += ["--implementation", "cp", "--abi", "cp314", "--abi", "none", "--only-binary=:all:"]
-REQUIREMENTS = ["openai", "python-dotenv", "filelock", "ipywidgets", "ipython", "mistune"]
-# pip judges markers against this machine: these are not wanted (or cannot work) under Pyodide.
-DROPPED = ("httpcore2", "truststore", "h11", "micropip", "pexpect", "ptyprocess")
 RECORDED = {"plain": "02ed62539b9ec0d2", "stream": "ef37ff092237df33"}
 # A stand-in for browser/bridge.js with its API (handle -> Response; a stream's body a ReadableStream), so
 # that the in-browser route's plumbing is checked here without the model (the site test runs the real one).
@@ -75,33 +67,25 @@ export async function handle(method, url, headers, body) {
 """
 
 
+def _site_tool():
+    """scripts/site.py, whose pinned wheels and built ones are the ones the site ships."""
+    spec = importlib.util.spec_from_file_location("akash_nb_site_tool", ROOT / "scripts" / "site.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 def _wheels(folder: Path) -> list[Path]:
-    """Every wheel the page installs, into `folder`."""
-    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-    if not any(WHEEL_CACHE.glob("openai-*.whl")):
-        pip = [sys.executable, "-m", "pip", "download", "-q", "-d", str(WHEEL_CACHE), *PLATFORM]
-        subprocess.run([*pip, *REQUIREMENTS], check=True, timeout=600)
-    for wheel in WHEEL_CACHE.glob("*.whl"):
-        if not wheel.name.lower().startswith(tuple(f"{d}-" for d in DROPPED)):
-            shutil.copy(wheel, folder)
-    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder)]
-    subprocess.run([*build, str(ROOT), str(ROOT / "browser" / "httpx2_jsfetch")], check=True, timeout=300)
-    _recordings_wheel(folder / "akash_nb_recordings-0.0.0-py3-none-any.whl")
+    """Every wheel the page installs, into `folder`: the site's, from browser/wheels.lock (hash-checked)
+    and built from this checkout."""
+    site = _site_tool()
+    for wheel in site.download_locked():
+        shutil.copy(wheel, folder)
+    site.build_wheel(ROOT, folder)
+    site.build_wheel(ROOT / "browser" / "httpx2_jsfetch", folder)
+    site.recordings_wheel(folder)
     return sorted(folder.glob("*.whl"))
-
-
-def _recordings_wheel(path: Path) -> None:
-    """The package the site ships: akash_nb_recordings, whose folder holds tests/recordings/*.json."""
-    info = "akash_nb_recordings-0.0.0.dist-info"
-    with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr("akash_nb_recordings/__init__.py", '"""The committed recordings."""\n')
-        for recording in sorted((ROOT / "tests" / "recordings").glob("*.json")):
-            wheel.write(recording, f"akash_nb_recordings/{recording.name}")
-        wheel.writestr(
-            f"{info}/METADATA", "Metadata-Version: 2.1\nName: akash-nb-recordings\nVersion: 0.0.0\n"
-        )
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        wheel.writestr(f"{info}/RECORD", "")
 
 
 class _Quiet(SimpleHTTPRequestHandler):

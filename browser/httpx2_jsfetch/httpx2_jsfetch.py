@@ -183,14 +183,19 @@ def _ms(call: Call) -> int | None:
     return None if call.timeout is None else max(1, round(call.timeout * 1000))
 
 
+def _js_body(call: Call) -> Any:
+    """The request's body as a Uint8Array for fetch or XMLHttpRequest, or None when it has none."""
+    if not call.body:
+        return None
+    body = js.Uint8Array.new(len(call.body))
+    body.assign(call.body)
+    return body
+
+
 def _start_fetch(call: Call) -> tuple[Any, Any]:
     """fetch's promise, already bounded by the timeout, and the AbortController that cancels it."""
-    body = None
-    if call.body:
-        body = js.Uint8Array.new(len(call.body))
-        body.assign(call.body)
     headers = to_js(call.headers, dict_converter=js.Object.fromEntries)
-    started = _js().fetch(call.url, call.method, headers, body, _ms(call))
+    started = _js().fetch(call.url, call.method, headers, _js_body(call), _ms(call))
     return started.response, started.controller
 
 
@@ -213,10 +218,6 @@ def _response_headers(js_response: Any) -> list[tuple[str, str]]:
     ]
 
 
-def _is_reply(result: Any) -> bool:
-    return isinstance(result, Reply)
-
-
 # --- the sync transport ---------------------------------------------------------------------------------
 
 
@@ -228,8 +229,8 @@ class _SyncReplyStream(SyncByteStream):
         yield from self._chunks
 
 
-class _SyncFetchStream(SyncByteStream):
-    """A fetch Response's body, one `reader.read()` (through JSPI) a chunk."""
+class _FetchBody:
+    """A fetch Response's body reader, the request it answers, and whether it is read to the end."""
 
     def __init__(self, js_response: Any, call: Call, controller: Any = None) -> None:
         self._reader = js_response.body.getReader() if js_response.body is not None else None
@@ -237,10 +238,23 @@ class _SyncFetchStream(SyncByteStream):
         self._controller = controller
         self._done = self._reader is None
 
+    def _read(self) -> Any:
+        """The next `reader.read()` promise, bounded by the request's timeout."""
+        return _js().read(self._reader, _ms(self._call), self._controller)
+
+    def _cancel(self) -> None:
+        if not self._done and self._reader is not None:
+            self._done = True
+            self._reader.cancel()  # the promise it returns needs no waiting for
+
+
+class _SyncFetchStream(_FetchBody, SyncByteStream):
+    """A fetch Response's body, one `reader.read()` (through JSPI) a chunk."""
+
     def __iter__(self) -> Iterator[bytes]:
         while not self._done:
             try:
-                result = run_sync(_js().read(self._reader, _ms(self._call), self._controller))
+                result = run_sync(self._read())
             except JsException as error:
                 self._done = True
                 raise _failure(error, self._call, "read") from None
@@ -250,13 +264,12 @@ class _SyncFetchStream(SyncByteStream):
             yield result.value.to_bytes()
 
     def close(self) -> None:
-        if not self._done and self._reader is not None:
-            self._done = True
-            self._reader.cancel()  # the promise it returns needs no waiting for
+        self._cancel()
 
 
-class JavascriptFetchTransport(BaseTransport):
-    """httpx2's sync transport under Pyodide: `fetch` through JSPI, or a synchronous XMLHttpRequest."""
+class _BrowserOptions:
+    """What httpx2 constructs a transport with. The browser does TLS, pooling and proxies itself: these are
+    accepted for httpx2's sake only."""
 
     def __init__(
         self,
@@ -269,15 +282,18 @@ class JavascriptFetchTransport(BaseTransport):
         proxy: Any = None,
         **_: Any,
     ) -> None:
-        # The browser does TLS, pooling and proxies itself: these are accepted for httpx2's sake only.
         self.proxy = proxy
+
+
+class JavascriptFetchTransport(_BrowserOptions, BaseTransport):
+    """httpx2's sync transport under Pyodide: `fetch` through JSPI, or a synchronous XMLHttpRequest."""
 
     def handle_request(self, request: Request) -> Response:
         call = _call(request, request.read())
         answerers = answerer_for(call.url)
         if answerers is not None:
             result = answerers[0](call)
-            if _is_reply(result):
+            if isinstance(result, Reply):
                 return Response(result.status, headers=result.headers, stream=_SyncReplyStream(result.chunks))
             return self._from_js(result, call)
         if not can_run_sync():
@@ -310,12 +326,8 @@ def _xhr(call: Call) -> Response:
             xhr.timeout = _ms(call)
         except JsException:
             pass  # a page's main thread refuses a timeout on a synchronous request
-    body = None
-    if call.body:
-        body = js.Uint8Array.new(len(call.body))
-        body.assign(call.body)
     try:
-        xhr.send(body)
+        xhr.send(_js_body(call))
     except JsException as error:
         raise _failure(error, call, "connect") from None
     if int(xhr.status) == 0:
@@ -345,17 +357,13 @@ class _AsyncReplyStream(AsyncByteStream):
                 yield chunk
 
 
-class _AsyncFetchStream(AsyncByteStream):
-    def __init__(self, js_response: Any, call: Call, controller: Any = None) -> None:
-        self._reader = js_response.body.getReader() if js_response.body is not None else None
-        self._call = call
-        self._controller = controller
-        self._done = self._reader is None
+class _AsyncFetchStream(_FetchBody, AsyncByteStream):
+    """A fetch Response's body, one awaited `reader.read()` a chunk."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while not self._done:
             try:
-                result = await _js().read(self._reader, _ms(self._call), self._controller)
+                result = await self._read()
             except JsException as error:
                 self._done = True
                 raise _failure(error, self._call, "read") from None
@@ -365,33 +373,18 @@ class _AsyncFetchStream(AsyncByteStream):
             yield result.value.to_bytes()
 
     async def aclose(self) -> None:
-        if not self._done and self._reader is not None:
-            self._done = True
-            self._reader.cancel()
+        self._cancel()
 
 
-class AsyncJavascriptFetchTransport(AsyncBaseTransport):
+class AsyncJavascriptFetchTransport(_BrowserOptions, AsyncBaseTransport):
     """httpx2's async transport under Pyodide: `fetch`, awaited."""
-
-    def __init__(
-        self,
-        verify: Any = True,
-        cert: Any = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: Any = None,
-        proxy: Any = None,
-        **_: Any,
-    ) -> None:
-        self.proxy = proxy
 
     async def handle_async_request(self, request: Request) -> Response:
         call = _call(request, await request.aread())
         answerers = answerer_for(call.url)
         if answerers is not None:
             result = await answerers[1](call)
-            if _is_reply(result):
+            if isinstance(result, Reply):
                 return Response(
                     result.status, headers=result.headers, stream=_AsyncReplyStream(result.chunks)
                 )
