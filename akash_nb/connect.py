@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+from typing import Any
 
 import httpx2
 import openai
@@ -14,9 +15,43 @@ from . import browser, config, errors, in_tab, local, preflight, render, replay
 from .connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
 from .secret import Secret
 
-DEFAULT_TIMEOUT = 120.0  # a small CPU model writing 500 tokens takes tens of seconds
 NO_KEY = replay.HANDED_OUT_KEY  # the SDK insists on a key; providers that need none get this placeholder
 DEFAULT_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors, honouring Retry-After
+
+# How long a learner waits for a server that says nothing (issue 23, rule 5): at the defaults, a stalled
+# server (it accepted the connection and sends no byte) gives its sentence within 60 s. httpx's read
+# timeout is the longest silence between two bytes, not a deadline for the whole answer, so a stream
+# that sends steadily runs as long as it needs. The one long silence of a working server is before the
+# first byte of an answer that is not streamed: the embedded model on a slow laptop takes 20-40 s for 512
+# tokens, so READ_TIMEOUT leaves room for that. A class server's queue can be longer: its learner is told
+# to raise the timeout (the sentence says how), or streams. The two add up to 60 s, so even a connect that
+# took all its time, then a stall, gives the sentence within 60 s.
+CONNECT_TIMEOUT = 10.0  # seconds; a loopback or LAN server connects in milliseconds, a far one in < 1 s
+READ_TIMEOUT = 50.0  # seconds of silence (also to write the request); with a slow connect still <= 60 s
+
+
+def default_timeout() -> httpx2.Timeout:
+    """The timeout `client()` gives the SDK when none is asked for, read from the two constants above
+    when the client is made (so a test can scale the whole policy down)."""
+    return httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+
+
+class _NoWaitingTwice(openai.DefaultHttpxClient):
+    """The SDK's own HTTP client, except that a read timeout is not retried.
+
+    The SDK retries every httpx TimeoutException, so with 2 retries a server that went silent holds the
+    learner three read timeouts (6 minutes at the old 120 s). A server that accepted the request and then
+    said nothing for READ_TIMEOUT is stalled, or too slow for this timeout: sending the same request again
+    doubles the wait and, for a queue, adds to it. Raised as the SDK's own APITimeoutError, which the SDK
+    passes on at once ("Propagate OpenAIErrors as-is", openai/_base_client.py), so `errors.explain` and
+    every `except openai.APITimeoutError` see what they saw before. A connect timeout, a refused or dropped
+    connection, 408/409/429 and 5xx keep their `max_retries`."""
+
+    def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        try:
+            return super().send(request, **kwargs)
+        except httpx2.ReadTimeout as exc:
+            raise openai.APITimeoutError(request=request) from exc
 
 
 class Key(str):
@@ -46,18 +81,22 @@ def client(
     base_url: str | None = None,
     api_key: str | None = None,
     model: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     max_retries: int = DEFAULT_RETRIES,
     show: bool = True,
 ) -> openai.OpenAI:
     """An `openai.OpenAI` client for the configured provider (see `akash_nb.config` for the lookup order).
+
+    `timeout`: seconds for each step (connecting, and the longest silence while the answer arrives); by
+    default 10 s to connect and 50 s of silence (`default_timeout()`). A read timeout is never retried (a
+    stalled server gives its sentence after one timeout); `max_retries` covers every other retried failure.
 
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     """
     preflight.bool_param("show", show, example="show=False")
     if show:  # first, so that a configuration error in this very call is shown as one sentence too
         render.install_error_display()
-    preflight.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120", optional=False)
+    preflight.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120")
     preflight.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url = conn.base_url
@@ -65,12 +104,12 @@ def client(
     openai_client = openai.OpenAI(
         api_key=key,
         base_url=url,
-        timeout=timeout,
+        timeout=default_timeout() if timeout is None else timeout,  # the learner's own timeout wins
         # A retired service will not come back in a second: say so at once instead of retrying.
         max_retries=0 if conn.provider.retired_on else max_retries,
         # A web page where the API should be (a base URL without /v1, a login portal) would otherwise come
         # back from create() as a plain str; this makes it an error that errors.explain can name.
-        http_client=openai.DefaultHttpxClient(
+        http_client=_NoWaitingTwice(
             verify=True if browser.IN_BROWSER else _tls(),  # in a tab the browser does TLS itself
             event_hooks={
                 # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not

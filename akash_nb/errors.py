@@ -223,6 +223,14 @@ NO_STATUS: dict[str, Failure] = {
         False,
         CUT_KEPT,
     ),
+    "stalled": Failure(
+        "stalled mid-stream (connection open, nothing more sent within the read timeout)",
+        "{provider} stopped sending in the middle of the answer (nothing for {detail}); the text so far is "
+        "kept, marked cut; ask again for the rest, or raise the timeout: akash_nb.client(timeout=...).",
+        False,
+        CUT_KEPT,
+        "the read timeout",
+    ),
     "dropped": Failure(
         "connection closed mid-answer (not streamed)",
         "{provider} closed the connection before the answer was complete; try again.",
@@ -378,7 +386,8 @@ def _causes(error: BaseException | None) -> Iterator[BaseException]:
 def _connection_kind(error: openai.APIConnectionError, streaming: bool | None) -> str:
     """Which transport failure this is, from the chain of exceptions under the SDK's."""
     if isinstance(error, openai.APITimeoutError):
-        return "timeout"
+        # Out of a stream's body (collect_stream says streaming=True): it began, then went quiet.
+        return "stalled" if streaming else "timeout"
     chain = list(_causes(error.__cause__))
     if any(type(e).__module__ == "httpx2_jsfetch" for e in chain):  # fetch in a browser tab failed
         return "tab-unreachable"
@@ -422,6 +431,12 @@ def _wait(error: openai.APIStatusError) -> str:
     return f", Retry-After: {after} s" if after and after.strip().isdigit() else ""
 
 
+def _read_timeout(error: openai.APIError) -> str:
+    """The read timeout the failed request was sent with ("50 s"), from httpx's request extensions."""
+    read = error.request.extensions.get("timeout", {}).get("read")
+    return f"{read:g} s" if isinstance(read, int | float) else "the read timeout"
+
+
 def failure_for(
     error: BaseException, *, retired: bool = False, streaming: bool | None = None
 ) -> tuple[Failure, str] | None:
@@ -447,7 +462,7 @@ def failure_for(
         kind = _connection_kind(error, streaming)
         if retired and kind in ("dns", "refused", "connection", "timeout"):
             kind = "retired"
-        return NO_STATUS[kind], ""
+        return NO_STATUS[kind], _read_timeout(error) if kind == "stalled" else ""
     if isinstance(error, openai.APIResponseValidationError):
         content_type = error.response.headers.get("content-type", "no content type").split(";")[0]
         if "json" not in content_type and "event-stream" not in content_type:
