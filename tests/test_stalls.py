@@ -132,6 +132,21 @@ def test_a_conversation_whose_stream_stalls_keeps_the_partial_reply(server, scal
     assert conversation.partial.sentence == caught.value.sentence
 
 
+def test_the_panel_and_chatbox_show_a_stream_that_stalls_mid_answer_as_cut(server, scaled):
+    panel = akash_nb.panel(made(server), "Tell me a story", max_tokens=8)  # lists the models first
+    server.behave("stall-mid-stream")
+    result = panel.run()
+    assert result.cut and result.text == "".join(WORDS[:SENT])
+    assert result.error is not None and "stopped sending in the middle of the answer" in result.error
+    box = akash_nb.ChatBox(Conversation(made(server), faultserver.MODEL, max_tokens=8))
+    assert box.send("Tell me a story") is None
+    assert box.conversation.partial is not None
+    assert box.status_text == (
+        f"assistant (cut): {''.join(WORDS[:SENT])}\n(cut off: {box.conversation.partial.sentence})"
+    )
+    assert "stopped sending in the middle of the answer" in box.conversation.partial.sentence
+
+
 def test_a_slow_but_steady_stream_longer_than_the_read_timeout_completes(server, scaled):
     server.behave("slow", delay=SCALED / 3)  # 10 words: about 1.7 s in all, over three read timeouts
     started = time.monotonic()
