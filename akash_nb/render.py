@@ -161,7 +161,8 @@ def footer_text(
     who = untrusted.shown(model, untrusted.ITEM_LIMIT) if model else "no answer"  # the server's own id
     if provider:
         who += f" via {provider}"
-    parts = [who, f"finish_reason={finish_reason}"]
+    reason = untrusted.shown(finish_reason, 40) if finish_reason is not None else None  # the server's word
+    parts = [who, f"finish_reason={reason}"]
     if usage is not None or streamed:
         parts.append(tokens_text(usage))
     if provider == NOT_TIMED_PROVIDER and (seconds is not None or first_token_seconds is not None):

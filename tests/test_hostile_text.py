@@ -97,7 +97,7 @@ def test_an_escape_sequence_or_newline_in_a_model_id_does_not_reach_output_raw(s
     client = sdk_client(server)
     choice = akash_nb.connection.resolve_model(client, "asked-for")
     raw_free(render.model_choice_text(choice, akash_nb.connection.connection_for(client)))
-    raw_free(render.footer_text(HOSTILE_ID, "local", "stop", None))
+    raw_free(render.footer_text(HOSTILE_ID, "local", HOSTILE_ID, None))
 
 
 def test_10_000_model_ids_give_and_n_more(server, tmp_path):
