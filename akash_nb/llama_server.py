@@ -224,7 +224,8 @@ def tail(log: Path, lines: int = 5) -> str:
     """The last lines of a server's log ("" when it cannot be read), each `untrusted.shown`: it may quote
     anything (a model file's metadata, a request)."""
     with contextlib.suppress(OSError):
-        return "\n".join(untrusted.shown(line) for line in log.read_text(errors="replace").splitlines()[-lines:])
+        last = log.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(untrusted.shown(line) for line in last)
     return ""
 
 
