@@ -17,7 +17,7 @@ from dotenv import dotenv_values, find_dotenv
 from IPython import get_ipython
 from IPython.core.error import StdinNotImplementedError
 
-from . import preflight, providers
+from . import preflight, providers, untrusted
 from .browser import IN_BROWSER
 from .errors import ConfigError, file_error, input_error
 from .providers import Provider
@@ -179,9 +179,11 @@ def _check_url(url: str, where: str) -> str:
         or not parsed.hostname
     ):
         raise ConfigError(
-            f"The base URL {text!r} from {where} is not an http(s) URL; "
+            f"The base URL '{untrusted.shown_url(text)}' from {where} is not an http(s) URL; "
             "write it like http://my-server:8000/v1."
         )
+    if untrusted.has_user_info(text):  # httpx2 would send it as Basic auth, in place of the Bearer key
+        raise input_error("url-credentials", ConfigError, url=untrusted.shown_url(text), where=where)
     return text.rstrip("/")
 
 

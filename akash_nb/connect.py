@@ -94,8 +94,9 @@ def client(
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     """
     preflight.bool_param("show", show, example="show=False")
-    if show:  # first, so that a configuration error in this very call is shown as one sentence too
-        render.install_error_display()
+    # First, so that a configuration error in this very call is shown as one sentence too; whatever `show`
+    # says (it decides only the banner): the display is what masks a key in an error reaching the screen.
+    render.install_error_display()
     preflight.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120")
     preflight.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
@@ -115,7 +116,8 @@ def client(
                 # A parameter that cannot work (max_tokens="ten") is refused here in one sentence, not
                 # sent to a server that may answer "internal error" and be retried.
                 "request": [stopwatch.on_request, preflight.refuse_bad_request],
-                "response": [stopwatch.on_response, errors.check_content_type],
+                # A key a server echoes in a failed answer is masked before the SDK's exception quotes it.
+                "response": [stopwatch.on_response, errors.check_content_type, errors.mask_error_body],
             },
         ),
     )
@@ -168,8 +170,7 @@ def connection_values(
     Providers that need no key get a placeholder, because the SDK insists on one.
     """
     preflight.bool_param("show", show, example="show=False")
-    if show:
-        render.install_error_display()
+    render.install_error_display()  # whatever `show` says: it masks keys in errors (show: the banner)
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
     if show:
         render.show_connection(conn)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import openai
 
-from . import errors
+from . import errors, untrusted
 from .exceptions import ConfigError
 from .providers import Provider
 
@@ -47,7 +47,7 @@ class Connection:
     @property
     def label(self) -> str:
         """Who answers, for a footer: `name`, or the URL of a client akash_nb has not seen."""
-        return self.name or self.base_url
+        return self.name or untrusted.shown_url(self.base_url)
 
     def describe(self) -> str:
         if self.shown_as:
@@ -185,12 +185,14 @@ def resolve_model(openai_client: openai.OpenAI, requested: str | None = None) ->
     conn = connection_for(openai_client)
     served = tuple(served_models(openai_client))
     if not served:
-        raise ConfigError(f"{conn.describe()} lists no models at {conn.base_url}/models.")
+        raise ConfigError(
+            f"{conn.describe()} lists no models at {untrusted.shown_url(conn.base_url)}/models."
+        )
     if conn.model is not None:
         if conn.model not in served:
             raise ConfigError(
                 f"The configured model {conn.model!r} is not served by {conn.describe()}; "
-                f"choose one of: {', '.join(served)}."
+                f"choose one of: {untrusted.shown_list(served)}."
             )
         return ModelChoice(requested, conn.model, served, "configured")
     if requested in served:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import browser, config, preflight, render, replay, secret
+from . import browser, config, preflight, render, replay, secret, untrusted
 from . import engine as engines
 from . import model as models
 from .connect import client
@@ -51,11 +51,11 @@ def probe(openai_client: openai.OpenAI) -> Row:
         return Row(
             conn.provider.name, conn.key_source, f"no: {conn.explain(error).sentence}", "-", "-", False
         )
-    shown = ", ".join(served[:3]) + (f" (+{len(served) - 3} more)" if len(served) > 3 else "")
+    shown = untrusted.shown_list(served, 3)  # the server's ids: bounded, on one line
     return Row(
         conn.provider.name,
         conn.key_source,
-        f"yes, {response.model} answered",
+        f"yes, {untrusted.shown(response.model, untrusted.ITEM_LIMIT)} answered",
         shown,
         render.NOT_MEASURED if conn.provider.name == render.NOT_TIMED_PROVIDER else f"{seconds:.2f} s",
         True,

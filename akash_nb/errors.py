@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import openai
 
-from . import masking, preflight
+from . import masking, preflight, untrusted
 from .exceptions import (
     FILE_KEPT,
     INPUT,
@@ -59,6 +59,7 @@ __all__ = [
     "failure_for",
     "file_error",
     "input_error",
+    "mask_error_body",
     "redact",
     "shown_path",
 ]
@@ -327,7 +328,10 @@ _RETRY_COUNT_HEADER = "x-stainless-retry-count"  # set by the SDK on every attem
 def redact(text: str) -> str:
     """`text` with every known key masked by value (`secret.mask`), then key-shaped tokens (sk-...,
     akml-..., Bearer ...) masked too."""
-    return _KEYLIKE.sub(lambda m: m.group(1) + "****", masking.mask(text))
+    text = masking.mask(text)
+    if "sk-" not in text and "akml-" not in text and "Bearer" not in text:
+        return text  # the substring searches are fast; the pattern over a 50 MB body is not
+    return _KEYLIKE.sub(lambda m: m.group(1) + "****", text)
 
 
 def _remember_sent_key(error: BaseException) -> None:
@@ -350,11 +354,13 @@ def _body(error: openai.APIError) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _detail(error: openai.APIError) -> str:
-    """The server's own message, from the usual body shapes ({"message"}, {"detail"}, {"error": "..."})."""
+def _detail(error: openai.APIError, limit: int = untrusted.QUOTE_LIMIT) -> str:
+    """The server's own message, from the usual body shapes ({"message"}, {"detail"}, {"error": "..."}),
+    as a sentence may quote it (`untrusted.shown`)."""
     body = _body(error)
     message = body.get("message") or body.get("detail") or body.get("error")
-    text = redact(str(message or error.message).strip()).rstrip(".")
+    # Untrusted: masked, bounded and on one line before it is quoted (a 400's message may be 50 MB).
+    text = untrusted.shown(str(message or error.message).strip(), limit, mask=redact).rstrip(".")
     return text + "." if text else ""
 
 
@@ -404,7 +410,8 @@ def _connection_kind(error: openai.APIConnectionError, streaming: bool | None) -
 
 def _is_context_error(body: dict[str, Any]) -> bool:
     """llama.cpp says `exceed_context_size_error`; vLLM and OpenAI say "maximum context length"."""
-    text = f"{body.get('type', '')} {body.get('code', '')} {body.get('message', '')}".lower()
+    # The start of each field is enough (and a 50 MB message is not lowered whole).
+    text = " ".join(str(body.get(name, ""))[:1000] for name in ("type", "code", "message")).lower()
     return (
         "exceed_context" in text
         or "context length" in text
@@ -427,8 +434,9 @@ def _parameter_problem(error: openai.APIStatusError) -> str:
 
 
 def _wait(error: openai.APIStatusError) -> str:
-    after = error.response.headers.get("retry-after")
-    return f", Retry-After: {after} s" if after and after.strip().isdigit() else ""
+    after = (error.response.headers.get("retry-after") or "").strip()
+    # Seconds as ASCII digits only, and a plausible count of them: the header is the server's text.
+    return f", Retry-After: {after} s" if after.isascii() and after.isdigit() and len(after) <= 6 else ""
 
 
 def _read_timeout(error: openai.APIError) -> str:
@@ -466,7 +474,7 @@ def failure_for(
     if isinstance(error, openai.APIResponseValidationError):
         content_type = error.response.headers.get("content-type", "no content type").split(";")[0]
         if "json" not in content_type and "event-stream" not in content_type:
-            return NO_STATUS["content-type"], content_type
+            return NO_STATUS["content-type"], untrusted.shown(content_type, 80)
         return NO_STATUS["bad-json"], "it does not match the chat completion schema"
     if isinstance(error, openai.APIError):  # no status: an error event inside a stream
         if _is_context_error(_body(error)):
@@ -494,16 +502,21 @@ def explain(
     _remember_sent_key(error)
     if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
         # The replay server's miss: its message already says what was asked and how to record it.
-        return NoRecordingError(_detail(error), original=error)
+        return NoRecordingError(_detail(error, 2000), original=error)  # our own sentence: it is longer
     found = failure_for(error, retired=retired, streaming=streaming)
     if found is None:
-        return AkashNBError(redact(f"{provider_title}: {type(error).__name__}: {error}"), original=error)
+        shown = untrusted.shown(str(error), mask=redact)
+        return AkashNBError(f"{provider_title}: {type(error).__name__}: {shown}", original=error)
     failure, detail = found
     wait = _wait(error) if isinstance(error, openai.APIStatusError) else ""
     status = getattr(error, "status_code", "")
     sentence = (
         failure.sentence.format(
-            provider=provider_title, detail=detail, url=url or "its URL", wait=wait, status=status
+            provider=provider_title,
+            detail=detail,
+            url=untrusted.shown_url(url) if url else "its URL",
+            wait=wait,
+            status=status,
         )
         .replace(" .", ".")
         .replace(" ()", "")
@@ -559,8 +572,27 @@ def check_content_type(response: httpx2.Response) -> None:
         raise openai.APIResponseValidationError(
             response=response,
             body=response.text[:500],
-            message=f"Expected application/json or text/event-stream but received {content_type or 'none'}.",
+            message="Expected application/json or text/event-stream but received "
+            f"{untrusted.shown(content_type, 80) or 'none'}.",
         )
+
+
+def mask_error_body(response: httpx2.Response) -> None:
+    """An httpx2 response hook: a failed answer's body with the key masked (`redact`) before the SDK builds
+    its exception from it, so that even `str()` of the SDK's own exception, in plain Python and whatever
+    `show` said, shows no key a server echoed. The key the request carried is remembered first."""
+    if response.status_code < 400:
+        return
+    auth = response.request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        masking.remember(auth[7:].strip())
+    response.read()
+    text = response.text
+    masked = redact(text)
+    if masked != text:
+        # httpx2 keeps a read body in `_content` (and its decoded text in `_text`): the SDK reads both.
+        response._content = masked.encode(response.encoding or "utf-8", errors="replace")
+        response.__dict__.pop("_text", None)
 
 
 def table_rows() -> list[tuple[str, str, str, str]]:

@@ -65,7 +65,7 @@ FILE_KEPT = "nothing: the file is left as it is"
 
 # Bad input from the user: a parameter of a public function or widget, or a file the package reads. The
 # sentence names the parameter (or the file) and the fix. {name} {expected} {got} {example} {allowed}
-# {char} {where} {what} {path} {why} {fix} are filled in by `input_error`.
+# {char} {where} {url} {what} {path} {why} {fix} are filled in by `input_error`.
 INPUT: dict[str, Failure] = {
     "wrong-type": Failure(
         "a parameter of the wrong type (e.g. max_tokens='ten')",
@@ -106,6 +106,16 @@ INPUT: dict[str, Failure] = {
         False,
         NOTHING,
         "the key's source",
+    ),
+    "url-credentials": Failure(
+        "a base URL with a user name or password in it (http://user:pass@host/v1), which would be sent "
+        "in place of the key",
+        "The base URL {url} from {where} has a user name or password in it (user:pass@), which would be "
+        "sent in place of the key; give the URL without it, and the key as the key (AKASH_NB_API_KEY, "
+        "api_key=, or join's KEY).",
+        False,
+        NOTHING,
+        "the URL's source",
     ),
     "file-missing": Failure(
         "a file that is not there", "{what} {path} does not exist; {fix}", False, FILE_KEPT, "the file"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engine as engines
+from . import untrusted
 from .exceptions import LocalServerError
 from .files import write_atomically
 from .model import model_name
@@ -166,7 +167,7 @@ def list_models(base_url: str, key: str, timeout: float) -> list[str]:
 
     Raises urllib's HTTPError or URLError, OSError, or ValueError (an answer that is not a model list)."""
     request = urllib.request.Request(base_url + "/models", headers={"Authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with untrusted.urlopen(request, timeout=timeout) as response:  # no key to another origin
         data = json.load(response)
     if not isinstance(data, dict) or not isinstance(data.get("data", []), list):
         raise ValueError("not a list of models")
@@ -220,9 +221,11 @@ def wait_until_ready(
 
 
 def tail(log: Path, lines: int = 5) -> str:
-    """The last lines of a server's log ("" when it cannot be read)."""
+    """The last lines of a server's log ("" when it cannot be read), each `untrusted.shown`: it may quote
+    anything (a model file's metadata, a request)."""
     with contextlib.suppress(OSError):
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        last = log.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(untrusted.shown(line) for line in last)
     return ""
 
 

@@ -9,11 +9,12 @@ MIN_MASKED = 8  # shorter values are not keys worth masking by value (and would 
 _known: set[str] = set()
 _known_lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
+_values: tuple[str, ...] = ()  # the same values, read without the lock (set before `_pattern` is)
 
 
 def remember(value: str) -> None:
     """Mask `value` in every text `mask()` sees from now on (what `Secret(value)` does)."""
-    global _pattern
+    global _pattern, _values
     if (
         not isinstance(value, str)
         or not MIN_MASKED <= len(value) <= 4096
@@ -29,6 +30,7 @@ def remember(value: str) -> None:
         # Longest first, so a key that contains another is masked whole. A proxy's "...WXYZ" (the last four
         # characters after an ellipsis) is masked too.
         values = sorted(_known, key=len, reverse=True)
+        _values = tuple(values)
         whole = "|".join(re.escape(v) for v in values)
         tails = "|".join(re.escape(v[-4:]) for v in values)
         _pattern = re.compile(f"(?:{whole})|(?:\\.\\.\\.|…)(?:{tails})(?![A-Za-z0-9_-])")
@@ -39,6 +41,8 @@ def mask(text: str) -> str:
     pattern = _pattern
     if pattern is None or not isinstance(text, str):
         return text
+    if "..." not in text and "…" not in text and not any(v in text for v in _values):
+        return text  # a substring search is fast; the pattern is not (a 50 MB error body took a second)
     return pattern.sub(
         lambda m: _masked(m.group(0)) if not m.group(0).startswith(("...", "…")) else "****", text
     )

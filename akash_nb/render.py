@@ -18,7 +18,7 @@ from IPython.display import display
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
-from . import browser, masking, preflight
+from . import browser, masking, preflight, untrusted
 from .connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
 from .errors import AkashNBError, explain
 
@@ -89,7 +89,7 @@ def connection_text(conn: Connection) -> str:
     model = conn.model or "chosen from the served models"
     return (
         f"Provider: {conn.name} — {conn.describe()}\n"
-        f"URL: {conn.base_url}\n"
+        f"URL: {untrusted.shown_url(conn.base_url)}\n"
         f"Model: {model}\n"
         f"Key: {conn.key_source}"
     )
@@ -102,10 +102,11 @@ def show_connection(conn: Connection) -> None:
 def model_choice_text(choice: ModelChoice, conn: Connection) -> str:
     if choice.substituted:
         return (
-            f"{choice.requested} is not served by {conn.name}; using {choice.model} "
-            f"({choice.reason}). Served: {', '.join(choice.served)}."
+            f"{untrusted.shown(choice.requested)} is not served by {conn.name}; using "
+            f"{untrusted.shown(choice.model)} ({choice.reason}). "
+            f"Served: {untrusted.shown_list(choice.served)}."
         )
-    return f"Using {choice.model} ({choice.reason}) on {conn.name}."
+    return f"Using {untrusted.shown(choice.model)} ({choice.reason}) on {conn.name}."
 
 
 def show_model_choice(choice: ModelChoice, conn: Connection) -> None:
@@ -157,10 +158,11 @@ def footer_text(
     requested. A streamed answer (the panel, the ChatBox) always says what usage was reported, and times
     its first token and its total. Under replay the time is "not measured (replay)", never the replay
     server's near-zero one."""
-    who = model or "no answer"
+    who = untrusted.shown(model, untrusted.ITEM_LIMIT) if model else "no answer"  # the server's own id
     if provider:
         who += f" via {provider}"
-    parts = [who, f"finish_reason={finish_reason}"]
+    reason = untrusted.shown(finish_reason, 40) if finish_reason is not None else None  # the server's word
+    parts = [who, f"finish_reason={reason}"]
     if usage is not None or streamed:
         parts.append(tokens_text(usage))
     if provider == NOT_TIMED_PROVIDER and (seconds is not None or first_token_seconds is not None):

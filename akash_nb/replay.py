@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from . import config, local
+from . import config, local, untrusted
 from .errors import ConfigError
 from .files import write_atomically
 from .secret import Secret
@@ -552,7 +552,7 @@ class ReplayServer:
             self.upstream.url(request.path), data=raw or None, headers=headers, method=request.method
         )
         try:
-            response = urllib.request.urlopen(outgoing, timeout=UPSTREAM_TIMEOUT)
+            response = untrusted.urlopen(outgoing, timeout=UPSTREAM_TIMEOUT)  # no key to another origin
         except urllib.error.HTTPError as error:
             response = error  # an answer all the same: status, headers and body
         except (urllib.error.URLError, OSError) as error:
@@ -560,7 +560,8 @@ class ReplayServer:
                 502,
                 "upstream_unreachable",
                 f"Recording could not reach {self.upstream.label} at "
-                f"{self.upstream.base_url} ({error}); start it, or choose another "
+                f"{untrusted.shown_url(self.upstream.base_url)} ({untrusted.shown(error, 200)}); start it, "
+                "or choose another "
                 "upstream (--upstream).",
             )
             return

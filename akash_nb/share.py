@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import io
 import json
+import math
 import os
 import secrets
 import shutil
@@ -25,10 +26,10 @@ from urllib.parse import urlparse
 
 from dotenv import set_key
 
-from . import browser, config, llama_server
+from . import browser, config, llama_server, untrusted
 from . import engine as engines
 from . import model as models
-from .exceptions import ConfigError, LocalServerError
+from .exceptions import ConfigError, LocalServerError, input_error
 from .llama_server import READY_TIMEOUT, list_models, port_in_use
 from .local import state_dir
 from .model import model_name
@@ -126,7 +127,9 @@ def metrics_values(text: str) -> dict[str, float]:
         if line.startswith("llamacpp:") and " " in line:
             name, value = line.split()[:2]
             with contextlib.suppress(ValueError):
-                values[name.removeprefix("llamacpp:")] = float(value)
+                number = float(value)
+                if math.isfinite(number):  # "inf" or "nan" from a server would break the status line
+                    values[name.removeprefix("llamacpp:")] = number
     return values
 
 
@@ -275,6 +278,8 @@ class Status:
         import psutil  # the teacher's set (the `local` extra)
 
         slots = json.loads(self._get("/slots"))
+        if not isinstance(slots, list):
+            raise ValueError("/slots is not a list")  # the next reading will do
         values = metrics_values(self._get("/metrics").decode())
         now = time.monotonic()
         # tokens_predicted_total counts an answer when it ends; busy slots per decode × decodes counts each
@@ -289,7 +294,7 @@ class Status:
                     self.joined.add(address)
         (first, before), (last, tokens) = self._tokens[0], self._tokens[-1]
         return {
-            "busy": sum(1 for slot in slots if slot.get("is_processing")),
+            "busy": sum(1 for slot in slots if isinstance(slot, dict) and slot.get("is_processing") is True),
             "waiting": values.get("requests_deferred", 0.0),
             "rate": (tokens - before) / (last - first) if last > first else 0.0,
         }
@@ -380,8 +385,12 @@ def class_url(text: str) -> str:
     parsed = urlparse(raw)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in raw):
         raise ConfigError(
-            f"{text!r} is not a server address; copy the URL from the teacher's screen, "
+            f"'{untrusted.shown_url(text)}' is not a server address; copy the URL from the teacher's screen, "
             "like http://192.168.1.20:8080/v1. Nothing was written."
+        )
+    if untrusted.has_user_info(raw):
+        raise input_error(
+            "url-credentials", ConfigError, url=untrusted.shown_url(raw), where="the URL you gave"
         )
     return raw.rstrip("/") if parsed.path.rstrip("/") else raw.rstrip("/") + "/v1"
 
@@ -393,24 +402,24 @@ def served_models(url: str, key: str, timeout: float = JOIN_TIMEOUT) -> list[str
     except urllib.error.HTTPError as error:
         if error.code == 401:
             raise ConfigError(
-                f"The class server at {url} refused this key (401); copy the key again from "
-                "the teacher's screen and run the same command. Nothing was written."
+                f"The class server at {untrusted.shown_url(url)} refused this key (401); copy the key "
+                "again from the teacher's screen and run the same command. Nothing was written."
             ) from None
         raise ConfigError(
-            f"{url} answered {error.code} instead of a list of models; check the URL on the "
-            "teacher's screen (it ends in /v1). Nothing was written."
+            f"{untrusted.shown_url(url)} answered {error.code} instead of a list of models; check the "
+            "URL on the teacher's screen (it ends in /v1). Nothing was written."
         ) from None
     except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        reason = untrusted.shown(getattr(error, "reason", error), 200)
         raise ConfigError(
-            f"Could not reach {url} ({reason}); check that this laptop is on the same "
+            f"Could not reach {untrusted.shown_url(url)} ({reason}); check that this laptop is on the same "
             "network as the teacher's and that the class server is running. Nothing was "
             "written."
         ) from None
     except ValueError:
         raise ConfigError(
-            f"{url} answered, but not with a list of models: it is not a class server; check "
-            "the URL on the teacher's screen. Nothing was written."
+            f"{untrusted.shown_url(url)} answered, but not with a list of models: it is not a class "
+            "server; check the URL on the teacher's screen. Nothing was written."
         ) from None
 
 
@@ -440,6 +449,7 @@ def join(url: str, key: str, env_file: Path | None = None) -> str:
             "new terminal without it), then run `make lab`."
         )
     return (
-        f"Connected to the class server at {api} ({', '.join(served) or 'no model listed'}); wrote "
+        f"Connected to the class server at {untrusted.shown_url(api)} "
+        f"({untrusted.shown_list(served) or 'no model listed'}); wrote "
         f"{target}, so `make lab` and every lesson use it."
     )
