@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import AkashNBError, LocalServerError
+from .errors import AkashNBError, LocalServerError, file_error
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -303,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except AkashNBError as error:
         print(f"akash-nb: {error.sentence}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path no reader above turned into its own sentence: still one line
+        sentence = file_error(error.filename or "?", "The path", error, "check it and run the command again")
+        print(f"akash-nb: {sentence.sentence}", file=sys.stderr)
         return 2
 
 

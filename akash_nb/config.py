@@ -17,7 +17,7 @@ from dotenv import dotenv_values, find_dotenv
 from IPython import get_ipython
 from IPython.core.error import StdinNotImplementedError
 
-from . import preflight, providers, untrusted
+from . import files, preflight, providers, untrusted
 from .browser import IN_BROWSER
 from .errors import ConfigError, file_error, input_error
 from .providers import Provider
@@ -113,13 +113,11 @@ def read_dotenv(path: Path) -> dict[str, str | None]:
     if not os.path.lexists(path):  # a dotenv_path= that is not there: no .env, as python-dotenv reads it
         return {}
     try:
-        if Path(path).is_dir():
-            raise IsADirectoryError(21, "Is a directory")
-        with open(path, encoding="utf-8") as f:  # python-dotenv would re-raise these mid-parse
-            text = f.read(DOTENV_LIMIT + 1)
+        raw = files.read_bytes(path, DOTENV_LIMIT)  # a FIFO or /dev/zero refused before it is opened
+        text = raw.decode("utf-8") if len(raw) <= DOTENV_LIMIT else None
     except (OSError, UnicodeDecodeError) as error:
         raise file_error(path, "The .env file", error, fix) from error
-    if len(text) > DOTENV_LIMIT:  # python-dotenv takes minutes on a megabyte: no settings file is that long
+    if text is None:  # python-dotenv takes minutes on a megabyte: no settings file is that long
         raise file_error(
             path,
             "The .env file",

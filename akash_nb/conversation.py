@@ -20,7 +20,7 @@ from . import errors, preflight, render, streaming
 from .connect import NO_KEY
 from .connection import connection_or_unknown
 from .errors import AkashNBError
-from .files import write_atomically
+from .files import read_text, write_atomically
 from .preflight import estimate_tokens
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -338,7 +338,7 @@ class Conversation:
             )
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(path))  # a FIFO or a device refused before it is opened
         except FileNotFoundError:
             raise ConversationError(SENTENCES["missing"].format(path=errors.shown_path(path))) from None
         except (OSError, ValueError) as error:  # a folder, no permission, not UTF-8, not JSON

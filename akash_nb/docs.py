@@ -17,6 +17,7 @@ from nbformat import NotebookNode
 
 from . import notebooks
 from .errors import AkashNBError
+from .files import ensure_folder
 from .notebooks import GUIDE_TAG, read_lesson, sanitize
 from .providers import PROVIDERS, RETIRED_ON
 
@@ -382,7 +383,7 @@ def lesson_html(path: Path) -> str:
 
 def export(folder: Path, out: Path) -> list[Path]:
     """Write the page and every lesson's HTML into `out`; returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out, "The output folder", "give --out a folder you can write", writable=True)
     written = [out / PAGE_NAME]
     written[0].write_text(page(folder), encoding="utf-8")
     for path in notebooks.lessons(folder):

@@ -128,11 +128,28 @@ INPUT: dict[str, Failure] = {
         "the file",
     ),
     "file-unreadable": Failure(
-        "a file that cannot be read (permissions, a symlink loop, binary bytes)",
+        "a file that cannot be read (permissions, a symlink loop, binary bytes, a FIFO, a socket or a device "
+        "such as /dev/zero in its place: refused before it is opened, never waited on)",
         "{what} {path} cannot be read ({why}); {fix}",
         False,
         FILE_KEPT,
         "the file",
+    ),
+    "file-unwritable": Failure(
+        "a file that cannot be written (a read-only filesystem, permissions, a FIFO or a device in its "
+        "place)",
+        "{what} {path} cannot be written ({why}); {fix}",
+        False,
+        FILE_KEPT,
+        "the file",
+    ),
+    "folder-unusable": Failure(
+        "a folder that cannot be made or used (a file where it belongs, a symlink loop, a read-only "
+        "filesystem, permissions)",
+        "{what} {path} cannot be used ({why}); {fix}",
+        False,
+        FILE_KEPT,
+        "the folder",
     ),
     "file-corrupt": Failure(
         "a file that is truncated, not JSON, or of the wrong shape (wrong fields, wrong types, nulls)",
@@ -163,12 +180,25 @@ def shown_path(path: object) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def file_error(path: object, what: str, error: BaseException | str, fix: str) -> FileError:
-    """The FileError for a file that could not be used: missing, a folder, unreadable or corrupt."""
-    if isinstance(error, FileNotFoundError):
-        kind = "file-missing"
+def file_error(
+    path: object,
+    what: str,
+    error: BaseException | str,
+    fix: str,
+    *,
+    writing: bool = False,
+    folder: bool = False,
+) -> FileError:
+    """The FileError for a file that could not be used: missing, a folder, unreadable or corrupt;
+    `writing`: it could not be written; `folder`: a folder that could not be made or used."""
+    if folder and isinstance(error, OSError):
+        kind = "folder-unusable"
     elif isinstance(error, IsADirectoryError):
         kind = "file-folder"
+    elif writing and isinstance(error, OSError):
+        kind = "file-unwritable"
+    elif isinstance(error, FileNotFoundError):
+        kind = "file-missing"
     elif isinstance(error, OSError | UnicodeDecodeError):
         kind = "file-unreadable"
     else:

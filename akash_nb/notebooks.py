@@ -20,6 +20,7 @@ from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from . import replay
 from .exceptions import AkashNBError, file_error
+from .files import ensure_folder, read_text
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
@@ -53,7 +54,7 @@ def read_lesson(path: Path) -> nbformat.NotebookNode:
     """The notebook at `path`; a FileError naming it and the fix when it is missing, a folder, unreadable,
     or not a notebook (truncated, not JSON, the wrong shape). The file is left as it is."""
     try:
-        nb: nbformat.NotebookNode = nbformat.read(path, as_version=4)
+        nb: nbformat.NotebookNode = nbformat.reads(read_text(path), as_version=4)  # no FIFO waited on
         if not isinstance(nb.get("cells"), list):
             raise ValueError("it has no list of cells")
         for number, cell in enumerate(nb.cells, start=1):
@@ -218,7 +219,7 @@ def problem(nb: nbformat.NotebookNode, name: str) -> str | None:
 
 def run_all(paths: list[Path], out: Path) -> list[Path]:
     """`akash-nb run`: execute each lesson, write executed copies to `out`, return the failures."""
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out, "The output folder", "give --out a folder you can write", writable=True)
     failures = []
     for path in paths:
         started = time.monotonic()

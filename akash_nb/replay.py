@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from . import config, local, untrusted
 from .errors import ConfigError
-from .files import write_atomically
+from .files import ensure_folder, read_text, write_atomically
 from .secret import Secret
 
 FOLDER_ENV = "AKASH_NB_RECORDINGS"
@@ -51,10 +51,13 @@ def repository_folder() -> Path:
 
 def recordings_folder(folder: Path | str | None = None) -> Path:
     """Where recordings live: `folder`, else AKASH_NB_RECORDINGS, else `repository_folder()`."""
-    if folder is not None:
-        return Path(folder).expanduser().resolve()
-    explicit = os.environ.get(FOLDER_ENV, "").strip()
-    return Path(explicit).expanduser().resolve() if explicit else repository_folder()
+    explicit = str(folder) if folder is not None else os.environ.get(FOLDER_ENV, "").strip()
+    if not explicit:
+        return repository_folder()
+    try:
+        return Path(explicit).expanduser().resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): said when used
+        return Path(os.path.abspath(Path(explicit).expanduser()))
 
 
 def shown_folder(folder: Path) -> str:
@@ -149,7 +152,7 @@ def read_recording(path: Path) -> dict[str, Any] | None:
     """The recording at `path`, None when there is none; OSError/ValueError when it cannot be read or is
     not a recording (the ValueError says which part is wrong)."""
     try:
-        recording: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        recording: dict[str, Any] = json.loads(read_text(path))  # a FIFO is refused, not waited on
     except FileNotFoundError:
         return None
     check_recording(recording)
@@ -185,7 +188,7 @@ def describe_recordings(folder: Path) -> str:
     models: dict[str, set[str]] = {}
     for path in recordings(folder):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(path))
         except (OSError, ValueError):
             continue  # said when that recording is asked for (ReplayServer.answer)
         meta = data.get("meta") if isinstance(data, dict) else None
@@ -731,6 +734,11 @@ def ensure_server(
         if server is not None:
             return server
         if chosen == "replay":
+            if os.path.lexists(where) and not where.is_dir():
+                raise ConfigError(
+                    f"The recordings folder {where} is not a folder (a file, a FIFO or a symlink loop stands "
+                    f"there); remove it, or set {FOLDER_ENV} to the folder that holds the recordings."
+                )
             if not where.is_dir():
                 raise ConfigError(
                     f"The recordings folder {where} does not exist; record the lessons with "
@@ -739,7 +747,12 @@ def ensure_server(
             server = ReplayServer(where, chosen, None)
         else:
             resolved = resolve_upstream(spec)
-            where.mkdir(parents=True, exist_ok=True)
+            ensure_folder(
+                where,
+                "The recordings folder",
+                f"remove what is there, or set {FOLDER_ENV} to a folder you can write",
+                writable=True,
+            )
             server = ReplayServer(where, chosen, resolved)
         _servers[(where, chosen, spec)] = server
         return server

@@ -26,10 +26,10 @@ from urllib.parse import urlparse
 
 from dotenv import set_key
 
-from . import browser, config, llama_server, untrusted
+from . import browser, config, files, llama_server, untrusted
 from . import engine as engines
 from . import model as models
-from .exceptions import ConfigError, LocalServerError, input_error
+from .exceptions import ConfigError, LocalServerError, file_error, input_error
 from .llama_server import READY_TIMEOUT, list_models, port_in_use
 from .local import state_dir
 from .model import model_name
@@ -431,14 +431,22 @@ def join(url: str, key: str, env_file: Path | None = None) -> str:
     target = Path(".env") if env_file is None else env_file
     api = class_url(url)
     clean, _ = config.clean_key(key, "the KEY you gave")
+    fix = "give --env a file you can write, in a folder you can write. Nothing was written"
+    try:  # a FIFO, a device, a folder or a loop there is refused before the server is asked
+        files.check_writable_target(target)
+    except OSError as error:
+        raise file_error(target, "The .env file", error, fix, writing=True) from error
     served = served_models(api, clean)
-    if not target.exists():
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
     settings = env_settings(api, clean)
-    for name, value in settings.items():
-        set_key(target, name, value, quote_mode="never")
-    target.chmod(0o600)
+    try:
+        if not target.exists():
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        for name, value in settings.items():
+            set_key(target, name, value, quote_mode="never")
+        target.chmod(0o600)
+    except OSError as error:  # a read-only filesystem, no permission, a file where its folder belongs
+        raise file_error(target, "The .env file", error, fix, writing=True) from error
     # The environment wins over .env, setting by setting (akash_nb/config.py): say so if it would here.
     winners = [
         name for name, value in settings.items() if os.environ.get(name, "").strip() not in ("", value)
