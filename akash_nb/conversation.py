@@ -16,7 +16,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from . import errors, preflight, render, streaming
+from . import answers, errors, preflight, render, streaming
 from .connect import NO_KEY
 from .connection import connection_or_unknown
 from .errors import AkashNBError
@@ -233,7 +233,12 @@ class Conversation:
                 response = raw.parse()
             except (openai.OpenAIError, ValueError) as error:  # ValueError: a body that is not JSON
                 raise self._explain(error) from error
-        reply = response.choices[0].message.content or ""
+        answer = answers.read(response, connection_or_unknown(self.client))
+        if answer.problem is not None:  # no choices, or a choice with no message: history intact
+            raise answer.problem
+        if answer.note is not None:  # only tool calls: a turn of text cannot hold them
+            raise self._only_tool_calls(answer.tool_calls)
+        reply = answer.text
         self._turns.append(Turn(text, reply))
         self.pending = None
         self.last_response, self.last_request = response, request
@@ -272,6 +277,8 @@ class Conversation:
         if result.error is not None:  # cut: the stream failed or ended before the model finished
             self.partial = Partial(text, result.text, result.error.sentence)
             raise result.error from result.error.original
+        if result.note is not None:  # only tool calls: a turn of text cannot hold them
+            raise self._only_tool_calls(result.tool_calls)
         # The SDK has no finished ChatCompletion for a stream; build the same shape from what arrived.
         return ChatCompletion.construct(
             id="",
@@ -287,6 +294,10 @@ class Conversation:
                 }
             ],
         )
+
+    def _only_tool_calls(self, calls: tuple[str, ...]) -> AkashNBError:
+        where = connection_or_unknown(self.client)
+        return errors.shape_error("tool-calls-only", where, answers.calls_text(calls))
 
     def _explain(self, error: BaseException) -> AkashNBError:
         return connection_or_unknown(self.client).explain(error)

@@ -61,6 +61,7 @@ __all__ = [
     "input_error",
     "mask_error_body",
     "redact",
+    "shape_error",
     "shown_path",
 ]
 
@@ -317,6 +318,31 @@ NO_STATUS: dict[str, Failure] = {
         False,
         CUT_KEPT,
     ),
+    # Answers whose shape holds no text (akash_nb.answers reads every shape).
+    "no-choices": Failure(
+        "no choices in the answer (only Azure's prompt filter results, or only usage)",
+        "{provider} sent an answer with no choices, so there is no text to show; try again, and if it "
+        "happens again look at what the server sends with akash_nb.show_http(...).",
+        False,
+        NOTHING,
+    ),
+    "no-message": Failure(
+        "a choice with no message (Azure's content filter held the answer back)",
+        "{provider} sent a choice with no message (finish_reason={detail}): its content filter may have "
+        "held the answer back; rephrase the prompt, or try again.",
+        False,
+        NOTHING,
+        "the finish_reason",
+    ),
+    "tool-calls-only": Failure(
+        "the answer is only tool calls (content: null with tool_calls) where text is needed "
+        "(Conversation, ChatBox)",
+        "{provider} answered with tool calls and no text: {detail}; a conversation keeps text only, so "
+        "run the calls yourself as lesson 08 does, or ask without tools=.",
+        False,
+        NOTHING,
+        "the calls, e.g. get_weather({...})",
+    ),
 }
 
 # Whatever looks like a key in a server's message (LiteLLM echoes the key it got) is masked before we
@@ -543,6 +569,13 @@ def _where(where: Connection | str | None) -> tuple[str, bool, str]:
         retired = bool(getattr(where.provider, "retired_on", None))  # type: ignore[union-attr]
         return str(describe()), retired, where.base_url  # type: ignore[union-attr]
     return "the provider", False, ""
+
+
+def shape_error(kind: str, where: Connection | str | None = None, detail: str = "") -> AkashNBError:
+    """The error for an answer whose shape holds no text: `kind` is "no-choices", "no-message" or
+    "tool-calls-only" (a row of NO_STATUS)."""
+    title = _where(where)[0]
+    return AkashNBError(NO_STATUS[kind].sentence.format(provider=title, detail=detail), retried=False)
 
 
 def ended_early(where: Connection | str | None = None) -> AkashNBError:

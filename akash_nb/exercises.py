@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from . import answers
 from .code import check_syntax, extract_code, run_tests
 from .preflight import estimate_tokens
 
@@ -41,6 +42,11 @@ def _completion(response: object, name: str) -> ChatCompletion | Check:
             f"{name} is a {type(response).__name__}, not the response object that "
             "client.chat.completions.create(...) returns.",
         )
+    answer = answers.read(response)
+    if answer.problem is not None:  # no choices, or a choice with no message: nothing to check
+        return Check(False, f"{name} holds no answer to check: {answer.problem.sentence}")
+    if answer.note is not None:
+        return Check(False, f"{name} holds no text to check {answer.note}; ask without tools=.")
     return response
 
 

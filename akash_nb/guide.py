@@ -14,8 +14,10 @@ import openai
 from IPython.lib.pretty import PrettyPrinter
 from openai.types.chat import ChatCompletion
 
+from . import answers
 from .connection import connection_for
 from .exercises import unsupported_claims
+from .streaming import StreamResult
 
 # --- what the guide printed, verbatim from the seed page ---------------------------------------------------
 
@@ -126,11 +128,29 @@ class GuideVsYou:
         return {"text/plain": str(self), "text/html": rich}
 
 
-def guide_vs_you(name: str, response: ChatCompletion, client: openai.OpenAI | None = None) -> GuideVsYou:
-    """The guide's printed output for example `name` (a key of EXAMPLES) beside `response`'s answer."""
+def guide_vs_you(
+    name: str, response: ChatCompletion | StreamResult, client: openai.OpenAI | None = None
+) -> GuideVsYou:
+    """The guide's printed output for example `name` (a key of EXAMPLES) beside `response`'s answer.
+
+    `response` is what create() returns, or a stream collected by `streaming.collect_stream` (a cut one
+    shows its text and why it stopped). An answer with no text (no choices, no message, a stream that
+    failed before any text) raises its one-sentence AkashNBError; one that is only tool calls names them."""
     example = EXAMPLES[name]
-    answer = (response.choices[0].message.content or "").strip()
-    who = response.model + (f" via {connection_for(client).name}" if client is not None else "")
+    conn = connection_for(client) if client is not None else None
+    if isinstance(response, StreamResult):
+        if response.error is not None and not response.text:
+            raise response.error
+        answer = (response.text or response.note or "").strip()
+        if response.error is not None:
+            answer += f"\n(cut off: {response.error.sentence})"
+        model = response.model or "no model named"
+    else:
+        read = answers.read(response, conn)
+        if read.problem is not None:
+            raise read.problem
+        answer, model = read.shown.strip(), response.model
+    who = model + (f" via {conn.name}" if conn is not None else "")
     if example.facts:
         check = fact_check(answer, example.facts)
     elif example.summarized is not None:

@@ -18,9 +18,10 @@ from IPython.display import display
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
-from . import browser, masking, preflight, untrusted
+from . import answers, browser, masking, preflight, untrusted
 from .connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
 from .errors import AkashNBError, explain
+from .streaming import StreamResult
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,8 @@ def footer(
         provider = connection_for(client).name
         if seconds is None and timed(client):
             seconds = last_latency(client)
-    return footer_text(
-        response.model, provider, response.choices[0].finish_reason, response.usage, seconds=seconds
-    )
+    finish_reason = response.choices[0].finish_reason if response.choices else None
+    return footer_text(response.model, provider, finish_reason, response.usage, seconds=seconds)
 
 
 # Replayed answers come back at once, so their time says nothing about the model: the footer says so.
@@ -177,26 +177,49 @@ def footer_text(
 
 
 def show_answer(
-    response: ChatCompletion,
+    response: ChatCompletion | StreamResult,
     client: openai.OpenAI | None = None,
     *,
     seconds: float | None = None,
     kind: str = "answer",
 ) -> None:
-    """The reply as Markdown, with the footer saying who answered (see `footer`)."""
-    if not isinstance(response, ChatCompletion) or not response.choices:
+    """The reply as Markdown, with the footer saying who answered (see `footer`).
+
+    `response` is what create() returns, or a stream collected by `streaming.collect_stream`. An answer
+    that is only tool calls shows a note naming them; a cut stream shows its text, then why it stopped.
+    An answer with no text to show (no choices, no message, a stream that failed before any text) raises
+    its one-sentence AkashNBError."""
+    if not isinstance(response, ChatCompletion | StreamResult):
         raise preflight.wrong_type(
             "response",
             response,
-            expected="a chat completion with a choice",
+            expected="a chat completion",
             example="show_answer(client.chat.completions.create(...), client)",
         )
-    if client is not None:
-        connection_for(client)  # one sentence for a client not made by akash_nb.client()
+    conn = connection_for(client) if client is not None else None  # one sentence for a plain client
     preflight.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
-    text = response.choices[0].message.content or ""
-    show(kind, text)
+    if isinstance(response, StreamResult):
+        _show_stream(response, conn.name if conn else None, seconds, kind)
+        return
+    answer = answers.read(response, conn)
+    if answer.problem is not None:
+        raise answer.problem
+    show(kind, answer.shown)
     show("usage", footer(response, client, seconds))
+
+
+def _show_stream(result: StreamResult, provider: str | None, seconds: float | None, kind: str) -> None:
+    if result.error is not None and not result.text:
+        raise result.error
+    show(kind, result.text or result.note or "")
+    if result.error is not None:
+        show("error", f"(cut off: {result.error.sentence})")
+    show(
+        "usage",
+        footer_text(
+            result.model, provider, result.finish_reason, result.usage, seconds=seconds, streamed=True
+        ),
+    )
 
 
 # --- errors in notebooks as one sentence --------------------------------------------------------------

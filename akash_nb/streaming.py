@@ -19,7 +19,7 @@ import openai
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
-from . import errors
+from . import answers, errors
 from .preflight import wrong_type
 
 if TYPE_CHECKING:  # for the annotation only
@@ -35,6 +35,12 @@ class StreamResult:
     chunks: int  # chunks received
     usage: CompletionUsage | None = None  # when the server reported it (stream_options include_usage)
     model: str | None = None  # the model the chunks name
+    tool_calls: tuple[str, ...] = ()  # the calls the model asked for, as name(arguments) (answers.call_text)
+
+    @property
+    def note(self) -> str | None:
+        """What to show instead of the text when the answer is only tool calls."""
+        return answers.note(self.text, self.tool_calls)
 
 
 def collect_stream(
@@ -58,6 +64,8 @@ def collect_stream(
     parts: list[str] = []
     finish_reason = usage = model = None
     chunks = 0
+    chose = False  # a chunk with a choice arrived (Azure's first chunk and the usage chunk have none)
+    calls = answers.ToolCallPieces()
     error: errors.AkashNBError | None = None
     refused = _watch_error_field(stream)
     try:
@@ -67,11 +75,14 @@ def collect_stream(
                 chunks += 1
                 model = chunk.model or model
                 usage = chunk.usage or usage
-                if not chunk.choices:  # the usage-only last chunk
+                if not chunk.choices:  # the usage-only last chunk, Azure's prompt-filter first chunk
                     continue
-                choice = chunk.choices[0]
+                choice, chose = chunk.choices[0], True
                 finish_reason = choice.finish_reason or finish_reason
-                if choice.delta.content:
+                if choice.delta is None:  # Azure's content-filter chunk: a choice with no delta
+                    continue
+                calls.add(choice.delta.tool_calls)
+                if choice.delta.content and isinstance(choice.delta.content, str):
                     parts.append(choice.delta.content)
                     if on_text is not None:
                         on_text("".join(parts))
@@ -81,7 +92,8 @@ def collect_stream(
     if error is None and finish_reason is None and refused:
         error = _refused(refused[0], stream.response.request, where)
     if error is None and finish_reason is None:
-        error = errors.ended_early(where)
+        # chunks with none of a choice: an answer with no choices; no chunk at all: a stream that ended
+        error = errors.shape_error("no-choices", where) if chunks and not chose else errors.ended_early(where)
     return StreamResult(
         text="".join(parts),
         finish_reason=finish_reason,
@@ -90,6 +102,7 @@ def collect_stream(
         chunks=chunks,
         usage=usage,
         model=model,
+        tool_calls=calls.calls(),
     )
 
 

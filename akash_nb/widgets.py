@@ -94,6 +94,7 @@ class Result:
     error: str | None = None  # the one sentence, when the request failed or the stream was cut
     request: dict[str, Any] = field(default_factory=dict)  # what was sent: model, messages, temperature, ...
     interrupted: bool = False  # Ctrl-C or the stop button stopped the stream (the text so far is kept)
+    note: str | None = None  # shown instead of the text when the answer is only tool calls
 
     @classmethod
     def refused(cls, conn: Connection, sentence: str | None) -> Result:
@@ -125,14 +126,14 @@ class Result:
     def answer_text(self) -> str:
         """The answer as plain text, with a cut or a failure said in words."""
         if self.error is None:
-            return self.text
+            return self.text or self.note or ""
         if self.text:
             return f"{self.text}\n(cut off: {self.error})"
         return f"Error: {self.error}"
 
     def answer_html(self) -> str:
         if self.error is None:
-            return markdown_html(self.text)
+            return markdown_html(self.text) if self.text or not self.note else _usage_html(self.note)
         if self.text:
             return markdown_html(self.text) + _error_html(f"(cut off: {self.error})")
         return _error_html(f"Error: {self.error}")
@@ -432,6 +433,7 @@ def _stream(
         first_token_seconds=arrived.first,
         error=got.error.sentence if got.error else None,
         request=request,
+        note=got.note,
     )
 
 

@@ -79,6 +79,7 @@ class Behaviour:
     fail_first: int = 0  # "flaky": this many failures (with `status`) before answering normally
     echo_key: bool = False  # 401: echo the whole key back (worse than LiteLLM, which masked all but 4)
     delay: float = 0.0  # "slow": seconds between streamed words
+    finish: bool = True  # "no-done": send a finish_reason before the stream ends (without [DONE])
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -328,6 +329,174 @@ def _html(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
     h.send_json(200, page, content_type="text/html; charset=utf-8")
 
 
+# --- response shapes real servers send (issue 23 rule 3): each behaviour answers streamed and not --------
+
+PROMPT_FILTER = [
+    {"prompt_index": 0, "content_filter_results": {"hate": {"filtered": False, "severity": "safe"}}}
+]
+CONTENT_FILTER = {
+    "hate": {"filtered": False, "severity": "safe"},
+    "violence": {"filtered": True, "severity": "high"},
+}
+USAGE = {"prompt_tokens": 5, "completion_tokens": len(WORDS), "total_tokens": 5 + len(WORDS)}
+TOOL_CALL = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+
+
+def _chunk_body(choices: list, **extra: object) -> bytes:
+    body = {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": MODEL,
+        "choices": choices,
+        **extra,
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _completion_body(choices: list, **extra: object) -> dict:
+    return {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": MODEL,
+        "choices": choices,
+        "usage": USAGE,
+        **extra,
+    }
+
+
+def _shape(stream: Callable[[Handler, Behaviour], None], answer: Callable[[], dict]) -> Callable:
+    """A behaviour that streams with `stream` and answers a plain request with `answer()`."""
+
+    def behaviour(h: Handler, b: Behaviour, payload: dict, number: int) -> None:
+        if h.command == "GET":
+            _answer(h, b, payload, number)
+        elif payload.get("stream"):
+            h.start_chunked()
+            stream(h, b)
+            h.end_chunks()
+        else:
+            h.send_json(200, answer())
+
+    return behaviour
+
+
+def _empty_choices_stream(h: Handler, b: Behaviour) -> None:
+    """Azure's first chunk (no choices, the prompt's filter results), then nothing but a usage chunk."""
+    h.chunk(_chunk_body([], prompt_filter_results=PROMPT_FILTER))
+    h.chunk(_chunk_body([], usage=USAGE))
+    h.chunk(b"data: [DONE]\n\n")
+
+
+def _empty_choices_answer() -> dict:
+    """No choices and no usage: only the prompt's filter results."""
+    return {**_completion_body([], prompt_filter_results=PROMPT_FILTER), "usage": None}
+
+
+def _filter_chunk_stream(h: Handler, b: Behaviour) -> None:
+    """Azure's stream: a first chunk with no choices, then words, with a content-filter chunk (a choice
+    with no delta) among them, then the finish and [DONE]."""
+    h.chunk(_chunk_body([], prompt_filter_results=PROMPT_FILTER))
+    h.chunk(sse_chunk({"role": "assistant", "content": ""}))
+    for number, word in enumerate(WORDS):
+        if number == 3:
+            h.chunk(_chunk_body([{"index": 0, "finish_reason": None, "content_filter_results": {}}]))
+        h.chunk(sse_chunk({"content": word}))
+    h.chunk(sse_chunk({}, "stop"))
+    h.chunk(b"data: [DONE]\n\n")
+
+
+def _filtered_answer() -> dict:
+    """Azure's answer held back by its content filter: a choice with no message."""
+    choice = {"index": 0, "finish_reason": "content_filter", "content_filter_results": CONTENT_FILTER}
+    return _completion_body([choice], prompt_filter_results=PROMPT_FILTER)
+
+
+def _tool_calls_stream(h: Handler, b: Behaviour) -> None:
+    """content: null, then one tool call whose arguments arrive in two pieces, finish_reason tool_calls."""
+    call = {"index": 0, "id": "call_fault", "type": "function", "function": {"name": TOOL_CALL["name"]}}
+    h.chunk(
+        sse_chunk(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{**call, "function": {"name": TOOL_CALL["name"], "arguments": ""}}],
+            }
+        )
+    )
+    h.chunk(
+        sse_chunk({"content": None, "tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]})
+    )
+    h.chunk(sse_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}))
+    h.chunk(sse_chunk({}, "tool_calls"))
+    h.chunk(b"data: [DONE]\n\n")
+
+
+def _tool_calls_answer() -> dict:
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_fault", "type": "function", "function": TOOL_CALL}],
+    }
+    return _completion_body([{"index": 0, "message": message, "finish_reason": "tool_calls"}])
+
+
+def _usage_only_stream(h: Handler, b: Behaviour) -> None:
+    """A complete answer, then the usage-only last chunk (stream_options include_usage): no choices."""
+    h.chunk(sse_chunk({"role": "assistant", "content": ""}))
+    for word in WORDS:
+        h.chunk(sse_chunk({"content": word}))
+    h.chunk(sse_chunk({}, "stop"))
+    h.chunk(_chunk_body([], usage=USAGE))
+    h.chunk(b"data: [DONE]\n\n")
+
+
+def _usage_only_answer() -> dict:
+    """The plain answer's counterpart: usage, and no choices at all."""
+    return _completion_body([])
+
+
+def _no_done_stream(h: Handler, b: Behaviour) -> None:
+    """Every word, then (if `finish`) the finish_reason, then the end of the body: no [DONE]."""
+    h.chunk(sse_chunk({"role": "assistant", "content": ""}))
+    for word in WORDS:
+        h.chunk(sse_chunk({"content": word}))
+    if b.finish:
+        h.chunk(sse_chunk({}, "stop"))
+
+
+def _unknown_fields_stream(h: Handler, b: Behaviour) -> None:
+    """A correct stream with fields no schema names at every level (vLLM's stop_reason, DeepSeek's
+    reasoning_content, Groq's x_groq, ...)."""
+    extra = {"x_vendor": {"trace": [1, 2]}, "service_tier": "weird"}
+    choice_extra = {"stop_reason": None, "logprobs": None, "matched_stop": 7}
+
+    def one(delta: dict, finish: str | None = None) -> bytes:
+        choice = {
+            "index": 0,
+            "delta": {**delta, "reasoning_content": "hm", "x_delta": 1},
+            "finish_reason": finish,
+        }
+        return _chunk_body([{**choice, **choice_extra}], **extra)
+
+    h.chunk(one({"role": "assistant", "content": ""}))
+    for word in WORDS:
+        h.chunk(one({"content": word}))
+    h.chunk(one({}, "stop"))
+    h.chunk(_chunk_body([], usage={**USAGE, "x_usage": {"a": 1}}, x_groq={"id": "req_1"}))
+    h.chunk(b"data: [DONE]\n\n")
+
+
+def _unknown_fields_answer() -> dict:
+    message = {"role": "assistant", "content": "".join(WORDS), "reasoning_content": "hm", "x_message": [1]}
+    choice = {"index": 0, "message": message, "finish_reason": "stop", "stop_reason": None, "x_choice": {}}
+    return {
+        **_completion_body([choice], x_vendor={"trace": [1, 2]}, service_tier="weird"),
+        "usage": {**USAGE, "x_usage": {"a": 1}},
+    }
+
+
 BEHAVIOURS: dict[str, Callable[[Handler, Behaviour, dict, int], None]] = {
     "ok": _answer,
     "status": _status,
@@ -343,6 +512,13 @@ BEHAVIOURS: dict[str, Callable[[Handler, Behaviour, dict, int], None]] = {
     "slow": _slow,
     "error-field": _error_field,
     "typed-500": _typed_500,
+    # response shapes (see above): streamed and not
+    "empty-choices": _shape(_empty_choices_stream, _empty_choices_answer),
+    "filter-chunk": _shape(_filter_chunk_stream, _filtered_answer),
+    "tool-calls": _shape(_tool_calls_stream, _tool_calls_answer),
+    "usage-only": _shape(_usage_only_stream, _usage_only_answer),
+    "no-done": _shape(_no_done_stream, lambda: completion("".join(WORDS))),
+    "unknown-fields": _shape(_unknown_fields_stream, _unknown_fields_answer),
 }
 
 
