@@ -92,13 +92,16 @@ class ToolCallPieces:
         self._calls: dict[int, tuple[str | None, str]] = {}
 
     def add(self, pieces: list[ChoiceDeltaToolCall] | None) -> None:
-        for piece in pieces or ():
+        # The SDK builds chunks without checking them: what is not a tool call's shape is left out.
+        for piece in pieces if isinstance(pieces, list) else ():
+            if not isinstance(piece, ChoiceDeltaToolCall):
+                continue
             index = piece.index if isinstance(piece.index, int) else 0  # a server may leave it out
             name, arguments = self._calls.get(index, (None, ""))
-            function = piece.function
+            function = getattr(piece, "function", None)
             if function is not None:
-                name = function.name or name
-                arguments += function.arguments or ""
+                name = function.name if isinstance(function.name, str) and function.name else name
+                arguments += function.arguments if isinstance(function.arguments, str) else ""
             self._calls[index] = (name, arguments)
 
     def calls(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import openai
 
-from . import errors, untrusted
+from . import errors, masking, untrusted
 from .exceptions import ConfigError
 from .providers import Provider
 
@@ -112,6 +112,8 @@ def connection_for_url(url: object) -> Connection | None:
 def connection_for(openai_client: openai.OpenAI) -> Connection:
     """What `openai_client` is connected to: a client made by `client()`, or a plain `openai.OpenAI` whose
     base URL came from `connection_values()` or `client()` in this process."""
+    # A client made with a key akash_nb never saw (a plain openai.OpenAI): its key is masked from now on.
+    masking.remember(getattr(openai_client, "api_key", None))  # type: ignore[arg-type]
     try:
         return _by_client[openai_client][0]
     except (KeyError, TypeError):  # TypeError: not even an object a client could be (a str, a number)
@@ -174,9 +176,14 @@ def served_models(openai_client: openai.OpenAI) -> list[str]:
     """The model ids the provider serves now, from its live /models."""
     conn = connection_for(openai_client)
     try:
-        return sorted(m.id for m in openai_client.models.list())
+        page = openai_client.models.list()
+        # The SDK builds the list without checking it: an entry may be anything the server sent.
+        # An id that holds the key (a server echoing it) is masked: it is shown, and returned to be shown.
+        return sorted(masking.mask(m.id) for m in page if isinstance(getattr(m, "id", None), str) and m.id)
     except openai.OpenAIError as exc:
         raise conn.explain(exc) from exc
+    except (TypeError, AttributeError):  # "data" is not a list of objects (null, a number, a string)
+        raise errors.shape_error("no-model-list", conn) from None
 
 
 def resolve_model(openai_client: openai.OpenAI, requested: str | None = None) -> ModelChoice:

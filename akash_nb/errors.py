@@ -319,6 +319,21 @@ NO_STATUS: dict[str, Failure] = {
         CUT_KEPT,
     ),
     # Answers whose shape holds no text (akash_nb.answers reads every shape).
+    "bad-chunk": Failure(
+        "a streamed event that is JSON but not a chat completion chunk (null, a number, a list, choices "
+        "that are not a list)",
+        "{provider} sent a streamed event that is not a chat completion chunk; the answer stopped there, and "
+        "the text so far is kept, marked cut; check the base URL, or try again.",
+        False,
+        CUT_KEPT,
+    ),
+    "no-model-list": Failure(
+        "a /models answer that is not a list of models",
+        "{provider} answered {url}/models, but not with a list of models; check the base URL (it usually "
+        "ends in /v1).",
+        False,
+        NOTHING,
+    ),
     "no-choices": Failure(
         "no choices in the answer (only Azure's prompt filter results, or only usage)",
         "{provider} sent an answer with no choices, so there is no text to show; try again, and if it "
@@ -572,10 +587,11 @@ def _where(where: Connection | str | None) -> tuple[str, bool, str]:
 
 
 def shape_error(kind: str, where: Connection | str | None = None, detail: str = "") -> AkashNBError:
-    """The error for an answer whose shape holds no text: `kind` is "no-choices", "no-message" or
-    "tool-calls-only" (a row of NO_STATUS)."""
-    title = _where(where)[0]
-    return AkashNBError(NO_STATUS[kind].sentence.format(provider=title, detail=detail), retried=False)
+    """The error for an answer whose shape holds no text, or is not the API's: `kind` is "no-choices",
+    "no-message", "tool-calls-only", "bad-chunk" or "no-model-list" (a row of NO_STATUS)."""
+    title, _, url = _where(where)
+    sentence = NO_STATUS[kind].sentence.format(provider=title, detail=detail, url=url or "its URL")
+    return AkashNBError(sentence, retried=False)
 
 
 def ended_early(where: Connection | str | None = None) -> AkashNBError:

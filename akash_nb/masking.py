@@ -33,7 +33,7 @@ def remember(value: str) -> None:
         _values = tuple(values)
         whole = "|".join(re.escape(v) for v in values)
         tails = "|".join(re.escape(v[-4:]) for v in values)
-        _pattern = re.compile(f"(?:{whole})|(?:\\.\\.\\.|…)(?:{tails})(?![A-Za-z0-9_-])")
+        _pattern = re.compile(f"(?:{whole})|(?:\\.\\.\\.|…)(?:{tails})")
 
 
 def mask(text: str) -> str:

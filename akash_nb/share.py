@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from dotenv import set_key
 
-from . import browser, config, files, llama_server, untrusted
+from . import browser, config, files, llama_server, masking, untrusted
 from . import engine as engines
 from . import model as models
 from .exceptions import ConfigError, LocalServerError, file_error, input_error
@@ -431,6 +431,7 @@ def join(url: str, key: str, env_file: Path | None = None) -> str:
     target = Path(".env") if env_file is None else env_file
     api = class_url(url)
     clean, _ = config.clean_key(key, "the KEY you gave")
+    masking.remember(clean)  # a server that echoes it (whole, or as "...last4") cannot show it
     fix = "give --env a file you can write, in a folder you can write. Nothing was written"
     try:  # a FIFO, a device, a folder or a loop there is refused before the server is asked
         files.check_writable_target(target)

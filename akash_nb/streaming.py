@@ -18,6 +18,7 @@ import httpx2
 import openai
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
 from . import answers, errors
 from .preflight import wrong_type
@@ -73,13 +74,23 @@ def collect_stream(
             errors.check_content_type(stream.response)
             for chunk in stream:
                 chunks += 1
-                model = chunk.model or model
-                usage = chunk.usage or usage
-                if not chunk.choices:  # the usage-only last chunk, Azure's prompt-filter first chunk
+                # The SDK builds chunks without checking them: any JSON arrives here (null, a number,
+                # choices that are a string). What is not a chunk's shape ends the answer, text kept.
+                choices = getattr(chunk, "choices", None)
+                if not isinstance(chunk, ChatCompletionChunk) or not isinstance(choices, list):
+                    error = errors.shape_error("bad-chunk", where)
+                    break
+                model = chunk.model if isinstance(chunk.model, str) and chunk.model else model
+                usage = chunk.usage if isinstance(chunk.usage, CompletionUsage) else usage
+                if not choices:  # the usage-only last chunk, Azure's prompt-filter first chunk
                     continue
-                choice, chose = chunk.choices[0], True
-                finish_reason = choice.finish_reason or finish_reason
-                if choice.delta is None:  # Azure's content-filter chunk: a choice with no delta
+                choice, chose = choices[0], True
+                if not isinstance(choice, Choice):
+                    error = errors.shape_error("bad-chunk", where)
+                    break
+                if isinstance(choice.finish_reason, str) and choice.finish_reason:
+                    finish_reason = choice.finish_reason
+                if not isinstance(choice.delta, ChoiceDelta):  # Azure's content-filter chunk: no delta
                     continue
                 calls.add(choice.delta.tool_calls)
                 if choice.delta.content and isinstance(choice.delta.content, str):

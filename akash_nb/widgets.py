@@ -17,7 +17,7 @@ import openai
 from IPython.lib.pretty import PrettyPrinter
 from openai.types import CompletionUsage
 
-from . import browser, errors, llama_server, preflight, render, streaming
+from . import browser, errors, llama_server, preflight, render, streaming, untrusted
 from .connection import Connection, connection_for, connection_or_unknown, resolve_model
 from .conversation import Conversation
 
@@ -290,7 +290,8 @@ class Panel(widgets.VBox):
             self.answer.value = _error_html(f"Error: {exc.sentence}")
             return False
         self.problem = None
-        self.model.options = list(choice.served)
+        # Each shown as a bounded, escaped label (the server chose the ids), each the real id as its value.
+        self.model.options = [(untrusted.shown(m, 100), m) for m in choice.served]
         self.model.value = choice.model
         self.models_line.value = _usage_html(models_note(list(choice.served), self.conn.name))
         return True
@@ -331,7 +332,9 @@ class Panel(widgets.VBox):
             return self._finish(Result.refused(self.conn, problem.sentence))
         self.run_button.disabled = True
         self.usage.value = ""
-        self.answer.value = _usage_html(f"Asking {self.model.value} via {self.conn.name}…")
+        self.answer.value = _usage_html(
+            f"Asking {untrusted.shown(self.model.value, 100)} via {self.conn.name}…"
+        )
         try:
             result = _stream(self.client, self.conn, request, self._draw)
         finally:
@@ -351,7 +354,7 @@ class Panel(widgets.VBox):
         return result
 
     def header(self) -> str:
-        model = self.model.value or "none"
+        model = untrusted.shown(self.model.value or "none", 100)  # an id the server listed: untrusted
         return (
             f"Panel · model {model} · temperature {self.temperature.value:.1f} · "
             f"max_tokens {self.max_tokens.value} · [Run]"
@@ -577,7 +580,7 @@ class ChatBox:
         return "\n".join(lines) or "(no messages yet)"
 
     def __repr__(self) -> str:
-        lines = ["ChatBox · model " + self.conversation.model, self.transcript_text()]
+        lines = ["ChatBox · model " + untrusted.shown(self.conversation.model, 100), self.transcript_text()]
         if self.status_text:
             lines.append(self.status_text)
         return "\n".join(lines)

@@ -184,7 +184,7 @@ def test_the_panel_gives_text_or_a_sentence(server, models, reply):
         if isinstance(panel, Panel):
             result = consumer(seen, panel.run)
             seen.add(str(result), repr(panel), panel.answer.value, panel.usage.value, panel.models_line.value)
-            seen.add(*panel.model.options)
+            seen.add(*(label for label, _ in panel.model.options))  # what the dropdown shows
 
 
 @examples

@@ -62,7 +62,8 @@ def test_the_model_dropdown_lists_the_live_models_and_selects_the_served_one(loc
     panel = akash_nb.panel(local_client, "Say hi", model="Meta-Llama-3-1-8B-Instruct-FP8", max_tokens=8)
 
     live = sorted(m.id for m in local_client.models.list())
-    assert list(panel.model.options) == live == [LOCAL_MODEL_NAME]
+    assert [(label, value) for label, value in panel.model.options] == [(LOCAL_MODEL_NAME, LOCAL_MODEL_NAME)]
+    assert live == [LOCAL_MODEL_NAME]
     assert panel.model.value == LOCAL_MODEL_NAME  # the guide's model is not served here: the fallback is
     assert (panel.temperature.min, panel.temperature.max, panel.temperature.step) == (0.0, 2.0, 0.1)
     slider = panel.max_tokens
@@ -168,7 +169,7 @@ def test_the_shown_code_sends_exactly_what_the_panel_sends(fault):
 
 def test_the_model_line_says_why_the_dropdown_has_one_entry(fault):
     panel = akash_nb.panel(fault_client(fault), "hi")
-    assert list(panel.model.options) == [MODEL]
+    assert list(panel.model.options) == [(MODEL, MODEL)]  # (label shown, the id sent)
     assert "serves one model, so the list has one entry" in panel.models_line.value
     assert "3 models" in widgets.models_note(["a", "b", "c"], "akashml")
 
