@@ -1,7 +1,9 @@
 """Every path the package reads or creates, hostile: a FIFO, a socket or a device (/dev/zero, /dev/null)
 where a file belongs, a symlink loop, a file where a folder belongs (or a folder where a file belongs), and
 a read-only filesystem. Each gives, within a second, one sentence naming the path; never a hang, never a
-raw OSError or RuntimeError, in the CLI too (run through a subprocess).
+raw OSError or RuntimeError, in the CLI too: each CLI command once through a real `akash-nb` subprocess
+(its most telling path kind), every other cell through `akash_nb.cli.main` in this process (a subprocess
+costs 2-4 s of start-up; the sentence, the exit code and the time are the same checks).
 
 A matrix of path kind x place: .env (read, and written by `akash-nb join`), the state folder and its
 files, the cache and the model file, the recordings (read and written), saved conversations (load and
@@ -29,7 +31,7 @@ import nbformat
 import pytest
 
 import akash_nb
-from akash_nb import config, local, model, replay
+from akash_nb import cli, config, local, model, replay
 from akash_nb.conversation import Conversation
 from akash_nb.errors import AkashNBError
 
@@ -154,9 +156,54 @@ def cli_sentence(*args: str, path: Path, env: dict[str, str] | None = None, code
     assert "Traceback" not in done.stderr, done.stderr
     assert took < budget, f"{took:.2f} s (start-up {budget - 1:.2f} s): {done.stderr}"
     text = done.stderr if code == 2 else done.stdout
+    return _one_line(text, path)
+
+
+def _one_line(text: str, path: Path) -> str:
     line = next(line for line in text.splitlines() if str(path) in line)
     assert line.endswith((".", "(not rewritten)")), line
     return line
+
+
+def main_sentence(
+    capsys, monkeypatch, *args: str, path: Path, env: dict[str, str] | None = None, code: int = 2
+) -> str:
+    """`akash_nb.cli.main([*args])`, in this process, fails as `cli_sentence` checks: exit `code` (its
+    return value, or a SystemExit's code), one line naming `path` (stderr, or stdout for `code` 1), no
+    traceback (nothing raised out of main), within a second."""
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    # Lazy: what the lesson commands import on first use (nbconvert is most of it) is start-up, not the
+    # command, and only the CLI cells need it (collecting this file stays quick).
+    import akash_nb.docs
+    import akash_nb.notebooks
+    import akash_nb.share  # noqa: F401
+
+    capsys.readouterr()
+    started = time.monotonic()
+    try:  # anything else raised out of main fails the cell: a subprocess would print its traceback
+        returned = cli.main(list(args))
+    except SystemExit as exiting:  # argparse's parser.error()
+        returned = exiting.code
+    took = time.monotonic() - started
+    out, err = capsys.readouterr()
+    assert returned == code, (returned, out, err)
+    assert "Traceback" not in err, err
+    assert took < 1.0, f"{took:.2f} s: {err}"
+    return _one_line(err if code == 2 else out, path)
+
+
+@pytest.fixture
+def akash_nb_cli(capsys, monkeypatch) -> Callable[..., str]:
+    """akash_nb_cli(*args, path=, env=, code=, real=): `cli_sentence` when `real` (a subprocess), else
+    `main_sentence` (in this process)."""
+
+    def run(*args: str, path: Path, env: dict[str, str] | None = None, code: int = 2, real: bool) -> str:
+        if real:
+            return cli_sentence(*args, path=path, env=env, code=code)
+        return main_sentence(capsys, monkeypatch, *args, path=path, env=env, code=code)
+
+    return run
 
 
 # --- .env ------------------------------------------------------------------------------------------------
@@ -172,12 +219,14 @@ def test_env_file_read(tmp_path, make, kind):
 
 
 @pytest.mark.parametrize("kind", WRITE_KINDS)
-def test_env_file_written_by_join(server, tmp_path, make, read_only, kind):
+def test_env_file_written_by_join(server, tmp_path, make, read_only, akash_nb_cli, kind):
     if kind == "read-only":
         path = read_only() / ".env"
     else:
         path = make(tmp_path / "class" / ".env", kind)
-    line = cli_sentence("join", server.url, "class-" + "x" * 12, "--env", str(path), path=path)
+    line = akash_nb_cli(
+        "join", server.url, "class-" + "x" * 12, "--env", str(path), path=path, real=kind == "a FIFO"
+    )
     assert "Nothing was written" in line or "nothing was written" in line.lower()
     if kind == "/dev/null":
         assert path.is_symlink() and os.readlink(path) == "/dev/null"
@@ -187,11 +236,11 @@ def test_env_file_written_by_join(server, tmp_path, make, read_only, kind):
 
 
 @pytest.mark.parametrize("kind", FOLDER_KINDS)
-def test_state_folder(tmp_path, make, read_only, monkeypatch, kind):
+def test_state_folder(tmp_path, make, read_only, monkeypatch, akash_nb_cli, kind):
     folder = read_only() / "state" / "new" if kind == "read-only" else make(tmp_path / "state", kind)
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(folder))
     sentence_naming(local.recorded_servers, folder)  # what `akash-nb stop --all` and ensure_server() read
-    cli_sentence("stop", "--all", path=folder, env={"AKASH_NB_STATE_DIR": str(folder)})
+    akash_nb_cli("stop", "--all", path=folder, env={"AKASH_NB_STATE_DIR": str(folder)}, real=kind == "a FIFO")
 
 
 @pytest.mark.parametrize(
@@ -298,33 +347,34 @@ LESSON = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdow
 
 
 @pytest.mark.parametrize("kind", ["a FIFO", "a socket", "/dev/zero", "a symlink loop"])
-def test_lesson_file_for_export_docs(tmp_path, make, kind):
+def test_lesson_file_for_export_docs(tmp_path, make, akash_nb_cli, kind):
     path = make(tmp_path / "notebooks" / "01-lesson.ipynb", kind)
-    cli_sentence("export-docs", "--folder", str(path.parent), "--out", str(tmp_path / "out"), path=path)
+    out = str(tmp_path / "out")
+    akash_nb_cli("export-docs", "--folder", str(path.parent), "--out", out, path=path, real=kind == "a FIFO")
 
 
 @pytest.mark.parametrize("kind", ["a FIFO", "/dev/zero"])
-def test_lesson_file_for_refresh(tmp_path, make, kind):
+def test_lesson_file_for_refresh(tmp_path, make, akash_nb_cli, kind):
     path = make(tmp_path / "notebooks" / "01-lesson.ipynb", kind)
-    line = cli_sentence("refresh", str(path), path=path, code=1)
+    line = akash_nb_cli("refresh", str(path), path=path, code=1, real=kind == "a FIFO")
     assert line.startswith("FAIL")
 
 
 @pytest.mark.parametrize("kind", FOLDER_KINDS)
-def test_lessons_folder_for_export_docs(tmp_path, make, read_only, kind):
+def test_lessons_folder_for_export_docs(tmp_path, make, read_only, akash_nb_cli, kind):
     if kind == "read-only":
         folder, out = read_only() / "notebooks", read_only() / "out"
     else:
         (tmp_path / "notebooks").mkdir()
         (tmp_path / "notebooks" / "01-lesson.ipynb").write_text(LESSON)
         folder, out = tmp_path / "notebooks", make(tmp_path / "out", kind)
-    cli_sentence("export-docs", "--folder", str(folder), "--out", str(out), path=out)
+    akash_nb_cli("export-docs", "--folder", str(folder), "--out", str(out), path=out, real=False)
 
 
 @pytest.mark.parametrize("kind", FOLDER_KINDS)
-def test_out_folder_for_run(tmp_path, make, read_only, kind):
+def test_out_folder_for_run(tmp_path, make, read_only, akash_nb_cli, kind):
     (tmp_path / "notebooks").mkdir()
     lesson = tmp_path / "notebooks" / "01-lesson.ipynb"
     lesson.write_text(LESSON)
     out = read_only() / "run" if kind == "read-only" else make(tmp_path / "out", kind)
-    cli_sentence("run", str(lesson), "--out", str(out), path=out)
+    akash_nb_cli("run", str(lesson), "--out", str(out), path=out, real=kind == "a file")
