@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-from . import errors
+from . import errors, untrusted
 
 if TYPE_CHECKING:  # for the annotation only
     from .connection import Connection
@@ -81,7 +81,7 @@ def read(response: ChatCompletion, where: Connection | str | None = None) -> Ans
         for call in message.tool_calls or ()
         if isinstance(call, ChatCompletionMessageFunctionToolCall)  # a custom tool call has no function
     )
-    text = message.content if isinstance(message.content, str) else ""
+    text = untrusted.answer(message.content) if isinstance(message.content, str) else ""
     return Answer(text, choice.finish_reason, calls)
 
 

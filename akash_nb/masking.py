@@ -48,6 +48,20 @@ def mask(text: str) -> str:
     )
 
 
+# Whatever looks like a key in a server's text (LiteLLM echoes the key it got; a key never remembered here,
+# a plain openai.OpenAI's) is masked too where a server's string is quoted.
+_KEYLIKE = re.compile(r"\b(sk-|akml-|Bearer\s+)[^\s,;\"']{3,}")
+
+
+def mask_all(text: str) -> str:
+    """`text` with every remembered key masked by value (`mask`), then key-shaped tokens (sk-..., akml-...,
+    Bearer ...) masked too: for a server's string we quote, never for an answer's text."""
+    text = mask(text)
+    if not isinstance(text, str) or ("sk-" not in text and "akml-" not in text and "Bearer" not in text):
+        return text  # the substring searches are fast; the pattern over a 50 MB body is not
+    return _KEYLIKE.sub(lambda m: m.group(1) + "****", text)
+
+
 def _masked(value: str) -> str:
     # A known prefix says which provider the key belongs to without saying anything secret.
     for prefix in ("akml-", "sk-"):

@@ -20,7 +20,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
-from . import answers, errors
+from . import answers, errors, untrusted
 from .preflight import wrong_type
 
 if TYPE_CHECKING:  # for the annotation only
@@ -96,7 +96,7 @@ def collect_stream(
                 if choice.delta.content and isinstance(choice.delta.content, str):
                     parts.append(choice.delta.content)
                     if on_text is not None:
-                        on_text("".join(parts))
+                        on_text(untrusted.answer("".join(parts)))
     # JSONDecodeError, not ValueError: an event that is not JSON, never an on_text display's own error.
     except (openai.OpenAIError, json.JSONDecodeError) as exc:
         error = errors.explain(exc, where, streaming=True)
@@ -106,7 +106,7 @@ def collect_stream(
         # chunks with none of a choice: an answer with no choices; no chunk at all: a stream that ended
         error = errors.shape_error("no-choices", where) if chunks and not chose else errors.ended_early(where)
     return StreamResult(
-        text="".join(parts),
+        text=untrusted.answer("".join(parts)),  # keys masked, control characters made visible
         finish_reason=finish_reason,
         cut=error is not None,
         error=error,

@@ -33,9 +33,9 @@ def _one_line(char: str) -> str:
     return _visible(char)  # ESC (so no terminal sequence), CR, backspace, C1, bidi overrides, zero-width
 
 
-def shown(value: object, limit: int = QUOTE_LIMIT, *, mask: Callable[[str], str] = masking.mask) -> str:
+def shown(value: object, limit: int = QUOTE_LIMIT, *, mask: Callable[[str], str] = masking.mask_all) -> str:
     """`value` (a server's message, id or header) as one of our sentences may quote it: every remembered
-    key masked (by `mask`: `errors.redact` masks key-shaped tokens too), at most `limit` characters and
+    key and key-shaped token masked (by `mask`), at most `limit` characters and
     then "… (N more characters)", every character that is not printable shown as an escape (\\x1b, \\r,
     \\u202e), and a newline as \\n, so it stays on one line."""
     text = value if isinstance(value, str) else "" if value is None else str(value)
@@ -44,6 +44,16 @@ def shown(value: object, limit: int = QUOTE_LIMIT, *, mask: Callable[[str], str]
     head = mask(text[: limit + _LONGEST_KEY])[:limit] if more > 0 else mask(text)
     quoted = "".join(_one_line(c) for c in head)
     return f"{quoted}… ({more} more characters)" if more > 0 else quoted
+
+
+def answer(text: str) -> str:
+    """An answer's text as shown and kept: every remembered key masked by value (a model may repeat a key
+    the prompt held), and every control character but newline and tab made a visible escape (\\x1b), so no
+    terminal sequence in an answer reaches a screen. Its length and lines are the model's."""
+    masked = masking.mask(text)
+    if all(c.isprintable() or c in "\n\t" for c in masked):
+        return masked
+    return "".join(c if c.isprintable() or c in "\n\t" else _visible(c) for c in masked)
 
 
 def shown_list(items: Iterable[object], first: int = LIST_LIMIT, limit: int = ITEM_LIMIT) -> str:

@@ -82,9 +82,11 @@ class Behaviour:
     finish: bool = True  # "no-done": send a finish_reason before the stream ends (without [DONE])
 
 
-class Handler(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler that reads a POST's JSON body and hands it to `answer(payload)`: the payload
+    is None for a GET, {} for a body that is not a JSON object. faultserver's and drawn_server's share it."""
+
     protocol_version = "HTTP/1.1"
-    server: _Server
 
     def log_message(self, format: str, *args) -> None:  # quiet: pytest shows failures, not traffic
         pass
@@ -96,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
-        self._handle(None)
+        self.answer(None)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -105,6 +107,16 @@ class Handler(BaseHTTPRequestHandler):
             payload = json.loads(raw or b"{}")
         except ValueError:
             payload = {}
+        self.answer(payload if isinstance(payload, dict) else {})
+
+    def answer(self, payload: dict | None) -> None:
+        raise NotImplementedError
+
+
+class Handler(JsonHandler):
+    server: _Server
+
+    def answer(self, payload: dict | None) -> None:
         self._handle(payload)
 
     def _handle(self, payload: dict | None) -> None:

@@ -148,8 +148,9 @@ def learners_call(seen: Seen, call: Callable[[], object]) -> object | None:
 
 
 def made(server: DrawnServer, plain: bool) -> openai.OpenAI:
-    if plain:
-        return openai.OpenAI(api_key=KEY, base_url=server.url, timeout=TIMEOUT, max_retries=0)
+    if plain:  # the guide's route: the two values from connection_values, then a plain client
+        api_key, base_url = akash_nb.connection_values(base_url=server.url, api_key=KEY, show=False)
+        return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=TIMEOUT, max_retries=0)
     return akash_nb.client(base_url=server.url, api_key=KEY, timeout=TIMEOUT, max_retries=0, show=False)
 
 
