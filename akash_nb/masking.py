@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 
 MIN_MASKED = 8  # shorter values are not keys worth masking by value (and would mask ordinary words)
 _known: set[str] = set()
 _known_lock = threading.Lock()
-_pattern: re.Pattern[str] | None = None
-_values: tuple[str, ...] = ()  # the same values, read without the lock (set before `_pattern` is)
 
 
 def remember(value: str) -> None:
     """Mask `value` in every text `mask()` sees from now on (what `Secret(value)` does)."""
-    global _pattern, _values
     if (
         not isinstance(value, str)
         or not MIN_MASKED <= len(value) <= 4096
@@ -24,26 +22,30 @@ def remember(value: str) -> None:
     ):
         return  # not a key any provider would accept, so not one that can be sent or echoed
     with _known_lock:
-        if value in _known:
-            return
         _known.add(value)
-        # Longest first, so a key that contains another is masked whole. A proxy's "...WXYZ" (the last four
-        # characters after an ellipsis) is masked too.
-        values = sorted(_known, key=len, reverse=True)
-        _values = tuple(values)
-        whole = "|".join(re.escape(v) for v in values)
-        tails = "|".join(re.escape(v[-4:]) for v in values)
-        _pattern = re.compile(f"(?:{whole})|(?:\\.\\.\\.|…)(?:{tails})")
+
+
+@functools.lru_cache(maxsize=8)
+def _pattern_for(values: frozenset[str]) -> re.Pattern[str]:
+    # Longest first, so a key that contains another is masked whole. A proxy's "...WXYZ" (the last four
+    # characters after an ellipsis) is masked too.
+    ordered = sorted(values, key=len, reverse=True)
+    whole = "|".join(re.escape(v) for v in ordered)
+    tails = "|".join(re.escape(v[-4:]) for v in ordered)
+    return re.compile(f"(?:{whole})|(?:\\.\\.\\.|…)(?:{tails})")
 
 
 def mask(text: str) -> str:
     """`text` with every remembered key value replaced by its masked form (see docs/architecture.md)."""
-    pattern = _pattern
-    if pattern is None or not isinstance(text, str):
+    if not isinstance(text, str):
         return text
-    if "..." not in text and "…" not in text and not any(v in text for v in _values):
+    with _known_lock:  # the pattern always says what `_known` holds now: it is made from it, never kept apart
+        values = frozenset(_known)
+    if not values:
+        return text
+    if "..." not in text and "…" not in text and not any(v in text for v in values):
         return text  # a substring search is fast; the pattern is not (a 50 MB error body took a second)
-    return pattern.sub(
+    return _pattern_for(values).sub(
         lambda m: _masked(m.group(0)) if not m.group(0).startswith(("...", "…")) else "****", text
     )
 

@@ -42,7 +42,6 @@ def ok(server):
 def own_secrets(monkeypatch):
     """Secrets a property makes are forgotten after it: hypothesis's text must not mask later tests' text."""
     monkeypatch.setattr(masking, "_known", set(masking._known))
-    monkeypatch.setattr(masking, "_pattern", masking._pattern)
 
 
 def made(server, **kwargs) -> openai.OpenAI:

@@ -68,7 +68,6 @@ def server() -> Iterator[DrawnServer]:
 def own_secrets(monkeypatch):
     """What masking has learned is given back after the test (each example also starts with none)."""
     monkeypatch.setattr(masking, "_known", set(masking._known))
-    monkeypatch.setattr(masking, "_pattern", masking._pattern)
 
 
 # --- what every example checks ------------------------------------------------------------------------------
@@ -113,7 +112,6 @@ def watching(server: DrawnServer, **replies: Reply) -> Iterator[Seen]:
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(masking, "_known", set())
-        patch.setattr(masking, "_pattern", None)
         patch.setattr(render, "display", lambda bundle, **_: seen.displayed.append(dict(bundle)))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield seen
