@@ -370,15 +370,26 @@ def redact(text: str) -> str:
     return masking.mask_all(text)
 
 
-def _remember_sent_key(error: BaseException) -> None:
+def _remember_sent_key(error: BaseException) -> str:
     """The key a failed request carried is masked by value, whatever made the client (a plain
-    openai.OpenAI too), so a server echoing it cannot put it on screen."""
+    openai.OpenAI too), so a server echoing it cannot put it on screen. Returns it ("" if none)."""
     request = getattr(error, "request", None) if isinstance(error, openai.APIError) else None
     if request is None:
-        return
+        return ""
     auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        masking.remember(auth[7:].strip())
+    if not auth.lower().startswith("bearer "):
+        return ""
+    key = str(auth[7:]).strip()
+    masking.remember(key)
+    return key
+
+
+def _without_key(sentence: str, key: str) -> str:
+    """`sentence` with the key this very request carried masked once more, by itself: whatever masking has
+    remembered, the one key the server was sent never comes back in the sentence about its answer."""
+    if len(key) < masking.MIN_MASKED:
+        return sentence
+    return sentence.replace(key, masking._masked(key)).replace("..." + key[-4:], "****")
 
 
 def _body(error: openai.APIError) -> dict[str, Any]:
@@ -535,7 +546,7 @@ def explain(
     if isinstance(error, KeyboardInterrupt):
         return AkashNBError(NO_STATUS["interrupted"].sentence, original=error)
     provider_title, retired, url = _where(where)
-    _remember_sent_key(error)
+    sent = _remember_sent_key(error)
     if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
         # The replay server's miss: its message already says what was asked and how to record it.
         return NoRecordingError(_detail(error, 2000), original=error)  # our own sentence: it is longer
@@ -561,7 +572,7 @@ def explain(
         retries = _retries_taken(error)
         if retries:
             sentence = sentence.rstrip(".") + f" (still failing after {retries} automatic retries)."
-    return AkashNBError(sentence, original=error, retried=failure.retry)
+    return AkashNBError(_without_key(sentence, sent), original=error, retried=failure.retry)
 
 
 def _where(where: Connection | str | None) -> tuple[str, bool, str]:
