@@ -374,8 +374,11 @@ def _remember_sent_key(error: BaseException) -> str:
     """The key a failed request carried is masked by value, whatever made the client (a plain
     openai.OpenAI too), so a server echoing it cannot put it on screen. Returns it ("" if none)."""
     request = getattr(error, "request", None) if isinstance(error, openai.APIError) else None
-    if request is None:
-        return ""
+    return "" if request is None else _remember_bearer(request)
+
+
+def _remember_bearer(request: httpx2.Request) -> str:
+    """The Bearer key `request` carries ("" if none), remembered for masking."""
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer "):
         return ""
@@ -638,9 +641,7 @@ def mask_error_body(response: httpx2.Response) -> None:
     `show` said, shows no key a server echoed. The key the request carried is remembered first."""
     if response.status_code < 400:
         return
-    auth = response.request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        masking.remember(auth[7:].strip())
+    _remember_bearer(response.request)
     response.read()
     text = response.text
     masked = redact(text)
