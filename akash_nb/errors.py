@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -372,9 +373,29 @@ def redact(text: str) -> str:
 
 def _remember_sent_key(error: BaseException) -> str:
     """The key a failed request carried is masked by value, whatever made the client (a plain
-    openai.OpenAI too), so a server echoing it cannot put it on screen. Returns it ("" if none)."""
-    request = getattr(error, "request", None) if isinstance(error, openai.APIError) else None
-    return "" if request is None else _remember_bearer(request)
+    openai.OpenAI too), so a server echoing it cannot put it on screen. Returns it ("" if none).
+
+    Up to openai 3.57 the exception's request still carries the Authorization header; from 3.58 the SDK
+    takes it out (`_error_request`), so the key is read from the client the exception was raised in: the
+    `self` (or a stream's `_client`) of a frame its traceback passes through."""
+    if not isinstance(error, openai.APIError):
+        return ""
+    request = getattr(error, "request", None)
+    sent = "" if request is None else _remember_bearer(request)
+    return sent or _remember_client_key(error)
+
+
+def _remember_client_key(error: BaseException) -> str:
+    """The api_key of the openai client whose method raised `error` ("" if none is found), remembered."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        owner = frame.f_locals.get("self")
+        for candidate in (owner, getattr(owner, "_client", None)):
+            if isinstance(candidate, (openai.OpenAI, openai.AsyncOpenAI)):
+                key = candidate.api_key
+                if isinstance(key, str) and key:
+                    masking.remember(key)
+                    return key
+    return ""
 
 
 def _remember_bearer(request: httpx2.Request) -> str:
@@ -385,14 +406,6 @@ def _remember_bearer(request: httpx2.Request) -> str:
     key = str(auth[7:]).strip()
     masking.remember(key)
     return key
-
-
-def _without_key(sentence: str, key: str) -> str:
-    """`sentence` with the key this very request carried masked once more, by itself: whatever masking has
-    remembered, the one key the server was sent never comes back in the sentence about its answer."""
-    if len(key) < masking.MIN_MASKED:
-        return sentence
-    return sentence.replace(key, masking._masked(key)).replace("..." + key[-4:], "****")
 
 
 def _body(error: openai.APIError) -> dict[str, Any]:
@@ -549,7 +562,7 @@ def explain(
     if isinstance(error, KeyboardInterrupt):
         return AkashNBError(NO_STATUS["interrupted"].sentence, original=error)
     provider_title, retired, url = _where(where)
-    sent = _remember_sent_key(error)
+    _remember_sent_key(error)
     if isinstance(error, openai.APIStatusError) and _error_type(error) == "no_recording":
         # The replay server's miss: its message already says what was asked and how to record it.
         return NoRecordingError(_detail(error, 2000), original=error)  # our own sentence: it is longer
@@ -575,7 +588,7 @@ def explain(
         retries = _retries_taken(error)
         if retries:
             sentence = sentence.rstrip(".") + f" (still failing after {retries} automatic retries)."
-    return AkashNBError(_without_key(sentence, sent), original=error, retried=failure.retry)
+    return AkashNBError(sentence, original=error, retried=failure.retry)
 
 
 def _where(where: Connection | str | None) -> tuple[str, bool, str]:
