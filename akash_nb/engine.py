@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import platformdirs
 from filelock import FileLock
 
 from .exceptions import LocalServerError
 
+APP_NAME = "akash-nb"  # the per-user folders' name (platformdirs' appname): the cache here, local's state
 VARIABLE = "AKASH_NB_LLAMA_SERVER"
 ROUTE_VARIABLE = "AKASH_NB_ENGINE"
 # auto: the order below; wheel: the prebuilt engine only; build: compile llama.cpp from source (and use it)
@@ -105,14 +107,14 @@ class Engine:
 
 
 def cache_dir() -> Path:
-    """AKASH_NB_CACHE_DIR, else $XDG_CACHE_HOME/akash-nb, else ~/.cache/akash-nb."""
+    """The cache of engine builds and the model file, in this order:
+
+    1. AKASH_NB_CACHE_DIR, when set;
+    2. platformdirs' per-user cache folder for "akash-nb": on Linux $XDG_CACHE_HOME/akash-nb, else
+       ~/.cache/akash-nb; on macOS ~/Library/Caches/akash-nb; on Windows %LOCALAPPDATA%\\akash-nb\\Cache.
+    """
     explicit = os.environ.get("AKASH_NB_CACHE_DIR")
-    base = (
-        Path(explicit)
-        if explicit
-        else (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "akash-nb")
-    )
-    return base
+    return Path(explicit) if explicit else platformdirs.user_cache_path(APP_NAME, appauthor=False)
 
 
 def cmake_options() -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from filelock import FileLock, Timeout
 
 from . import browser, llama_server
@@ -42,15 +43,17 @@ def _answers(server: Server, timeout: float = 2.0) -> bool:
 
 
 def state_dir() -> Path:
-    """AKASH_NB_STATE_DIR, else $XDG_STATE_HOME/akash-nb, else ~/.local/state/akash-nb (on every OS: a
-    folder in the user's home). Mode 0700 makes it private on Linux and macOS; on Windows chmod sets only
-    the read-only flag, and a folder in the user's profile is private to them by its access list."""
+    """The embedded server's state folder, in this order:
+
+    1. AKASH_NB_STATE_DIR, when set;
+    2. platformdirs' per-user state folder for "akash-nb": on Linux $XDG_STATE_HOME/akash-nb, else
+       ~/.local/state/akash-nb; on macOS ~/Library/Application Support/akash-nb; on Windows
+       %LOCALAPPDATA%\\akash-nb.
+
+    Mode 0700 makes it private on Linux and macOS; on Windows chmod sets only the read-only flag, and a folder
+    in the user's profile is private to them by its access list."""
     explicit = os.environ.get("AKASH_NB_STATE_DIR")
-    if explicit:
-        folder = Path(explicit)
-    else:
-        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        folder = Path(base) / "akash-nb"
+    folder = Path(explicit) if explicit else platformdirs.user_state_path(engines.APP_NAME, appauthor=False)
     return ensure_folder(
         folder,
         "The state folder",
