@@ -92,7 +92,7 @@ unit: venv
 browser: venv browser-deps
 	$(PY) -m pytest -q -m browser tests/test_browser.py
 
-# Exact comparison of every output against the committed notebooks, answers replayed from tests/recordings,
+# Exact comparison of every output against the committed notebooks, answers replayed from recordings/,
 # with no network but loopback (scripts/offline.sh).
 nbval-replay: venv
 	AKASH_NB_PROVIDER=replay bash scripts/offline.sh $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \

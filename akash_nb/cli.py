@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FOLDER",
-        help="default: AKASH_NB_RECORDINGS, else tests/recordings",
+        help="default: AKASH_NB_RECORDINGS, else recordings/",
     )
     record.add_argument("--fresh", action="store_true", help="ask the upstream again even when recorded")
     record.add_argument("--prune", action="store_true", help="delete recordings no lesson used")

@@ -32,10 +32,10 @@ _recordings: dict[Path, replay.Recordings] = {}
 
 def recordings_folder() -> Path:
     """The recordings a tab replays: AKASH_NB_RECORDINGS when set, else the folder of the
-    `akash_nb_recordings` package the site ships (it holds the *.json of tests/recordings)."""
+    `akash_nb_recordings` package the site ships (it holds the *.json of recordings/)."""
     if os.environ.get(replay.FOLDER_ENV, "").strip():
         return replay.recordings_folder()
-    import akash_nb_recordings  # built by the site tool from tests/recordings: only the site has it
+    import akash_nb_recordings  # built by the site tool from recordings/: only the site has it
 
     return Path(akash_nb_recordings.__file__).parent
 

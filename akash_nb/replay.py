@@ -45,8 +45,9 @@ EVENT_STREAM = "text/event-stream"
 
 
 def repository_folder() -> Path:
-    """The repository's own recordings: tests/recordings beside the package."""
-    return Path(__file__).resolve().parents[1] / "tests" / "recordings"
+    """The repository's own recordings: the top-level recordings/ beside the package (not test data: the
+    lessons replay it, and the site ships it)."""
+    return Path(__file__).resolve().parents[1] / "recordings"
 
 
 def recordings_folder(folder: Path | str | None = None) -> Path:
@@ -63,7 +64,7 @@ def recordings_folder(folder: Path | str | None = None) -> Path:
 def shown_folder(folder: Path) -> str:
     """The folder as a user should read it: relative to the repository when inside it."""
     try:
-        return str(folder.relative_to(repository_folder().parents[1]))
+        return str(folder.relative_to(repository_folder().parent))
     except ValueError:
         return str(folder)
 

@@ -277,10 +277,10 @@ def write_wheel(dest: Path, name: str, version: str, files: dict[str, bytes], su
 
 
 def recordings_wheel(dest: Path) -> Path:
-    recordings = sorted((ROOT / "tests" / "recordings").glob("*.json"))
+    recordings = sorted((ROOT / "recordings").glob("*.json"))
     files = {f"akash_nb_recordings/{p.name}": p.read_bytes() for p in recordings}
     files["akash_nb_recordings/__init__.py"] = (
-        b'"""The committed recordings (tests/recordings/*.json), for replay inside the browser tab."""\n'
+        b'"""The committed recordings (recordings/*.json), for replay inside the browser tab."""\n'
     )
     return write_wheel(dest, "akash_nb_recordings", "0.1.0", files, "akash-nb's recorded answers, for replay")
 

@@ -12,5 +12,5 @@ else:  # Python 3.10: the dev extra brings tomli
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-RECORDINGS = ROOT / "tests" / "recordings"  # the committed answers replay serves
+RECORDINGS = ROOT / "recordings"  # the committed answers replay serves
 REPLAY = {"AKASH_NB_PROVIDER": "replay", "AKASH_NB_RECORDINGS": str(RECORDINGS)}  # the lessons under replay

@@ -6,7 +6,7 @@ slider and a dropdown, not its text fallback), and an answer in it naming the mo
 Lesson 01 also drives the panel by hand, opens the wire view (request, response, curl) and a hint; lesson 02
 drives the chat box. A screenshot of each lesson goes to build/screenshots/.
 
-The lab runs on replay when tests/recordings holds recordings (else on the embedded model); set
+The lab runs on replay when recordings/ holds recordings (else on the embedded model); set
 AKASH_NB_PROVIDER=local or replay to choose. Under replay only recorded requests answer, so besides the
 lessons' own recordings this test has three: lesson 01's panel run at temperature 0, and the two turns it
 types into lesson 02's chat box (which follow the lesson's recorded "Hello! Who are you?"). After

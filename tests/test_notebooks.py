@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from project import ROOT
+from project import RECORDINGS, ROOT
 
 from akash_nb import template
 from akash_nb.docs import SECTIONS
@@ -276,7 +276,7 @@ def test_no_key_shaped_string_in_any_tracked_file():
 
 
 def test_recordings_are_small_readable_json():
-    folder = ROOT / "tests" / "recordings"
+    folder = RECORDINGS
     files = list(folder.glob("*.json"))
     assert files, "no recordings: run `make record`"
     for path in files:

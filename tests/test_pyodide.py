@@ -1,7 +1,7 @@
 """akash_nb and its fetch transport under real Pyodide in headless Chromium (no JupyterLite: the site test
 covers that). A temp folder on 127.0.0.1 holds npm's Pyodide core and the wheels (openai's, Pyodide-tagged or
 pure, from PyPI; httpx2_jsfetch and akash_nb built from this repository; akash_nb_recordings from
-tests/recordings); every other host is blocked in Chromium. Checked: `import akash_nb` and the default
+recordings/); every other host is blocked in Chromium. Checked: `import akash_nb` and the default
 route, replay answered in the tab (stream and not), fetch to a real loopback server (sync, async, streamed
 chunk by chunk, no x-stainless-* headers), a server that refuses CORS as one sentence, and what a tab cannot
 start (code.run_tests, lesson 03's subprocess and lesson 07's thread cells) as one sentence each."""
@@ -240,7 +240,7 @@ def test_import_akash_nb_defaults_to_the_in_browser_model(tab):
 
 
 def _recording(name: str) -> dict:
-    return json.loads((ROOT / "tests" / "recordings" / f"{RECORDED[name]}.json").read_text())
+    return json.loads((ROOT / "recordings" / f"{RECORDED[name]}.json").read_text())
 
 
 def test_replay_answers_in_the_tab_with_the_recorded_text(tab):

@@ -213,10 +213,17 @@ def test_a_missing_folder_is_a_config_error(tmp_path, monkeypatch):
 
 
 def test_the_folder_lookup_order(tmp_path, monkeypatch):
-    assert replay.recordings_folder() == Path(akash_nb.__file__).resolve().parents[1] / "tests" / "recordings"
+    """The default is the repository's top-level recordings/, not test data: the provider reads no tests/."""
+    assert replay.recordings_folder() == Path(akash_nb.__file__).resolve().parents[1] / "recordings"
     monkeypatch.setenv(replay.FOLDER_ENV, str(tmp_path / "env"))
     assert replay.recordings_folder() == tmp_path / "env"
     assert replay.recordings_folder(tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_the_repository_folder_is_shown_from_the_repository_root(tmp_path):
+    assert replay.shown_folder(replay.repository_folder()) == "recordings"
+    assert replay.shown_folder(replay.repository_folder() / "abc.json") == str(Path("recordings", "abc.json"))
+    assert replay.shown_folder(tmp_path) == str(tmp_path)
 
 
 def test_an_unknown_mode_or_upstream_is_a_config_error(tmp_path, monkeypatch):

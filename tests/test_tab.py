@@ -15,7 +15,7 @@ from akash_nb import browser, code, config, connect, in_tab, local, replay
 from akash_nb.exceptions import LocalServerError
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDINGS = ROOT / "tests" / "recordings"
+RECORDINGS = ROOT / "recordings"
 sys.path.insert(0, str(ROOT / "browser" / "httpx2_jsfetch"))  # the transport's Call and Reply are plain
 from httpx2_jsfetch import Call  # noqa: E402
 
