@@ -43,7 +43,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import doctor, error_display, exercises, guide, masking, render, share, streaming
+from akash_nb import doctor, error_display, exercises, guide, join, masking, render, streaming
 from akash_nb.conversation import Conversation
 from akash_nb.errors import AkashNBError
 from akash_nb.widgets import ChatBox, Panel
@@ -281,7 +281,7 @@ def test_served_models_and_choose_model_give_text_or_a_sentence(
 def test_join_gives_a_sentence(server, models, tmp_path_factory):
     env_file = tmp_path_factory.mktemp("join") / ".env"
     with watching(server, models=models) as seen:
-        seen.add(consumer(seen, lambda: share.join(server.url, KEY, env_file)))
+        seen.add(consumer(seen, lambda: join.join(server.url, KEY, env_file)))
 
 
 @examples
