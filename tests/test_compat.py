@@ -5,6 +5,7 @@ here, naming it, before it shows up as a lesson that misbehaves."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
@@ -19,6 +20,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from project import ROOT
 
 from akash_nb import compat
+
+MODULES = {path.stem for path in (ROOT / "akash_nb").glob("*.py")}
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
@@ -129,3 +132,42 @@ def test_show_traceback_shows_a_custom_handlers_lines_as_the_cells_error(capsys)
     kernel = inspect.signature(ZMQInteractiveShell._showtraceback)
     assert list(kernel.parameters) == ["self", "etype", "evalue", "stb"]
     assert ZMQInteractiveShell._showtraceback is not InteractiveShell._showtraceback
+
+
+# errors.py, owned by another change of issue 24, still writes these two itself until it calls
+# compat.replace_body and compat.stream_client (wired after the merge); nothing else may.
+NOT_YET_WIRED = {("errors", "_content"), ("errors", "_client")}
+OWN_OBJECTS = {"self", "cls", "super", "other", "parts"}  # other: __eq__; parts: urlsplit's _replace
+
+
+def private_uses(name: str, tree: ast.AST) -> set[tuple[str, str]]:
+    """(module, name) for each private name of another library a module uses: `from x._y import` of a
+    third-party x, `obj._name` on an object not its own, `getattr(obj, "_name")`."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if any(part.startswith("_") and part != "__future__" for part in node.module.split(".")):
+                found.add((name, node.module))
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__"):
+            owner = node.value.func if isinstance(node.value, ast.Call) else node.value
+            if not (isinstance(owner, ast.Name) and (owner.id in OWN_OBJECTS or owner.id in MODULES)):
+                if node.attr not in ("_repr_mimebundle_", "_exit"):  # IPython's display protocol; os._exit
+                    found.add((name, node.attr))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr":
+            if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                if str(node.args[1].value).startswith("_"):
+                    found.add((name, str(node.args[1].value)))
+    return found
+
+
+def test_only_compat_uses_another_librarys_private_internals():
+    found = set()
+    for path in sorted((ROOT / "akash_nb").glob("*.py")):
+        if path.stem != "compat":
+            found |= private_uses(path.stem, ast.parse(path.read_text(encoding="utf-8")))
+    assert found - NOT_YET_WIRED == set()
+
+
+def test_the_private_use_finder_finds_each_kind():
+    source = "from openai._x import Y\nstream._decoder\ngetattr(o, '_client')\nself._mine\n"
+    assert private_uses("m", ast.parse(source)) == {("m", "openai._x"), ("m", "_decoder"), ("m", "_client")}
