@@ -92,4 +92,4 @@ def __dir__() -> list[str]:
 
 if __import__("sys").platform == "emscripten":  # a browser tab: its own routes, and one sentence a failure
     importlib.import_module(".in_tab", __name__).install()
-    importlib.import_module(".render", __name__).install_error_display()
+    importlib.import_module(".error_display", __name__).install_error_display()

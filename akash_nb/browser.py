@@ -163,8 +163,8 @@ Handler = Callable[..., Any]
 
 
 def wrap_handler(inner: Handler, note: Callable[[str], None]) -> Handler:
-    """IPython's custom exception handler `inner` (render.install_error_display's), with a tab's cell
-    failures first: a lesson cell's process, thread or socket, a later cell's name such a cell would have
+    """IPython's custom exception handler `inner` (error_display.install_error_display's), with a tab's
+    cell failures first: a lesson cell's process, thread or socket, a later cell's name such a cell would have
     made, and the package's own refusals (`refuse()`). Each shows its sentence as a note, not as an error:
     the cell ends without one, so JupyterLite's Run All goes on with the cells a tab can run instead of
     stopping at the first it cannot (`note` shows it: render's error box). The rest go to `inner`, or get
@@ -189,7 +189,7 @@ def wrap_handler(inner: Handler, note: Callable[[str], None]) -> Handler:
 
 
 def guard_cells(shell: InteractiveShell) -> None:
-    """Let the cell guard see each cell's source before it runs (render.install_error_display shows its
+    """Let the cell guard see each cell's source before it runs (error_display.install_error_display shows its
     sentences)."""
     if _guard.pre_run_cell not in shell.events.callbacks["pre_run_cell"]:
         shell.events.register("pre_run_cell", _guard.pre_run_cell)

@@ -143,9 +143,9 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _join(args: argparse.Namespace) -> int:
-    from . import share
+    from . import join
 
-    print(share.join(args.url, args.key, Path(args.env) if args.env else None))
+    print(join.join(args.url, args.key, Path(args.env) if args.env else None))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The class server (`akash-nb serve --share`) and a student's way in to it (`akash-nb join URL KEY`)."""
+"""The class server (`akash-nb serve --share`): the engine for a room, its key, the block the teacher's
+terminal shows and the live status line (a student's way in, `akash-nb join`, is akash_nb.join)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import http.client
 import io
 import json
 import math
-import os
 import secrets
 import shutil
 import signal
@@ -15,22 +15,18 @@ import string
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
-from urllib.parse import urlparse
 
-from dotenv import set_key
-
-from . import browser, config, files, llama_server, masking, untrusted
+from . import browser, llama_server
 from . import engine as engines
 from . import model as models
-from .exceptions import ConfigError, LocalServerError, file_error, input_error
-from .llama_server import READY_TIMEOUT, list_models, port_in_use
+from .exceptions import LocalServerError
+from .join import env_settings
+from .llama_server import READY_TIMEOUT, port_in_use
 from .local import state_dir
 from .model import model_name
 from .secret import Secret
@@ -50,7 +46,6 @@ SHARE_CACHE_RAM = 256  # MiB of finished prompts kept for any slot to reuse (a c
 SHARE_ANSWER_TOKENS = 64
 SHARE_HTTP_THREADS = 128  # connections served at once: each streamed answer holds one until it ends
 STATUS_EVERY = 1.0  # seconds between two readings of /metrics
-JOIN_TIMEOUT = 10.0
 KEY_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -152,17 +147,6 @@ def addresses(host: str = SHARE_HOST) -> list[tuple[str, str]]:
         if entry.family.name == "AF_INET" and not entry.address.startswith("127.")
     ]
     return found or [("loopback: this machine has no network address", "127.0.0.1")]
-
-
-def env_settings(url: str, key: str) -> dict[str, str]:
-    """What a student's .env sets to use a class server; the provider makes it win over an AkashML key,
-    and AKASH_NB_CLASS_SERVER names it "class server" in banners and footers (config.CLASS_SERVER)."""
-    return {
-        "AKASH_NB_PROVIDER": "openai-compatible",
-        "AKASH_NB_BASE_URL": url,
-        "AKASH_NB_API_KEY": key,
-        config.CLASS_SERVER: url,
-    }
 
 
 def env_lines(url: str, key: str) -> list[str]:
@@ -372,93 +356,3 @@ def share(
         if status is not None:
             status.close()
         stop_share(shared)
-
-
-# --- a student's side ---------------------------------------------------------------------------------------
-
-
-def class_url(text: str) -> str:
-    """The class server's API URL from what a student typed: `10.0.0.5:8080` means http://10.0.0.5:8080/v1."""
-    raw = text.strip()
-    if "://" not in raw:
-        raw = "http://" + raw
-    parsed = urlparse(raw)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in raw):
-        raise ConfigError(
-            f"'{untrusted.shown_url(text)}' is not a server address; copy the URL from the teacher's screen, "
-            "like http://192.168.1.20:8080/v1. Nothing was written."
-        )
-    if untrusted.has_user_info(raw):
-        raise input_error(
-            "url-credentials", ConfigError, url=untrusted.shown_url(raw), where="the URL you gave"
-        )
-    return raw.rstrip("/") if parsed.path.rstrip("/") else raw.rstrip("/") + "/v1"
-
-
-def served_models(url: str, key: str, timeout: float = JOIN_TIMEOUT) -> list[str]:
-    """The models a class server serves, asked with `key`; a ConfigError sentence when it does not answer."""
-    try:
-        return list_models(url, key, timeout)
-    except urllib.error.HTTPError as error:
-        if error.code == 401:
-            raise ConfigError(
-                f"The class server at {untrusted.shown_url(url)} refused this key (401); copy the key "
-                "again from the teacher's screen and run the same command. Nothing was written."
-            ) from None
-        raise ConfigError(
-            f"{untrusted.shown_url(url)} answered {error.code} instead of a list of models; check the "
-            "URL on the teacher's screen (it ends in /v1). Nothing was written."
-        ) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = untrusted.shown(getattr(error, "reason", error), 200)
-        raise ConfigError(
-            f"Could not reach {untrusted.shown_url(url)} ({reason}); check that this laptop is on the same "
-            "network as the teacher's and that the class server is running. Nothing was "
-            "written."
-        ) from None
-    except ValueError:
-        raise ConfigError(
-            f"{untrusted.shown_url(url)} answered, but not with a list of models: it is not a class "
-            "server; check the URL on the teacher's screen. Nothing was written."
-        ) from None
-
-
-def join(url: str, key: str, env_file: Path | None = None) -> str:
-    """Check the class server at `url` answers with `key`, then write its `.env` lines into `env_file`
-    (default: `.env` in the working directory), keeping every other line there. Returns the one sentence
-    to show. The key is written to the file (mode 0600) and never shown."""
-    browser.refuse("akash-nb join (it writes .env beside a local JupyterLab)")
-    target = Path(".env") if env_file is None else env_file
-    api = class_url(url)
-    clean, _ = config.clean_key(key, "the KEY you gave")
-    masking.remember(clean)  # a server that echoes it (whole, or as "...last4") cannot show it
-    fix = "give --env a file you can write, in a folder you can write. Nothing was written"
-    try:  # a FIFO, a device, a folder or a loop there is refused before the server is asked
-        files.check_writable_target(target)
-    except OSError as error:
-        raise file_error(target, "The .env file", error, fix, writing=True) from error
-    served = served_models(api, clean)
-    settings = env_settings(api, clean)
-    try:
-        if not target.exists():
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-        for name, value in settings.items():
-            set_key(target, name, value, quote_mode="never")
-        target.chmod(0o600)
-    except OSError as error:  # a read-only filesystem, no permission, a file where its folder belongs
-        raise file_error(target, "The .env file", error, fix, writing=True) from error
-    # The environment wins over .env, setting by setting (akash_nb/config.py): say so if it would here.
-    winners = [
-        name for name, value in settings.items() if os.environ.get(name, "").strip() not in ("", value)
-    ]
-    if winners:
-        return (
-            f"Wrote {target}, but environment variable {winners[0]} wins over it; unset it (or start a "
-            "new terminal without it), then run `make lab`."
-        )
-    return (
-        f"Connected to the class server at {untrusted.shown_url(api)} "
-        f"({untrusted.shown_list(served) or 'no model listed'}); wrote "
-        f"{target}, so `make lab` and every lesson use it."
-    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx2
 import openai
@@ -20,7 +20,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
-from . import answers, errors, untrusted
+from . import answers, compat, errors, untrusted
 from .preflight import wrong_type
 
 if TYPE_CHECKING:  # for the annotation only
@@ -122,17 +122,13 @@ def _watch_error_field(stream: openai.Stream[ChatCompletionChunk]) -> list[str]:
     field. llama.cpp's server reports a request it refuses after the stream began this way, e.g. a prompt
     over the context: `error: {"code": 400, "type": "exceed_context_size_error", ...}`."""
     found: list[str] = []
-    # The SDK's SSEDecoder for this one stream (private: no public hook sees unknown fields).
-    decoder: Any = stream._decoder
-    decode = decoder.decode
 
-    def watching(line: str) -> object:
+    def watching(line: str) -> None:
         name, _, value = line.partition(":")
         if name == "error":
             found.append(value.strip())
-        return decode(line)
 
-    decoder.decode = watching
+    compat.watch_sse_lines(stream, watching)
     return found
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from IPython.lib.pretty import PrettyPrinter
-from openai._legacy_response import LegacyAPIResponse
 
+from . import compat
 from .connection import connection_for_url
 from .errors import AkashNBError
 from .secret import Secret
@@ -97,9 +97,9 @@ def _key_variable(base_url: str) -> str:
     return conn.provider.key_env[0] if conn is not None and conn.provider.key_env else "API_KEY"
 
 
-def exchange(raw: LegacyAPIResponse[Any]) -> Exchange:
+def exchange(raw: compat.RawResponse) -> Exchange:
     """The `Exchange` behind a `with_raw_response` result."""
-    if not isinstance(raw, LegacyAPIResponse):
+    if not compat.is_raw_response(raw):
         raise AkashNBError(
             f"show_http needs the HTTP exchange, which a {type(raw).__name__} no longer holds: make the call "
             "with client.chat.completions.with_raw_response.create(...), pass what it returns to show_http, "
@@ -125,6 +125,6 @@ def exchange(raw: LegacyAPIResponse[Any]) -> Exchange:
     )
 
 
-def show_http(raw: LegacyAPIResponse[Any]) -> Exchange:
+def show_http(raw: compat.RawResponse) -> Exchange:
     """Request JSON, response JSON and the equivalent curl for one call (see docs/architecture.md)."""
     return exchange(raw)

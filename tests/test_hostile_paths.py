@@ -129,7 +129,7 @@ def cli_start() -> float:
     most of it): the budget for a CLI cell is this + 1 s."""
     if not _CLI_START:
         started = time.monotonic()
-        imports = "import akash_nb.cli, akash_nb.docs, akash_nb.notebooks, akash_nb.share"
+        imports = "import akash_nb.cli, akash_nb.docs, akash_nb.join, akash_nb.notebooks, akash_nb.share"
         subprocess.run([sys.executable, "-c", imports], capture_output=True, cwd=ROOT)
         _CLI_START.append(time.monotonic() - started)
     return _CLI_START[0]
@@ -176,6 +176,7 @@ def main_sentence(
     # Lazy: what the lesson commands import on first use (nbconvert is most of it) is start-up, not the
     # command, and only the CLI cells need it (collecting this file stays quick).
     import akash_nb.docs
+    import akash_nb.join
     import akash_nb.notebooks
     import akash_nb.share  # noqa: F401
 

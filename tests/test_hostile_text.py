@@ -14,7 +14,7 @@ import pytest
 from faultserver import MODEL
 
 import akash_nb
-from akash_nb import doctor, errors, render, share, untrusted
+from akash_nb import doctor, errors, join, render, share, untrusted
 from akash_nb.errors import AkashNBError, ConfigError
 
 pytestmark = pytest.mark.faults
@@ -111,13 +111,13 @@ def test_10_000_model_ids_give_and_n_more(server, tmp_path):
     choice = akash_nb.connection.resolve_model(client, "asked-for")
     shown = render.model_choice_text(choice, akash_nb.connection.connection_for(client))
     assert "more" in shown and len(shown) < 800
-    said = share.join(server.url, "k" * 22, tmp_path / ".env")
+    said = join.join(server.url, "k" * 22, tmp_path / ".env")
     assert f"and {10_000 - untrusted.LIST_LIMIT} more" in said and len(said) < 800
 
 
 def test_join_quotes_hostile_model_ids_on_one_line(server, tmp_path):
     server.behave("status", status=200, body=models_body(HOSTILE_ID))
-    said = share.join(server.url, "k" * 22, tmp_path / ".env")
+    said = join.join(server.url, "k" * 22, tmp_path / ".env")
     raw_free(said)
 
 
@@ -147,7 +147,7 @@ def test_a_base_url_with_user_info_is_refused_with_the_url_masked(server):
     assert secret not in caught.value.sentence and "****@127.0.0.1" in caught.value.sentence
     assert server.hits == 0  # nothing was sent: the Basic credentials never replaced the Bearer key
     with pytest.raises(ConfigError) as caught:
-        share.join(url, "k" * 22)
+        join.join(url, "k" * 22)
     assert secret not in caught.value.sentence and "****@" in caught.value.sentence
 
 

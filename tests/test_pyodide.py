@@ -362,7 +362,7 @@ def test_lesson_cells_that_start_a_process_or_a_thread_show_one_sentence(tab):
         "shell = InteractiveShell.instance()\n"
         "import akash_nb.in_tab, akash_nb.render\n"
         "akash_nb.in_tab.install()\n"
-        "akash_nb.render.install_error_display()\n"
+        "akash_nb.error_display.install_error_display()\n"
         "shown = []\n"
         f"for cell in {cells!r}:\n"
         "    out = io.StringIO()\n"

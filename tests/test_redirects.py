@@ -18,7 +18,7 @@ import pytest
 from faultserver import MODEL, completion
 
 import akash_nb
-from akash_nb import replay, share
+from akash_nb import join, replay
 from akash_nb.secret import Secret
 
 pytestmark = pytest.mark.faults
@@ -104,7 +104,7 @@ def test_join_never_sends_the_class_key_to_another_origin(pair, status, tmp_path
     a, b = pair
     a.status = status  # type: ignore[attr-defined]
     key = secrets.token_urlsafe(16)
-    share.join(url_of(a), key, tmp_path / ".env")  # B answered, through the redirect
+    join.join(url_of(a), key, tmp_path / ".env")  # B answered, through the redirect
     assert b.seen  # type: ignore[attr-defined]
     never_sent(b, key)
 

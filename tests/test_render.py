@@ -55,7 +55,8 @@ def test_a_learners_own_json_error_keeps_ipythons_traceback():
     """Only errors raised by openai or akash_nb become one sentence; json.loads in the learner's own cell
     is the learner's error, not a provider's broken answer."""
     cell = run_cell(
-        "import json\nimport akash_nb\nakash_nb.render.install_error_display()\njson.loads(\"{'a': 1}\")"
+        "import json\nimport akash_nb\nakash_nb.error_display.install_error_display()\n"
+        "json.loads(\"{'a': 1}\")"
     )
     (error,) = [o for o in cell.outputs if o.output_type == "error"]
     assert error.ename == "JSONDecodeError"

@@ -5,7 +5,7 @@ For every drawn reply, and a client made by `akash_nb.client(...)` or, where the
 `openai.OpenAI(...)`:
 - the consumer returns, or raises an AkashNBError; no other exception type escapes it. The learner's own
   `client.chat.completions.create(...)` before it may raise what the SDK raises, but only what the error
-  display turns into one sentence (`render.is_ours`), and that sentence obeys the rules below;
+  display turns into one sentence (`error_display.is_ours`), and that sentence obeys the rules below;
 - the configured key (by value, and as a proxy's "...last4") is nowhere in what reaches the learner: the
   returned text, the exception's str and repr, stdout and stderr, what `render.display` was handed, a
   widget's HTML and repr;
@@ -43,7 +43,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import doctor, exercises, guide, masking, render, share, streaming
+from akash_nb import doctor, error_display, exercises, guide, join, masking, render, streaming
 from akash_nb.conversation import Conversation
 from akash_nb.errors import AkashNBError
 from akash_nb.widgets import ChatBox, Panel
@@ -136,7 +136,7 @@ def learners_call(seen: Seen, call: Callable[[], object]) -> object | None:
     try:
         return call()
     except Exception as error:
-        if not render.is_ours(error):
+        if not error_display.is_ours(error):
             raise AssertionError(
                 f"{type(error).__name__} escaped the SDK's call: {str(error)[:500]!r}"
             ) from error
@@ -281,7 +281,7 @@ def test_served_models_and_choose_model_give_text_or_a_sentence(
 def test_join_gives_a_sentence(server, models, tmp_path_factory):
     env_file = tmp_path_factory.mktemp("join") / ".env"
     with watching(server, models=models) as seen:
-        seen.add(consumer(seen, lambda: share.join(server.url, KEY, env_file)))
+        seen.add(consumer(seen, lambda: join.join(server.url, KEY, env_file)))
 
 
 @examples
