@@ -85,8 +85,10 @@ lint: venv
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/ruff check $(NOTEBOOKS)
 
+# On every core (pytest-xdist, -n auto: each worker its own session, so its own shared embedded server), the
+# 15 slowest tests listed at the end.
 unit: venv
-	$(PY) -m pytest -q -m "not browser" tests
+	$(PY) -m pytest -q -n auto --durations=15 -m "not browser" tests
 
 # Every lesson run in JupyterLab in headless Chromium, widgets clicked (screenshots in build/screenshots/).
 browser: venv browser-deps

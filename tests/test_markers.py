@@ -1,5 +1,6 @@
 """The markers mean what they say: a test not marked `live` cannot start the embedded model (the guard in
-tests/conftest.py), so `pytest -m "not live and not browser"` is an offline subset that needs no llama.cpp."""
+tests/conftest.py), so `pytest -m "not live and not browser and not network"` is an offline subset that
+needs no llama.cpp and no package index."""
 
 from __future__ import annotations
 
