@@ -85,8 +85,11 @@ lint: venv
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/ruff check $(NOTEBOOKS)
 
+# On every core (pytest-xdist, -n auto: each worker its own session, so its own shared embedded server), the
+# 15 slowest tests listed at the end; then the `serial` tests alone, whose short time limits workers overrun.
 unit: venv
-	$(PY) -m pytest -q -m "not browser" tests
+	$(PY) -m pytest -q -n auto --durations=15 -m "not browser and not serial" tests
+	$(PY) -m pytest -q --durations=5 -m "serial and not browser" tests
 
 # Every lesson run in JupyterLab in headless Chromium, widgets clicked (screenshots in build/screenshots/).
 browser: venv browser-deps

@@ -14,8 +14,8 @@ import mistune
 import nbformat
 import pytest
 import yaml
+from helpers import LESSONS, guide_cells
 from project import ROOT
-from test_notebooks import LESSONS, guide_cells
 
 from akash_nb import cli, docs
 

@@ -7,44 +7,14 @@ import json
 
 import nbformat
 import pytest
+from helpers import completion
 from hypothesis import given
 from hypothesis import strategies as st
-from openai.types.chat import ChatCompletion
 from project import REPLAY, ROOT
 
 from akash_nb import exercises, notebooks
 from akash_nb.guide import GUIDE_TEXT, SUMMARY
 from akash_nb.providers import LOCAL_MODEL_NAME as MODEL
-
-
-def completion(
-    content: str,
-    finish_reason: str = "stop",
-    model: str = MODEL,
-    completion_tokens: int = 12,
-    prompt_tokens: int = 5,
-) -> ChatCompletion:
-    """A response as the SDK parses it from a server's JSON (the same path real answers take)."""
-    return ChatCompletion.model_validate(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": finish_reason,
-                    "message": {"role": "assistant", "content": content},
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
-    )
 
 
 def test_nothing_yet_says_what_to_do():

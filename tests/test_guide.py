@@ -3,27 +3,9 @@ guide's prompt has facts."""
 
 from __future__ import annotations
 
-from test_exercises import completion  # a parsed ChatCompletion, as the SDK gives it
+from helpers import completion  # a parsed ChatCompletion, as the SDK gives it
 
 from akash_nb import guide
-
-SEED_OPENINGS = {  # how each printed block of the seed page (akash-chat-api-guide.md) begins and ends
-    "completion": ("...there was a beautiful kingdom", "do you have any other requests?"),
-    "conversation": ("Argentina won the 2022 FIFA World Cup", "in the final on December 18, 2022."),
-    "conversation-2": (
-        "The 2022 FIFA World Cup Final was a historic match",
-        "particularly Messi and Mbappé.",
-    ),
-    "code": ("**Reversing a String in Python**", "    return s[::-1]\n```"),
-    "summary": ("Artificial intelligence (AI) refers to", "associated with machines that mimic"),
-}
-
-
-def test_every_guide_example_is_the_seeds_printed_output():
-    assert set(guide.EXAMPLES) == set(SEED_OPENINGS)
-    for name, (start, end) in SEED_OPENINGS.items():
-        printed = guide.EXAMPLES[name].printed
-        assert printed.startswith(start) and printed.endswith(end), name
 
 
 def test_the_guides_answer_stands_beside_yours_naming_both_models():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import guide_cells
 from processes import environment_without, run
 from project import ROOT
-from test_notebooks import guide_cells
 
 from akash_nb import local
 from akash_nb.notebooks import lessons

@@ -1,10 +1,13 @@
 """The markers mean what they say: a test not marked `live` cannot start the embedded model (the guard in
-tests/conftest.py), so `pytest -m "not live and not browser"` is an offline subset that needs no llama.cpp."""
+tests/conftest.py), so `pytest -m "not live and not browser and not network"` is an offline subset that
+needs no llama.cpp and no package index."""
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import GUARD_FOLDER, NOT_LIVE
@@ -90,3 +93,44 @@ def test_an_unmarked_test_that_starts_the_model_fails_loudly(pytester, monkeypat
     assert output.count(NOT_LIVE) >= 2
     assert "test_unmarked_uses_the_shared_server uses the session's embedded server" in output
     assert not list((tmp_path / "state").glob("server-*.json"))
+
+
+# --- the suite's own hygiene --------------------------------------------------------------------------------
+
+
+def test_an_unregistered_marker_is_an_error_not_a_new_marker(pytester):
+    """--strict-markers (pyproject's addopts): a misspelt `network` is refused at collection, so it cannot
+    quietly escape `-m "not network"`."""
+    pytester.makepyfile(test_typo="import pytest\n\n@pytest.mark.netwrok\ndef test_x():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-c", str(ROOT / "pyproject.toml"))
+    assert result.ret != 0 and "'netwrok' not found in `markers`" in result.stdout.str()
+
+
+def decorators(path: Path, name: str) -> list[str]:
+    """The decorators of test function `name` in `path`, as written."""
+    tree = ast.parse(path.read_text(), str(path))
+    test = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name)
+    return [ast.unparse(d) for d in test.decorator_list]
+
+
+def test_the_test_that_asks_the_package_index_is_marked_network():
+    """The offline subset (`-m "not live and not browser and not network"`) resolves nothing from PyPI: the
+    one test that runs pip against the index (the student set, resolved for real) is marked."""
+    student_set = "test_the_student_set_is_wheels_only_with_no_test_or_build_tool"
+    assert "pytest.mark.network" in decorators(ROOT / "tests" / "test_workshop.py", student_set)
+
+
+def test_no_test_file_imports_another_test_file():
+    """What test files share lives in tests/helpers.py (and project.py, processes.py): importing a test file
+    runs its module-level code and can collect its tests twice."""
+    importing = {}
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+        if found := sorted(n for n in names if n.split(".")[0].startswith("test_")):
+            importing[path.name] = found
+    assert importing == {}, f"move what these import into tests/helpers.py: {importing}"

@@ -9,20 +9,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import LESSONS, exercise_problems, guide_cells, markdown, template_problems
 from project import RECORDINGS, ROOT
 
-from akash_nb import template
 from akash_nb.docs import SECTIONS
-from akash_nb.notebooks import lessons, normalize, solution_code
+from akash_nb.notebooks import normalize
 from akash_nb.providers import PROVIDERS
 
-LESSONS = lessons(ROOT / "notebooks")
 KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_-]{20,}|akml-[A-Za-z0-9_-]{16,})")
 LOCAL_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|[A-Z]:\\\\)")
 
 
-GUIDE_TAG = "guide"
-CLIENT_BLOCK = re.compile(r"client = openai\.OpenAI\(\s*api_key=api_key,\s*base_url=base_url,?\s*\)")
 ZERO_TIME = re.compile(r"\b0\.00 s\b")
 
 
@@ -39,75 +36,6 @@ def test_every_section_of_the_guide_has_its_lesson_and_every_lesson_is_found_by_
 @pytest.fixture(params=LESSONS, ids=lambda p: p.stem)
 def lesson(request) -> tuple[Path, nbformat.NotebookNode]:
     return request.param, nbformat.read(request.param, as_version=4)
-
-
-def headings(nb) -> list[str]:
-    return [
-        line
-        for cell in nb.cells
-        if cell.cell_type == "markdown"
-        for line in cell.source.splitlines()
-        if line.startswith("#")
-    ]
-
-
-def code_before(nb, heading: str) -> str:
-    """The source of every code cell before the markdown cell that starts with `heading`."""
-    sources = []
-    for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.startswith(heading):
-            break
-        if cell.cell_type == "code":
-            sources.append(cell.source)
-    return "\n".join(sources)
-
-
-def guide_cells(nb) -> list:
-    return [c for c in nb.cells if c.cell_type == "code" and GUIDE_TAG in c.metadata.get("tags", [])]
-
-
-def template_problems(nb) -> list[str]:
-    """What a lesson lacks of the template in STYLE.md (also used on a lesson made by new-lesson)."""
-    problems, found = [], headings(nb)
-    if not found or not found[0].startswith("# "):
-        problems.append("a lesson starts with its title")
-    problems += [
-        f"missing section {s!r}"
-        for s in ("## Set up", "## Try it", "## Your turn", "## Next")
-        if s not in found
-    ]
-    sources = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
-    if "akash_nb.connection_values()" not in sources:
-        problems.append("the set-up cell takes the client's two values from akash_nb.connection_values()")
-    if not any(CLIENT_BLOCK.search(c.source) and "import openai" in c.source for c in guide_cells(nb)):
-        problems.append(
-            "a cell tagged `guide` holds the guide's own client block: import openai; "
-            "client = openai.OpenAI(api_key=api_key, base_url=base_url)"
-        )
-    if "akash_nb.panel(" not in sources:
-        problems.append("every lesson has the widget panel")
-    if "akash_nb.exercises.check_" not in sources:
-        problems.append("every lesson has an exercise with a check")
-    if "client.chat.completions.create(" not in code_before(nb, "## Your turn"):
-        problems.append("the lesson shows client.chat.completions.create(...) before its exercise")
-    return problems + template.placeholder_problems(nb)
-
-
-def exercise_problems(nb) -> list[str]:
-    """Two hints and a solution under "Your turn", folded in markdown; no solution as a code cell."""
-    problems = []
-    text = markdown(nb)
-    for hint in ("<summary>Hint 1</summary>", "<summary>Hint 2</summary>"):
-        if hint not in text:
-            problems.append(f"no {hint} under Your turn")
-    if not any(solution_code(c) for c in nb.cells):
-        problems.append("no solution (a folded <details> with a python block) under Your turn")
-    hidden = [
-        c for c in nb.cells if c.cell_type == "code" and c.metadata.get("jupyter", {}).get("source_hidden")
-    ]
-    if hidden:
-        problems.append("a hidden code cell: Run All would execute it (put solutions in markdown)")
-    return problems
 
 
 def test_follows_the_lesson_template(lesson):
@@ -182,10 +110,6 @@ def test_a_cost_note_comes_before_any_cell_that_calls_the_provider_more_than_onc
             continue
         if create_calls(cell.source, helpers) > 1:
             assert "Cost" in previous, f"{path.name}: no cost note before:\n{cell.source[:200]}"
-
-
-def markdown(nb) -> str:
-    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
 
 
 def lesson_named(stem: str) -> nbformat.NotebookNode:

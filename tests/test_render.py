@@ -8,9 +8,9 @@ import re
 import nbformat
 import openai
 import pytest
+from helpers import completion
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from test_exercises import completion
 
 from akash_nb import connection_values, render, share
 from akash_nb.connection import connection_for_url

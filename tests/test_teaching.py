@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from faultserver import closed_port
+from helpers import MAKEFILE, make_targets
 from processes import environment_without, run
 from project import PROJECT, ROOT
-from test_workshop import MAKEFILE, make_targets
 
 from akash_nb import cli, notebooks, share
 from akash_nb.secret import Secret

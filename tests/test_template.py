@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+from helpers import exercise_problems, template_problems
 from nbval_run import nbval_command
 from processes import environment_without, run
-from test_notebooks import exercise_problems, template_problems
 
 from akash_nb import cli, notebooks, template
 
