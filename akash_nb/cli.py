@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import AkashNBError, LocalServerError, file_error
+from .exceptions import AkashNBError, LocalServerError, file_error
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -176,9 +176,9 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _errors_table(args: argparse.Namespace) -> int:
-    from . import errors
+    from . import errors_doc
 
-    print(("rewrote " if errors.write_docs(args.file) else "up to date: ") + args.file)
+    print(("rewrote " if errors_doc.write_docs(args.file) else "up to date: ") + args.file)
     return 0
 
 

@@ -17,9 +17,9 @@ from dotenv import dotenv_values, find_dotenv
 from IPython import get_ipython
 from IPython.core.error import StdinNotImplementedError
 
-from . import files, preflight, providers, untrusted
+from . import files, parameters, providers, untrusted
 from .browser import IN_BROWSER
-from .errors import ConfigError, file_error, input_error
+from .exceptions import ConfigError, file_error, input_error
 from .providers import Provider
 from .secret import Secret
 
@@ -149,7 +149,7 @@ def clean_key(raw: str, where: str) -> tuple[str, str]:
         )
     odd = next((c for c in key if not (c.isascii() and c.isprintable())), None)
     if odd is not None:
-        char = preflight.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
+        char = parameters.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
         raise input_error("key-characters", ConfigError, where=where, char=char)
     return key, note
 
@@ -173,7 +173,7 @@ def _check_url(url: str, where: str) -> str:
         parsed.scheme not in ("http", "https")
         or not parsed.netloc
         or any(c.isspace() for c in text)
-        or preflight.bad_character(text)
+        or parameters.bad_character(text)
         or not parsed.hostname
     ):
         raise ConfigError(
@@ -219,16 +219,16 @@ def resolve(
     `environ`, `dotenv_path` and `prompt` exist for tests; by default they are the process environment,
     the nearest `.env`, and a masked `getpass` prompt when `can_prompt()`.
     """
-    preflight.text_param(
+    parameters.text_param(
         "provider", provider, example="provider='akashml'", identifier=True, allow_empty=True
     )
-    preflight.text_param(
+    parameters.text_param(
         "base_url", base_url, example="base_url='http://my-server:8000/v1'", identifier=True, allow_empty=True
     )
-    preflight.text_param(
+    parameters.text_param(
         "api_key", api_key, example="api_key='akml-...' (better: AKASHML_API_KEY in .env)", allow_empty=True
     )
-    preflight.text_param(
+    parameters.text_param(
         "model", model, example="model='Meta-Llama-3-1-8B-Instruct-FP8'", identifier=True, allow_empty=True
     )
     env = os.environ if environ is None else environ

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import openai
 
-from . import errors, masking, untrusted
+from . import errors, exceptions, masking, untrusted
 from .exceptions import ConfigError
 from .providers import Provider
 
@@ -54,7 +54,7 @@ class Connection:
             return f"the {self.shown_as} your teacher shares (joined with `akash-nb join`)"
         return self.provider.title + (f" ({self.detail})" if self.detail else "")
 
-    def explain(self, error: BaseException, *, streaming: bool | None = None) -> errors.AkashNBError:
+    def explain(self, error: BaseException, *, streaming: bool | None = None) -> exceptions.AkashNBError:
         """The one-sentence error for a failure talking to this provider (see `errors.explain`)."""
         return errors.explain(error, self, streaming=streaming)
 

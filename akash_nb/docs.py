@@ -16,7 +16,7 @@ from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
 
 from . import notebooks
-from .errors import AkashNBError
+from .exceptions import AkashNBError
 from .files import ensure_folder
 from .notebooks import GUIDE_TAG, read_lesson, sanitize
 from .providers import PROVIDERS, RETIRED_ON

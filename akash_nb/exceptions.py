@@ -161,6 +161,159 @@ INPUT: dict[str, Failure] = {
 }
 
 
+# A chat request that cannot work (akash_nb.preflight.check_request), refused before it is sent. The fields
+# are filled in by `table_error`; a repr is passed in already made.
+REQUEST: dict[str, Failure] = {
+    "content-none": Failure(
+        "a message whose content is None (and no tool calls)",
+        "Message {number} ({role}) has content None; give it text, like "
+        '{{"role": "{role}", "content": "..."}}.',
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "content-part-not-dict": Failure(
+        "a content part that is not a {type, ...} dict",
+        "Message {number} ({role}) has a content part {part} that is not "
+        'a {{"type": "text", "text": "..."}} dict; write the content as a string.',
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "text-part-no-text": Failure(
+        "a text part without a string text",
+        'Message {number} ({role}) has a text part without a string "text"; write it as '
+        '{{"type": "text", "text": "..."}}.',
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "part-not-text": Failure(
+        "an image or audio part in a message that is not the user's",
+        "Message {number} ({role}) has a {part_type} part, but {role} messages take text only; move it to a "
+        "user message or describe it in words.",
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "content-type": Failure(
+        "a message whose content is not text (a number, a dict)",
+        "Message {number} ({role}) has content of type {type}, but the API needs text; pass a string, e.g. "
+        "str(value) or an f-string.",
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "messages-not-list": Failure(
+        "messages that are not a list (a string, a dict)",
+        "messages must be a list of {{role, content}} dicts, like {shape}; got a {type}.",
+        False,
+        NOTHING,
+        "the messages",
+    ),
+    "messages-empty": Failure(
+        "an empty messages list",
+        "messages is empty; add at least one user message, like {shape}.",
+        False,
+        NOTHING,
+        "the messages",
+    ),
+    "message-not-dict": Failure(
+        "a message that is not a {role, content} dict",
+        "Message {number} is {message}, not a {{role, content}} dict; write it like "
+        '{{"role": "user", "content": "Hello"}}.',
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "unknown-role": Failure(
+        "a message with a role the API does not know",
+        "Message {number} has role {role}, which the API does not know; use one of: {roles}.",
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "empty-prompt": Failure(
+        "an empty prompt (a user message with no text)",
+        "The prompt is empty: message {number} (user) has no text; write what you want the model to do.",
+        False,
+        NOTHING,
+        "the message",
+    ),
+    "not-a-model": Failure(
+        "a model that is not a model id (empty, not text)",
+        "model={model} is not a model id; pick one from client.models.list().",
+        False,
+        NOTHING,
+        "the model",
+    ),
+    "max-tokens-over-context": Failure(
+        "max_tokens larger than the model's context",
+        "max_tokens={max_tokens} is larger than the model's context of {context} tokens; use at most "
+        "{context} (less, to leave room for the prompt).",
+        False,
+        NOTHING,
+        "the request",
+    ),
+    "prompt-over-context": Failure(
+        "a prompt longer than the model's context (estimated as characters / 4)",
+        "The prompt is about {prompt} tokens (characters / 4) but the context holds {context}; shorten it "
+        "by about {over} tokens (~{chars} characters), e.g. drop early messages.",
+        False,
+        NOTHING,
+        "the request",
+    ),
+    "prompt-plus-max-tokens": Failure(
+        "a prompt and max_tokens that together exceed the model's context",
+        "The prompt (about {prompt} tokens) plus max_tokens={max_tokens} exceed the context of {context} by "
+        "about {over} tokens; lower max_tokens to {fits} or shorten the prompt.",
+        False,
+        NOTHING,
+        "the request",
+    ),
+}
+
+# What a browser tab cannot start (akash_nb.browser.tab_sentence); fetch's own failures are errors.NO_STATUS.
+TAB: dict[str, Failure] = {
+    "no-jspi": Failure(
+        "in a browser tab where Python cannot wait for JavaScript (no JSPI: a widget's callback, or a "
+        "browser without it): the in-browser model asked by the sync client",
+        "The in-browser model cannot answer openai.OpenAI here: Python cannot wait for JavaScript in "
+        "this call (a widget's callback, or a browser without JavaScript Promise Integration); run it "
+        "in a cell of a current Chrome or Edge, or run the lessons locally (make lab).",
+        False,
+        NOTHING,
+    ),
+    "local-only": Failure(
+        "in a browser tab: what starts a process, a thread or a socket (the embedded model, a class "
+        "server, doctor, join, the wheel server, code.run_tests)",
+        "{detail} cannot run in a browser tab; run the lessons locally (make lab) for it.",
+        False,
+        NOTHING,
+        "what cannot run",
+    ),
+    "starts": Failure(
+        "in a browser tab: a lesson cell that starts a process, a thread or a socket (lesson 03's "
+        "test runner, lesson 07's stand-in server)",
+        "This cell starts {what}, which a browser tab cannot: run {detail} locally (make lab) to see it.",
+        False,
+        NOTHING,
+        "the lesson",
+    ),
+    "unmade": Failure(
+        "in a browser tab: a later cell using a name such a cell would have made",
+        "This cell uses {name}, which an earlier cell could not make in a browser tab (it starts "
+        "{what}): run {detail} locally (make lab) to see it.",
+        False,
+        NOTHING,
+        "the lesson",
+    ),
+}
+
+# Every table of sentences defined here, in the order docs/errors.md lists them (akash_nb.errors_doc).
+SENTENCE_TABLES: tuple[dict[str, Failure], ...] = (INPUT, REQUEST, TAB)
+
+
 class _Blank(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return f"[{key}]"
@@ -171,6 +324,17 @@ def input_error(kind: str, cls: type[E] = ParameterError, **fields: object) -> E
     text = INPUT[kind].sentence.format_map(_Blank({k: str(v) for k, v in fields.items()}))
     text = text.replace("..", ".").replace(" ;", ";")
     return cls(text)
+
+
+class _Fields(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return f"[{key}]"
+
+
+def table_error(table: dict[str, Failure], kind: str, cls: type[E], **fields: object) -> E:
+    """The error of row `kind` of `table` (one of SENTENCE_TABLES), its sentence filled from `fields` as
+    given (a repr is passed in made)."""
+    return cls(table[kind].sentence.format_map(_Fields(fields)))
 
 
 def shown_path(path: object) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from . import config, local, untrusted
-from .errors import ConfigError
+from .exceptions import ConfigError
 from .files import ensure_folder, read_text, write_atomically
 from .secret import Secret
 

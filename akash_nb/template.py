@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 
 from . import notebooks
-from .errors import ConfigError
+from .exceptions import ConfigError
 
 SETUP_CELL = """\
 import akash_nb

@@ -17,7 +17,7 @@ from IPython.lib.pretty import PrettyPrinter
 from openai._legacy_response import LegacyAPIResponse
 
 from .connection import connection_for_url
-from .errors import AkashNBError
+from .exceptions import AkashNBError
 from .secret import Secret
 
 SHOWN_HEADERS = ("content-type",)  # the SDK's other headers (versions, OS, retry count) teach nothing here

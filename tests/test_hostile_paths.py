@@ -33,7 +33,7 @@ import pytest
 import akash_nb
 from akash_nb import cli, config, local, model, replay
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(10)]  # a hang fails the cell, it never blocks
 

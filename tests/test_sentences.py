@@ -17,7 +17,49 @@ from akash_nb import exceptions
 PACKAGE = Path(akash_nb.__file__).resolve().parent
 
 # "module:function" -> why its literal sentence may stay where it is.
-ALLOWED: dict[str, str] = {}
+ALLOWED: dict[str, str] = {
+    "cli:_check_engine_can_be_had": "not moved yet (issue 24)",  # 1 site
+    "config:_check_key_shape": "not moved yet (issue 24)",  # 1 site
+    "config:_check_url": "not moved yet (issue 24)",  # 1 site
+    "config:_infer_provider": "not moved yet (issue 24)",  # 1 site
+    "config:_resolve_key": "not moved yet (issue 24)",  # 1 site
+    "config:_resolve_url": "not moved yet (issue 24)",  # 1 site
+    "config:clean_key": "not moved yet (issue 24)",  # 2 sites
+    "config:resolve": "not moved yet (issue 24)",  # 1 site
+    "connection:connection_for": "not moved yet (issue 24)",  # 1 site
+    "connection:last_latency": "not moved yet (issue 24)",  # 1 site
+    "connection:resolve_model": "not moved yet (issue 24)",  # 2 sites
+    "docs:guide_cells": "not moved yet (issue 24)",  # 1 site
+    "docs:guide_notebook": "not moved yet (issue 24)",  # 1 site
+    "docs:provider_line": "not moved yet (issue 24)",  # 1 site
+    "docs:setup_cells": "not moved yet (issue 24)",  # 1 site
+    "engine:_built": "not moved yet (issue 24)",  # 1 site
+    "engine:_run": "not moved yet (issue 24)",  # 1 site
+    "engine:build": "not moved yet (issue 24)",  # 1 site
+    "engine:ensure": "not moved yet (issue 24)",  # 2 sites
+    "engine:find": "not moved yet (issue 24)",  # 1 site
+    "engine:pip_download": "not moved yet (issue 24)",  # 1 site
+    "engine:route": "not moved yet (issue 24)",  # 1 site
+    "engine:unpack_llama_cpp": "not moved yet (issue 24)",  # 1 site
+    "errors:explain": "an exception no table knows: its own type and (masked) text, after the provider",
+    "in_tab:recordings": "not moved yet (issue 24)",  # 1 site
+    "llama_server:wait_until_ready": "not moved yet (issue 24)",  # 3 sites
+    "local:_fixed_port": "not moved yet (issue 24)",  # 2 sites
+    "local:ensure_server": "not moved yet (issue 24)",  # 1 site
+    "model:_checked": "not moved yet (issue 24)",  # 4 sites
+    "model:fetch": "not moved yet (issue 24)",  # 1 site
+    "model:model_file": "not moved yet (issue 24)",  # 1 site
+    "replay:ensure_server": "not moved yet (issue 24)",  # 2 sites
+    "replay:resolve_mode": "not moved yet (issue 24)",  # 1 site
+    "replay:resolve_upstream": "not moved yet (issue 24)",  # 1 site
+    "share:class_url": "not moved yet (issue 24)",  # 1 site
+    "share:served_models": "not moved yet (issue 24)",  # 4 sites
+    "share:share": "not moved yet (issue 24)",  # 1 site
+    "share:start_share": "not moved yet (issue 24)",  # 2 sites
+    "tables:__init__": "not moved yet (issue 24)",  # 2 sites
+    "template:new_lesson": "not moved yet (issue 24)",  # 2 sites
+    "wire:exchange": "not moved yet (issue 24)",  # 1 site
+}
 
 
 def _is_literal(node: ast.expr) -> bool:
@@ -51,7 +93,9 @@ def error_classes(trees: dict[str, ast.Module]) -> set[str]:
         for tree in trees.values():
             for node in ast.walk(tree):
                 if isinstance(node, ast.ClassDef) and node.name not in names:
-                    bases = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases}
+                    bases = {
+                        b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases
+                    }
                     if bases & names:
                         names.add(node.name)
                         grown = True
@@ -65,7 +109,12 @@ def literal_sentences(trees: dict[str, ast.Module]) -> list[tuple[str, int, str]
     for module, tree in trees.items():
         functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and node.args and _is_literal(node.args[0]) and _called(node) in classes:
+            if (
+                isinstance(node, ast.Call)
+                and node.args
+                and _is_literal(node.args[0])
+                and _called(node) in classes
+            ):
                 inside = [f for f in functions if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)]
                 function = max(inside, key=lambda f: f.lineno).name if inside else "<module>"
                 found.append((f"{module}:{function}", node.lineno, str(_called(node))))
@@ -81,7 +130,9 @@ def test_no_package_error_carries_a_literal_sentence() -> None:
     assert not sites, (
         f"{len(sites)} package errors carry a sentence written in place, not a table row (move each to a "
         "table in akash_nb/exceptions.py and raise it through its helper, or allow it in ALLOWED with why):\n"
-        + "\n".join(f"  akash_nb/{where.split(':')[0]}.py:{line} {cls} in {where}" for where, line, cls in sites)
+        + "\n".join(
+            f"  akash_nb/{where.split(':')[0]}.py:{line} {cls} in {where}" for where, line, cls in sites
+        )
     )
 
 
@@ -92,7 +143,7 @@ def test_every_allowed_site_still_exists() -> None:
 
 
 def test_the_scan_finds_literal_sentences_of_any_package_error() -> None:
-    source = '''
+    source = """
 class Mine(LocalServerError):
     pass
 
@@ -107,7 +158,7 @@ def c(x):
 
 def d(kind):
     raise input_error(kind)  # a table row: fine
-'''
+"""
     found = literal_sentences({"sample": ast.parse(source)})
     assert [(where, cls) for where, _, cls in found] == [
         ("sample:a", "ConfigError"),
