@@ -467,8 +467,110 @@ ENGINE: dict[str, Failure] = {
     ),
 }
 
+# The configuration and what a client is connected to (akash_nb.config, connection), raised through
+# `config_error`.
+CONFIG: dict[str, Failure] = {
+    "key-empty": Failure(
+        "an empty key",
+        "The key in {where} is empty; paste the key itself.",
+        False,
+        NOTHING,
+        "the key's source",
+    ),
+    "key-spaces": Failure(
+        "a key with spaces or line breaks inside it",
+        "The key in {where} contains spaces or line breaks inside it; paste the key alone.",
+        False,
+        NOTHING,
+        "the key's source",
+    ),
+    "url-not-http": Failure(
+        "a base URL that is not an http(s) URL",
+        "The base URL '{url}' from {where} is not an http(s) URL; write it like http://my-server:8000/v1.",
+        False,
+        NOTHING,
+        "the URL's source",
+    ),
+    "key-no-provider": Failure(
+        "a key given without a provider, of a shape no provider's keys have",
+        "A key was given but no provider, and its shape does not say which: pass provider='akashml' (or "
+        "another provider), or base_url= for your own server.",
+        False,
+        NOTHING,
+        "the key",
+    ),
+    "unknown-provider": Failure(
+        "a provider name the provider table does not have",
+        "Unknown provider {name} (from {where}): choose one of {providers}.",
+        False,
+        NOTHING,
+        "the provider",
+    ),
+    "provider-needs-url": Failure(
+        "a provider with no fixed URL (custom) and no URL given",
+        "The {name} provider needs a URL: set AKASH_NB_BASE_URL, for example http://my-server:8000/v1.",
+        False,
+        NOTHING,
+        "the provider",
+    ),
+    "key-missing": Failure(
+        "a provider that needs a key, and no key anywhere (no prompt possible)",
+        "{title} needs a key and none was found: set {variable} in the environment or in a .env file, or "
+        "choose the embedded model (unset AKASH_NB_PROVIDER).",
+        False,
+        NOTHING,
+        "the key",
+    ),
+    "key-other-provider": Failure(
+        "a key of another provider's shape",
+        "The key from {where} does not start with {prefix}, as {title} keys do; use a {prefix}... key, or"
+        " set AKASH_NB_PROVIDER={owner}.",
+        False,
+        NOTHING,
+        "the key's source",
+    ),
+    "key-own-server": Failure(
+        "a key of no provider's shape given to a provider whose keys have one",
+        "The key from {where} does not start with {prefix}, as {title} keys do; use a {title} key; a key "
+        "for your own server goes in AKASH_NB_API_KEY, with AKASH_NB_BASE_URL.",
+        False,
+        NOTHING,
+        "the key's source",
+    ),
+    "client-unknown": Failure(
+        "a client akash_nb did not make or see, asked what it is connected to",
+        "akash_nb does not know this client's base URL; build it from api_key, base_url = "
+        "akash_nb.connection_values(), then client = openai.OpenAI(api_key=api_key, base_url=base_url).",
+        False,
+        NOTHING,
+        "the client",
+    ),
+    "latency-plain-client": Failure(
+        "last_latency of a plain openai.OpenAI",
+        "last_latency needs a client made by akash_nb.client(); a plain openai.OpenAI is not timed: time "
+        "the call with time.perf_counter().",
+        False,
+        NOTHING,
+        "the client",
+    ),
+    "no-models-listed": Failure(
+        "a server whose /models lists no model",
+        "{where} lists no models at {url}/models.",
+        False,
+        NOTHING,
+        "the server",
+    ),
+    "model-not-served": Failure(
+        "a configured model the server does not serve",
+        "The configured model {model} is not served by {where}; choose one of: {served}.",
+        False,
+        NOTHING,
+        "the model",
+    ),
+}
+
 # Every table of sentences defined here, in the order docs/errors.md lists them (akash_nb.errors_doc).
-SENTENCE_TABLES: tuple[dict[str, Failure], ...] = (INPUT, REQUEST, TAB, ENGINE)
+SENTENCE_TABLES: tuple[dict[str, Failure], ...] = (INPUT, REQUEST, CONFIG, TAB, ENGINE)
 
 
 class _Blank(dict[str, str]):
@@ -537,3 +639,8 @@ def file_error(
 def engine_error(kind: str, **fields: object) -> LocalServerError:
     """The LocalServerError of row `kind` of ENGINE, filled from `fields`."""
     return table_error(ENGINE, kind, LocalServerError, **fields)
+
+
+def config_error(kind: str, **fields: object) -> ConfigError:
+    """The ConfigError of row `kind` of CONFIG, filled from `fields`."""
+    return table_error(CONFIG, kind, ConfigError, **fields)

@@ -22,16 +22,6 @@ LATER = "not moved yet (issue 24)"
 # "module:function" -> why its literal sentence may stay where it is.
 ALLOWED: dict[str, str] = {
     "cli:_check_engine_can_be_had": LATER,  # 1 site
-    "config:_check_key_shape": LATER,  # 1 site
-    "config:_check_url": LATER,  # 1 site
-    "config:_infer_provider": LATER,  # 1 site
-    "config:_resolve_key": LATER,  # 1 site
-    "config:_resolve_url": LATER,  # 1 site
-    "config:clean_key": LATER,  # 2 sites
-    "config:resolve": LATER,  # 1 site
-    "connection:connection_for": LATER,  # 1 site
-    "connection:last_latency": LATER,  # 1 site
-    "connection:resolve_model": LATER,  # 2 sites
     "docs:guide_cells": LATER,  # 1 site
     "docs:guide_notebook": LATER,  # 1 site
     "docs:provider_line": LATER,  # 1 site
