@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .exceptions import AkashNBError, LocalServerError, file_error
+from .exceptions import AkashNBError, engine_error, file_error
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -107,11 +107,7 @@ def _check_engine_can_be_had() -> None:
     from . import engine
 
     if engine.find() is None and engine.student_set():
-        raise LocalServerError(
-            "No provider is configured and this is the student set, which has no embedded model: connect "
-            "to your class server with `make join URL=... KEY=...` (the teacher's screen shows the line), "
-            "or set AKASHML_API_KEY in .env, or install the embedded model with `make venv`."
-        )
+        raise engine_error("student-set")
 
 
 def _lab(args: argparse.Namespace) -> int:

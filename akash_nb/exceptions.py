@@ -310,8 +310,8 @@ TAB: dict[str, Failure] = {
     ),
 }
 
-# The embedded engine, its model file and its server (akash_nb.engine, model, llama_server, local), raised
-# through `engine_error`.
+# The embedded engine, its model file, its server and the class server (akash_nb.engine, model, llama_server,
+# local, share, cli), raised through `engine_error`.
 ENGINE: dict[str, Failure] = {
     "route-invalid": Failure(
         "AKASH_NB_ENGINE set to something else than wheel, build or nothing",
@@ -465,10 +465,40 @@ ENGINE: dict[str, Failure] = {
         NOTHING,
         "the server",
     ),
+    "slots-invalid": Failure(
+        "a class server asked for fewer than 1 slot",
+        "--slots is {slots}; it must be at least 1.",
+        False,
+        NOTHING,
+        "the option",
+    ),
+    "class-port-in-use": Failure(
+        "a class server's port already in use",
+        "Port {port} on {host} is already in use; pick another with --port.",
+        False,
+        NOTHING,
+        "the option",
+    ),
+    "class-server-exited": Failure(
+        "the class server exiting while it serves",
+        "The class server exited (code {code}); its log is {log}.",
+        False,
+        NOTHING,
+        "the server",
+    ),
+    "student-set": Failure(
+        "the student set (no embedded model) with no provider configured",
+        "No provider is configured and this is the student set, which has no embedded model: connect to "
+        "your class server with `make join URL=... KEY=...` (the teacher's screen shows the line), or set"
+        " AKASHML_API_KEY in .env, or install the embedded model with `make venv`.",
+        False,
+        NOTHING,
+        "the engine",
+    ),
 }
 
-# The configuration and what a client is connected to (akash_nb.config, connection), raised through
-# `config_error`.
+# The configuration, what a client is connected to, joining a class server, the recordings (akash_nb.config,
+# connection, share, replay, in_tab), raised through `config_error`.
 CONFIG: dict[str, Failure] = {
     "key-empty": Failure(
         "an empty key",
@@ -566,6 +596,84 @@ CONFIG: dict[str, Failure] = {
         False,
         NOTHING,
         "the model",
+    ),
+    "join-not-an-address": Failure(
+        "akash-nb join given something that is not a server address",
+        "'{url}' is not a server address; copy the URL from the teacher's screen, like "
+        "http://192.168.1.20:8080/v1. Nothing was written.",
+        False,
+        NOTHING,
+        "the URL",
+    ),
+    "join-key-refused": Failure(
+        "akash-nb join with a key the class server refuses",
+        "The class server at {url} refused this key (401); copy the key again from the teacher's screen "
+        "and run the same command. Nothing was written.",
+        False,
+        NOTHING,
+        "the key",
+    ),
+    "join-status": Failure(
+        "akash-nb join answered with another status than a model list",
+        "{url} answered {status} instead of a list of models; check the URL on the teacher's screen (it "
+        "ends in /v1). Nothing was written.",
+        False,
+        NOTHING,
+        "the URL",
+    ),
+    "join-unreachable": Failure(
+        "akash-nb join cannot reach the class server",
+        "Could not reach {url} ({reason}); check that this laptop is on the same network as the teacher's"
+        " and that the class server is running. Nothing was written.",
+        False,
+        NOTHING,
+        "the URL",
+    ),
+    "join-not-class-server": Failure(
+        "akash-nb join answered, but not with a model list",
+        "{url} answered, but not with a list of models: it is not a class server; check the URL on the "
+        "teacher's screen. Nothing was written.",
+        False,
+        NOTHING,
+        "the URL",
+    ),
+    "unknown-upstream": Failure(
+        "a recording upstream that is not local, akashml or a URL",
+        "Unknown recording upstream {spec}: use local, akashml, or an http(s) URL such as "
+        "http://my-server:8000/v1.",
+        False,
+        NOTHING,
+        "the upstream",
+    ),
+    "unknown-replay-mode": Failure(
+        "a replay mode that is not one of the modes",
+        "Unknown replay mode {mode} (from {where}): choose one of {modes}.",
+        False,
+        NOTHING,
+        "the mode",
+    ),
+    "recordings-not-folder": Failure(
+        "a recordings folder that is not a folder",
+        "The recordings folder {folder} is not a folder (a file, a FIFO or a symlink loop stands there); "
+        "remove it, or set {variable} to the folder that holds the recordings.",
+        False,
+        NOTHING,
+        "the folder",
+    ),
+    "recordings-missing": Failure(
+        "a recordings folder that is not there (replay)",
+        "The recordings folder {folder} does not exist; record the lessons with `{command}`, or set "
+        "{variable} to the folder that holds them.",
+        False,
+        NOTHING,
+        "the folder",
+    ),
+    "tab-recordings-missing": Failure(
+        "a recordings folder that is not there (in a browser tab)",
+        "The recordings folder {folder} does not exist; set {variable} to the folder that holds them.",
+        False,
+        NOTHING,
+        "the folder",
     ),
 }
 

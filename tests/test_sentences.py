@@ -21,22 +21,13 @@ LATER = "not moved yet (issue 24)"
 
 # "module:function" -> why its literal sentence may stay where it is.
 ALLOWED: dict[str, str] = {
-    "cli:_check_engine_can_be_had": LATER,  # 1 site
     "docs:guide_cells": LATER,  # 1 site
     "docs:guide_notebook": LATER,  # 1 site
     "docs:provider_line": LATER,  # 1 site
     "docs:setup_cells": LATER,  # 1 site
     "engine:_run": LOG_TAIL,
     "errors:explain": "an exception no table knows: its own type and (masked) text, after the provider",
-    "in_tab:recordings": LATER,  # 1 site
     "llama_server:wait_until_ready": LOG_TAIL,
-    "replay:ensure_server": LATER,  # 2 sites
-    "replay:resolve_mode": LATER,  # 1 site
-    "replay:resolve_upstream": LATER,  # 1 site
-    "share:class_url": LATER,  # 1 site
-    "share:served_models": LATER,  # 4 sites
-    "share:share": LATER,  # 1 site
-    "share:start_share": LATER,  # 2 sites
     "tables:__init__": LATER,  # 2 sites
     "template:new_lesson": LATER,  # 2 sites
     "wire:exchange": LATER,  # 1 site
