@@ -158,6 +158,30 @@ INPUT: dict[str, Failure] = {
         FILE_KEPT,
         "the file",
     ),
+    "table-row-needs-columns": Failure(
+        "akash_nb.table given rows that are not dicts, without matching columns=",
+        "akash_nb.table: a row that is not a dict needs columns=[...] with one name per value; give the "
+        "names, or pass each row as a dict.",
+        False,
+        NOTHING,
+        "the parameter",
+    ),
+    "table-index-not-a-column": Failure(
+        "akash_nb.table given an index= that is not a column",
+        "akash_nb.table: index={index} is not one of the columns ({columns}); name one of them.",
+        False,
+        NOTHING,
+        "the parameter",
+    ),
+    "show-http-not-raw": Failure(
+        "show_http given a parsed response, not the raw one",
+        "show_http needs the HTTP exchange, which a {type} no longer holds: make the call with "
+        "client.chat.completions.with_raw_response.create(...), pass what it returns to show_http, and "
+        "use its .parse() as the response.",
+        False,
+        NOTHING,
+        "the parameter",
+    ),
 }
 
 
@@ -677,8 +701,55 @@ CONFIG: dict[str, Failure] = {
     ),
 }
 
+# The maintainer's tools: the guide page (akash_nb.docs) and a new lesson (akash_nb.template).
+TOOLS: dict[str, Failure] = {
+    "lesson-no-guide-call": Failure(
+        "a lesson with no guide's call (make docs)",
+        '{name} has no guide\'s call: tag its cells `{tag}`, or put them under a "{heading} ..." heading.',
+        False,
+        NOTHING,
+        "the lesson",
+    ),
+    "lesson-no-setup": Failure(
+        "a lesson with no set-up code (make docs)",
+        '{name} has no code under a "{heading}" heading.',
+        False,
+        NOTHING,
+        "the lesson",
+    ),
+    "lesson-no-provider-line": Failure(
+        "a lesson whose set-up printed no Provider: line (make docs)",
+        'The lesson\'s set-up cell printed no "Provider:" line; run `make notebooks`.',
+        False,
+        NOTHING,
+        "the lesson",
+    ),
+    "page-lessons-missing": Failure(
+        "the guide page's lessons not all in the folder (make docs)",
+        "The page needs the lessons {missing}, which are not in {folder}/.",
+        False,
+        NOTHING,
+        "the lessons",
+    ),
+    "lesson-name-invalid": Failure(
+        "akash-nb new-lesson given a name that is not lowercase words joined by hyphens",
+        "The lesson name {name} is not lowercase words joined by hyphens; use e.g. `akash-nb new-lesson "
+        "embeddings`.",
+        False,
+        NOTHING,
+        "the name",
+    ),
+    "lesson-exists": Failure(
+        "akash-nb new-lesson given the name of a lesson that exists",
+        "{file} already exists in {folder}; choose another name.",
+        False,
+        NOTHING,
+        "the name",
+    ),
+}
+
 # Every table of sentences defined here, in the order docs/errors.md lists them (akash_nb.errors_doc).
-SENTENCE_TABLES: tuple[dict[str, Failure], ...] = (INPUT, REQUEST, CONFIG, TAB, ENGINE)
+SENTENCE_TABLES: tuple[dict[str, Failure], ...] = (INPUT, REQUEST, CONFIG, TAB, ENGINE, TOOLS)
 
 
 class _Blank(dict[str, str]):
