@@ -459,9 +459,9 @@ def test_a_kernel_whose_front_end_cannot_answer_gets_the_sentence_not_a_hang(mon
         config.resolve(prompt=config._getpass)
 
 
-@pytest.mark.parametrize("module", ["akash_nb.config", "akash_nb.parameters"])
+@pytest.mark.parametrize("module", ["akash_nb.config", "akash_nb.parameters", "akash_nb.cli"])
 def test_configuration_and_the_parameter_checkers_load_without_the_sdk(module):
-    """Settings (and the checkers every layer uses) are read without loading openai or httpx2."""
+    """Settings (and the checkers every layer uses, and the command line) load without openai or httpx2."""
     import subprocess  # only this test starts a fresh interpreter
     import sys
 
