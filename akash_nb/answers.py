@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-from . import errors, untrusted
+from . import errors, exceptions, untrusted
 
 if TYPE_CHECKING:  # for the annotation only
     from .connection import Connection
@@ -53,7 +53,7 @@ class Answer:
     text: str  # the message's content ("" for content: null)
     finish_reason: str | None  # None when there is no choice
     tool_calls: tuple[str, ...] = ()  # each call as name(arguments), see call_text
-    problem: errors.AkashNBError | None = None  # an answer with no choice, or a choice with no message
+    problem: exceptions.AkashNBError | None = None  # an answer with no choice, or a choice with no message
 
     @property
     def note(self) -> str | None:

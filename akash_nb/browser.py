@@ -14,8 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .errors import NO_STATUS
-from .exceptions import LocalServerError, _Blank
+from .exceptions import TAB, LocalServerError, _Blank
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -65,8 +64,8 @@ def bridge_url(href: str | None = None) -> str:
 
 
 def tab_sentence(kind: str, **fields: str) -> str:
-    """The sentence of `errors.NO_STATUS[f"tab-{kind}"]`, filled in."""
-    return NO_STATUS[f"tab-{kind}"].sentence.format_map(_Blank(fields))
+    """The sentence of `exceptions.TAB[kind]`, filled in."""
+    return TAB[kind].sentence.format_map(_Blank(fields))
 
 
 class TabRefusal(LocalServerError):

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import AkashNBError, LocalServerError, file_error
+from .exceptions import AkashNBError, engine_error, file_error
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -107,11 +107,7 @@ def _check_engine_can_be_had() -> None:
     from . import engine
 
     if engine.find() is None and engine.student_set():
-        raise LocalServerError(
-            "No provider is configured and this is the student set, which has no embedded model: connect "
-            "to your class server with `make join URL=... KEY=...` (the teacher's screen shows the line), "
-            "or set AKASHML_API_KEY in .env, or install the embedded model with `make venv`."
-        )
+        raise engine_error("student-set")
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -176,9 +172,9 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _errors_table(args: argparse.Namespace) -> int:
-    from . import errors
+    from . import errors_doc
 
-    print(("rewrote " if errors.write_docs(args.file) else "up to date: ") + args.file)
+    print(("rewrote " if errors_doc.write_docs(args.file) else "up to date: ") + args.file)
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from IPython import get_ipython
 
 from . import browser
-from .preflight import number_param, text_param
+from .parameters import number_param, text_param
 
 # ```python ... ``` (or ```py, or a bare ```); the closing fence may be missing when the reply was cut off.
 FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)

@@ -17,9 +17,9 @@ from dotenv import dotenv_values, find_dotenv
 from IPython import get_ipython
 from IPython.core.error import StdinNotImplementedError
 
-from . import files, preflight, providers, untrusted
+from . import files, parameters, providers, untrusted
 from .browser import IN_BROWSER
-from .errors import ConfigError, file_error, input_error
+from .exceptions import ConfigError, config_error, file_error, input_error
 from .providers import Provider
 from .secret import Secret
 
@@ -142,14 +142,12 @@ def clean_key(raw: str, where: str) -> tuple[str, str]:
     if invisible:
         note += f" (invisible characters removed: {', '.join(invisible)})"
     if not key:
-        raise ConfigError(f"The key in {where} is empty; paste the key itself.")
+        raise config_error("key-empty", where=where)
     if any(c.isspace() for c in key):
-        raise ConfigError(
-            f"The key in {where} contains spaces or line breaks inside it; paste the key alone."
-        )
+        raise config_error("key-spaces", where=where)
     odd = next((c for c in key if not (c.isascii() and c.isprintable())), None)
     if odd is not None:
-        char = preflight.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
+        char = parameters.bad_character(odd) or f"U+{ord(odd):04X} ({odd})"
         raise input_error("key-characters", ConfigError, where=where, char=char)
     return key, note
 
@@ -173,13 +171,10 @@ def _check_url(url: str, where: str) -> str:
         parsed.scheme not in ("http", "https")
         or not parsed.netloc
         or any(c.isspace() for c in text)
-        or preflight.bad_character(text)
+        or parameters.bad_character(text)
         or not parsed.hostname
     ):
-        raise ConfigError(
-            f"The base URL '{untrusted.shown_url(text)}' from {where} is not an http(s) URL; "
-            "write it like http://my-server:8000/v1."
-        )
+        raise config_error("url-not-http", url=untrusted.shown_url(text), where=where)
     if untrusted.has_user_info(text):  # httpx2 would send it as Basic auth, in place of the Bearer key
         raise input_error("url-credentials", ConfigError, url=untrusted.shown_url(text), where=where)
     return text.rstrip("/")
@@ -196,10 +191,7 @@ def _infer_provider(look: _Lookup, api_key: str | None) -> tuple[str, str]:
         if owner is not None:
             return owner.name, f"inferred from the api_key= argument (it starts with {owner.key_prefix})"
     if api_key:
-        raise ConfigError(
-            "A key was given but no provider, and its shape does not say which: pass "
-            "provider='akashml' (or another provider), or base_url= for your own server."
-        )
+        raise config_error("key-no-provider")
     # In a browser tab nothing can start the embedded engine: the in-browser model is the default there.
     return ("browser" if IN_BROWSER else "local"), "default (no provider configured)"
 
@@ -219,16 +211,16 @@ def resolve(
     `environ`, `dotenv_path` and `prompt` exist for tests; by default they are the process environment,
     the nearest `.env`, and a masked `getpass` prompt when `can_prompt()`.
     """
-    preflight.text_param(
+    parameters.text_param(
         "provider", provider, example="provider='akashml'", identifier=True, allow_empty=True
     )
-    preflight.text_param(
+    parameters.text_param(
         "base_url", base_url, example="base_url='http://my-server:8000/v1'", identifier=True, allow_empty=True
     )
-    preflight.text_param(
+    parameters.text_param(
         "api_key", api_key, example="api_key='akml-...' (better: AKASHML_API_KEY in .env)", allow_empty=True
     )
-    preflight.text_param(
+    parameters.text_param(
         "model", model, example="model='Meta-Llama-3-1-8B-Instruct-FP8'", identifier=True, allow_empty=True
     )
     env = os.environ if environ is None else environ
@@ -254,9 +246,11 @@ def resolve(
     try:
         chosen = providers.get(name.strip().lower())
     except ValueError:
-        raise ConfigError(
-            f"Unknown provider {name.strip()!r} (from {sources['provider']}): "
-            f"choose one of {', '.join(providers.PROVIDERS)}."
+        raise config_error(
+            "unknown-provider",
+            name=repr(name.strip()),
+            where=sources["provider"],
+            providers=", ".join(providers.PROVIDERS),
         ) from None
 
     url, sources["base_url"] = _resolve_url(chosen, look, base_url)
@@ -285,10 +279,7 @@ def _resolve_url(chosen: Provider, look: _Lookup, argument: str | None) -> tuple
         return None, "started on demand" + ignored
     if chosen.base_url is None:  # openai-compatible: the URL is the whole point
         if raw_url is None:
-            raise ConfigError(
-                f"The {chosen.name} provider needs a URL: set AKASH_NB_BASE_URL, "
-                "for example http://my-server:8000/v1."
-            )
+            raise config_error("provider-needs-url", name=chosen.name)
         return _check_url(raw_url, where), where
     if argument is not None and argument.strip():
         return _check_url(argument, where), where
@@ -316,10 +307,7 @@ def _resolve_key(
         # None from the prompt: the front end could not answer (nbconvert, nbval, a headless kernel)
         raw = ask(f"{chosen.title} key ({variable}): ") if ask is not None else None
         if raw is None:
-            raise ConfigError(
-                f"{chosen.title} needs a key and none was found: set {variable} in the environment "
-                f"or in a .env file, or choose the embedded model (unset AKASH_NB_PROVIDER)."
-            )
+            raise config_error("key-missing", title=chosen.title, variable=variable)
         where, typed = "typed at the prompt", True
     if raw is None:
         sources["api_key"] = "none needed" if not chosen.needs_key else "unset"
@@ -336,16 +324,10 @@ def _check_key_shape(chosen: Provider, key: str, where: str) -> None:
     if chosen.key_prefix is None or key.startswith(chosen.key_prefix):
         return
     owner = providers.owner_of_key(key)
+    shape = {"where": where, "prefix": chosen.key_prefix, "title": chosen.title}
     if owner is not None:
-        advice = f"use a {chosen.key_prefix}... key, or set AKASH_NB_PROVIDER={owner.name}."
-    else:
-        advice = (
-            f"use a {chosen.title} key; a key for your own server goes in AKASH_NB_API_KEY, with "
-            "AKASH_NB_BASE_URL."
-        )
-    raise ConfigError(
-        f"The key from {where} does not start with {chosen.key_prefix}, as {chosen.title} keys do; {advice}"
-    )
+        raise config_error("key-other-provider", owner=owner.name, **shape)
+    raise config_error("key-own-server", **shape)
 
 
 def _getpass(message: str) -> str | None:

@@ -11,7 +11,7 @@ import httpx2
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import browser, config, error_display, errors, in_tab, local, preflight, render, replay
+from . import browser, config, error_display, errors, in_tab, local, parameters, preflight, render, replay
 from .connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
 from .secret import Secret
 
@@ -93,12 +93,12 @@ def client(
 
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     """
-    preflight.bool_param("show", show, example="show=False")
+    parameters.bool_param("show", show, example="show=False")
     # First, so that a configuration error in this very call is shown as one sentence too; whatever `show`
     # says (it decides only the banner): the display is what masks a key in an error reaching the screen.
     error_display.install_error_display()
-    preflight.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120")
-    preflight.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
+    parameters.number_param("timeout", timeout, low=0.001, high=86_400, example="timeout=120")
+    parameters.int_param("max_retries", max_retries, low=0, high=100, example="max_retries=2", optional=False)
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
     url = conn.base_url
     stopwatch = Stopwatch()
@@ -169,7 +169,7 @@ def connection_values(
     In a notebook it shows one banner: provider, URL, model, and where the key came from (never the key).
     Providers that need no key get a placeholder, because the SDK insists on one.
     """
-    preflight.bool_param("show", show, example="show=False")
+    parameters.bool_param("show", show, example="show=False")
     error_display.install_error_display()  # whatever `show` says: it masks keys in errors (show: the banner)
     conn, key = _resolve(provider, base_url=base_url, api_key=api_key, model=model)
     if show:
@@ -179,7 +179,7 @@ def connection_values(
 
 def choose_model(openai_client: openai.OpenAI, requested: str | None = None, *, show: bool = True) -> str:
     """The model id to pass as `model=`; shows the substitution when `requested` is not served."""
-    preflight.text_param(
+    parameters.text_param(
         "requested",
         requested,
         example="choose_model(client, 'SmolLM2-135M-Instruct')",

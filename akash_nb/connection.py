@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import openai
 
-from . import errors, masking, untrusted
-from .exceptions import ConfigError
+from . import errors, exceptions, masking, untrusted
+from .exceptions import ConfigError, config_error
 from .providers import Provider
 
 # The provider of a client akash_nb did not make and was not given the URL of: named by its URL alone.
@@ -54,7 +54,7 @@ class Connection:
             return f"the {self.shown_as} your teacher shares (joined with `akash-nb join`)"
         return self.provider.title + (f" ({self.detail})" if self.detail else "")
 
-    def explain(self, error: BaseException, *, streaming: bool | None = None) -> errors.AkashNBError:
+    def explain(self, error: BaseException, *, streaming: bool | None = None) -> exceptions.AkashNBError:
         """The one-sentence error for a failure talking to this provider (see `errors.explain`)."""
         return errors.explain(error, self, streaming=streaming)
 
@@ -120,11 +120,7 @@ def connection_for(openai_client: openai.OpenAI) -> Connection:
         pass
     found = _by_url.get(_url_key(getattr(openai_client, "base_url", "")))
     if found is None:
-        raise ConfigError(
-            "akash_nb does not know this client's base URL; build it from "
-            "api_key, base_url = akash_nb.connection_values(), then "
-            "client = openai.OpenAI(api_key=api_key, base_url=base_url)."
-        )
+        raise config_error("client-unknown")
     return found
 
 
@@ -153,11 +149,7 @@ def last_latency(openai_client: openai.OpenAI) -> float | None:
     try:
         return _by_client[openai_client][1].seconds
     except (KeyError, TypeError):  # TypeError: not even an object a client could be (None, a str)
-        raise ConfigError(
-            "last_latency needs a client made by akash_nb.client(); a plain "
-            "openai.OpenAI is not timed: time the call with "
-            "time.perf_counter()."
-        ) from None
+        raise config_error("latency-plain-client") from None
 
 
 @dataclass(frozen=True)
@@ -192,14 +184,14 @@ def resolve_model(openai_client: openai.OpenAI, requested: str | None = None) ->
     conn = connection_for(openai_client)
     served = tuple(served_models(openai_client))
     if not served:
-        raise ConfigError(
-            f"{conn.describe()} lists no models at {untrusted.shown_url(conn.base_url)}/models."
-        )
+        raise config_error("no-models-listed", where=conn.describe(), url=untrusted.shown_url(conn.base_url))
     if conn.model is not None:
         if conn.model not in served:
-            raise ConfigError(
-                f"The configured model {conn.model!r} is not served by {conn.describe()}; "
-                f"choose one of: {untrusted.shown_list(served)}."
+            raise config_error(
+                "model-not-served",
+                model=repr(conn.model),
+                where=conn.describe(),
+                served=untrusted.shown_list(served),
             )
         return ModelChoice(requested, conn.model, served, "configured")
     if requested in served:

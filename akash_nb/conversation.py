@@ -16,10 +16,10 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from . import answers, errors, preflight, render, streaming
+from . import answers, errors, exceptions, parameters, preflight, render, streaming
 from .connect import NO_KEY
 from .connection import connection_or_unknown
-from .errors import AkashNBError
+from .exceptions import AkashNBError
 from .files import read_text, write_atomically
 from .preflight import estimate_tokens
 
@@ -110,13 +110,13 @@ class Conversation:
         **params: Any,
     ) -> None:
         if not isinstance(client, openai.OpenAI):
-            raise preflight.wrong_type(
+            raise parameters.wrong_type(
                 "client", client, expected="an openai.OpenAI client", example="client = akash_nb.client()"
             )
-        preflight.text_param(
+        parameters.text_param(
             "model", model, example="model=akash_nb.choose_model(client)", optional=False, identifier=True
         )
-        preflight.text_param(
+        parameters.text_param(
             "system", system, example="system='You are a helpful assistant.'", allow_empty=True
         )
         _check_params(params)
@@ -158,8 +158,8 @@ class Conversation:
         as many of the most recent turns as fit, whole. Older turns are left out of the request only; the
         history keeps them. Raises a one-sentence ConversationError when the newest message does not fit.
         """
-        preflight.int_param("budget_tokens", budget_tokens, low=1, high=10**12, example="budget_tokens=2000")
-        preflight.text_param("next_message", next_message, example="next_message='Hello'", allow_empty=True)
+        parameters.int_param("budget_tokens", budget_tokens, low=1, high=10**12, example="budget_tokens=2000")
+        parameters.text_param("next_message", next_message, example="next_message='Hello'", allow_empty=True)
         budget = self.budget_tokens if budget_tokens is None else budget_tokens
         older = list(self._turns)
         if next_message is not None:
@@ -203,10 +203,10 @@ class Conversation:
             raise ConversationError(SENTENCES["not-text"].format(kind=type(text).__name__))
         if not text.strip():
             raise ConversationError(SENTENCES["empty"])
-        preflight.text_param("text", text, example="conversation.send('Hello')")  # huge text, say
-        preflight.bool_param("stream", stream, example="stream=True")
+        parameters.text_param("text", text, example="conversation.send('Hello')")  # huge text, say
+        parameters.bool_param("stream", stream, example="stream=True")
         if on_text is not None and not callable(on_text):
-            raise preflight.wrong_type(
+            raise parameters.wrong_type(
                 "on_text", on_text, expected="a function of the text so far", example="on_text=print"
             )
         if on_text is not None and not stream:
@@ -219,8 +219,8 @@ class Conversation:
             temperature=request.get("temperature"),
             max_tokens=request.get("max_tokens"),
         )  # refused before sending, history intact
-        preflight.check_parameters(request)
-        preflight.check_json({**self.params, **params})
+        parameters.check_parameters(request)
+        parameters.check_json({**self.params, **params})
         self.pending, self.partial = text, None
         started = time.monotonic()
         if stream:
@@ -311,7 +311,7 @@ class Conversation:
         `.pending` or `.partial`. A crash or kill mid-save leaves the previous file intact.
         """
         if not isinstance(path, str | os.PathLike) or not str(path).strip() or "\0" in str(path):
-            raise preflight.wrong_type(
+            raise parameters.wrong_type(
                 "path", path, expected="a file name", example="conversation.save('chat.json')"
             )
         path = Path(path)
@@ -327,7 +327,7 @@ class Conversation:
             text = json.dumps(data, ensure_ascii=False, indent=1)
         except (TypeError, ValueError) as error:
             raise ConversationError(
-                SENTENCES["cannot-save"].format(path=errors.shown_path(path), why=error)
+                SENTENCES["cannot-save"].format(path=exceptions.shown_path(path), why=error)
             ) from error
         for key in (self.client.api_key, self.client.admin_api_key):
             if key and key != NO_KEY and key in text:
@@ -336,7 +336,7 @@ class Conversation:
             write_atomically(path, text, mode=0o600, durable=True)
         except OSError as error:
             raise ConversationError(
-                SENTENCES["cannot-save"].format(path=errors.shown_path(path), why=error.strerror or error)
+                SENTENCES["cannot-save"].format(path=exceptions.shown_path(path), why=error.strerror or error)
             ) from error
         return path
 
@@ -344,14 +344,14 @@ class Conversation:
     def load(cls, path: str | os.PathLike[str], client: openai.OpenAI) -> Conversation:
         """The conversation saved at `path`, talking through `client`."""
         if not isinstance(path, str | os.PathLike):
-            raise preflight.wrong_type(
+            raise parameters.wrong_type(
                 "path", path, expected="a file name", example="Conversation.load('chat.json', client)"
             )
         path = Path(path)
         try:
             data = json.loads(read_text(path))  # a FIFO or a device refused before it is opened
         except FileNotFoundError:
-            raise ConversationError(SENTENCES["missing"].format(path=errors.shown_path(path))) from None
+            raise ConversationError(SENTENCES["missing"].format(path=exceptions.shown_path(path))) from None
         except (OSError, ValueError) as error:  # a folder, no permission, not UTF-8, not JSON
             why = (
                 error.strerror
@@ -359,7 +359,7 @@ class Conversation:
                 else ("it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error))
             )
             raise ConversationError(
-                SENTENCES["not-a-conversation"].format(path=errors.shown_path(path), why=why)
+                SENTENCES["not-a-conversation"].format(path=exceptions.shown_path(path), why=why)
             ) from error
         try:
             model, system, params, budget, messages = _fields_from(data)
@@ -368,7 +368,7 @@ class Conversation:
         except (AkashNBError, ValueError) as error:
             why = error.sentence if isinstance(error, AkashNBError) else str(error)
             raise ConversationError(
-                SENTENCES["not-a-conversation"].format(path=errors.shown_path(path), why=why.rstrip("."))
+                SENTENCES["not-a-conversation"].format(path=exceptions.shown_path(path), why=why.rstrip("."))
             ) from error
         return conversation
 

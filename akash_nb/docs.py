@@ -16,7 +16,7 @@ from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
 
 from . import notebooks
-from .errors import AkashNBError
+from .exceptions import TOOLS, AkashNBError, table_error
 from .files import ensure_folder
 from .notebooks import GUIDE_TAG, read_lesson, sanitize
 from .providers import PROVIDERS, RETIRED_ON
@@ -233,9 +233,8 @@ def guide_cells(nb: NotebookNode, name: str = "lesson") -> list[NotebookNode]:
         c for c in section_cells(nb, GUIDE_HEADING) if c.cell_type == "code" and GUIDE_CALL in c.source
     ]
     if not found:
-        raise DocsError(
-            f"{name} has no guide's call: tag its cells `{GUIDE_TAG}`, or put them under a "
-            f'"{GUIDE_HEADING} ..." heading.'
+        raise table_error(
+            TOOLS, "lesson-no-guide-call", DocsError, name=name, tag=GUIDE_TAG, heading=GUIDE_HEADING
         )
     return found
 
@@ -243,7 +242,7 @@ def guide_cells(nb: NotebookNode, name: str = "lesson") -> list[NotebookNode]:
 def setup_cells(nb: NotebookNode, name: str = "lesson") -> list[NotebookNode]:
     found = [c for c in section_cells(nb, SETUP_HEADING) if c.cell_type == "code"]
     if not found:
-        raise DocsError(f'{name} has no code under a "{SETUP_HEADING}" heading.')
+        raise table_error(TOOLS, "lesson-no-setup", DocsError, name=name, heading=SETUP_HEADING)
     return found
 
 
@@ -254,7 +253,7 @@ def provider_line(nb: NotebookNode) -> str:
             for line in output.get("data", {}).get("text/plain", "").splitlines():
                 if line.startswith("Provider: "):
                     return str(line.removeprefix("Provider: ")).strip()
-    raise DocsError('The lesson\'s set-up cell printed no "Provider:" line; run `make notebooks`.')
+    raise table_error(TOOLS, "lesson-no-provider-line", DocsError)
 
 
 # --- the page ---------------------------------------------------------------------------------------------
@@ -288,7 +287,9 @@ def guide_notebook(folder: Path) -> NotebookNode:
     lessons = {path.stem: read_lesson(path) for path in notebooks.lessons(folder)}
     missing = [s.lesson for s in (*SECTIONS, *GOING_FURTHER) if s.lesson not in lessons]
     if missing:
-        raise DocsError(f"The page needs the lessons {', '.join(missing)}, which are not in {folder.name}/.")
+        raise table_error(
+            TOOLS, "page-lessons-missing", DocsError, missing=", ".join(missing), folder=folder.name
+        )
 
     cells = [md(INTRO), md(INTRODUCTION), md(PYTHON_EXAMPLES), nbformat.v4.new_code_cell(PREAMBLE)]
     for number, section in enumerate((*SECTIONS, *GOING_FURTHER)):

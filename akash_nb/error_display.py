@@ -14,7 +14,7 @@ from IPython import get_ipython
 from IPython.core.interactiveshell import InteractiveShell
 
 from . import browser, compat
-from .errors import AkashNBError
+from .exceptions import AkashNBError
 from .render import error_sentence, show
 
 

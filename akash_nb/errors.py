@@ -8,30 +8,13 @@ import json
 import socket
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
 
-from . import masking, preflight, untrusted
-from .exceptions import (
-    FILE_KEPT,
-    INPUT,
-    NOTHING,
-    AkashNBError,
-    ConfigError,
-    Failure,
-    FileError,
-    LocalServerError,
-    NoRecordingError,
-    ParameterError,
-    RequestError,
-    _Blank,
-    file_error,
-    input_error,
-    shown_path,
-)
+from . import compat, masking, parameters, untrusted
+from .exceptions import NOTHING, AkashNBError, Failure, NoRecordingError
 from .preflight import RefusedRequest
 from .providers import RETIRED_ON
 
@@ -39,30 +22,16 @@ if TYPE_CHECKING:  # for the annotation only: connection imports this module
     from .connection import Connection
 
 __all__ = [
-    "FILE_KEPT",
-    "INPUT",
-    "NOTHING",
     "NO_STATUS",
     "STATUS",
-    "AkashNBError",
-    "ConfigError",
-    "Failure",
-    "FileError",
-    "LocalServerError",
-    "NoRecordingError",
-    "ParameterError",
     "RefusedRequest",
-    "RequestError",
     "check_content_type",
     "ended_early",
     "explain",
     "failure_for",
-    "file_error",
-    "input_error",
     "mask_error_body",
     "redact",
     "shape_error",
-    "shown_path",
 ]
 
 
@@ -269,7 +238,7 @@ NO_STATUS: dict[str, Failure] = {
         False,
         CUT_KEPT,
     ),
-    # In a browser tab (akash_nb.browser): fetch's failures, and what a tab cannot start.
+    # In a browser tab (akash_nb.browser): fetch's failures (what a tab cannot start: exceptions.TAB).
     "tab-unreachable": Failure(
         "in a browser tab: the server cannot be reached (it is down, or its CORS does not allow this site)",
         "The browser could not reach {provider} at {url}: it is down, or it does not allow requests "
@@ -277,39 +246,6 @@ NO_STATUS: dict[str, Failure] = {
         "locally (make lab).",
         True,
         NOTHING,
-    ),
-    "tab-no-jspi": Failure(
-        "in a browser tab where Python cannot wait for JavaScript (no JSPI: a widget's callback, or a "
-        "browser without it): the in-browser model asked by the sync client",
-        "The in-browser model cannot answer openai.OpenAI here: Python cannot wait for JavaScript in "
-        "this call (a widget's callback, or a browser without JavaScript Promise Integration); run it "
-        "in a cell of a current Chrome or Edge, or run the lessons locally (make lab).",
-        False,
-        NOTHING,
-    ),
-    "tab-local-only": Failure(
-        "in a browser tab: what starts a process, a thread or a socket (the embedded model, a class "
-        "server, doctor, join, the wheel server, code.run_tests)",
-        "{detail} cannot run in a browser tab; run the lessons locally (make lab) for it.",
-        False,
-        NOTHING,
-        "what cannot run",
-    ),
-    "tab-starts": Failure(
-        "in a browser tab: a lesson cell that starts a process, a thread or a socket (lesson 03's "
-        "test runner, lesson 07's stand-in server)",
-        "This cell starts {what}, which a browser tab cannot: run {detail} locally (make lab) to see it.",
-        False,
-        NOTHING,
-        "the lesson",
-    ),
-    "tab-unmade": Failure(
-        "in a browser tab: a later cell using a name such a cell would have made",
-        "This cell uses {name}, which an earlier cell could not make in a browser tab (it starts "
-        "{what}): run {detail} locally (make lab) to see it.",
-        False,
-        NOTHING,
-        "the lesson",
     ),
     "ended-early": Failure(
         "stream ended without a finish_reason",
@@ -389,7 +325,7 @@ def _remember_client_key(error: BaseException) -> str:
     """The api_key of the openai client whose method raised `error` ("" if none is found), remembered."""
     for frame, _ in traceback.walk_tb(error.__traceback__):
         owner = frame.f_locals.get("self")
-        for candidate in (owner, getattr(owner, "_client", None)):
+        for candidate in (owner, compat.stream_client(owner)):
             if isinstance(candidate, (openai.OpenAI, openai.AsyncOpenAI)):
                 key = candidate.api_key
                 if isinstance(key, str) and key:
@@ -484,13 +420,13 @@ def _is_context_error(body: dict[str, Any]) -> bool:
 
 
 def _parameter_problem(error: openai.APIStatusError) -> str:
-    """The sentence `preflight.check_parameters` gives for the failed request's body, if any."""
+    """The sentence `parameters.check_parameters` gives for the failed request's body, if any."""
     try:
         body = json.loads(error.request.content or b"{}")
     except (ValueError, RuntimeError, UnicodeDecodeError):
         return ""
     try:
-        preflight.check_parameters(body)
+        parameters.check_parameters(body)
     except AkashNBError as problem:
         return problem.sentence
     return ""
@@ -659,49 +595,4 @@ def mask_error_body(response: httpx2.Response) -> None:
     text = response.text
     masked = redact(text)
     if masked != text:
-        # httpx2 keeps a read body in `_content` (and its decoded text in `_text`): the SDK reads both.
-        response._content = masked.encode(response.encoding or "utf-8", errors="replace")
-        response.__dict__.pop("_text", None)
-
-
-def table_rows() -> list[tuple[str, str, str, str]]:
-    """(case, what the user sees, retried?, anything lost?) for every row, as docs/errors.md shows them."""
-    rows = []
-    for failure in (*STATUS.values(), *NO_STATUS.values(), *INPUT.values()):
-        shown = failure.sentence.format_map(
-            _Blank(
-                provider="[provider]",
-                detail=f"[{failure.detail}]",
-                url="[URL]",
-                wait=", Retry-After: [n] s",
-                status="[status]",
-            )
-        )
-        rows.append((failure.case, shown, "yes, by the SDK" if failure.retry else "no", failure.lost))
-    return rows
-
-
-def markdown_table() -> str:
-    """The case table in Markdown (docs/errors.md embeds exactly this; a test keeps them equal)."""
-    lines = ["| Case | What the user sees | Retried? | Anything lost? |", "|---|---|---|---|"]
-    for row in table_rows():
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    return "\n".join(lines)
-
-
-def write_docs(path: str = "docs/errors.md") -> bool:
-    """Put `markdown_table()` into `path` in place of the table there; True if the file changed.
-
-    `akash-nb errors-table` runs it (tests/test_errors.py checks the committed file)."""
-    target = Path(path)
-    text = target.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| Case | What the user sees"))
-    end = start
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    new = "\n".join(lines[:start] + markdown_table().splitlines() + lines[end:]) + "\n"
-    if new == text:
-        return False
-    target.write_text(new, encoding="utf-8")
-    return True
+        compat.replace_body(response, masked.encode(response.encoding or "utf-8", errors="replace"))

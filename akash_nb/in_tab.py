@@ -19,7 +19,7 @@ import httpx2
 from IPython import get_ipython
 
 from . import browser, replay
-from .exceptions import ConfigError
+from .exceptions import config_error
 
 if TYPE_CHECKING:
     from httpx2_jsfetch import Call, Reply
@@ -44,10 +44,7 @@ def recordings() -> replay.Recordings:
     """This tab's replay of `recordings_folder()` (one per folder: repeats are counted as the server's)."""
     folder = recordings_folder()
     if not folder.is_dir():
-        raise ConfigError(
-            f"The recordings folder {folder} does not exist; set {replay.FOLDER_ENV} to the folder that "
-            "holds them."
-        )
+        raise config_error("tab-recordings-missing", folder=folder, variable=replay.FOLDER_ENV)
     if folder not in _recordings:
         _recordings[folder] = replay.Recordings(folder)
     return _recordings[folder]

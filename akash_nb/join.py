@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from dotenv import set_key
 
 from . import browser, config, files, masking, untrusted
-from .exceptions import ConfigError, file_error, input_error
+from .exceptions import ConfigError, config_error, file_error, input_error
 from .llama_server import list_models
 
 JOIN_TIMEOUT = 10.0
@@ -35,10 +35,7 @@ def class_url(text: str) -> str:
         raw = "http://" + raw
     parsed = urlparse(raw)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in raw):
-        raise ConfigError(
-            f"'{untrusted.shown_url(text)}' is not a server address; copy the URL from the teacher's screen, "
-            "like http://192.168.1.20:8080/v1. Nothing was written."
-        )
+        raise config_error("join-not-an-address", url=untrusted.shown_url(text))
     if untrusted.has_user_info(raw):
         raise input_error(
             "url-credentials", ConfigError, url=untrusted.shown_url(raw), where="the URL you gave"
@@ -52,26 +49,13 @@ def served_models(url: str, key: str, timeout: float = JOIN_TIMEOUT) -> list[str
         return list_models(url, key, timeout)
     except urllib.error.HTTPError as error:
         if error.code == 401:
-            raise ConfigError(
-                f"The class server at {untrusted.shown_url(url)} refused this key (401); copy the key "
-                "again from the teacher's screen and run the same command. Nothing was written."
-            ) from None
-        raise ConfigError(
-            f"{untrusted.shown_url(url)} answered {error.code} instead of a list of models; check the "
-            "URL on the teacher's screen (it ends in /v1). Nothing was written."
-        ) from None
+            raise config_error("join-key-refused", url=untrusted.shown_url(url)) from None
+        raise config_error("join-status", url=untrusted.shown_url(url), status=error.code) from None
     except (urllib.error.URLError, OSError) as error:
         reason = untrusted.shown(getattr(error, "reason", error), 200)
-        raise ConfigError(
-            f"Could not reach {untrusted.shown_url(url)} ({reason}); check that this laptop is on the same "
-            "network as the teacher's and that the class server is running. Nothing was "
-            "written."
-        ) from None
+        raise config_error("join-unreachable", url=untrusted.shown_url(url), reason=reason) from None
     except ValueError:
-        raise ConfigError(
-            f"{untrusted.shown_url(url)} answered, but not with a list of models: it is not a class "
-            "server; check the URL on the teacher's screen. Nothing was written."
-        ) from None
+        raise config_error("join-not-class-server", url=untrusted.shown_url(url)) from None
 
 
 def join(url: str, key: str, env_file: Path | None = None) -> str:

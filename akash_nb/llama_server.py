@@ -20,7 +20,7 @@ from typing import Any
 
 from . import engine as engines
 from . import untrusted
-from .exceptions import LocalServerError
+from .exceptions import LocalServerError, engine_error
 from .files import write_atomically
 from .model import model_name
 from .secret import Secret
@@ -203,10 +203,8 @@ def wait_until_ready(
                     if engine.args
                     else f"delete {engines.build_dir()} and run `akash-nb engine --build`"
                 )
-                raise LocalServerError(
-                    f"The embedded model server ({engine.describe()}) was killed by an illegal "
-                    f"instruction: it was built for a CPU this machine's does not match; {fix}, or set "
-                    f"{engines.VARIABLE} to a llama-server built for this machine."
+                raise engine_error(
+                    "illegal-instruction", engine=engine.describe(), fix=fix, variable=engines.VARIABLE
                 )
             raise LocalServerError(
                 f"The embedded model server exited (code {process.returncode}) while starting; "
@@ -215,9 +213,7 @@ def wait_until_ready(
         if answers(base_url, key, model, timeout=1.0):
             return
         time.sleep(0.05)
-    raise LocalServerError(
-        f"The embedded model server did not become ready in {timeout:g} s and was stopped; its log is {log}."
-    )
+    raise engine_error("server-not-ready", timeout=f"{timeout:g}", log=log)
 
 
 def tail(log: Path, lines: int = 5) -> str:

@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from . import browser, llama_server
 from . import engine as engines
 from . import model as models
-from .exceptions import LocalServerError, file_error
+from .exceptions import engine_error, file_error
 from .files import ensure_folder, read_text, write_atomically
 from .llama_server import (
     CONTEXT_TOKENS,
@@ -187,16 +187,10 @@ def _fixed_port() -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise LocalServerError(
-            f"AKASH_NB_LOCAL_PORT is {raw!r}, not a port number; set it to a number such as 8765, "
-            "or unset it to pick a free port."
-        )
+        raise engine_error("port-invalid", value=repr(raw))
     port = int(raw)
     if port_in_use(port):
-        raise LocalServerError(
-            f"Port {port} (AKASH_NB_LOCAL_PORT) is already in use; free it, or unset "
-            "AKASH_NB_LOCAL_PORT to pick a free port."
-        )
+        raise engine_error("port-in-use", port=port)
     return port
 
 
@@ -232,10 +226,7 @@ def ensure_server(timeout: float = READY_TIMEOUT) -> Server:
             state_file(config).unlink(missing_ok=True)
             return _start(engine, wanted, config, timeout)
     except Timeout:
-        raise LocalServerError(
-            f"Waited {timeout + 30:g} s for another process starting the embedded model; "
-            f"run `akash-nb stop` and try again (lock: {lock.lock_file})."
-        ) from None
+        raise engine_error("lock-timeout", seconds=f"{timeout + 30:g}", lock=lock.lock_file) from None
 
 
 def _start(engine: engines.Engine, path: Path, config: str, timeout: float) -> Server:

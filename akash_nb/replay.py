@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from . import config, local, untrusted
-from .errors import ConfigError
+from .exceptions import config_error
 from .files import ensure_folder, read_text, write_atomically
 from .secret import Secret
 
@@ -392,10 +392,7 @@ def resolve_upstream(spec: str | None = None) -> Upstream:
         return UPSTREAMS[spec.lower()]()
     if spec.startswith(("http://", "https://")):
         return _url_upstream(spec)
-    raise ConfigError(
-        f"Unknown recording upstream {spec!r}: use local, akashml, or an http(s) URL such as "
-        "http://my-server:8000/v1."
-    )
+    raise config_error("unknown-upstream", spec=repr(spec))
 
 
 # --- the server -----------------------------------------------------------------------------------------
@@ -712,10 +709,8 @@ def resolve_mode(mode: str | None = None) -> str:
     """`mode`, else AKASH_NB_REPLAY_MODE, else `replay`."""
     chosen = (mode or os.environ.get(MODE_ENV, "") or "replay").strip().lower()
     if chosen not in MODES:
-        raise ConfigError(
-            f"Unknown replay mode {chosen!r} (from {'argument' if mode else MODE_ENV}): "
-            f"choose one of {', '.join(MODES)}."
-        )
+        where = "argument" if mode else MODE_ENV
+        raise config_error("unknown-replay-mode", mode=repr(chosen), where=where, modes=", ".join(MODES))
     return chosen
 
 
@@ -736,14 +731,10 @@ def ensure_server(
             return server
         if chosen == "replay":
             if os.path.lexists(where) and not where.is_dir():
-                raise ConfigError(
-                    f"The recordings folder {where} is not a folder (a file, a FIFO or a symlink loop stands "
-                    f"there); remove it, or set {FOLDER_ENV} to the folder that holds the recordings."
-                )
+                raise config_error("recordings-not-folder", folder=where, variable=FOLDER_ENV)
             if not where.is_dir():
-                raise ConfigError(
-                    f"The recordings folder {where} does not exist; record the lessons with "
-                    f"`{RECORD_COMMAND}`, or set {FOLDER_ENV} to the folder that holds them."
+                raise config_error(
+                    "recordings-missing", folder=where, command=RECORD_COMMAND, variable=FOLDER_ENV
                 )
             server = ReplayServer(where, chosen, None)
         else:

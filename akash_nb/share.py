@@ -24,7 +24,7 @@ from typing import TextIO
 from . import browser, llama_server
 from . import engine as engines
 from . import model as models
-from .exceptions import LocalServerError
+from .exceptions import engine_error
 from .join import env_settings
 from .llama_server import READY_TIMEOUT, port_in_use
 from .local import state_dir
@@ -79,11 +79,11 @@ def start_share(
     """Start a class server (see `share`) and wait until it answers; the caller stops it (`stop_share`)."""
     browser.refuse("A class server (llama.cpp's server, a process listening on the network)")
     if slots < 1:
-        raise LocalServerError(f"--slots is {slots}; it must be at least 1.")
+        raise engine_error("slots-invalid", slots=slots)
     path = models.ensure()
     engine = engines.ensure()
     if port_in_use(port, host):
-        raise LocalServerError(f"Port {port} on {host} is already in use; pick another with --port.")
+        raise engine_error("class-port-in-use", port=port, host=host)
     key = Secret(new_key())
     log = state_dir() / f"share-{port}.log"
     process = llama_server.start(
@@ -347,9 +347,7 @@ def share(
                     print(line, file=out, flush=True)
                     shown = line
             time.sleep(STATUS_EVERY)
-        raise LocalServerError(
-            f"The class server exited (code {shared.process.returncode}); its log is {shared.log}."
-        )
+        raise engine_error("class-server-exited", code=shared.process.returncode, log=shared.log)
     finally:
         if terminal:
             print(file=out)

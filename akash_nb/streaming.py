@@ -20,8 +20,8 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
-from . import answers, compat, errors, untrusted
-from .preflight import wrong_type
+from . import answers, compat, errors, exceptions, untrusted
+from .parameters import wrong_type
 
 if TYPE_CHECKING:  # for the annotation only
     from .connection import Connection
@@ -32,7 +32,7 @@ class StreamResult:
     text: str  # every piece of text that arrived, in order (partial when cut)
     finish_reason: str | None  # why the model stopped; None when the stream never said
     cut: bool  # the answer is incomplete: the stream failed or ended without a finish_reason
-    error: errors.AkashNBError | None  # the one sentence, when cut
+    error: exceptions.AkashNBError | None  # the one sentence, when cut
     chunks: int  # chunks received
     usage: CompletionUsage | None = None  # when the server reported it (stream_options include_usage)
     model: str | None = None  # the model the chunks name
@@ -67,7 +67,7 @@ def collect_stream(
     chunks = 0
     chose = False  # a chunk with a choice arrived (Azure's first chunk and the usage chunk have none)
     calls = answers.ToolCallPieces()
-    error: errors.AkashNBError | None = None
+    error: exceptions.AkashNBError | None = None
     refused = _watch_error_field(stream)
     try:
         with stream:
@@ -132,7 +132,7 @@ def _watch_error_field(stream: openai.Stream[ChatCompletionChunk]) -> list[str]:
     return found
 
 
-def _refused(value: str, request: httpx2.Request, where: Connection | str | None) -> errors.AkashNBError:
+def _refused(value: str, request: httpx2.Request, where: Connection | str | None) -> exceptions.AkashNBError:
     """The sentence for an `error:` field: the server's message, as for an error event in the stream."""
     try:
         body = json.loads(value)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import masking
-from .exceptions import ParameterError
+from .exceptions import INPUT, ParameterError, table_error
 
 CELL_LIMIT = 2000  # characters of one cell; the rest is counted, not shown
 ROW_LIMIT = 200  # rows of one table; the rest is counted, not shown
@@ -69,15 +69,15 @@ class Table:
             else:
                 values = list(row)
                 if columns is None or len(values) != len(names):
-                    raise ParameterError(
-                        "akash_nb.table: a row that is not a dict needs columns=[...] with one name per "
-                        "value; give the names, or pass each row as a dict."
-                    )
+                    raise table_error(INPUT, "table-row-needs-columns", ParameterError)
                 as_dicts.append(dict(zip(names, values, strict=True)))
         if index is not None and index not in names:
-            raise ParameterError(
-                f"akash_nb.table: index={cell_text(index, 80)!r} is not one of the columns "
-                f"({cell_text(', '.join(names), 300)}); name one of them."
+            raise table_error(
+                INPUT,
+                "table-index-not-a-column",
+                ParameterError,
+                index=repr(cell_text(index, 80)),
+                columns=cell_text(", ".join(names), 300),
             )
         if index is not None:
             names.remove(index)

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 
 from . import notebooks
-from .errors import ConfigError
+from .exceptions import TOOLS, ConfigError, table_error
 
 SETUP_CELL = """\
 import akash_nb
@@ -141,15 +141,12 @@ def _cells(title: str) -> list[nbformat.NotebookNode]:
 def new_lesson(folder: Path, name: str) -> Path:
     """Write `folder/NN-name.ipynb` (NN: one more than the highest lesson number) from the template."""
     if not NAME.match(name):
-        raise ConfigError(
-            f"The lesson name {name!r} is not lowercase words joined by hyphens; use e.g. "
-            "`akash-nb new-lesson embeddings`."
-        )
+        raise table_error(TOOLS, "lesson-name-invalid", ConfigError, name=repr(name))
     numbered = [p for p in notebooks.lessons(folder) if re.match(r"\d\d-", p.name)]
     numbers = [int(p.name[:2]) for p in numbered]
     existing = [p for p in numbered if p.name[3:] == f"{name}.ipynb"]
     if existing:
-        raise ConfigError(f"{existing[0].name} already exists in {folder}; choose another name.")
+        raise table_error(TOOLS, "lesson-exists", ConfigError, file=existing[0].name, folder=folder)
     path = folder / f"{max(numbers, default=-1) + 1:02d}-{name}.ipynb"
     nb = nbformat.v4.new_notebook(cells=_cells(name.replace("-", " ").capitalize()))
     for index, cell in enumerate(nb.cells):

@@ -17,7 +17,7 @@ import openai
 from IPython.lib.pretty import PrettyPrinter
 from openai.types import CompletionUsage
 
-from . import browser, errors, llama_server, preflight, render, streaming, untrusted
+from . import browser, errors, exceptions, llama_server, parameters, preflight, render, streaming, untrusted
 from .connection import Connection, connection_for, connection_or_unknown, resolve_model
 from .conversation import Conversation
 
@@ -285,7 +285,7 @@ class Panel(widgets.VBox):
         """Fill the dropdown from the provider's live /models; on failure show why in the panel."""
         try:
             choice = resolve_model(self.client, self._requested_model)
-        except errors.AkashNBError as exc:
+        except exceptions.AkashNBError as exc:
             self.problem = exc.sentence
             self.answer.value = _error_html(f"Error: {exc.sentence}")
             return False
@@ -328,7 +328,7 @@ class Panel(widgets.VBox):
                 max_tokens=request["max_tokens"],
                 context_tokens=self._context,
             )
-        except errors.AkashNBError as problem:
+        except exceptions.AkashNBError as problem:
             return self._finish(Result.refused(self.conn, problem.sentence))
         self.run_button.disabled = True
         self.usage.value = ""
@@ -445,17 +445,19 @@ def _check_panel_arguments(
 ) -> None:
     """Each argument of `panel()` is usable, or one sentence names it and the fix (max_tokens above the
     context is lowered to the context by the max_tokens box itself)."""
-    preflight.text_param(
+    parameters.text_param(
         "prompt", prompt, example='akash_nb.panel(client, "Once upon a time")', allow_empty=True
     )
     if messages is not None and (messages or not isinstance(messages, list)):
         preflight.check_messages(messages)
-    preflight.text_param("model", model, example="model='SmolLM2-135M-Instruct'", identifier=True)
-    preflight.number_param(
+    parameters.text_param("model", model, example="model='SmolLM2-135M-Instruct'", identifier=True)
+    parameters.number_param(
         "temperature", temperature, low=0, high=2, example="temperature=0.7", optional=False
     )
-    preflight.int_param("max_tokens", max_tokens, low=1, high=10**9, example="max_tokens=128", optional=False)
-    preflight.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
+    parameters.int_param(
+        "max_tokens", max_tokens, low=1, high=10**9, example="max_tokens=128", optional=False
+    )
+    parameters.text_param("system", system, example="system='You are a helpful assistant.'", allow_empty=True)
 
 
 # The "Try it" panel for a client, as lessons write it: `akash_nb.panel(client, "Once upon a time")`.
@@ -488,7 +490,7 @@ class ChatBox:
 
     def __init__(self, conversation: Conversation):
         if not isinstance(conversation, Conversation):
-            raise preflight.wrong_type(
+            raise parameters.wrong_type(
                 "conversation",
                 conversation,
                 expected="an akash_nb.Conversation",
@@ -508,7 +510,7 @@ class ChatBox:
 
     def send(self, text: str | None = None) -> str | None:
         """Send `text` (default: what is in the text box) and return the reply, or None if it failed."""
-        preflight.text_param("text", text, example="chatbox.send('Hello')", allow_empty=True)
+        parameters.text_param("text", text, example="chatbox.send('Hello')", allow_empty=True)
         if text is not None:
             self.text.value = text
         message = self.text.value

@@ -17,7 +17,7 @@ from IPython.lib.pretty import PrettyPrinter
 
 from . import compat
 from .connection import connection_for_url
-from .errors import AkashNBError
+from .exceptions import INPUT, AkashNBError, table_error
 from .secret import Secret
 
 SHOWN_HEADERS = ("content-type",)  # the SDK's other headers (versions, OS, retry count) teach nothing here
@@ -100,11 +100,7 @@ def _key_variable(base_url: str) -> str:
 def exchange(raw: compat.RawResponse) -> Exchange:
     """The `Exchange` behind a `with_raw_response` result."""
     if not compat.is_raw_response(raw):
-        raise AkashNBError(
-            f"show_http needs the HTTP exchange, which a {type(raw).__name__} no longer holds: make the call "
-            "with client.chat.completions.with_raw_response.create(...), pass what it returns to show_http, "
-            "and use its .parse() as the response."
-        )
+        raise table_error(INPUT, "show-http-not-raw", AkashNBError, type=type(raw).__name__)
     request, response = raw.http_request, raw.http_response
     headers = {
         name.title(): value for name, value in request.headers.items() if name.lower() in SHOWN_HEADERS

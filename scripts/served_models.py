@@ -12,7 +12,7 @@ import sys
 
 import akash_nb
 from akash_nb.connection import served_models
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 from akash_nb.providers import PROVIDERS
 
 

@@ -19,7 +19,7 @@ from akash_nb import connection as connections
 from akash_nb import local, render
 from akash_nb.connect import choose_model, client
 from akash_nb.connection import connection_for, resolve_model, served_models
-from akash_nb.errors import AkashNBError, ConfigError
+from akash_nb.exceptions import AkashNBError, ConfigError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 GUIDE_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"

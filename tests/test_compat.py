@@ -136,7 +136,6 @@ def test_show_traceback_shows_a_custom_handlers_lines_as_the_cells_error(capsys)
 
 # errors.py, owned by another change of issue 24, still writes these two itself until it calls
 # compat.replace_body and compat.stream_client (wired after the merge); nothing else may.
-NOT_YET_WIRED = {("errors", "_content"), ("errors", "_client")}
 OWN_OBJECTS = {"self", "cls", "super", "other", "parts"}  # other: __eq__; parts: urlsplit's _replace
 
 
@@ -165,7 +164,7 @@ def test_only_compat_uses_another_librarys_private_internals():
     for path in sorted((ROOT / "akash_nb").glob("*.py")):
         if path.stem != "compat":
             found |= private_uses(path.stem, ast.parse(path.read_text(encoding="utf-8")))
-    assert found - NOT_YET_WIRED == set()
+    assert found == set()
 
 
 def test_the_private_use_finder_finds_each_kind():

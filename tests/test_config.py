@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from akash_nb import config
-from akash_nb.errors import ConfigError
+from akash_nb.exceptions import ConfigError
 from akash_nb.secret import Secret
 
 AKML = "akml-" + "0123456789abcdef"
@@ -457,3 +457,16 @@ def test_a_kernel_whose_front_end_cannot_answer_gets_the_sentence_not_a_hang(mon
     monkeypatch.setenv("AKASH_NB_PROVIDER", "akashml")
     with pytest.raises(ConfigError, match="set AKASHML_API_KEY in the environment"):
         config.resolve(prompt=config._getpass)
+
+
+@pytest.mark.parametrize("module", ["akash_nb.config", "akash_nb.parameters", "akash_nb.cli"])
+def test_configuration_and_the_parameter_checkers_load_without_the_sdk(module):
+    """Settings (and the checkers every layer uses, and the command line) load without openai or httpx2."""
+    import subprocess  # only this test starts a fresh interpreter
+    import sys
+
+    root = str(Path(__file__).resolve().parent.parent)  # -I: no PYTHONPATH stand-ins, no site hooks
+    code = f"import sys; sys.path.insert(0, {root!r}); import {module}; "
+    code += "print(sorted({'openai', 'httpx2'} & set(sys.modules)))"
+    shown = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[]", f"{module} loads {shown.stdout.strip()}"

@@ -38,7 +38,8 @@ from akash_nb.conversation import (
     estimate_message_tokens,
     estimate_tokens,
 )
-from akash_nb.errors import AkashNBError, explain
+from akash_nb.errors import explain
+from akash_nb.exceptions import AkashNBError
 
 FAST = {"temperature": 0, "max_tokens": 16}  # deterministic, and each call well under half a second
 

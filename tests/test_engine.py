@@ -18,7 +18,7 @@ import pytest
 from standin import program
 
 from akash_nb import engine
-from akash_nb.errors import LocalServerError
+from akash_nb.exceptions import LocalServerError
 
 HELP_TODAY = "\n".join(f"{option} N   something" for option in engine.REQUIRED_OPTIONS)
 

@@ -10,26 +10,31 @@ import httpx2  # the OpenAI SDK's HTTP library, used here only to build a respon
 import openai
 import pytest
 
-from akash_nb import errors
-from akash_nb.errors import NO_STATUS, STATUS, AkashNBError, ConfigError, RequestError, explain
+from akash_nb import errors, errors_doc, exceptions
+from akash_nb.errors import NO_STATUS, STATUS, explain
+from akash_nb.exceptions import AkashNBError, ConfigError, RequestError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
-ALL = [*STATUS.values(), *NO_STATUS.values(), *errors.INPUT.values()]
+ALL = [
+    *STATUS.values(),
+    *NO_STATUS.values(),
+    *(row for table in exceptions.SENTENCE_TABLES for row in table.values()),
+]
 
 
 def test_docs_errors_md_embeds_the_generated_table():
     text = DOCS.read_text()
-    assert errors.markdown_table() in text, (
-        "docs/errors.md is out of date: paste akash_nb.errors.markdown_table() into it"
+    assert errors_doc.markdown_table() in text, (
+        "docs/errors.md is out of date: paste akash_nb.errors_doc.markdown_table() into it"
     )
 
 
 def test_the_generator_leaves_the_committed_page_as_it_is(tmp_path):
     copy = tmp_path / "errors.md"
     copy.write_text(DOCS.read_text())
-    assert errors.write_docs(str(copy)) is False  # the committed page is what the generator writes
+    assert errors_doc.write_docs(str(copy)) is False  # the committed page is what the generator writes
     copy.write_text(DOCS.read_text().replace("| 402 no credits", "| 402 stale row"))
-    assert errors.write_docs(str(copy)) is True and copy.read_text() == DOCS.read_text()
+    assert errors_doc.write_docs(str(copy)) is True and copy.read_text() == DOCS.read_text()
 
 
 def test_the_docs_table_has_one_row_per_case():
@@ -37,27 +42,41 @@ def test_the_docs_table_has_one_row_per_case():
     assert len(rows) == 1 + len(ALL)  # header + one per case
 
 
+class Filled(dict):
+    """The fields a row names, each filled in: the usual ones as given, any other as 7."""
+
+    def __missing__(self, key):
+        return 7
+
+
 @pytest.mark.parametrize("failure", ALL, ids=[f.case for f in ALL])
 def test_every_row_is_one_sentence_that_says_what_to_do(failure):
-    sentence = failure.sentence.format(
-        provider="AkashML",
-        detail="Something.",
-        url="http://h/v1",
-        wait="",
-        status=500,
-        name="max_tokens",
-        expected="a whole number",
-        got="'ten'",
-        example="max_tokens=100",
-        allowed="1–100",
-        char="U+200B",
-        where="the api_key= argument",
-        what="The file",
-        path="x.json",
-        why="truncated",
-        fix="delete it.",
+    sentence = failure.sentence.format_map(
+        Filled(
+            provider="AkashML",
+            detail="Something.",
+            url="http://h/v1",
+            wait="",
+            status=500,
+            name="max_tokens",
+            expected="a whole number",
+            got="'ten'",
+            example="max_tokens=100",
+            allowed="1–100",
+            char="U+200B",
+            where="the api_key= argument",
+            what="The file",
+            path="x.json",
+            why="truncated",
+            fix="delete it.",
+        )
     )
-    assert sentence.endswith(".") and "{" not in sentence and "  " not in sentence
+    # every field filled: a brace left is one the sentence shows ({{ in the template: a JSON shape)
+    assert (
+        sentence.endswith(".")
+        and sentence.count("{") == failure.sentence.count("{{")
+        and "  " not in sentence
+    )
     assert "\n" not in sentence
 
 

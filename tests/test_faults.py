@@ -14,7 +14,8 @@ from faultserver import UNRESOLVABLE_URL, WORDS, FaultServer, closed_port, conne
 
 import akash_nb
 from akash_nb import errors
-from akash_nb.errors import AkashNBError, explain
+from akash_nb.errors import explain
+from akash_nb.exceptions import AkashNBError
 from akash_nb.streaming import collect_stream
 
 pytestmark = pytest.mark.faults

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import akash_nb
 from akash_nb import cli, code, config, doctor, errors, masking, preflight, render, streaming
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 from akash_nb.secret import Secret
 from akash_nb.widgets import ChatBox
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import akash_nb
 from akash_nb import cli, config, local, notebooks, replay
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 
 pytestmark = pytest.mark.faults
 

@@ -19,7 +19,7 @@ from project import ROOT
 import akash_nb
 from akash_nb import doctor
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 from akash_nb.secret import Secret
 from akash_nb.widgets import ChatBox
 

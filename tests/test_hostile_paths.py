@@ -33,7 +33,7 @@ import pytest
 import akash_nb
 from akash_nb import cli, config, local, model, replay
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 
 # A hang fails the cell, it never blocks; `serial`: its 9 s budgets for a whole `akash-nb` subprocess are
 # overrun when two xdist workers share 2 busy cores (5 of 59 failed with -n 2, 1 serially, at load 12).

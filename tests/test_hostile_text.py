@@ -15,7 +15,7 @@ from faultserver import MODEL
 
 import akash_nb
 from akash_nb import doctor, errors, join, render, share, untrusted
-from akash_nb.errors import AkashNBError, ConfigError
+from akash_nb.exceptions import AkashNBError, ConfigError
 
 pytestmark = pytest.mark.faults
 

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from akash_nb import engine, llama_server, local, model
-from akash_nb.errors import LocalServerError
+from akash_nb.exceptions import LocalServerError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 pytestmark = pytest.mark.live

@@ -15,7 +15,7 @@ from processes import environment_without, run
 from project import ROOT
 
 from akash_nb import engine, llama_server, local, model, share
-from akash_nb.errors import LocalServerError
+from akash_nb.exceptions import LocalServerError
 
 
 def test_a_test_not_marked_live_cannot_start_the_embedded_model(state_dir):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from akash_nb import model
-from akash_nb.errors import LocalServerError
+from akash_nb.exceptions import LocalServerError
 
 GGUF = b"GGUF" + bytes(60)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 
+import httpx2
 import pytest
 
-from akash_nb.errors import RequestError
-from akash_nb.preflight import check_request, estimate_tokens
+from akash_nb.exceptions import ParameterError, RequestError
+from akash_nb.parameters import check_parameters
+from akash_nb.preflight import RefusedRequest, check_request, estimate_tokens, refuse_bad_request
 
 USER = [{"role": "user", "content": "Once upon a time"}]
 
@@ -69,7 +72,21 @@ def test_temperature_inside_0_to_2(temperature):
 
 @pytest.mark.parametrize("max_tokens", [0, -5])
 def test_max_tokens_not_above_zero(max_tokens):
-    assert "must be a whole number above 0" in refused(USER, max_tokens=max_tokens)
+    assert refused(USER, max_tokens=max_tokens).startswith(f"max_tokens={max_tokens} is outside 1–")
+
+
+@pytest.mark.parametrize(
+    "parameter", [{"temperature": 5}, {"temperature": -0.1}, {"max_tokens": 0}, {"max_tokens": -5}]
+)
+def test_one_bad_parameter_has_one_sentence_in_check_request_check_parameters_and_a_chat_request(parameter):
+    with pytest.raises(ParameterError) as checked:
+        check_parameters(parameter)
+    request = httpx2.Request(
+        "POST", "http://127.0.0.1:9/v1/chat/completions", content=json.dumps({"messages": USER, **parameter})
+    )
+    with pytest.raises(RefusedRequest) as sent:
+        refuse_bad_request(request)
+    assert refused(USER, **parameter) == checked.value.sentence == sent.value.sentence
 
 
 def test_max_tokens_larger_than_the_context():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from akash_nb import config, providers
-from akash_nb.errors import ConfigError
+from akash_nb.exceptions import ConfigError
 from akash_nb.providers import PROVIDERS, RETIRED_ON
 
 

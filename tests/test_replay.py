@@ -21,7 +21,8 @@ import pytest
 
 import akash_nb
 from akash_nb import cli, replay
-from akash_nb.errors import ConfigError, NoRecordingError, explain
+from akash_nb.errors import explain
+from akash_nb.exceptions import ConfigError, NoRecordingError
 from akash_nb.providers import LOCAL_MODEL_NAME
 
 PROMPT = "Once upon a time, in a land far, far away"

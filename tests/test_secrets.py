@@ -23,7 +23,8 @@ from faultserver import FaultServer, connection_to
 
 import akash_nb
 from akash_nb import config, local
-from akash_nb.errors import AkashNBError, ConfigError, explain
+from akash_nb.errors import explain
+from akash_nb.exceptions import AkashNBError, ConfigError
 from akash_nb.providers import LOCAL_MODEL_NAME
 from akash_nb.secret import Secret
 

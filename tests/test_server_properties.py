@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 import akash_nb
 from akash_nb import doctor, error_display, exercises, guide, join, masking, render, streaming
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 from akash_nb.widgets import ChatBox, Panel
 
 pytestmark = pytest.mark.faults

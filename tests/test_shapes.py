@@ -21,7 +21,7 @@ from faultserver import MODEL, WORDS, FaultServer
 import akash_nb
 from akash_nb import exercises, guide, render, streaming
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 from akash_nb.widgets import ChatBox, Panel
 
 pytestmark = pytest.mark.faults

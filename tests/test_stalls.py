@@ -20,7 +20,7 @@ from faultserver import WORDS, FaultServer, sse_chunk
 import akash_nb
 from akash_nb import connect, errors
 from akash_nb.conversation import Conversation
-from akash_nb.errors import AkashNBError
+from akash_nb.exceptions import AkashNBError
 from akash_nb.streaming import collect_stream
 
 pytestmark = pytest.mark.faults
