@@ -9,14 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from .exceptions import AkashNBError, engine_error, file_error
+from ._core.exceptions import AkashNBError, engine_error, file_error
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from . import local
+    from ._engine import embedded as local
 
     if args.share:
-        from . import share
+        from ._engine import class_server as share
 
         try:
             share.share(
@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from . import local
+    from ._engine import embedded as local
 
     if args.all:
         count = local.stop_all()
@@ -54,7 +54,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from . import engine, model
+    from ._engine import builds as engine, weights as model
 
     found = engine.ensure() if args.build else engine.find()
     weights = model.ensure() if args.build else model.find()
@@ -85,14 +85,14 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import notebooks
+    from ._tools import notebooks
 
     return 1 if notebooks.run_all(_lessons(args), Path(args.out)) else 0
 
 
 def _lessons(args: argparse.Namespace) -> list[Path]:
     """The lessons named on the command line, else every lesson in --folder."""
-    from . import notebooks
+    from ._tools import notebooks
 
     return [Path(p) for p in args.notebooks] or notebooks.lessons(Path(args.folder))
 
@@ -104,14 +104,15 @@ def _add_lessons(parser: argparse.ArgumentParser, verb: str) -> None:
 
 def _check_engine_can_be_had() -> None:
     """The student set (`make student`) has no engine and nothing to build one with: say what to do."""
-    from . import engine
+    from ._engine import builds as engine
 
     if engine.find() is None and engine.student_set():
         raise engine_error("student-set")
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from . import config, local
+    from ._core import config
+    from ._engine import embedded as local
 
     settings = config.resolve()
     if settings.provider.name == "local":
@@ -139,14 +140,14 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _join(args: argparse.Namespace) -> int:
-    from . import join
+    from ._engine import join
 
     print(join.join(args.url, args.key, Path(args.env) if args.env else None))
     return 0
 
 
 def _export_docs(args: argparse.Namespace) -> int:
-    from . import docs
+    from ._tools import docs
 
     for path in docs.export(Path(args.folder), Path(args.out)):
         print(path)
@@ -154,7 +155,7 @@ def _export_docs(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from . import notebooks
+    from ._tools import notebooks
 
     return notebooks.record(
         [Path(p) for p in args.notebooks],
@@ -166,20 +167,20 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    from . import notebooks
+    from ._tools import notebooks
 
     return 1 if notebooks.refresh(_lessons(args)) else 0
 
 
 def _errors_table(args: argparse.Namespace) -> int:
-    from . import errors_doc
+    from ._tools import errors_doc
 
     print(("rewrote " if errors_doc.write_docs(args.file) else "up to date: ") + args.file)
     return 0
 
 
 def _new_lesson(args: argparse.Namespace) -> int:
-    from . import template
+    from ._tools import template
 
     path = template.new_lesson(Path(args.folder), args.name)
     print(

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from . import browser, config, parameters, render, replay, secret, untrusted
-from . import engine as engines
-from . import model as models
-from .connect import client
-from .connection import connection_for, resolve_model, served_models
-from .exceptions import AkashNBError
-from .providers import PROVIDERS
+from ._core import in_browser as browser, config, parameters, api_key as secret, untrusted
+from . import _render
+from ._replay import recorder
+from ._engine import builds as engines
+from ._engine import weights as models
+from ._clients import client
+from ._core.connection import connection_for, resolve_model, served_models
+from ._core.exceptions import AkashNBError
+from ._core.providers import PROVIDERS
 
 DOCTOR_TIMEOUT = 15.0
 
@@ -57,7 +59,7 @@ def probe(openai_client: openai.OpenAI) -> Row:
         conn.key_source,
         f"yes, {untrusted.shown(response.model, untrusted.ITEM_LIMIT)} answered",
         shown,
-        render.NOT_MEASURED if conn.provider.name == render.NOT_TIMED_PROVIDER else f"{seconds:.2f} s",
+        _render.NOT_MEASURED if conn.provider.name == _render.NOT_TIMED_PROVIDER else f"{seconds:.2f} s",
         True,
     )
 
@@ -98,7 +100,7 @@ def probe_provider(name: str) -> Row:
 
 
 def configured_provider() -> str | None:
-    """The provider the lessons would use now (the lookup order of `akash_nb.config`), or None when the
+    """The provider the lessons would use now (the lookup order of `akash_nb._core.config`), or None when the
     configuration itself is broken."""
     try:
         return config.resolve(prompt=_no_prompt).provider.name
@@ -129,7 +131,7 @@ def starts_the_embedded_model(name: str) -> bool:
     if name != "replay":
         return False
     try:
-        return replay.resolve_mode() != "replay" and replay.upstream_spec().lower() == "local"
+        return recorder.resolve_mode() != "replay" and recorder.upstream_spec().lower() == "local"
     except AkashNBError:
         return False
 

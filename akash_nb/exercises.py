@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from . import answers
-from .code import check_syntax, extract_code, run_tests
-from .preflight import estimate_tokens
+from ._core import answers
+from .generated_code import check_syntax, extract_code, run_tests
+from ._core.request_checks import estimate_tokens
 
 
 @dataclass(frozen=True)

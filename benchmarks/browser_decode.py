@@ -4,13 +4,13 @@
     .venv/bin/python benchmarks/browser_decode.py --reps 5 --tokens 64 --json build/bench/browser.json
     .venv/bin/python benchmarks/browser_decode.py --compat   # also wllama's compat build (no JSPI)
 
-The same GGUF (akash_nb.model), the same chat template and prompt, streamed on both sides:
+The same GGUF (akash_nb._engine.weights), the same chat template and prompt, streamed on both sides:
 - in the browser: browser/bridge.js in a module Web Worker of headless Chromium on a loopback site
   (tests/bridge_page.py), one thread as on GitHub Pages (no cross-origin isolation). Times come from the
   worker's own clock as the bridge's chunks arrive. Model load: cold is the first load of a fresh browser
   profile (the download from loopback, then llama.cpp's load); warm is the same after a page reload (the
   file from the browser's storage).
-- native: the package's engine (akash_nb.engine.find(): the xllamacpp wheel or a llama-server), started as
+- native: the package's engine (akash_nb._engine.builds.find(): the xllamacpp wheel or a llama-server), started as
   llama_server.start() starts it, once with 1 thread (the fair comparison) and once with the package's own
   thread count; timed through the openai SDK (benchmarks/measure.py's via_server).
 
@@ -41,9 +41,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bridge_page import BASE, CHROMIUM_ARGS, build, missing, serve  # noqa: E402
 from browser_helpers import chromium  # noqa: E402
 
-from akash_nb import engine as engines  # noqa: E402
-from akash_nb import llama_server, model  # noqa: E402
-from akash_nb.secret import Secret  # noqa: E402
+from akash_nb._engine import builds as engines  # noqa: E402
+from akash_nb._engine import llama_server
+from akash_nb._engine import weights  # noqa: E402
+from akash_nb._core.api_key import Secret  # noqa: E402
 from benchmarks.measure import Stream, via_server  # noqa: E402
 
 STORY = "Tell me a long story about a lighthouse keeper and the sea."
@@ -172,7 +173,7 @@ def native_server(
 
 def native_stream(client: Any, rep: int, tokens: int) -> dict[str, Any]:
     streamed: Stream = via_server(
-        client, model.model_name(model.model_file()), messages(rep), max_tokens=tokens, temperature=0, seed=1
+        client, weights.model_name(weights.model_file()), messages(rep), max_tokens=tokens, temperature=0, seed=1
     )
     return {
         "first": streamed.first,
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             "No native engine here: run `make engine` (or install the `local` extra) first.", file=sys.stderr
         )
         return 2
-    gguf = model.ensure()
+    gguf = weights.ensure()
     sides: dict[str, list[dict[str, Any]]] = {
         "browser": [],
         "native-1": [],

@@ -6,7 +6,7 @@ with `stream_options.include_usage`), not from counting chunks; beside them it s
 whose `predicted_per_second` is the engine's view of the same answer's decode rate.
 
 The floors are llama.cpp's `llama-bench` and `llama-batched-bench` from the native build
-(`akash_nb.engine.build()`; the prebuilt wheel has no such tools), on the same model file and threads: what
+(`akash_nb._engine.builds.build()`; the prebuilt wheel has no such tools), on the same model file and threads: what
 llama.cpp can do on this machine with no HTTP, no JSON and no client in the way.
 """
 
@@ -163,7 +163,7 @@ def _json_lines(text: str) -> Iterator[dict]:
 
 def tool_env(spin: bool = False) -> dict[str, str]:
     """The environment llama.cpp's tools run in: the embedded server's wait policy, or OpenMP's spinning."""
-    from akash_nb import llama_server
+    from akash_nb._engine import llama_server
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     return env if spin else {**env, **llama_server.WAIT_POLICY}

@@ -69,9 +69,9 @@ import room as rooms
 from measure import ROOT, Stream, median, percentile
 from nbval_run import nbval_command
 
-from akash_nb import engine as engines
-from akash_nb import notebooks
-from akash_nb.secret import Secret
+from akash_nb._engine import builds as engines
+from akash_nb._tools import notebooks
+from akash_nb._core.api_key import Secret
 
 OUT = ROOT / "build" / "bench"
 REPS = int(os.environ.get("BENCH_REPS", "5"))
@@ -174,7 +174,7 @@ def native_build() -> tuple[Path, float | None]:
     lock as `engine.ensure()` takes it) when one of its tools is missing; and the seconds that took."""
     from filelock import FileLock
 
-    from akash_nb import engine as engines
+    from akash_nb._engine import builds as engines
 
     folder = engines.build_dir()
 
@@ -277,7 +277,7 @@ import json, time
 started = time.monotonic()
 import akash_nb
 from akash_nb import local
-from akash_nb.providers import LOCAL_MODEL_NAME
+from akash_nb._core.providers import LOCAL_MODEL_NAME
 imported = time.monotonic()
 try:
     client = akash_nb.client("local", show=False)
@@ -296,7 +296,7 @@ finally:
 
 def _stop_leftover(state: Path) -> None:
     """A child that died before its own local.stop(): end the servers its state folder names."""
-    from akash_nb import local
+    from akash_nb._engine import embedded as local
 
     previous = os.environ.get("AKASH_NB_STATE_DIR")
     os.environ["AKASH_NB_STATE_DIR"] = str(state)
@@ -664,8 +664,8 @@ class Served:
 
 def serve(engine: engines.Engine, floors: Floors, slots: int, folder: Path) -> Served:
     """Start `engine` on the floors' model with `slots` slots, on a free port of 127.0.0.1."""
-    from akash_nb import llama_server
-    from akash_nb.model import model_name
+    from akash_nb._engine import llama_server
+    from akash_nb._engine.weights import model_name
 
     folder.mkdir(parents=True, exist_ok=True)
     key = Secret(secrets.token_urlsafe(24))
@@ -720,7 +720,8 @@ def bench_engines(floors: Floors, prebuilt: engines.Engine, native: engines.Engi
     """The prebuilt engine ÷ the native build, both started as the package starts its servers (same model
     file, threads, slots and wait policy), both running throughout, their rounds interleaved: one stream's
     decode rate, as the engine reports it and as a light client sees it; and 16 streams at once."""
-    from akash_nb import llama_server, share
+    from akash_nb._engine import llama_server
+    from akash_nb._engine import class_server as share
 
     section = Section("engines")
     slots = share.SHARE_SLOTS
@@ -1017,7 +1018,8 @@ class Bench:
     @functools.cached_property
     def floors(self) -> Floors:
         """The native build's tools, compiled at the first section that needs them if they are missing."""
-        from akash_nb import llama_server, model
+        from akash_nb._engine import llama_server
+        from akash_nb._engine import weights as model
 
         folder, built_s = native_build()
         server = folder / f"llama-server{engines.EXE}"
@@ -1059,7 +1061,7 @@ def run_notebooks_server(bench: Bench, names: set[str]) -> None:
     """Sections 1, 2 and 4 on one notebooks' server (`local.ensure_server()`, as a lesson gets it)."""
     import openai
 
-    from akash_nb import local
+    from akash_nb._engine import embedded as local
 
     server = local.ensure_server()
     try:
@@ -1081,7 +1083,8 @@ def run_notebooks_server(bench: Bench, names: set[str]) -> None:
 
 
 def run_users(bench: Bench, names: set[str]) -> None:
-    from akash_nb import llama_server, share
+    from akash_nb._engine import llama_server
+    from akash_nb._engine import class_server as share
 
     print("5. a room: 1, 4, 16, 32 users at once ...", flush=True)
     shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
@@ -1133,7 +1136,8 @@ def bench_room(url: str, key: str, model: str, pid: int) -> dict:
 
 
 def run_room(bench: Bench, names: set[str]) -> None:
-    from akash_nb import llama_server, share
+    from akash_nb._engine import llama_server
+    from akash_nb._engine import class_server as share
 
     print("8. the room: 30 and 60 students running one cell, arriving spread out ...", flush=True)
     shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
@@ -1181,7 +1185,10 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from akash_nb import llama_server, local, model, share
+    from akash_nb._engine import llama_server
+    from akash_nb._engine import embedded as local
+    from akash_nb._engine import weights as model
+    from akash_nb._engine import class_server as share
 
     args = options(argv)
     chosen = args.only or set(NAMES)

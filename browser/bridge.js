@@ -14,7 +14,7 @@ export const MODEL_ID = 'SmolLM2-135M-Instruct';
 const OWNER = 'akash-nb';
 const N_CTX = 2048; // the lessons' longest conversation fits; the KV cache stays small (135M model)
 // A request with no max_tokens gets this many at most. The native route's llama-server allows 512
-// (akash_nb/llama_server.py DEFAULT_ANSWER_TOKENS), but here the model decodes 7-10 tokens/s on one thread:
+// (akash_nb/_engine/llama_server.py DEFAULT_ANSWER_TOKENS), but here the model decodes 7-10 tokens/s on one thread:
 // the guide's first call sets none, and its story ran to 512 tokens, over a minute with nothing on screen.
 // 128 is about 15 s; the answer says finish_reason "length" when it stops here, and max_tokens asks more.
 export const DEFAULT_ANSWER_TOKENS = 128;

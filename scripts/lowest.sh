@@ -24,7 +24,7 @@ echo "==> $venv on $("$python" --version 2>&1), every requirement at its lowest 
   | grep -iE "^($(sed 's/[=;].*//' "$venv/lowest.txt" | paste -sd '|'))==" | paste -sd ' ' | fold -s -w 110 \
   | sed 's/^/    /'
 echo "==> The lessons' own imports"
-"$venv/bin/python" -c "import akash_nb, akash_nb.widgets, akash_nb.docs, akash_nb.tables"
+"$venv/bin/python" -c "import akash_nb, akash_nb._widgets, akash_nb._tools.docs, akash_nb._tables"
 echo "==> Offline unit tests at the lowest versions"
 # These files, without their `live` tests (tests/conftest.py fails any test that starts llama.cpp unmarked):
 # the SDK's errors and streams (faults, errors, wire), settings, request preflight, keys, exercises, the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Which provider the lessons will use, told from the environment and ./.env alone (before anything is
-# installed), the way akash_nb/config.py infers it: prints "local" when they need the embedded model,
+# installed), the way akash_nb/_core/config.py infers it: prints "local" when they need the embedded model,
 # otherwise the provider named or the variable that points them elsewhere. `make lab` uses it so a student
 # connecting to a class server or AkashML installs the student set only and never compiles llama.cpp.
 set -euo pipefail

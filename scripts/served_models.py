@@ -3,7 +3,7 @@
     python scripts/served_models.py akashml [--base-url URL]
 
 Prints one line per model (served or gone) as Markdown for the job summary; exits 1 when any is gone, so the
-workflow opens an issue. The key comes from the usual places (akash_nb.config); it is never printed."""
+workflow opens an issue. The key comes from the usual places (akash_nb._core.config); it is never printed."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import argparse
 import sys
 
 import akash_nb
-from akash_nb.connection import served_models
-from akash_nb.exceptions import AkashNBError
-from akash_nb.providers import PROVIDERS
+from akash_nb._core.connection import served_models
+from akash_nb._core.exceptions import AkashNBError
+from akash_nb._core.providers import PROVIDERS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -382,7 +382,7 @@ def jupyter_lite_json(preload: list[str]) -> dict[str, object]:
 
 def model_gguf() -> Path:
     sys.path.insert(0, str(ROOT))
-    from akash_nb import model
+    from akash_nb._engine import weights as model
 
     path = model.find()
     if path is None:

@@ -4,7 +4,7 @@
 # xllamacpp wheel, installed from scripts/engine.lock with --require-hashes (seconds, nothing compiled).
 # Then `akash-nb engine --build` checks the engine and fetches the model file: where no wheel fits this
 # platform or CPU (AVX2) it compiles llama-server instead (5 to 8 minutes on 2 cores, once per machine,
-# into the user's cache folder; akash_nb/engine.py gives the order). Nothing is compiled or fetched when the
+# into the user's cache folder; akash_nb/_engine/builds.py gives the order). Nothing is compiled or fetched when the
 # lessons use another provider (scripts/provider.sh), nor for the student set (EXTRAS=lab: `make
 # student`), which installs wheels only (--only-binary), so a student's laptop needs no compiler.
 set -euo pipefail

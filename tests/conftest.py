@@ -15,7 +15,10 @@ from faultserver import FaultServer
 from hypothesis import HealthCheck, settings
 from standin import program
 
-from akash_nb import config, engine, local, model
+from akash_nb._core import config
+from akash_nb._engine import builds
+from akash_nb._engine import embedded
+from akash_nb._engine import weights as model
 
 pytest_plugins = ["pytester"]  # tests/test_markers.py runs a session of its own to prove the guard below
 
@@ -56,7 +59,7 @@ def pytest_configure(config):
         "llama-server",
         answers={
             "--version": "version: 0 (tests/conftest.py's stand-in, not llama.cpp)",
-            "--help": " ".join(engine.REQUIRED_OPTIONS),
+            "--help": " ".join(builds.REQUIRED_OPTIONS),
         },
         stderr=NOT_LIVE,
         code=GUARD_EXIT,
@@ -64,10 +67,10 @@ def pytest_configure(config):
     weights = folder / model.GGUF_NAME  # SmolLM2's own file name: the served model's name is unchanged
     weights.write_bytes(b"GGUF" + bytes(60))
     # The prebuilt engine too, for a test that unsets AKASH_NB_LLAMA_SERVER: first on PYTHONPATH, a stand-in
-    # xllamacpp that refuses at import, so akash_nb.wheel_server exits as the stand-in llama-server does.
+    # xllamacpp that refuses at import, so akash_nb._engine.wheel_server exits as the stand-in llama-server does.
     modules = folder / "python"
-    (modules / engine.WHEEL_PACKAGE).mkdir(parents=True)
-    (modules / engine.WHEEL_PACKAGE / "__init__.py").write_text(
+    (modules / builds.WHEEL_PACKAGE).mkdir(parents=True)
+    (modules / builds.WHEEL_PACKAGE / "__init__.py").write_text(
         f'"""Written by tests/conftest.py: not xllamacpp."""\nimport sys\n\n'
         f"print({NOT_LIVE!r}, file=sys.stderr)\nraise SystemExit({GUARD_EXIT})\n"
     )
@@ -75,7 +78,7 @@ def pytest_configure(config):
     python_path = os.pathsep.join(p for p in (str(modules), os.environ.get("PYTHONPATH")) if p)
     _guard.update(
         {
-            engine.VARIABLE: str(server),
+            builds.VARIABLE: str(server),
             model.VARIABLE: str(weights),
             "PATH": f"{folder}{os.pathsep}{path}",
             "PYTHONPATH": python_path,
@@ -96,7 +99,7 @@ def pytest_unconfigure(config):
     for name, value in _before.items():
         _put(name, value)
     if _guard:
-        shutil.rmtree(Path(_guard[engine.VARIABLE]).parent, ignore_errors=True)
+        shutil.rmtree(Path(_guard[builds.VARIABLE]).parent, ignore_errors=True)
 
 
 def is_live(item: pytest.Item) -> bool:
@@ -131,7 +134,7 @@ def state_dir(monkeypatch, tmp_path) -> Path:
     folder = tmp_path / "state"
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(folder))
     yield folder
-    local.stop_all()  # every server started in this test's own folder, whatever model it served
+    embedded.stop_all()  # every server started in this test's own folder, whatever model it served
 
 
 @pytest.fixture(scope="session")
@@ -142,11 +145,11 @@ def shared_local_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shared-state")
     with pytest.MonkeyPatch.context() as patch:  # session-scoped, so not the monkeypatch fixture
         patch.setenv("AKASH_NB_STATE_DIR", str(folder))
-        local.ensure_server()
+        embedded.ensure_server()
         try:
             yield folder
         finally:
-            local.stop_all()
+            embedded.stop_all()
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from akash_nb.connection import Connection
-from akash_nb.providers import PROVIDERS
+from akash_nb._core.connection import Connection
+from akash_nb._core.providers import PROVIDERS
 
 MODEL = "fault-model"
 HANG_LIMIT = 10.0  # a "hang" never outlives this, even if the client never gives up

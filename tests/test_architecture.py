@@ -137,7 +137,7 @@ def test_the_connection_layer_displays_nothing_and_render_does_not_import_upward
     assert "connection" in graph["render"] and "connect" not in below("render")
     assert "connection" in graph["widgets"]
     assert not below("exceptions") - {"masking"}  # the bottom: raised by everything, loads nothing heavy
-    source = (PACKAGE / "connection.py").read_text(encoding="utf-8")
+    source = (PACKAGE / "_core/connection.py").read_text(encoding="utf-8")
     assert "IPython" not in source and "display(" not in source
 
 
@@ -175,7 +175,7 @@ def documented_names() -> set[str]:
 
 def test_every_name_the_docs_lessons_and_messages_use_resolves_after_a_bare_import():
     names = sorted(documented_names())
-    assert "akash_nb.streaming.collect_stream" in names and "akash_nb.connection_values" in names
+    assert "akash_nb._streaming.collect_stream" in names and "akash_nb.connection_values" in names
     probe = (
         "import akash_nb, sys\nmissing = []\n"
         f"for dotted in {names!r}:\n"
@@ -203,11 +203,11 @@ def test_a_submodule_resolves_as_an_attribute_of_a_fresh_import(name):
 
 def test_the_function_client_stays_the_function_whatever_was_imported_first():
     code = (
-        "import akash_nb.widgets, akash_nb.connect, akash_nb.connection, akash_nb\n"
-        "print(callable(akash_nb.client), akash_nb.client.__module__, akash_nb.connection.__name__)"
+        "import akash_nb._widgets, akash_nb._clients, akash_nb._core.connection, akash_nb\n"
+        "print(callable(akash_nb.client), akash_nb.client.__module__, akash_nb._core.connection.__name__)"
     )
     done = run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
-    assert done.stdout.split() == ["True", "akash_nb.connect", "akash_nb.connection"], done.stderr
+    assert done.stdout.split() == ["True", "akash_nb._clients", "akash_nb._core.connection"], done.stderr
 
 
 def test_every_export_resolves_and_the_exceptions_are_exported():

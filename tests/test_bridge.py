@@ -19,7 +19,7 @@ import pytest
 from bridge_page import BASE, CHROMIUM_ARGS, Site, build, missing, serve
 from browser_helpers import chromium
 
-from akash_nb import model
+from akash_nb._engine import weights
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]  # live: the real SmolLM2 file, not the stand-in
 
@@ -57,7 +57,7 @@ def probe() -> Iterator[Page]:
         pytest.fail(problem)
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as folder, serve(build(Path(folder), model.ensure())) as site:
+    with tempfile.TemporaryDirectory() as folder, serve(build(Path(folder), weights.ensure())) as site:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=str(chromium()), headless=True, args=CHROMIUM_ARGS
@@ -103,7 +103,7 @@ def test_the_model_loads_from_the_site_in_the_worker(probe):
     loaded = probe.call("module", "load")
     status = loaded["status"]
     assert status["loaded"] is True and status["loading"] is False
-    assert status["progress"]["loaded"] == status["progress"]["total"] == model.GGUF_BYTES
+    assert status["progress"]["loaded"] == status["progress"]["total"] == weights.GGUF_BYTES
     assert status["compat"] is False  # Chromium has JSPI and Memory64
     assert status["threads"] == 1  # the page is not cross-origin isolated
     assert "GET /model.gguf" in probe.site.served

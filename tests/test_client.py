@@ -15,12 +15,13 @@ from openai.types.chat import ChatCompletion
 from project import RECORDINGS
 
 import akash_nb
-from akash_nb import connection as connections
-from akash_nb import local, render
-from akash_nb.connect import choose_model, client
-from akash_nb.connection import connection_for, resolve_model, served_models
-from akash_nb.exceptions import AkashNBError, ConfigError
-from akash_nb.providers import LOCAL_MODEL_NAME
+from akash_nb._core import connection as connections
+from akash_nb._engine import embedded
+from akash_nb import _render
+from akash_nb._clients import choose_model, client
+from akash_nb._core.connection import connection_for, resolve_model, served_models
+from akash_nb._core.exceptions import AkashNBError, ConfigError
+from akash_nb._core.providers import LOCAL_MODEL_NAME
 
 GUIDE_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"
 AKML = "akml-" + "0123456789abcdef"
@@ -36,7 +37,7 @@ def test_client_is_a_plain_openai_client_for_the_embedded_server(local_env):
     assert urlparse(str(openai_client.base_url)).hostname == "127.0.0.1"
     conn = connection_for(openai_client)
     assert conn.provider.name == "local"
-    assert conn.base_url == local.running().base_url
+    assert conn.base_url == embedded.running().base_url
     assert "never shown" in conn.key_source
     assert served_models(openai_client) == [LOCAL_MODEL_NAME]
 
@@ -49,7 +50,7 @@ def test_the_guides_model_is_substituted_and_the_note_names_both(local_env):
     assert choice.substituted
     assert (choice.requested, choice.model) == (GUIDE_MODEL, LOCAL_MODEL_NAME)
     assert choice.served == (LOCAL_MODEL_NAME,)
-    note = render.model_choice_text(choice, connection_for(openai_client))
+    note = _render.model_choice_text(choice, connection_for(openai_client))
     assert GUIDE_MODEL in note and LOCAL_MODEL_NAME in note
 
 
@@ -100,8 +101,8 @@ def test_a_response_names_the_model_that_really_answered(local_env):
 def test_the_banner_says_provider_url_model_and_key_source_but_never_the_key(local_env, monkeypatch):
     monkeypatch.setenv("AKASH_NB_MODEL", LOCAL_MODEL_NAME)
     openai_client = client(show=False)
-    text = render.connection_text(connection_for(openai_client))
-    server = local.running()
+    text = _render.connection_text(connection_for(openai_client))
+    server = embedded.running()
     for part in ("local", server.base_url, LOCAL_MODEL_NAME, connection_for(openai_client).key_source):
         assert part in text
     assert server.key.reveal() not in text
@@ -115,7 +116,7 @@ def test_a_remote_client_is_made_without_contacting_anyone(tmp_path, monkeypatch
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "state"))
     openai_client = client("akashml", api_key=AKML, show=False)
     assert str(openai_client.base_url).rstrip("/") == "https://api.akashml.com/v1"
-    text = render.connection_text(connection_for(openai_client))
+    text = _render.connection_text(connection_for(openai_client))
     assert "akashml" in text and "https://api.akashml.com/v1" in text and "the api_key= argument" in text
     assert AKML not in text and AKML not in repr(connection_for(openai_client))
     assert not list((tmp_path / "state").glob("server-*.json"))  # no embedded server started for it
@@ -190,12 +191,12 @@ def test_footer_and_error_name_the_client_that_answered_not_the_last_one_made(lo
         max_tokens=2,
         messages=[{"role": "user", "content": "Hi"}],
     )
-    assert " via local" in render.footer(response, answering)
+    assert " via local" in _render.footer(response, answering)
     with pytest.raises(openai.APIConnectionError) as caught:
         closed.models.list()
     later = akash_nb.client(show=False)  # the newest client is not the one that failed
     assert later is not closed
-    assert "http://127.0.0.1:9/v1" in render.error_sentence(caught.value).sentence
+    assert "http://127.0.0.1:9/v1" in _render.error_sentence(caught.value).sentence
 
 
 # --- the guide's own client block: a plain openai.OpenAI from connection_values() ------------------------
@@ -230,10 +231,10 @@ def test_a_plain_client_gets_its_provider_in_the_footer_and_says_what_needs_akas
             ],
         }
     )
-    line = render.footer(response, plain)
+    line = _render.footer(response, plain)
     assert line == f"{LOCAL_MODEL_NAME} via replay · finish_reason=stop"
     # a time the learner measured is shown for a real provider only: replay's own 1.5 s is no measurement
-    assert render.footer(response, plain, seconds=1.5).endswith("· time not measured (replay)")
+    assert _render.footer(response, plain, seconds=1.5).endswith("· time not measured (replay)")
     with pytest.raises(ConfigError) as caught:
         akash_nb.last_latency(plain)
     assert "akash_nb.client()" in caught.value.sentence and "perf_counter" in caught.value.sentence
@@ -247,7 +248,7 @@ def test_an_error_from_a_plain_client_names_its_url():
     plain = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0)
     with pytest.raises(openai.APIConnectionError) as caught:
         plain.models.list()
-    sentence = render.error_sentence(caught.value).sentence
+    sentence = _render.error_sentence(caught.value).sentence
     assert f"Nothing is listening at http://127.0.0.1:{port}/v1" in sentence
 
 

@@ -1,10 +1,10 @@
-"""akash_nb.code: finding, checking and safely testing code that a model wrote."""
+"""akash_nb.generated_code: finding, checking and safely testing code that a model wrote."""
 
 from __future__ import annotations
 
 import os
 
-from akash_nb.code import check_syntax, extract_code, run_tests
+from akash_nb.generated_code import check_syntax, extract_code, run_tests
 
 REPLY = """Here is a function:
 

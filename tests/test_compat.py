@@ -1,4 +1,4 @@
-"""akash_nb.compat, the one place the package uses a library's private internals: each of its functions
+"""akash_nb._core.compat, the one place the package uses a library's private internals: each of its functions
 does what the package needs of it against the installed openai SDK, httpx2 and IPython, talking to a real
 loopback server where there is one. A library upgrade that moves or changes one of these internals fails
 here, naming it, before it shows up as a lesson that misbehaves."""
@@ -19,7 +19,7 @@ from ipykernel.zmqshell import ZMQInteractiveShell
 from IPython.core.interactiveshell import InteractiveShell
 from project import ROOT
 
-from akash_nb import compat
+from akash_nb._core import compat
 
 MODULES = {path.stem for path in (ROOT / "akash_nb").glob("*.py")}
 
@@ -37,7 +37,7 @@ def sdk_client(server: FaultServer) -> openai.OpenAI:
 
 
 def test_importing_compat_loads_none_of_the_libraries_it_reaches_into():
-    code = "import akash_nb.compat, sys; print(sorted({'openai', 'httpx2', 'IPython'} & set(sys.modules)))"
+    code = "import akash_nb._core.compat, sys; print(sorted({'openai', 'httpx2', 'IPython'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
 
@@ -78,7 +78,7 @@ def test_is_raw_response_knows_a_with_raw_response_result_and_nothing_else(serve
     server.behave("ok")
     raw = sdk_client(server).chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
     assert compat.is_raw_response(raw)
-    # what akash_nb.wire reads of it
+    # what akash_nb._wire reads of it
     assert isinstance(raw.http_request, httpx2.Request) and isinstance(raw.http_response, httpx2.Response)
     assert json.loads(raw.http_request.content)["messages"] == MESSAGES
     completion = raw.parse()
@@ -134,7 +134,7 @@ def test_show_traceback_shows_a_custom_handlers_lines_as_the_cells_error(capsys)
     assert ZMQInteractiveShell._showtraceback is not InteractiveShell._showtraceback
 
 
-# errors.py, owned by another change of issue 24, still writes these two itself until it calls
+# _core/failures.py, owned by another change of issue 24, still writes these two itself until it calls
 # compat.replace_body and compat.stream_client (wired after the merge); nothing else may.
 OWN_OBJECTS = {"self", "cls", "super", "other", "parts"}  # other: __eq__; parts: urlsplit's _replace
 

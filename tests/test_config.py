@@ -1,4 +1,4 @@
-"""Where the provider, URL, key and model come from (akash_nb.config), step by step of the documented order:
+"""Where the provider, URL, key and model come from (akash_nb._core.config), step by step of the documented order:
 argument, environment, .env (nearest, from the cwd upward), prompt, then the embedded local model."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from akash_nb import config
-from akash_nb.exceptions import ConfigError
-from akash_nb.secret import Secret
+from akash_nb._core import config
+from akash_nb._core.exceptions import ConfigError
+from akash_nb._core.api_key import Secret
 
 AKML = "akml-" + "0123456789abcdef"
 SK = "sk-" + "0123456789abcdef"
@@ -459,7 +459,7 @@ def test_a_kernel_whose_front_end_cannot_answer_gets_the_sentence_not_a_hang(mon
         config.resolve(prompt=config._getpass)
 
 
-@pytest.mark.parametrize("module", ["akash_nb.config", "akash_nb.parameters", "akash_nb.cli"])
+@pytest.mark.parametrize("module", ["akash_nb._core.config", "akash_nb._core.parameters", "akash_nb.cli"])
 def test_configuration_and_the_parameter_checkers_load_without_the_sdk(module):
     """Settings (and the checkers every layer uses, and the command line) load without openai or httpx2."""
     import subprocess  # only this test starts a fresh interpreter

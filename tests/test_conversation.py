@@ -27,19 +27,11 @@ import pytest
 from faultserver import FaultServer, closed_port, connection_to
 
 import akash_nb
-from akash_nb import errors
-from akash_nb.connection import connection_or_unknown
-from akash_nb.conversation import (
-    DEFAULT_SYSTEM,
-    Conversation,
-    ConversationError,
-    Partial,
-    Turn,
-    estimate_message_tokens,
-    estimate_tokens,
-)
-from akash_nb.errors import explain
-from akash_nb.exceptions import AkashNBError
+from akash_nb._core import failures
+from akash_nb._core.connection import connection_or_unknown
+from akash_nb._conversation import DEFAULT_SYSTEM, Conversation, ConversationError, Partial, Turn, estimate_message_tokens, estimate_tokens
+from akash_nb._core.failures import explain
+from akash_nb._core.exceptions import AkashNBError
 
 FAST = {"temperature": 0, "max_tokens": 16}  # deterministic, and each call well under half a second
 
@@ -323,7 +315,7 @@ def test_a_streamed_answer_that_ends_early_says_so(tmp_path, fault):
     conversation = Conversation(client_at(fault.url), "fault-model")
     with pytest.raises(AkashNBError) as failure:
         conversation.send("Tell me a story.", stream=True)
-    assert failure.value.sentence == errors.ended_early("your OpenAI-compatible server").sentence
+    assert failure.value.sentence == failures.ended_early("your OpenAI-compatible server").sentence
 
 
 def test_an_on_text_that_raises_leaves_the_reply_apart(tmp_path, fault):
@@ -470,7 +462,7 @@ def test_loading_a_missing_or_broken_file_is_one_sentence(tmp_path):
 
 SAVER = textwrap.dedent("""
     import sys, openai
-    from akash_nb.conversation import Conversation
+    from akash_nb._conversation import Conversation
     template, path, version = sys.argv[1], sys.argv[2], int(sys.argv[3])
     conversation = Conversation.load(template, openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9"))
     while True:

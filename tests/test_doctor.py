@@ -11,7 +11,9 @@ from faultserver import MODEL, FaultServer
 from processes import environment_without, run
 from standin import program
 
-from akash_nb import cli, engine, model
+from akash_nb import cli
+from akash_nb._engine import builds
+from akash_nb._engine import weights
 
 
 def class_server_env(folder: Path, url: str) -> None:
@@ -34,7 +36,7 @@ def test_doctor_on_a_class_server_fetches_builds_and_starts_nothing(tmp_path):
     found = program(
         tmp_path / "bin",
         "llama-server",
-        answers={"--version": "version: 9999 (stand-in)", "--help": " ".join(engine.REQUIRED_OPTIONS)},
+        answers={"--version": "version: 9999 (stand-in)", "--help": " ".join(builds.REQUIRED_OPTIONS)},
         code=1,
         record=starts,
     )
@@ -71,10 +73,10 @@ def student_set(monkeypatch, tmp_path) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(cache))
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    monkeypatch.delenv(engine.VARIABLE, raising=False)
-    monkeypatch.delenv(model.VARIABLE, raising=False)
-    monkeypatch.setattr(engine, "wheel_version", lambda: None)
-    monkeypatch.setattr(engine, "_tool", lambda name: None)
+    monkeypatch.delenv(builds.VARIABLE, raising=False)
+    monkeypatch.delenv(weights.VARIABLE, raising=False)
+    monkeypatch.setattr(builds, "wheel_version", lambda: None)
+    monkeypatch.setattr(builds, "_tool", lambda name: None)
     return cache
 
 
@@ -120,7 +122,7 @@ def test_the_row_says_what_is_installed_without_starting_it(monkeypatch, tmp_pat
 def test_an_unreadable_engine_setting_is_the_rows_sentence_not_a_crash(
     student_set, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setenv(engine.ROUTE_VARIABLE, "native")
+    monkeypatch.setenv(builds.ROUTE_VARIABLE, "native")
     with FaultServer() as server:
         class_server_env(tmp_path, server.url)
         assert cli.main(["doctor"]) == 0

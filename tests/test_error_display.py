@@ -1,4 +1,4 @@
-"""akash_nb.error_display in plain Python: an uncaught error of ours is its one sentence on stderr (the
+"""akash_nb._error_display in plain Python: an uncaught error of ours is its one sentence on stderr (the
 traceback only with AKASH_NB_TRACEBACK=1), a learner's own exception keeps Python's traceback, and the hook
 is installed once. The notebook side (IPython's handler) runs in a real kernel in tests/test_render.py."""
 
@@ -23,7 +23,7 @@ def run_script(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 RAISE = (
-    "from akash_nb import error_display\nfrom akash_nb.exceptions import ConfigError\n"
+    "from akash_nb import error_display\nfrom akash_nb._core.exceptions import ConfigError\n"
     "error_display.install_error_display()\nerror_display.install_error_display()\n"
     "raise ConfigError('No key was found; set AKASHML_API_KEY.')\n"
 )

@@ -10,9 +10,11 @@ import httpx2  # the OpenAI SDK's HTTP library, used here only to build a respon
 import openai
 import pytest
 
-from akash_nb import errors, errors_doc, exceptions
-from akash_nb.errors import NO_STATUS, STATUS, explain
-from akash_nb.exceptions import AkashNBError, ConfigError, RequestError
+from akash_nb._core import failures
+from akash_nb._tools import errors_doc
+from akash_nb._core import exceptions
+from akash_nb._core.failures import NO_STATUS, STATUS, explain
+from akash_nb._core.exceptions import AkashNBError, ConfigError, RequestError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 ALL = [
@@ -25,7 +27,7 @@ ALL = [
 def test_docs_errors_md_embeds_the_generated_table():
     text = DOCS.read_text()
     assert errors_doc.markdown_table() in text, (
-        "docs/errors.md is out of date: paste akash_nb.errors_doc.markdown_table() into it"
+        "docs/errors.md is out of date: paste akash_nb._tools.errors_doc.markdown_table() into it"
     )
 
 
@@ -139,7 +141,7 @@ def test_an_unknown_failure_keeps_its_type_and_masks_keys():
     ],
 )
 def test_redact_masks_key_shaped_tokens(text, masked):
-    assert errors.redact(text) == masked
+    assert failures.redact(text) == masked
 
 
 def test_an_unlisted_status_still_gets_a_sentence():
@@ -152,4 +154,4 @@ def test_an_unlisted_status_still_gets_a_sentence():
 
 
 def test_ended_early_names_the_provider():
-    assert errors.ended_early("AkashML").sentence.startswith("AkashML ended the stream before the model")
+    assert failures.ended_early("AkashML").sentence.startswith("AkashML ended the stream before the model")

@@ -13,10 +13,10 @@ import pytest
 from faultserver import UNRESOLVABLE_URL, WORDS, FaultServer, closed_port, connection_to
 
 import akash_nb
-from akash_nb import errors
-from akash_nb.errors import explain
-from akash_nb.exceptions import AkashNBError
-from akash_nb.streaming import collect_stream
+from akash_nb._core import failures
+from akash_nb._core.failures import explain
+from akash_nb._core.exceptions import AkashNBError
+from akash_nb._streaming import collect_stream
 
 pytestmark = pytest.mark.faults
 
@@ -36,7 +36,7 @@ def sdk(server, *, retries: int = 0, timeout: float = 2.0, hook: bool = False) -
     extra = {}
     if hook:
         extra["http_client"] = openai.DefaultHttpxClient(
-            event_hooks={"response": [errors.check_content_type]}
+            event_hooks={"response": [failures.check_content_type]}
         )
     return openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=retries, timeout=timeout, **extra)
 

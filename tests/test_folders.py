@@ -10,7 +10,9 @@ import platformdirs
 import platformdirs.macos
 import pytest
 
-from akash_nb import engine, local, model
+from akash_nb._engine import builds
+from akash_nb._engine import embedded
+from akash_nb._engine import weights
 
 LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the XDG layout is Linux's")
 
@@ -35,7 +37,7 @@ def macos(monkeypatch, tmp_path, no_overrides):
 def test_akash_nb_state_dir_comes_first(monkeypatch, tmp_path, no_overrides):
     monkeypatch.setattr(platformdirs, "user_state_path", lambda *a, **k: tmp_path / "per-user")
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "explicit"))
-    assert local.state_dir() == tmp_path / "explicit"
+    assert embedded.state_dir() == tmp_path / "explicit"
     assert not (tmp_path / "per-user").exists()
 
 
@@ -46,7 +48,7 @@ def test_else_the_state_folder_is_platformdirs_per_user_state_folder(monkeypatch
         "user_state_path",
         lambda *a, **k: asked.append((a, k)) or tmp_path / "u",
     )
-    assert local.state_dir() == tmp_path / "u"
+    assert embedded.state_dir() == tmp_path / "u"
     assert (tmp_path / "u").is_dir()
     assert asked == [(("akash-nb",), {"appauthor": False})]
 
@@ -54,14 +56,14 @@ def test_else_the_state_folder_is_platformdirs_per_user_state_folder(monkeypatch
 @LINUX_ONLY
 def test_on_linux_the_state_folder_is_still_xdg_then_local_state(monkeypatch, tmp_path, no_overrides):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    assert local.state_dir() == tmp_path / "xdg" / "akash-nb"
+    assert embedded.state_dir() == tmp_path / "xdg" / "akash-nb"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert local.state_dir() == tmp_path / "home" / ".local" / "state" / "akash-nb"
+    assert embedded.state_dir() == tmp_path / "home" / ".local" / "state" / "akash-nb"
 
 
 def test_on_macos_the_state_folder_is_in_application_support(macos):
-    assert local.state_dir() == macos / "Library" / "Application Support" / "akash-nb"
+    assert embedded.state_dir() == macos / "Library" / "Application Support" / "akash-nb"
 
 
 # --- the cache folder ------------------------------------------------------------------------------------
@@ -70,8 +72,8 @@ def test_on_macos_the_state_folder_is_in_application_support(macos):
 def test_akash_nb_cache_dir_comes_first(monkeypatch, tmp_path, no_overrides):
     monkeypatch.setattr(platformdirs, "user_cache_path", lambda *a, **k: tmp_path / "per-user")
     monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(tmp_path / "explicit"))
-    assert engine.cache_dir() == tmp_path / "explicit"
-    assert model.cached_model().is_relative_to(tmp_path / "explicit")
+    assert builds.cache_dir() == tmp_path / "explicit"
+    assert weights.cached_model().is_relative_to(tmp_path / "explicit")
 
 
 def test_else_the_cache_is_platformdirs_per_user_cache_folder(monkeypatch, tmp_path, no_overrides):
@@ -81,20 +83,20 @@ def test_else_the_cache_is_platformdirs_per_user_cache_folder(monkeypatch, tmp_p
         "user_cache_path",
         lambda *a, **k: asked.append((a, k)) or tmp_path / "u",
     )
-    assert engine.cache_dir() == tmp_path / "u"
-    assert engine.build_dir().parent == tmp_path / "u"
-    assert model.cached_model().is_relative_to(tmp_path / "u")
+    assert builds.cache_dir() == tmp_path / "u"
+    assert builds.build_dir().parent == tmp_path / "u"
+    assert weights.cached_model().is_relative_to(tmp_path / "u")
     assert asked[0] == (("akash-nb",), {"appauthor": False})
 
 
 @LINUX_ONLY
 def test_on_linux_the_cache_is_still_xdg_cache_home_then_dot_cache(monkeypatch, tmp_path, no_overrides):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert engine.cache_dir() == tmp_path / "xdg" / "akash-nb"
+    assert builds.cache_dir() == tmp_path / "xdg" / "akash-nb"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert engine.cache_dir() == tmp_path / "home" / ".cache" / "akash-nb"
+    assert builds.cache_dir() == tmp_path / "home" / ".cache" / "akash-nb"
 
 
 def test_on_macos_the_cache_is_in_library_caches(macos):
-    assert engine.cache_dir() == macos / "Library" / "Caches" / "akash-nb"
+    assert builds.cache_dir() == macos / "Library" / "Caches" / "akash-nb"

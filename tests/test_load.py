@@ -12,8 +12,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from akash_nb import local
-from akash_nb.streaming import collect_stream
+from akash_nb._engine import embedded
+from akash_nb._streaming import collect_stream
 
 pytestmark = pytest.mark.live
 
@@ -22,7 +22,7 @@ PROCESSES = 4
 
 
 def test_ten_concurrent_streams_all_complete_intact(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     client = openai.OpenAI(base_url=server.base_url, api_key=server.key.reveal(), max_retries=0, timeout=120)
 
     def one(number: int):
@@ -87,4 +87,4 @@ def test_four_processes_starting_at_once_share_one_server(tmp_path: Path):
                 child.kill()
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("AKASH_NB_STATE_DIR", str(state))
-            local.stop_all()  # whatever configuration the children resolved (their AKASH_* are unset)
+            embedded.stop_all()  # whatever configuration the children resolved (their AKASH_* are unset)

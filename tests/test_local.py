@@ -1,4 +1,4 @@
-"""The embedded model server (akash_nb.local: llama.cpp's llama-server), with real processes: one server per
+"""The embedded model server (akash_nb._engine.embedded: llama.cpp's llama-server), with real processes: one server per
 configuration, shared by every process, never ended by another checkout's, restarted when dead, stopped on
 request, private to this user, and failing fast with one sentence when it cannot start."""
 
@@ -17,9 +17,12 @@ from pathlib import Path
 import openai
 import pytest
 
-from akash_nb import engine, llama_server, local, model
-from akash_nb.exceptions import LocalServerError
-from akash_nb.providers import LOCAL_MODEL_NAME
+from akash_nb._engine import builds
+from akash_nb._engine import llama_server
+from akash_nb._engine import embedded
+from akash_nb._engine import weights as model
+from akash_nb._core.exceptions import LocalServerError
+from akash_nb._core.providers import LOCAL_MODEL_NAME
 
 pytestmark = pytest.mark.live
 
@@ -53,7 +56,7 @@ def servers_in(state: Path) -> list[int]:
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            ours = argv[0].endswith(b"llama-server") or engine.WHEEL_MODULE.encode() in argv
+            ours = argv[0].endswith(b"llama-server") or builds.WHEEL_MODULE.encode() in argv
             if ours and (entry / "cwd").resolve() == state:
                 found.append(int(entry.name))
         except OSError:
@@ -70,11 +73,11 @@ def gone(pid: int, within: float = 10.0) -> bool:
     return False
 
 
-def openai_client(server: local.Server) -> openai.OpenAI:
+def openai_client(server: embedded.Server) -> openai.OpenAI:
     return openai.OpenAI(api_key=server.key.reveal(), base_url=server.base_url, max_retries=0, timeout=60)
 
 
-def say_hi(server: local.Server, model: str = LOCAL_MODEL_NAME) -> str:
+def say_hi(server: embedded.Server, model: str = LOCAL_MODEL_NAME) -> str:
     response = openai_client(server).chat.completions.create(
         model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=3, temperature=0
     )
@@ -86,73 +89,73 @@ def say_hi(server: local.Server, model: str = LOCAL_MODEL_NAME) -> str:
 
 def test_ensure_server_starts_the_embedded_model(state_dir):
     started = time.monotonic()
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     assert time.monotonic() - started < 30
     assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
     assert server.model == LOCAL_MODEL_NAME
     assert Path(server.model_path) == model.model_file()
-    assert local.running() == server
+    assert embedded.running() == server
     assert [m.id for m in openai_client(server).models.list()] == [LOCAL_MODEL_NAME]
     assert say_hi(server) == LOCAL_MODEL_NAME
 
 
 def test_a_second_process_reuses_the_running_server(state_dir):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     assert pid_and_port(ensure_in_subprocess(state_dir)) == (server.pid, server.port)
-    assert local.ensure_server() == server
+    assert embedded.ensure_server() == server
     assert servers_in(state_dir) == [server.pid]
 
 
 def test_two_processes_starting_at_once_make_one_server(state_dir):
     first, second = ensure_in_subprocess(state_dir), ensure_in_subprocess(state_dir)
     assert pid_and_port(first) == pid_and_port(second)
-    assert servers_in(state_dir) == [local.running().pid]
+    assert servers_in(state_dir) == [embedded.running().pid]
 
 
 def test_a_killed_server_is_restarted(state_dir):
-    old = local.ensure_server()
+    old = embedded.ensure_server()
     os.kill(old.pid, signal.SIGKILL)
     assert gone(old.pid)
-    assert local.running() is None
-    new = local.ensure_server()
+    assert embedded.running() is None
+    new = embedded.ensure_server()
     assert new.pid != old.pid and new.key != old.key
     assert say_hi(new) == LOCAL_MODEL_NAME
 
 
 def test_stop_ends_the_server_and_removes_its_state(state_dir):
-    server = local.ensure_server()
-    assert local.stop() is True
+    server = embedded.ensure_server()
+    assert embedded.stop() is True
     assert gone(server.pid, within=1.0)
-    assert not local.state_file(server.config).exists()
-    assert local.running() is None
-    assert local.stop() is False
+    assert not embedded.state_file(server.config).exists()
+    assert embedded.running() is None
+    assert embedded.stop() is False
 
 
 def test_stop_never_kills_a_stranger_that_got_the_recorded_pid(state_dir):
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        config = local._current_config()
-        stale = local.Server(
+        config = embedded._current_config()
+        stale = embedded.Server(
             stranger.pid,
             llama_server.free_port(),
-            local.Secret("old-key"),
+            embedded.Secret("old-key"),
             LOCAL_MODEL_NAME,
             "/nowhere.gguf",
             str(state_dir / "server.log"),
             config,
         )
-        local._write_state(stale)
-        assert local.stop() is False
+        embedded._write_state(stale)
+        assert embedded.stop() is False
         assert stranger.poll() is None
-        local._write_state(stale)
-        server = local.ensure_server()  # a stale record is replaced, the stranger left alone
+        embedded._write_state(stale)
+        server = embedded.ensure_server()  # a stale record is replaced, the stranger left alone
         assert server.pid != stranger.pid and stranger.poll() is None
     finally:
         stranger.kill()
         stranger.wait()
 
 
-def long_stream(server: local.Server):
+def long_stream(server: embedded.Server):
     """A streamed answer of up to 300 tokens (about 3 s on 2 cores)."""
     return openai_client(server).chat.completions.create(
         model=server.model,
@@ -167,7 +170,7 @@ def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(
     state_dir, monkeypatch, tmp_path
 ):
     """Two checkouts (two venvs, so two copies of the model file) on one machine, one state folder."""
-    first = local.ensure_server()
+    first = embedded.ensure_server()
     copy = tmp_path / "Other-Model.gguf"
     copy.write_bytes(Path(first.model_path).read_bytes())
     stream = long_stream(first)
@@ -182,13 +185,13 @@ def test_another_model_gets_its_own_server_and_never_ends_this_one_mid_answer(
     ), "the first server's answer was cut"
     assert (second_pid, second_port) != (first.pid, first.port)
     assert llama_server.pid_alive(first.pid) and say_hi(first) == LOCAL_MODEL_NAME
-    other = local.ensure_server()
+    other = embedded.ensure_server()
     assert (other.pid, other.model) == (second_pid, "Other-Model")
     assert say_hi(other, model="whatever") == "Other-Model"
-    assert local.stop() is True  # stops this configuration's server only
+    assert embedded.stop() is True  # stops this configuration's server only
     assert gone(other.pid) and llama_server.pid_alive(first.pid)
     monkeypatch.delenv("AKASH_NB_LOCAL_MODEL")
-    assert local.running() == first
+    assert embedded.running() == first
 
 
 def second_venv(where: Path) -> Path:
@@ -202,7 +205,7 @@ def second_venv(where: Path) -> Path:
 
 def test_two_venvs_get_their_own_servers_and_one_stop_never_ends_the_others_answer(state_dir, tmp_path):
     """Two clones, each with its own .venv, share the cached engine and model file and one state folder."""
-    first = local.ensure_server()
+    first = embedded.ensure_server()
     python = second_venv(tmp_path / "other-venv")
     env = {**os.environ, "AKASH_NB_STATE_DIR": str(state_dir)}
     stream = long_stream(first)
@@ -226,16 +229,16 @@ def test_two_venvs_get_their_own_servers_and_one_stop_never_ends_the_others_answ
         ["stop"],
         ["length"],
     ), "this checkout's answer was cut by the other checkout's stop"
-    assert local.running() == first
+    assert embedded.running() == first
 
 
 def test_stop_all_stops_every_configuration(state_dir, monkeypatch, tmp_path):
-    first = local.ensure_server()
+    first = embedded.ensure_server()
     copy = tmp_path / "Other-Model.gguf"
     copy.write_bytes(Path(first.model_path).read_bytes())
     monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(copy))
-    second = local.ensure_server()
-    assert local.stop_all() == 2
+    second = embedded.ensure_server()
+    assert embedded.stop_all() == 2
     assert gone(first.pid) and gone(second.pid)
     assert servers_in(state_dir) == []
 
@@ -244,7 +247,7 @@ def test_stop_all_stops_every_configuration(state_dir, monkeypatch, tmp_path):
 
 
 def test_a_response_names_the_model_that_answered_not_the_one_asked_for(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     client = openai_client(server)
     assert say_hi(server, model="Meta-Llama-3-1-8B-Instruct-FP8") == LOCAL_MODEL_NAME
     stream = client.chat.completions.create(
@@ -256,7 +259,7 @@ def test_a_response_names_the_model_that_answered_not_the_one_asked_for(local_en
 
 def test_a_server_busy_generating_is_reused_not_replaced(local_env):
     """The liveness check must not wait for a running generation (or a kernel would start a second)."""
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     first_token, done = threading.Event(), threading.Event()
 
     def generate() -> None:
@@ -276,7 +279,7 @@ def test_a_server_busy_generating_is_reused_not_replaced(local_env):
     try:
         assert first_token.wait(30)
         started = time.monotonic()
-        assert local.running() == server
+        assert embedded.running() == server
         assert time.monotonic() - started < 1.0
         assert pid_and_port(ensure_in_subprocess(local_env)) == (server.pid, server.port)
         assert worker.is_alive()  # still generating: the checks above did not wait for it
@@ -303,7 +306,7 @@ def test_a_missing_model_file_is_a_sentence(state_dir, monkeypatch, tmp_path):
     missing = tmp_path / "missing.gguf"
     monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(missing))
     assert_fast_sentence(
-        local.ensure_server, time.monotonic(), str(missing), "does not exist", "AKASH_NB_LOCAL_MODEL"
+        embedded.ensure_server, time.monotonic(), str(missing), "does not exist", "AKASH_NB_LOCAL_MODEL"
     )
 
 
@@ -311,7 +314,7 @@ def test_a_file_that_is_not_gguf_is_a_sentence(state_dir, monkeypatch, tmp_path)
     text = tmp_path / "model.bin"
     text.write_text("not a model")
     monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(text))
-    assert_fast_sentence(local.ensure_server, time.monotonic(), str(text), "not a GGUF file")
+    assert_fast_sentence(embedded.ensure_server, time.monotonic(), str(text), "not a GGUF file")
 
 
 def test_a_port_in_use_is_a_sentence_naming_it(state_dir, monkeypatch):
@@ -320,19 +323,19 @@ def test_a_port_in_use_is_a_sentence_naming_it(state_dir, monkeypatch):
         taken.listen()
         port = taken.getsockname()[1]
         monkeypatch.setenv("AKASH_NB_LOCAL_PORT", str(port))
-        assert_fast_sentence(local.ensure_server, time.monotonic(), f"Port {port}", "already in use")
+        assert_fast_sentence(embedded.ensure_server, time.monotonic(), f"Port {port}", "already in use")
     assert servers_in(state_dir) == []
 
 
 def test_a_port_that_is_not_a_number_is_a_sentence(state_dir, monkeypatch):
     monkeypatch.setenv("AKASH_NB_LOCAL_PORT", "eighty")
-    assert_fast_sentence(local.ensure_server, time.monotonic(), "'eighty'", "AKASH_NB_LOCAL_PORT")
+    assert_fast_sentence(embedded.ensure_server, time.monotonic(), "'eighty'", "AKASH_NB_LOCAL_PORT")
 
 
 def test_a_fixed_free_port_is_used(state_dir, monkeypatch):
     port = llama_server.free_port()
     monkeypatch.setenv("AKASH_NB_LOCAL_PORT", str(port))
-    assert local.ensure_server().port == port
+    assert embedded.ensure_server().port == port
 
 
 def test_a_model_file_llama_cpp_rejects_says_the_server_exited_and_where_its_log_is(
@@ -342,7 +345,7 @@ def test_a_model_file_llama_cpp_rejects_says_the_server_exited_and_where_its_log
     fake.write_bytes(b"GGUF" + secrets.token_bytes(4096))
     monkeypatch.setenv("AKASH_NB_LOCAL_MODEL", str(fake))
     sentence = assert_fast_sentence(
-        local.ensure_server, time.monotonic(), "exited", str(state_dir), "server-", ".log"
+        embedded.ensure_server, time.monotonic(), "exited", str(state_dir), "server-", ".log"
     )
     assert "while starting" in sentence
     assert list(state_dir.glob("server-*.json")) == []
@@ -350,7 +353,7 @@ def test_a_model_file_llama_cpp_rejects_says_the_server_exited_and_where_its_log
 
 def test_a_server_that_is_not_ready_in_time_is_stopped_and_says_how_long_it_waited(state_dir):
     sentence = assert_fast_sentence(
-        lambda: local.ensure_server(timeout=0.3),
+        lambda: embedded.ensure_server(timeout=0.3),
         time.monotonic(),
         "did not become ready in 0.3 s",
         str(state_dir),
@@ -363,14 +366,14 @@ def test_a_server_that_is_not_ready_in_time_is_stopped_and_says_how_long_it_wait
 
 def test_the_state_folder_follows_akash_nb_state_dir_then_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "explicit"))
-    assert local.state_dir() == tmp_path / "explicit"
+    assert embedded.state_dir() == tmp_path / "explicit"
     monkeypatch.delenv("AKASH_NB_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    assert local.state_dir() == tmp_path / "xdg" / "akash-nb"
+    assert embedded.state_dir() == tmp_path / "xdg" / "akash-nb"
 
 
 def test_a_client_that_leaves_mid_stream_frees_the_model_at_once(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     client = openai.OpenAI(base_url=server.base_url, api_key=server.key.reveal(), max_retries=0, timeout=60)
     stream = client.chat.completions.create(
         model=server.model,
@@ -391,7 +394,7 @@ def test_a_client_that_leaves_mid_stream_frees_the_model_at_once(local_env):
 
 def test_a_request_without_max_tokens_ends_at_the_default_answer_length(local_env):
     """The guide's first call sets no max_tokens: the answer still ends, honestly marked "length"."""
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     response = openai_client(server).chat.completions.create(
         model=server.model,
         messages=[{"role": "user", "content": "Write a long story about the sea."}],

@@ -14,20 +14,24 @@ from conftest import GUARD_FOLDER, NOT_LIVE
 from processes import environment_without, run
 from project import ROOT
 
-from akash_nb import engine, llama_server, local, model, share
-from akash_nb.exceptions import LocalServerError
+from akash_nb._engine import builds
+from akash_nb._engine import llama_server
+from akash_nb._engine import embedded
+from akash_nb._engine import weights
+from akash_nb._engine import class_server
+from akash_nb._core.exceptions import LocalServerError
 
 
 def test_a_test_not_marked_live_cannot_start_the_embedded_model(state_dir):
     with pytest.raises(LocalServerError) as caught:
-        local.ensure_server()
+        embedded.ensure_server()
     assert "exited (code 97)" in caught.value.sentence and NOT_LIVE in caught.value.sentence
     assert not list(state_dir.glob("server-*.json")), "nothing is left recorded as running"
 
 
 def test_nor_the_class_server(state_dir):
     with pytest.raises(LocalServerError, match=NOT_LIVE):
-        share.start_share(port=llama_server.free_port(), timeout=30)
+        class_server.start_share(port=llama_server.free_port(), timeout=30)
 
 
 def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
@@ -40,15 +44,15 @@ def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
         cwd=ROOT,
         env=environment_without(),
     )
-    assert found.stdout.strip() == os.environ[engine.VARIABLE], "the stand-in is first on PATH too"
+    assert found.stdout.strip() == os.environ[builds.VARIABLE], "the stand-in is first on PATH too"
 
 
 def test_nor_the_prebuilt_engine_when_a_test_unsets_the_stand_in(state_dir, monkeypatch):
-    monkeypatch.delenv(engine.VARIABLE)
+    monkeypatch.delenv(builds.VARIABLE)
     monkeypatch.setenv("PATH", os.defpath)
-    assert engine.find().source == "wheel"
+    assert builds.find().source == "wheel"
     with pytest.raises(LocalServerError) as caught:
-        local.ensure_server()
+        embedded.ensure_server()
     assert "exited (code 97)" in caught.value.sentence and NOT_LIVE in caught.value.sentence
     assert not list(state_dir.glob("server-*.json"))
 
@@ -56,9 +60,9 @@ def test_nor_the_prebuilt_engine_when_a_test_unsets_the_stand_in(state_dir, monk
 @pytest.mark.live
 def test_a_live_test_gets_the_real_lookup():
     assert not any(GUARD_FOLDER in part for part in os.environ["PATH"].split(os.pathsep))
-    assert GUARD_FOLDER not in os.environ.get(engine.VARIABLE, "")
+    assert GUARD_FOLDER not in os.environ.get(builds.VARIABLE, "")
     assert GUARD_FOLDER not in os.environ.get("PYTHONPATH", "")
-    assert model.VARIABLE not in os.environ
+    assert weights.VARIABLE not in os.environ
 
 
 GUARDED_SESSION = """

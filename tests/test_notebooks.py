@@ -12,9 +12,9 @@ import pytest
 from helpers import LESSONS, exercise_problems, guide_cells, markdown, template_problems
 from project import RECORDINGS, ROOT
 
-from akash_nb.docs import SECTIONS
-from akash_nb.notebooks import normalize
-from akash_nb.providers import PROVIDERS
+from akash_nb._tools.docs import SECTIONS
+from akash_nb._tools.notebooks import normalize
+from akash_nb._core.providers import PROVIDERS
 
 KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_-]{20,}|akml-[A-Za-z0-9_-]{16,})")
 LOCAL_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|[A-Z]:\\\\)")
@@ -266,7 +266,7 @@ def test_an_answer_printed_again_is_remarked_on(stem):
 
 def test_the_code_lesson_writes_the_regex_and_the_isolated_run_before_the_helpers():
     nb = lesson_named("03-code-generation")
-    helper = first_cell(nb, "akash_nb.code.extract_code(")
+    helper = first_cell(nb, "akash_nb.generated_code.extract_code(")
     assert first_cell(nb, 're.compile(r"```') < helper
     run = first_cell(nb, 'subprocess.run([sys.executable, "-I"')
     assert run < helper and "timeout=timeout" in nb.cells[run].source
@@ -312,12 +312,12 @@ def test_lesson_05s_sampler_defaults_are_the_embedded_servers_own(local_env):
     reach): they must be what the embedded engine really uses."""
     import httpx
 
-    from akash_nb import local
+    from akash_nb._engine import embedded
 
     (cell,) = [c for c in lesson_named("05-parameters").cells if "llama_cpp_defaults = {" in c.source]
     shown: dict = {}
     exec(cell.source.split("# From:")[0], shown)
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     props = httpx.get(
         server.base_url.removesuffix("/v1") + "/props",
         headers={"Authorization": f"Bearer {server.key.reveal()}"},

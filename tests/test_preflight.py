@@ -8,9 +8,9 @@ import time
 import httpx2
 import pytest
 
-from akash_nb.exceptions import ParameterError, RequestError
-from akash_nb.parameters import check_parameters
-from akash_nb.preflight import RefusedRequest, check_request, estimate_tokens, refuse_bad_request
+from akash_nb._core.exceptions import ParameterError, RequestError
+from akash_nb._core.parameters import check_parameters
+from akash_nb._core.request_checks import RefusedRequest, check_request, estimate_tokens, refuse_bad_request
 
 USER = [{"role": "user", "content": "Once upon a time"}]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from akash_nb import config, providers
-from akash_nb.exceptions import ConfigError
-from akash_nb.providers import PROVIDERS, RETIRED_ON
+from akash_nb._core import config
+from akash_nb._core import providers
+from akash_nb._core.exceptions import ConfigError
+from akash_nb._core.providers import PROVIDERS, RETIRED_ON
 
 
 def test_the_table_has_five_providers_including_reserved_replay():

@@ -20,7 +20,7 @@ from typing import ClassVar
 import pytest
 from browser_helpers import chromium
 
-from akash_nb.browser import MODEL_SHOWN
+from akash_nb._core.in_browser import MODEL_SHOWN
 
 pytestmark = pytest.mark.browser
 
@@ -230,10 +230,10 @@ def tab(tmp_path_factory):
 def test_import_akash_nb_defaults_to_the_in_browser_model(tab):
     assert tab("import sys\nsys.platform") == "emscripten"
     shown = tab(
-        "import akash_nb, akash_nb.render\n"
+        "import akash_nb, akash_nb._render\n"
         "key, url = akash_nb.connection_values(show=False)\n"
-        "conn = akash_nb.connection.connection_for_url(url)\n"
-        "[url, akash_nb.render.connection_text(conn)]"
+        "conn = akash_nb._core.connection.connection_for_url(url)\n"
+        "[url, akash_nb._render.connection_text(conn)]"
     )
     assert shown[0] == "http://in-browser.localhost/v1"
     assert f"in-browser model ({MODEL_SHOWN})" in shown[1]
@@ -252,10 +252,10 @@ def test_replay_answers_in_the_tab_with_the_recorded_text(tab):
         if e != "[DONE]"
     )
     got = tab(
-        "import os, openai, akash_nb, akash_nb.render\n"
+        "import os, openai, akash_nb, akash_nb._render\n"
         "os.environ['AKASH_NB_PROVIDER'] = 'replay'\n"
         "key, url = akash_nb.connection_values(show=False)\n"
-        "banner = akash_nb.render.connection_text(akash_nb.connection.connection_for_url(url))\n"
+        "banner = akash_nb._render.connection_text(akash_nb._core.connection.connection_for_url(url))\n"
         "client = openai.OpenAI(api_key=key, base_url=url)\n"
         f"plain = client.chat.completions.create(**{plain['request']['body']!r})\n"
         f"chunks = list(client.chat.completions.create(**{stream['request']['body']!r}))\n"
@@ -321,7 +321,7 @@ def test_a_server_that_refuses_cors_is_one_sentence(tab):
             "    client.models.list()\n"
             "    said = None\n"
             "except openai.APIConnectionError as error:\n"
-            "    said = akash_nb.connection.connection_for(client).explain(error).sentence\n"
+            "    said = akash_nb._core.connection.connection_for(client).explain(error).sentence\n"
             "said"
         )
     finally:
@@ -332,9 +332,9 @@ def test_a_server_that_refuses_cors_is_one_sentence(tab):
 
 def test_what_a_tab_cannot_start_is_one_sentence(tab):
     said = tab(
-        "import akash_nb, akash_nb.code\n"
+        "import akash_nb, akash_nb.generated_code\n"
         "try:\n"
-        "    akash_nb.code.run_tests('x = 1', 'assert x == 1')\n"
+        "    akash_nb.generated_code.run_tests('x = 1', 'assert x == 1')\n"
         "    said = None\n"
         "except akash_nb.AkashNBError as error:\n"
         "    said = error.sentence\n"
@@ -360,9 +360,9 @@ def test_lesson_cells_that_start_a_process_or_a_thread_show_one_sentence(tab):
         "import contextlib, io\n"
         "from IPython.core.interactiveshell import InteractiveShell\n"
         "shell = InteractiveShell.instance()\n"
-        "import akash_nb.in_tab, akash_nb.render\n"
-        "akash_nb.in_tab.install()\n"
-        "akash_nb.error_display.install_error_display()\n"
+        "import akash_nb._replay.in_tab, akash_nb._render\n"
+        "akash_nb._replay.in_tab.install()\n"
+        "akash_nb._error_display.install_error_display()\n"
         "shown = []\n"
         f"for cell in {cells!r}:\n"
         "    out = io.StringIO()\n"

@@ -11,7 +11,8 @@ import nbformat
 from processes import environment_without, run
 from project import RECORDINGS, ROOT
 
-from akash_nb import cli, notebooks
+from akash_nb import cli
+from akash_nb._tools import notebooks
 
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
 PANEL_PROMPT = 'akash_nb.panel(client, "Once upon a time, in a land far, far away"'

@@ -12,8 +12,10 @@ from helpers import completion
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from akash_nb import connection_values, render, share
-from akash_nb.connection import connection_for_url
+from akash_nb import connection_values
+from akash_nb import _render as render
+from akash_nb._engine import class_server
+from akash_nb._core.connection import connection_for_url
 
 
 def run_cell(source: str, **env: str) -> nbformat.NotebookNode:
@@ -80,7 +82,7 @@ def banner_and_footer(tmp_path, monkeypatch, dotenv: list[str]) -> tuple[str, st
 
 
 def test_a_joined_class_server_is_named_class_server_in_the_banner_and_footer(tmp_path, monkeypatch):
-    banner, footer = banner_and_footer(tmp_path, monkeypatch, share.env_lines(CLASS_URL, "k" * 22))
+    banner, footer = banner_and_footer(tmp_path, monkeypatch, class_server.env_lines(CLASS_URL, "k" * 22))
     assert banner.startswith("Provider: class server — the class server your teacher shares"), banner
     assert f"URL: {CLASS_URL}" in banner
     assert "OpenAI-compatible" not in banner and "openai-compatible" not in banner
@@ -88,7 +90,7 @@ def test_a_joined_class_server_is_named_class_server_in_the_banner_and_footer(tm
 
 
 def test_another_server_is_not_named_a_class_server(tmp_path, monkeypatch):
-    lines = share.env_lines(CLASS_URL, "k" * 22)
+    lines = class_server.env_lines(CLASS_URL, "k" * 22)
     moved = [line.replace(CLASS_URL, "http://10.0.0.5:8000/v1", 1) for line in lines[:3]] + lines[3:]
     for dotenv in (lines[:3], moved):  # written by hand, or the URL changed since `akash-nb join`
         banner, footer = banner_and_footer(tmp_path, monkeypatch, dotenv)
@@ -100,7 +102,7 @@ def test_another_server_is_not_named_a_class_server(tmp_path, monkeypatch):
 
 
 def test_the_footer_says_a_replayed_answer_was_not_timed():
-    from akash_nb import render
+    from akash_nb import _render as render
 
     line = render.footer_text("m", "replay", "stop", None, seconds=0.01)
     assert line.endswith("time not measured (replay)")
@@ -113,7 +115,7 @@ def test_the_footer_says_a_replayed_answer_was_not_timed():
 
 
 def test_the_footer_times_a_real_provider():
-    from akash_nb import render
+    from akash_nb import _render as render
 
     assert render.footer_text("m", "local", "stop", None, seconds=0.38).endswith("· 0.38 s")
     streamed = render.footer_text(

@@ -22,11 +22,12 @@ import pytest
 from faultserver import FaultServer, connection_to
 
 import akash_nb
-from akash_nb import config, local
-from akash_nb.errors import explain
-from akash_nb.exceptions import AkashNBError, ConfigError
-from akash_nb.providers import LOCAL_MODEL_NAME
-from akash_nb.secret import Secret
+from akash_nb._core import config
+from akash_nb._engine import embedded
+from akash_nb._core.failures import explain
+from akash_nb._core.exceptions import AkashNBError, ConfigError
+from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._core.api_key import Secret
 
 AKML_KEY = "akml-" + "SECRETabcdef0123456789"
 SK_KEY = "sk-" + "SECRETabcdef0123456789"
@@ -121,7 +122,7 @@ def fault_server_url():
 
 @pytest.mark.live
 def test_the_embedded_server_record_shows_no_key(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     assert server.key.reveal() not in repr(server)
 
 
@@ -142,7 +143,7 @@ def test_a_key_with_a_line_break_inside_is_refused_without_repeating_it():
 
 @pytest.mark.live
 def test_a_wrong_key_to_the_embedded_server_gets_the_401_sentence_without_the_key(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     client = openai.OpenAI(base_url=server.base_url, api_key=SK_KEY, max_retries=0, timeout=10)
     with pytest.raises(openai.AuthenticationError) as caught:
         client.models.list()
@@ -161,8 +162,8 @@ def mode(path: Path) -> int:
 
 @pytest.mark.live
 def test_the_server_state_file_lock_and_log_are_private(state_dir):
-    server = local.ensure_server()
-    state = local.state_file(server.config)
+    server = embedded.ensure_server()
+    state = embedded.state_file(server.config)
     assert mode(state_dir) == 0o700  # the folder is private too
     assert mode(state) == 0o600
     assert mode(state_dir / f"server-{server.config}.lock") == 0o600
@@ -177,7 +178,7 @@ def test_the_server_state_file_lock_and_log_are_private(state_dir):
 @pytest.mark.live
 def test_the_key_is_on_no_command_line_in_no_environment_and_its_file_is_gone(state_dir, monkeypatch):
     monkeypatch.setenv("LLAMA_API_KEY", "a-key-from-the-users-shell")  # llama-server would read it
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     key = server.key.reveal().encode()
     # /proc/PID/cmdline is readable by every user on the machine; environ only by the owner.
     assert key not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
@@ -209,7 +210,7 @@ CHAT = json.dumps(
 @pytest.mark.live
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Basic Zm9vOmJhcg=="])
 def test_the_embedded_server_refuses_requests_without_its_key(local_env, authorization):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     headers = {"Authorization": authorization} if authorization else {}
     for path, data in (
         ("/models", None),
@@ -226,7 +227,7 @@ def test_the_embedded_server_refuses_requests_without_its_key(local_env, authori
 
 @pytest.mark.live
 def test_the_embedded_server_answers_its_own_key(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     assert status_of(server.base_url + "/models", key=server.key.reveal()) == 200
     assert status_of(server.health_url) == 200  # llama-server's /health tells only that it is up
 
@@ -239,7 +240,7 @@ def _listening(pid: int) -> list:
 
 @pytest.mark.live
 def test_the_embedded_server_listens_on_loopback_only(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     listening = _listening(server.pid)
     assert listening, "the server process has no listening socket"
     assert {c.laddr.port for c in listening} == {server.port}
@@ -258,7 +259,7 @@ def _own_addresses() -> list[str]:
 
 @pytest.mark.live
 def test_the_embedded_server_cannot_be_reached_on_this_machines_other_addresses(local_env):
-    server = local.ensure_server()
+    server = embedded.ensure_server()
     addresses = _own_addresses()
     if not addresses:
         pytest.skip("this machine has no non-loopback IPv4 address to try")

@@ -1,7 +1,7 @@
 """Every user-facing sentence lives in a table: no package error is built from a literal sentence.
 
 The tables are errors.STATUS / errors.NO_STATUS (failures of a request) and the tables in
-akash_nb/exceptions.py (bad input, a refused request, the embedded engine, ...), which docs/errors.md is
+akash_nb/_core/exceptions.py (bad input, a refused request, the embedded engine, ...), which docs/errors.md is
 generated from. A package error (AkashNBError or any subclass) made with a string literal or an f-string as
 its sentence is a case docs/errors.md does not list; this scan of every akash_nb/*.py finds each one."""
 
@@ -12,7 +12,7 @@ import inspect
 from pathlib import Path
 
 import akash_nb
-from akash_nb import exceptions
+from akash_nb._core import exceptions
 
 PACKAGE = Path(akash_nb.__file__).resolve().parent
 
@@ -44,7 +44,7 @@ def _called(node: ast.Call) -> str | None:
 
 
 def error_classes(trees: dict[str, ast.Module]) -> set[str]:
-    """The names of the package's error classes: AkashNBError, every subclass in akash_nb.exceptions, and
+    """The names of the package's error classes: AkashNBError, every subclass in akash_nb._core.exceptions, and
     every class in akash_nb whose bases include one of them (found from the source, to a fixpoint)."""
     names = {
         name
@@ -95,7 +95,7 @@ def test_no_package_error_carries_a_literal_sentence() -> None:
     sites = [site for site in found if site[0] not in ALLOWED or [s[0] for s in allowed].count(site[0]) > 1]
     assert not sites, (
         f"{len(sites)} package errors carry a sentence written in place, not a table row (move each to a "
-        "table in akash_nb/exceptions.py and raise it through its helper, or allow it in ALLOWED with why):\n"
+        "table in akash_nb/_core/exceptions.py and raise it through its helper, or allow it in ALLOWED with why):\n"
         + "\n".join(
             f"  akash_nb/{where.split(':')[0]}.py:{line} {cls} in {where}" for where, line, cls in sites
         )

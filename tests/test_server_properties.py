@@ -43,10 +43,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import doctor, error_display, exercises, guide, join, masking, render, streaming
-from akash_nb.conversation import Conversation
-from akash_nb.exceptions import AkashNBError
-from akash_nb.widgets import ChatBox, Panel
+from akash_nb import doctor
+from akash_nb import _error_display
+from akash_nb import exercises
+from akash_nb import _guide
+from akash_nb._engine import join
+from akash_nb._core import masking
+from akash_nb import _render
+from akash_nb import _streaming
+from akash_nb._conversation import Conversation
+from akash_nb._core.exceptions import AkashNBError
+from akash_nb._widgets import ChatBox, Panel
 
 pytestmark = pytest.mark.faults
 
@@ -112,7 +119,7 @@ def watching(server: DrawnServer, **replies: Reply) -> Iterator[Seen]:
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(masking, "_known", set())
-        patch.setattr(render, "display", lambda bundle, **_: seen.displayed.append(dict(bundle)))
+        patch.setattr(_render, "display", lambda bundle, **_: seen.displayed.append(dict(bundle)))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield seen
     seen.add(out.getvalue(), err.getvalue())
@@ -136,12 +143,12 @@ def learners_call(seen: Seen, call: Callable[[], object]) -> object | None:
     try:
         return call()
     except Exception as error:
-        if not error_display.is_ours(error):
+        if not _error_display.is_ours(error):
             raise AssertionError(
                 f"{type(error).__name__} escaped the SDK's call: {str(error)[:500]!r}"
             ) from error
         caught = error  # the lambda runs here, inside the except
-        seen.add(consumer(seen, lambda: render.error_sentence(caught).sentence))
+        seen.add(consumer(seen, lambda: _render.error_sentence(caught).sentence))
         return None
 
 
@@ -153,7 +160,7 @@ def made(server: DrawnServer, plain: bool) -> openai.OpenAI:
 
 
 def in_notebook(patch: pytest.MonkeyPatch) -> None:
-    patch.setattr(render, "in_ipython", lambda: True)
+    patch.setattr(_render, "in_ipython", lambda: True)
 
 
 # --- one property a consumer --------------------------------------------------------------------------------
@@ -168,8 +175,8 @@ def test_collect_stream_gives_text_or_a_sentence(server, reply, plain):
             seen, lambda: client.chat.completions.create(model=MODEL, messages=USER, stream=True)
         )
         if stream is not None:
-            result = consumer(seen, lambda: streaming.collect_stream(stream))
-            if isinstance(result, streaming.StreamResult):
+            result = consumer(seen, lambda: _streaming.collect_stream(stream))
+            if isinstance(result, _streaming.StreamResult):
                 seen.got(result.text)
                 seen.add(result.error and result.error.sentence, result.error and str(result.error))
 
@@ -217,18 +224,18 @@ def test_show_answer_gives_text_or_a_sentence(server, reply, plain, notebook):
         client = made(server, plain)
         response = learners_call(seen, lambda: client.chat.completions.create(model=MODEL, messages=USER))
         if response is not None:
-            consumer(seen, lambda: render.show_answer(response, None if plain else client))
+            consumer(seen, lambda: _render.show_answer(response, None if plain else client))
 
 
 @examples
-@given(reply=chat_replies, plain=st.booleans(), name=st.sampled_from(sorted(guide.EXAMPLES)))
+@given(reply=chat_replies, plain=st.booleans(), name=st.sampled_from(sorted(_guide.EXAMPLES)))
 def test_guide_vs_you_gives_text_or_a_sentence(server, reply, plain, name):
     with watching(server, chat=reply) as seen:
         client = made(server, plain)
         response = learners_call(seen, lambda: client.chat.completions.create(model=MODEL, messages=USER))
         if response is not None:
-            shown = consumer(seen, lambda: guide.guide_vs_you(name, response, None if plain else client))
-            if isinstance(shown, guide.GuideVsYou):
+            shown = consumer(seen, lambda: _guide.guide_vs_you(name, response, None if plain else client))
+            if isinstance(shown, _guide.GuideVsYou):
                 seen.add(str(shown), *shown._repr_mimebundle_().values())
 
 
@@ -238,7 +245,7 @@ CHECKS: dict[str, Callable[[Any], exercises.Check]] = {
     "check_third_turn": lambda r: exercises.check_third_turn(
         [*USER, {"role": "assistant", "content": "Hi"}] * 2 + USER, r
     ),
-    "check_summary": lambda r: exercises.check_summary(r, guide.GUIDE_TEXT),
+    "check_summary": lambda r: exercises.check_summary(r, _guide.GUIDE_TEXT),
     "check_repeatable": lambda r: exercises.check_repeatable(r, r.model_copy() if r is not None else r),
 }
 

@@ -19,10 +19,13 @@ import pytest
 from faultserver import MODEL, WORDS, FaultServer
 
 import akash_nb
-from akash_nb import exercises, guide, render, streaming
-from akash_nb.conversation import Conversation
-from akash_nb.exceptions import AkashNBError
-from akash_nb.widgets import ChatBox, Panel
+from akash_nb import exercises
+from akash_nb import _guide
+from akash_nb import _render
+from akash_nb import _streaming
+from akash_nb._conversation import Conversation
+from akash_nb._core.exceptions import AkashNBError
+from akash_nb._widgets import ChatBox, Panel
 
 pytestmark = pytest.mark.faults
 
@@ -92,7 +95,7 @@ def _create(client: openai.OpenAI, streamed: bool) -> object:
 
 
 def _collect(client: openai.OpenAI, streamed: bool) -> Outcome:
-    result = streaming.collect_stream(_create(client, True), "Test provider")
+    result = _streaming.collect_stream(_create(client, True), "Test provider")
     sentence = result.error.sentence if result.error else None
     note = getattr(result, "note", None) or ""
     return Outcome(result.text, sentence, f"{result.text}\n{note}\n{sentence or ''}")
@@ -125,7 +128,7 @@ def _conversation(client: openai.OpenAI, streamed: bool) -> Outcome:
 def _answer_of(client: openai.OpenAI, streamed: bool) -> object:
     """What a lesson hands show_answer and guide_vs_you: the response, or a collected stream."""
     made = _create(client, streamed)
-    return streaming.collect_stream(made, client) if streamed else made  # type: ignore[arg-type]
+    return _streaming.collect_stream(made, client) if streamed else made  # type: ignore[arg-type]
 
 
 def _show_answer(client: openai.OpenAI, streamed: bool) -> Outcome:
@@ -133,7 +136,7 @@ def _show_answer(client: openai.OpenAI, streamed: bool) -> Outcome:
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            render.show_answer(answer, client)  # type: ignore[arg-type]
+            _render.show_answer(answer, client)  # type: ignore[arg-type]
     except AkashNBError as error:
         return Outcome(getattr(answer, "text", ""), error.sentence, printed.getvalue())
     text = printed.getvalue().rsplit("\n", 2)[0]  # the answer, without the footer line
@@ -143,7 +146,7 @@ def _show_answer(client: openai.OpenAI, streamed: bool) -> Outcome:
 def _guide_vs_you(client: openai.OpenAI, streamed: bool) -> Outcome:
     answer = _answer_of(client, streamed)
     try:
-        shown = guide.guide_vs_you("completion", answer, client)  # type: ignore[arg-type]
+        shown = _guide.guide_vs_you("completion", answer, client)  # type: ignore[arg-type]
     except AkashNBError as error:
         return Outcome(getattr(answer, "text", ""), error.sentence, "")
     return _shown(shown.answer, str(shown))
@@ -163,7 +166,7 @@ def _exercises(client: openai.OpenAI, streamed: bool) -> Outcome:
         exercises.check_setup(response, MODEL, [MODEL]),
         exercises.check_length_stop(response),
         exercises.check_third_turn(third, response),
-        exercises.check_summary(response, guide.GUIDE_TEXT),
+        exercises.check_summary(response, _guide.GUIDE_TEXT),
         exercises.check_repeatable(response, _create(client, False)),
         exercises.check_extraction(response),
     ]

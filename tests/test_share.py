@@ -38,9 +38,10 @@ import segno
 from processes import run
 
 import akash_nb
-from akash_nb import llama_server, local
-from akash_nb.providers import LOCAL_MODEL_NAME
-from akash_nb.share import SHARE_ANSWER_TOKENS, SHARE_SLOTS, metrics_values
+from akash_nb._engine import llama_server
+from akash_nb._engine import embedded
+from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._engine.class_server import SHARE_ANSWER_TOKENS, SHARE_SLOTS, metrics_values
 
 pytestmark = pytest.mark.live
 
@@ -254,7 +255,7 @@ def test_share_mode_keeps_away_from_the_notebooks_server(shared, monkeypatch):
     state = Path(f"/proc/{shared.process.pid}/cwd").resolve()  # started with this AKASH_NB_STATE_DIR
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(state))
     assert not list(state.glob("server-*.json")), "the share key is never written to the state file"
-    assert local.running() is None, "notebooks do not take the class server for their own"
+    assert embedded.running() is None, "notebooks do not take the class server for their own"
     for pid in processes_of(shared.process.pid):
         assert shared.key not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         assert shared.key not in Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")

@@ -44,7 +44,7 @@ LOCAL_ONLY = {
         "if snippet is None",
         "wrong = run_isolated",
         "if found is not None",
-        "print(akash_nb.code.run_tests",
+        "print(akash_nb.generated_code.run_tests",
     ),
     "07-failures-and-cost": (
         "import json\nimport threading",

@@ -18,10 +18,11 @@ import pytest
 from faultserver import WORDS, FaultServer, sse_chunk
 
 import akash_nb
-from akash_nb import connect, errors
-from akash_nb.conversation import Conversation
-from akash_nb.exceptions import AkashNBError
-from akash_nb.streaming import collect_stream
+from akash_nb import _clients
+from akash_nb._core import failures
+from akash_nb._conversation import Conversation
+from akash_nb._core.exceptions import AkashNBError
+from akash_nb._streaming import collect_stream
 
 pytestmark = pytest.mark.faults
 
@@ -50,8 +51,8 @@ def server(monkeypatch):
 @pytest.fixture
 def scaled(monkeypatch):
     """The default policy, scaled from 10 s / 50 s to 0.2 s / SCALED."""
-    monkeypatch.setattr(connect, "CONNECT_TIMEOUT", 0.2)
-    monkeypatch.setattr(connect, "READ_TIMEOUT", SCALED)
+    monkeypatch.setattr(_clients, "CONNECT_TIMEOUT", 0.2)
+    monkeypatch.setattr(_clients, "READ_TIMEOUT", SCALED)
 
 
 def made(server: FaultServer, **kwargs) -> openai.OpenAI:
@@ -67,13 +68,13 @@ def test_the_default_policy_gives_a_stalled_server_its_sentence_within_60_s(serv
     client = made(server)
     timeout = client.timeout
     assert isinstance(timeout, httpx2.Timeout)
-    assert timeout.connect == connect.CONNECT_TIMEOUT <= 10
+    assert timeout.connect == _clients.CONNECT_TIMEOUT <= 10
     # One read timeout, since a read timeout is not retried (the next test shows it), after a connect that
     # took at most its whole timeout: a stalled server's sentence comes within 60 s even then.
     assert timeout.read is not None and timeout.connect + timeout.read <= 60
     # Long enough for a slow laptop's non-streamed 512-token answer (20-40 s before its first byte).
     assert timeout.read >= 45
-    assert client.max_retries == connect.DEFAULT_RETRIES == 2  # other failures keep their retries
+    assert client.max_retries == _clients.DEFAULT_RETRIES == 2  # other failures keep their retries
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
@@ -85,7 +86,7 @@ def test_a_stalled_server_at_the_default_policy_is_asked_once(server, scaled, st
     seconds = time.monotonic() - started
     assert server.hits == 1  # not retried: the SDK would have waited 3 read timeouts
     assert SCALED <= seconds < SCALED + 0.7
-    sentence = errors.explain(caught.value, "Test provider").sentence
+    sentence = failures.explain(caught.value, "Test provider").sentence
     assert sentence.startswith("Test provider did not answer in time;")
     assert "akash_nb.client(timeout=...)" in sentence
 

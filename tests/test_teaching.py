@@ -24,8 +24,10 @@ from helpers import MAKEFILE, make_targets
 from processes import environment_without, run
 from project import PROJECT, ROOT
 
-from akash_nb import cli, notebooks, share
-from akash_nb.secret import Secret
+from akash_nb import cli
+from akash_nb._tools import notebooks
+from akash_nb._engine import class_server
+from akash_nb._core.api_key import Secret
 
 GUIDE = (ROOT / "docs/teaching.md").read_text()
 PROGRAMS = (
@@ -162,12 +164,12 @@ def test_the_readme_links_the_guide_and_the_guide_covers_what_a_teacher_needs():
         assert heading in GUIDE
 
 
-def a_class_server() -> share.Shared:
+def a_class_server() -> class_server.Shared:
     """A class server's description, with no engine: what the screen and the status line read."""
-    return share.Shared(
+    return class_server.Shared(
         process=None,  # type: ignore[arg-type]  # neither reads the process
         port=8080,
-        key=Secret(share.new_key()),
+        key=Secret(class_server.new_key()),
         model="SmolLM2-135M-Instruct",
         slots=32,
         log=Path("engine.log"),
@@ -179,7 +181,7 @@ def test_the_share_screen_shows_the_join_line_students_copy_in_an_80_by_24_termi
     and the `.env` lines ... (all of it fits an 80×24 terminal)"."""
     assert "the `make join URL=... KEY=...` line\nstudents copy" in GUIDE
     shared = a_class_server()
-    screen = share.announcement(shared, [("wlan0", "192.168.1.20")], height=24).splitlines()
+    screen = class_server.announcement(shared, [("wlan0", "192.168.1.20")], height=24).splitlines()
     url, key = "http://192.168.1.20:8080/v1", shared.key.reveal()
     assert f"  make join URL={url} KEY={key}" in screen
     assert f"  AKASH_NB_BASE_URL={url}" in screen and f"Key: {key}" in screen
@@ -195,9 +197,9 @@ def test_joined_counts_addresses_that_connected_as_the_guide_says(monkeypatch):
     assert "how many different network addresses have connected to the server since it started" in GUIDE
     assert "It counts machines, not students" in GUIDE
     seen = [{("127.0.0.1", 5000)}]  # at start: the server's own readiness check
-    monkeypatch.setattr(share.Status, "_connections", lambda self: seen[-1])
-    monkeypatch.setattr(share.Status, "_get", lambda self, path: b"[]" if path == "/slots" else b"")
-    status = share.Status(shared=a_class_server())
+    monkeypatch.setattr(class_server.Status, "_connections", lambda self: seen[-1])
+    monkeypatch.setattr(class_server.Status, "_get", lambda self, path: b"[]" if path == "/slots" else b"")
+    status = class_server.Status(shared=a_class_server())
     status._own = {6000}
     seen.append(
         {

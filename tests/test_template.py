@@ -9,7 +9,9 @@ from helpers import exercise_problems, template_problems
 from nbval_run import nbval_command
 from processes import environment_without, run
 
-from akash_nb import cli, notebooks, template
+from akash_nb import cli
+from akash_nb._tools import notebooks
+from akash_nb._tools import template
 
 
 def test_new_lesson_takes_the_next_number_and_follows_the_template(tmp_path, capsys):

@@ -12,9 +12,10 @@ import pytest
 from faultserver import MODEL, WORDS, FaultServer, closed_port
 
 import akash_nb
-from akash_nb import local, widgets
-from akash_nb.conversation import Conversation
-from akash_nb.providers import LOCAL_MODEL_NAME
+from akash_nb._engine import embedded
+from akash_nb import _widgets
+from akash_nb._conversation import Conversation
+from akash_nb._core.providers import LOCAL_MODEL_NAME
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SANITIZE_TIMINGS = re.compile(r"\d+\.\d+ s\b")  # tests/sanitize.cfg's timing rule
@@ -67,14 +68,14 @@ def test_the_model_dropdown_lists_the_live_models_and_selects_the_served_one(loc
     assert panel.model.value == LOCAL_MODEL_NAME  # the guide's model is not served here: the fallback is
     assert (panel.temperature.min, panel.temperature.max, panel.temperature.step) == (0.0, 2.0, 0.1)
     slider = panel.max_tokens
-    assert (slider.min, slider.max, slider.value) == (1, local.CONTEXT_TOKENS, 8)
+    assert (slider.min, slider.max, slider.value) == (1, embedded.CONTEXT_TOKENS, 8)
     panel.max_tokens.value = 10**6
-    assert panel.max_tokens.value == local.CONTEXT_TOKENS  # the embedded model's context per request
+    assert panel.max_tokens.value == embedded.CONTEXT_TOKENS  # the embedded model's context per request
 
 
 @pytest.mark.live
 def test_clicking_run_streams_the_answer_into_the_panel_and_names_who_answered(local_client, monkeypatch):
-    monkeypatch.setattr(widgets, "REDRAW_SECONDS", 0.0)  # every piece redraws, so the stream is visible
+    monkeypatch.setattr(_widgets, "REDRAW_SECONDS", 0.0)  # every piece redraws, so the stream is visible
     panel = akash_nb.panel(local_client, max_tokens=8)
     panel.prompt.value = "Name three colours."
     shown = []
@@ -86,8 +87,8 @@ def test_clicking_run_streams_the_answer_into_the_panel_and_names_who_answered(l
     assert result.error is None and result.text.strip()
     assert result.model == LOCAL_MODEL_NAME and result.provider == "local"
     assert result.finish_reason in ("stop", "length")
-    assert any(widgets.CURSOR.strip() in value for value in shown[:-1])  # partial answers appeared...
-    assert panel.answer.value == shown[-1] == widgets.markdown_html(result.text)  # ...then the whole one
+    assert any(_widgets.CURSOR.strip() in value for value in shown[:-1])  # partial answers appeared...
+    assert panel.answer.value == shown[-1] == _widgets.markdown_html(result.text)  # ...then the whole one
     usage = panel.usage.value
     assert f"{LOCAL_MODEL_NAME} via local" in usage and f"finish_reason={result.finish_reason}" in usage
     # llama-server streams usage when asked (stream_options), so the footer has the real counts
@@ -171,7 +172,7 @@ def test_the_model_line_says_why_the_dropdown_has_one_entry(fault):
     panel = akash_nb.panel(fault_client(fault), "hi")
     assert list(panel.model.options) == [(MODEL, MODEL)]  # (label shown, the id sent)
     assert "serves one model, so the list has one entry" in panel.models_line.value
-    assert "3 models" in widgets.models_note(["a", "b", "c"], "akashml")
+    assert "3 models" in _widgets.models_note(["a", "b", "c"], "akashml")
 
 
 def test_an_empty_prompt_is_not_sent(fault):
@@ -179,12 +180,12 @@ def test_an_empty_prompt_is_not_sent(fault):
 
     result = panel.run()
 
-    assert result.error == widgets.NOTHING_TO_SEND and not result.sent
+    assert result.error == _widgets.NOTHING_TO_SEND and not result.sent
     assert [method for method, *_ in fault.requests] == ["GET"]  # the model list only
 
 
 def test_model_output_is_rendered_as_markdown_with_html_escaped():
-    rendered = widgets.markdown_html(
+    rendered = _widgets.markdown_html(
         '**bold** <script>alert(1)</script> <img src=x onerror="x()"> [link](javascript:alert(1))'
     )
     assert "<strong>bold</strong>" in rendered

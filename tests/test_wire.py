@@ -11,7 +11,7 @@ import pytest
 from faultserver import FaultServer
 
 import akash_nb
-from akash_nb.exceptions import AkashNBError
+from akash_nb._core.exceptions import AkashNBError
 
 KEY = "akml-" + "wirewirewirewire1234"
 MESSAGES = [{"role": "user", "content": "Once upon a time, in a land far, far away"}]

@@ -25,8 +25,9 @@ from packaging.version import Version
 from processes import environment_without, run
 from project import PROJECT, ROOT
 
-from akash_nb import cli, engine
-from akash_nb.providers import PROVIDERS
+from akash_nb import cli
+from akash_nb._engine import builds
+from akash_nb._core.providers import PROVIDERS
 
 SUPPORTED = SpecifierSet(PROJECT["requires-python"])
 README = (ROOT / "README.md").read_text()
@@ -211,7 +212,7 @@ def test_binder_builds_from_environment_yml_with_the_prebuilt_engine_and_the_mod
     # repo2docker images (linux x86_64) have no compiler; the engine wheel fits them, so none is needed.
     assert "cxx-compiler" not in environment["dependencies"]
     pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    assert any(Requirement(r).name == engine.WHEEL_PACKAGE for r in pip if not r.startswith("-"))
+    assert any(Requirement(r).name == builds.WHEEL_PACKAGE for r in pip if not r.startswith("-"))
     post_build = (ROOT / "postBuild").read_text()
     assert os.access(ROOT / "postBuild", os.X_OK)
     commands = [line for line in post_build.splitlines() if line and not line.startswith(("#", "set "))]
@@ -344,9 +345,9 @@ def test_lab_on_the_student_set_with_no_provider_says_how_to_connect(monkeypatch
     """A student who installed the student set but has no .env yet gets one sentence, not a compile error."""
     monkeypatch.setenv("AKASH_NB_CACHE_DIR", str(tmp_path / "cache"))  # no llama-server built here
     monkeypatch.setenv("PATH", str(tmp_path))  # none on PATH either
-    monkeypatch.delenv(engine.VARIABLE, raising=False)
-    monkeypatch.setattr(engine, "_tool", lambda name: None)  # and no cmake: the student set has none
-    monkeypatch.setattr(engine, "wheel_version", lambda: None)  # nor the prebuilt engine
+    monkeypatch.delenv(builds.VARIABLE, raising=False)
+    monkeypatch.setattr(builds, "_tool", lambda name: None)  # and no cmake: the student set has none
+    monkeypatch.setattr(builds, "wheel_version", lambda: None)  # nor the prebuilt engine
     assert cli.main(["lab"]) == 2
     said = capsys.readouterr().err
     assert said.count("\n") == 1 and "this is the student set" in said
