@@ -11,12 +11,17 @@ import httpx2
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from ._core import in_browser as browser, config, failures as errors, parameters, request_checks as preflight
-from . import _error_display as error_display, _render as render
-from ._replay import in_tab, recorder as replay
-from ._engine import embedded as local
-from ._core.connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
+from . import _error_display as error_display
+from . import _render as render
+from ._core import config, parameters
+from ._core import failures as errors
+from ._core import in_browser as browser
+from ._core import request_checks as preflight
 from ._core.api_key import Secret
+from ._core.connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
+from ._engine import embedded as local
+from ._replay import in_tab
+from ._replay import recorder as replay
 
 NO_KEY = replay.HANDED_OUT_KEY  # the SDK insists on a key; providers that need none get this placeholder
 DEFAULT_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors, honouring Retry-After
@@ -88,7 +93,7 @@ def client(
     max_retries: int = DEFAULT_RETRIES,
     show: bool = True,
 ) -> openai.OpenAI:
-    """An `openai.OpenAI` client for the configured provider (see `akash_nb._core.config` for the lookup order).
+    """An `openai.OpenAI` client for the configured provider (see `_core/config.py` for the lookup order).
 
     `timeout`: seconds for each step (connecting, and the longest silence while the answer arrives); by
     default 10 s to connect and 50 s of silence (`default_timeout()`). A read timeout is never retried (a

@@ -16,9 +16,12 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from ._core import answers, failures as errors, exceptions, parameters, request_checks as preflight
-from . import _render as render, _streaming as streaming
+from . import _render as render
+from . import _streaming as streaming
 from ._clients import NO_KEY
+from ._core import answers, exceptions, parameters
+from ._core import failures as errors
+from ._core import request_checks as preflight
 from ._core.connection import connection_or_unknown
 from ._core.exceptions import AkashNBError
 from ._core.files import read_text, write_atomically

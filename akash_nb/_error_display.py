@@ -13,7 +13,8 @@ import openai
 from IPython import get_ipython
 from IPython.core.interactiveshell import InteractiveShell
 
-from ._core import in_browser as browser, compat
+from ._core import compat
+from ._core import in_browser as browser
 from ._core.exceptions import AkashNBError
 from ._render import error_sentence, show
 
@@ -48,7 +49,7 @@ def install_error_display() -> None:
     The cell still fails as an error (so `Run all` stops, and nbval reports the sentence); the
     error's traceback is the sentence alone. `%tb` shows the full traceback, and the exception, with the
     original as `.original`, stays in `sys.last_value`. In a browser tab, what the tab cannot run
-    (akash_nb._core.in_browser's refusals, a cell's process, thread or socket) is a note instead: `Run all` goes on.
+    (_core/in_browser.py's refusals, a cell's process, thread or socket) is a note instead: `Run all` goes on.
     """
     shell = get_ipython()
     if shell is None:

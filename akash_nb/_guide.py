@@ -16,8 +16,8 @@ from openai.types.chat import ChatCompletion
 
 from ._core import answers
 from ._core.connection import connection_for
-from .exercises import unsupported_claims
 from ._streaming import StreamResult
+from .exercises import unsupported_claims
 
 # --- what the guide printed, verbatim from the seed page ---------------------------------------------------
 

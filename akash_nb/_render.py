@@ -15,8 +15,8 @@ from openai.types.chat import ChatCompletion
 
 from ._core import answers, masking, parameters, untrusted
 from ._core.connection import Connection, ModelChoice, connection_for, connection_for_url, last_latency, timed
-from ._core.failures import explain
 from ._core.exceptions import AkashNBError
+from ._core.failures import explain
 from ._streaming import StreamResult
 
 

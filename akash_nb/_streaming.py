@@ -20,7 +20,8 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
-from ._core import answers, compat, failures as errors, exceptions, untrusted
+from ._core import answers, compat, exceptions, untrusted
+from ._core import failures as errors
 from ._core.parameters import wrong_type
 
 if TYPE_CHECKING:  # for the annotation only

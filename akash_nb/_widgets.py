@@ -17,11 +17,15 @@ import openai
 from IPython.lib.pretty import PrettyPrinter
 from openai.types import CompletionUsage
 
-from ._core import in_browser as browser, failures as errors, exceptions, parameters, request_checks as preflight, untrusted
-from ._engine import llama_server
-from . import _render as render, _streaming as streaming
-from ._core.connection import Connection, connection_for, connection_or_unknown, resolve_model
+from . import _render as render
+from . import _streaming as streaming
 from ._conversation import Conversation
+from ._core import exceptions, parameters, untrusted
+from ._core import failures as errors
+from ._core import in_browser as browser
+from ._core import request_checks as preflight
+from ._core.connection import Connection, connection_for, connection_or_unknown, resolve_model
+from ._engine import llama_server
 
 # Context window per provider, the upper bound of the max_tokens box; others get DEFAULT_CONTEXT_TOKENS.
 CONTEXT_TOKENS: dict[str, int] = {

@@ -16,9 +16,9 @@ from typing import Any
 from IPython.lib.pretty import PrettyPrinter
 
 from ._core import compat
+from ._core.api_key import Secret
 from ._core.connection import connection_for_url
 from ._core.exceptions import INPUT, AkashNBError, table_error
-from ._core.api_key import Secret
 
 SHOWN_HEADERS = ("content-type",)  # the SDK's other headers (versions, OS, retry count) teach nothing here
 

@@ -54,7 +54,8 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from ._engine import builds as engine, weights as model
+    from ._engine import builds as engine
+    from ._engine import weights as model
 
     found = engine.ensure() if args.build else engine.find()
     weights = model.ensure() if args.build else model.find()

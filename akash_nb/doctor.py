@@ -12,15 +12,17 @@ from dataclasses import dataclass
 import openai
 from IPython.lib.pretty import PrettyPrinter
 
-from ._core import in_browser as browser, config, parameters, api_key as secret, untrusted
 from . import _render
-from ._replay import recorder
-from ._engine import builds as engines
-from ._engine import weights as models
 from ._clients import client
+from ._core import api_key as secret
+from ._core import config, parameters, untrusted
+from ._core import in_browser as browser
 from ._core.connection import connection_for, resolve_model, served_models
 from ._core.exceptions import AkashNBError
 from ._core.providers import PROVIDERS
+from ._engine import builds as engines
+from ._engine import weights as models
+from ._replay import recorder
 
 DOCTOR_TIMEOUT = 15.0
 

@@ -12,8 +12,8 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ._core import answers
-from .generated_code import check_syntax, extract_code, run_tests
 from ._core.request_checks import estimate_tokens
+from .generated_code import check_syntax, extract_code, run_tests
 
 
 @dataclass(frozen=True)

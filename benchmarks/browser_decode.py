@@ -10,9 +10,9 @@ The same GGUF (akash_nb._engine.weights), the same chat template and prompt, str
   worker's own clock as the bridge's chunks arrive. Model load: cold is the first load of a fresh browser
   profile (the download from loopback, then llama.cpp's load); warm is the same after a page reload (the
   file from the browser's storage).
-- native: the package's engine (akash_nb._engine.builds.find(): the xllamacpp wheel or a llama-server), started as
-  llama_server.start() starts it, once with 1 thread (the fair comparison) and once with the package's own
-  thread count; timed through the openai SDK (benchmarks/measure.py's via_server).
+- native: the package's engine (`find()` in _engine/builds.py: the xllamacpp wheel or a llama-server),
+  started as llama_server.start() starts it, once with 1 thread (the fair comparison) and once with the
+  package's own thread count; timed through the openai SDK (benchmarks/measure.py's via_server).
 
 Decode tokens/s is (completion tokens - 1) / (last text chunk - first text chunk); first token is the time
 from the request to its first text chunk; each repetition's prompt starts differently, so the prompt cache
@@ -41,10 +41,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bridge_page import BASE, CHROMIUM_ARGS, build, missing, serve  # noqa: E402
 from browser_helpers import chromium  # noqa: E402
 
-from akash_nb._engine import builds as engines  # noqa: E402
-from akash_nb._engine import llama_server
-from akash_nb._engine import weights  # noqa: E402
 from akash_nb._core.api_key import Secret  # noqa: E402
+from akash_nb._engine import builds as engines  # noqa: E402
+from akash_nb._engine import llama_server, weights  # noqa: E402
 from benchmarks.measure import Stream, via_server  # noqa: E402
 
 STORY = "Tell me a long story about a lighthouse keeper and the sea."
@@ -173,7 +172,12 @@ def native_server(
 
 def native_stream(client: Any, rep: int, tokens: int) -> dict[str, Any]:
     streamed: Stream = via_server(
-        client, weights.model_name(weights.model_file()), messages(rep), max_tokens=tokens, temperature=0, seed=1
+        client,
+        weights.model_name(weights.model_file()),
+        messages(rep),
+        max_tokens=tokens,
+        temperature=0,
+        seed=1,
     )
     return {
         "first": streamed.first,

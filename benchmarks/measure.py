@@ -6,8 +6,8 @@ with `stream_options.include_usage`), not from counting chunks; beside them it s
 whose `predicted_per_second` is the engine's view of the same answer's decode rate.
 
 The floors are llama.cpp's `llama-bench` and `llama-batched-bench` from the native build
-(`akash_nb._engine.builds.build()`; the prebuilt wheel has no such tools), on the same model file and threads: what
-llama.cpp can do on this machine with no HTTP, no JSON and no client in the way.
+(`build()` in _engine/builds.py; the prebuilt wheel has no such tools), on the same model file and threads:
+what llama.cpp can do on this machine with no HTTP, no JSON and no client in the way.
 """
 
 from __future__ import annotations

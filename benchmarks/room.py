@@ -10,7 +10,8 @@ server needs).
     .venv/bin/python benchmarks/room.py --slots 48 --no-unified --cache-ram 0      # another setup
 
 Student i sends at i × spread ÷ students seconds. Without --url it starts a class server through
-`akash_nb._engine.class_server.start_share` on 127.0.0.1 and a free port (the share defaults unless told otherwise), and
+`start_share` (akash_nb/_engine/class_server.py) on 127.0.0.1 and a free port (the share defaults unless
+told otherwise), and
 samples the engine process's resident memory while the room runs. It prints first token, total time and
 per-student decode tokens/s (median / p95 / max), the finish reasons, the errors, and the engine's cached
 prompt tokens; `--json PATH` writes every figure. All traffic stays on 127.0.0.1."""
@@ -33,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx2
 from measure import Stream, median, percentile, rss_mb, via_http_async
 
-from akash_nb._engine import llama_server
-from akash_nb._engine import class_server
+from akash_nb._engine import class_server, llama_server
 
 # The guide calls as the lessons write them: no max_tokens, no temperature (01, then 02's first cell).
 LESSONS = {
@@ -152,9 +152,13 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--url", help="a running class server's API URL (on 127.0.0.1)")
     options.add_argument("--key", help="its key (with --url)")
     options.add_argument("--slots", type=int, default=class_server.SHARE_SLOTS)
-    options.add_argument("--unified", action=argparse.BooleanOptionalAction, default=class_server.SHARE_UNIFIED)
+    options.add_argument(
+        "--unified", action=argparse.BooleanOptionalAction, default=class_server.SHARE_UNIFIED
+    )
     options.add_argument("--cache-ram", type=int, default=class_server.SHARE_CACHE_RAM, help="MiB (0: none)")
-    options.add_argument("--answer-tokens", type=int, default=class_server.SHARE_ANSWER_TOKENS, help="the cap")
+    options.add_argument(
+        "--answer-tokens", type=int, default=class_server.SHARE_ANSWER_TOKENS, help="the cap"
+    )
     options.add_argument("--warm", action="store_true", help="send the call once before the room")
     options.add_argument("--json", type=Path, help="write every figure here")
     return options

@@ -69,9 +69,9 @@ import room as rooms
 from measure import ROOT, Stream, median, percentile
 from nbval_run import nbval_command
 
+from akash_nb._core.api_key import Secret
 from akash_nb._engine import builds as engines
 from akash_nb._tools import notebooks
-from akash_nb._core.api_key import Secret
 
 OUT = ROOT / "build" / "bench"
 REPS = int(os.environ.get("BENCH_REPS", "5"))
@@ -720,8 +720,8 @@ def bench_engines(floors: Floors, prebuilt: engines.Engine, native: engines.Engi
     """The prebuilt engine ÷ the native build, both started as the package starts its servers (same model
     file, threads, slots and wait policy), both running throughout, their rounds interleaved: one stream's
     decode rate, as the engine reports it and as a light client sees it; and 16 streams at once."""
-    from akash_nb._engine import llama_server
     from akash_nb._engine import class_server as share
+    from akash_nb._engine import llama_server
 
     section = Section("engines")
     slots = share.SHARE_SLOTS
@@ -1083,8 +1083,8 @@ def run_notebooks_server(bench: Bench, names: set[str]) -> None:
 
 
 def run_users(bench: Bench, names: set[str]) -> None:
-    from akash_nb._engine import llama_server
     from akash_nb._engine import class_server as share
+    from akash_nb._engine import llama_server
 
     print("5. a room: 1, 4, 16, 32 users at once ...", flush=True)
     shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
@@ -1136,8 +1136,8 @@ def bench_room(url: str, key: str, model: str, pid: int) -> dict:
 
 
 def run_room(bench: Bench, names: set[str]) -> None:
-    from akash_nb._engine import llama_server
     from akash_nb._engine import class_server as share
+    from akash_nb._engine import llama_server
 
     print("8. the room: 30 and 60 students running one cell, arriving spread out ...", flush=True)
     shared = share.start_share(port=llama_server.free_port(), host="127.0.0.1")
@@ -1185,10 +1185,10 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from akash_nb._engine import llama_server
-    from akash_nb._engine import embedded as local
-    from akash_nb._engine import weights as model
     from akash_nb._engine import class_server as share
+    from akash_nb._engine import embedded as local
+    from akash_nb._engine import llama_server
+    from akash_nb._engine import weights as model
 
     args = options(argv)
     chosen = args.only or set(NAMES)

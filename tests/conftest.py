@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, settings
 from standin import program
 
 from akash_nb._core import config
-from akash_nb._engine import builds
-from akash_nb._engine import embedded
+from akash_nb._engine import builds, embedded
 from akash_nb._engine import weights as model
 
 pytest_plugins = ["pytester"]  # tests/test_markers.py runs a session of its own to prove the guard below
@@ -67,7 +66,7 @@ def pytest_configure(config):
     weights = folder / model.GGUF_NAME  # SmolLM2's own file name: the served model's name is unchanged
     weights.write_bytes(b"GGUF" + bytes(60))
     # The prebuilt engine too, for a test that unsets AKASH_NB_LLAMA_SERVER: first on PYTHONPATH, a stand-in
-    # xllamacpp that refuses at import, so akash_nb._engine.wheel_server exits as the stand-in llama-server does.
+    # xllamacpp that refuses at import, so _engine/wheel_server.py exits as the stand-in llama-server does.
     modules = folder / "python"
     (modules / builds.WHEEL_PACKAGE).mkdir(parents=True)
     (modules / builds.WHEEL_PACKAGE / "__init__.py").write_text(

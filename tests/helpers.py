@@ -10,9 +10,9 @@ from openai.types.chat import ChatCompletion
 from processes import run
 from project import ROOT
 
+from akash_nb._core.providers import LOCAL_MODEL_NAME as MODEL
 from akash_nb._tools import template
 from akash_nb._tools.notebooks import lessons, solution_code
-from akash_nb._core.providers import LOCAL_MODEL_NAME as MODEL
 
 # --- the committed lessons ----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 import json
 import re
 import sys
@@ -19,7 +20,13 @@ from project import ROOT
 import akash_nb
 
 PACKAGE = ROOT / "akash_nb"
-MODULES = {path.stem: path for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+# Every module by its dotted name below akash_nb ("_core.config"); the packages' __init__ files apart.
+MODULES = {
+    ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
+    for path in sorted(PACKAGE.rglob("*.py"))
+    if path.stem != "__init__"
+}
+SUBPACKAGES = sorted(path.parent for path in PACKAGE.rglob("__init__.py") if path.parent != PACKAGE)
 # Imports inside a function are for one reason only: the command line loads a subcommand's module when
 # that subcommand runs (so `akash-nb stop` never loads the SDK or Jupyter), and the teacher's optional
 # extras are imported where the teacher's code needs them. Any other module imports at its top.
@@ -47,24 +54,35 @@ def _imports(tree: ast.AST, *, inside_function: bool = False):
         )
 
 
-def _package_targets(node: ast.Import | ast.ImportFrom) -> set[str]:
-    """The akash_nb modules an import statement loads."""
+def _package_targets(node: ast.Import | ast.ImportFrom, module: str) -> set[str]:
+    """The akash_nb modules (dotted, below akash_nb) an import statement in `module` loads."""
     found = set()
     if isinstance(node, ast.Import):
         for alias in node.names:
-            parts = alias.name.split(".")
-            if parts[0] == "akash_nb" and len(parts) > 1:
-                found.add(parts[1])
+            if alias.name.startswith("akash_nb."):
+                found.add(_nearest_module(alias.name.removeprefix("akash_nb.")))
+        return found - {""}
+    if node.level:
+        package = f"akash_nb.{module}".rsplit(".", 1)[0]
+        base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+    elif (node.module or "").split(".")[0] == "akash_nb":
+        base = node.module or ""
+    else:
         return found
-    if node.level == 1 or (node.level == 0 and (node.module or "").startswith("akash_nb")):
-        module = node.module or ""
-        if node.level == 0:
-            module = module.removeprefix("akash_nb").removeprefix(".")
-        if module:
-            found.add(module.split(".")[0])
-        else:  # from . import a, b: each a module
-            found.update(alias.name for alias in node.names if alias.name in MODULES)
-    return found
+    below = base.removeprefix("akash_nb").removeprefix(".")
+    if below in MODULES:
+        found.add(below)
+    else:  # from a package: each name a module of it, or a name its __init__ defines
+        for alias in node.names:
+            dotted = f"{below}.{alias.name}" if below else alias.name
+            found.add(dotted if dotted in MODULES else "")
+    return found - {""}
+
+
+def _nearest_module(dotted: str) -> str:
+    while dotted and dotted not in MODULES:
+        dotted = dotted.rpartition(".")[0]
+    return dotted
 
 
 @functools.cache  # three tests read it; the modules do not change during a run
@@ -72,7 +90,7 @@ def import_graph() -> dict[str, set[str]]:
     graph = {}
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        graph[name] = {t for node, _ in _imports(tree) for t in _package_targets(node)} - {name}
+        graph[name] = {t for node, _ in _imports(tree) for t in _package_targets(node, name)} - {name}
     return graph
 
 
@@ -113,7 +131,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_package_has_no_import_cycle():
     graph = import_graph()
-    assert set(graph) >= {"connection", "connect", "render", "errors", "exceptions", "widgets"}
+    assert set(graph) >= {"_core.connection", "_clients", "_render", "_core.failures", "_widgets"}
     assert cycles(graph) == []
 
 
@@ -133,10 +151,19 @@ def test_the_connection_layer_displays_nothing_and_render_does_not_import_upward
                 todo.append(nxt)
         return seen
 
-    assert not below("connection") & {"render", "widgets", "connect", "conversation", "guide", "wire"}
-    assert "connection" in graph["render"] and "connect" not in below("render")
-    assert "connection" in graph["widgets"]
-    assert not below("exceptions") - {"masking"}  # the bottom: raised by everything, loads nothing heavy
+    assert not below("_core.connection") & {
+        "_render",
+        "_widgets",
+        "_clients",
+        "_conversation",
+        "_guide",
+        "_wire",
+    }
+    assert "_core.connection" in graph["_render"] and "_clients" not in below("_render")
+    assert "_core.connection" in graph["_widgets"]
+    assert not below("_core.exceptions") - {
+        "_core.masking"
+    }  # the bottom: raised by everything, loads nothing
     source = (PACKAGE / "_core/connection.py").read_text(encoding="utf-8")
     assert "IPython" not in source and "display(" not in source
 
@@ -149,7 +176,7 @@ def test_imports_inside_functions_are_only_the_command_lines_and_optional_extras
         for node, inside in _imports(ast.parse(text)):
             if not inside or name in LAZY_MODULES:
                 continue
-            if _package_targets(node) or "#" not in lines[node.lineno - 1]:
+            if _package_targets(node, name) or "#" not in lines[node.lineno - 1]:
                 offenders.append(f"{name}.py:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert offenders == []
 
@@ -177,10 +204,19 @@ def test_every_name_the_docs_lessons_and_messages_use_resolves_after_a_bare_impo
     names = sorted(documented_names())
     assert "akash_nb._streaming.collect_stream" in names and "akash_nb.connection_values" in names
     probe = (
-        "import akash_nb, sys\nmissing = []\n"
+        "import akash_nb, importlib, sys\nmissing = []\n"
         f"for dotted in {names!r}:\n"
         "    value = akash_nb\n"
-        "    for part in dotted.split('.')[1:]:\n"
+        "    parts = dotted.split('.')\n"
+        "    if parts[1].startswith('_'):  # a private module, named in a comment: import it, then look\n"
+        "        for end in range(len(parts), 1, -1):\n"
+        "            try:\n"
+        "                value = importlib.import_module('.'.join(parts[:end]))\n"
+        "                parts = parts[end - 1 :]\n"
+        "                break\n"
+        "            except ImportError:\n"
+        "                continue\n"
+        "    for part in parts[1:]:\n"
         "        try:\n"
         "            value = getattr(value, part)\n"
         "        except AttributeError:\n"
@@ -193,12 +229,22 @@ def test_every_name_the_docs_lessons_and_messages_use_resolves_after_a_bare_impo
     assert done.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("name", ["streaming", "errors", "connection", "widgets", "exercises", "doctor"])
-def test_a_submodule_resolves_as_an_attribute_of_a_fresh_import(name):
+@pytest.mark.parametrize("name", ["exercises", "doctor", "generated_code", "cli"])
+def test_a_public_module_resolves_as_an_attribute_of_a_fresh_import(name):
     done = run(
         [sys.executable, "-c", f"import akash_nb; print(akash_nb.{name}.__name__)"], cwd=ROOT, timeout=60
     )
     assert done.stdout.strip() == f"akash_nb.{name}", done.stderr
+
+
+def test_the_api_is_all_and_the_public_modules_and_every_other_module_is_private():
+    public = {name for name in MODULES if "." not in name and not name.startswith("_")}
+    assert public == set(akash_nb._PUBLIC_MODULES), "a module lessons do not name must start with _"
+    assert all(part.name.startswith("_") for part in SUBPACKAGES)
+    assert set(akash_nb.__all__) == set(akash_nb._EXPORTS)
+    assert not {name for name in dir(akash_nb) if name.startswith("_") and name in MODULES}
+    with pytest.raises(AttributeError):
+        akash_nb.errors  # noqa: B018 (a private module is not an attribute of the package)
 
 
 def test_the_function_client_stays_the_function_whatever_was_imported_first():
@@ -224,7 +270,7 @@ def test_every_export_resolves_and_the_exceptions_are_exported():
         "ConversationError",
     ):
         assert issubclass(getattr(akash_nb, name), akash_nb.AkashNBError)
-    assert {"streaming", "errors", "client"} <= set(dir(akash_nb))
+    assert {"exercises", "doctor", "client"} <= set(dir(akash_nb))
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         akash_nb.nonexistent  # noqa: B018
 
@@ -239,8 +285,8 @@ def readme_layers() -> list[tuple[str, list[str]]]:
     layers: list[tuple[str, list[str]]] = []
     for item in re.split(r"\n  - ", section.split("\n- One command line", 1)[0])[1:]:
         title, _, body = item.partition(":")
-        modules = re.findall(r"`([a-z_]+)\.py`", body)
-        layers.append((title.strip(), [m for m in modules if m != "__init__"]))
+        paths = re.findall(r"`([a-z_/]+)\.py`", body)
+        layers.append((title.strip(), [p.replace("/", ".") for p in paths if not p.endswith("__init__")]))
     return layers
 
 
@@ -261,3 +307,9 @@ def test_no_module_imports_from_a_layer_the_readme_lists_after_its_own():
         if rank[target] > rank[module]
     ]
     assert upward == []
+
+
+def test_docs_architecture_has_one_heading_for_every_module():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^### `([a-z_/]+)\.py`$", text, flags=re.M)
+    assert sorted(h.replace("/", ".") for h in headings) == sorted(MODULES)

@@ -15,13 +15,13 @@ from openai.types.chat import ChatCompletion
 from project import RECORDINGS
 
 import akash_nb
-from akash_nb._core import connection as connections
-from akash_nb._engine import embedded
 from akash_nb import _render
 from akash_nb._clients import choose_model, client
+from akash_nb._core import connection as connections
 from akash_nb._core.connection import connection_for, resolve_model, served_models
 from akash_nb._core.exceptions import AkashNBError, ConfigError
 from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._engine import embedded
 
 GUIDE_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"
 AKML = "akml-" + "0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Where the provider, URL, key and model come from (akash_nb._core.config), step by step of the documented order:
+"""Where the provider, URL, key and model come from (_core/config.py), step by step of the documented order:
 argument, environment, .env (nearest, from the cwd upward), prompt, then the embedded local model."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from akash_nb._core import config
-from akash_nb._core.exceptions import ConfigError
 from akash_nb._core.api_key import Secret
+from akash_nb._core.exceptions import ConfigError
 
 AKML = "akml-" + "0123456789abcdef"
 SK = "sk-" + "0123456789abcdef"

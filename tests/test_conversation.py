@@ -27,11 +27,19 @@ import pytest
 from faultserver import FaultServer, closed_port, connection_to
 
 import akash_nb
+from akash_nb._conversation import (
+    DEFAULT_SYSTEM,
+    Conversation,
+    ConversationError,
+    Partial,
+    Turn,
+    estimate_message_tokens,
+    estimate_tokens,
+)
 from akash_nb._core import failures
 from akash_nb._core.connection import connection_or_unknown
-from akash_nb._conversation import DEFAULT_SYSTEM, Conversation, ConversationError, Partial, Turn, estimate_message_tokens, estimate_tokens
-from akash_nb._core.failures import explain
 from akash_nb._core.exceptions import AkashNBError
+from akash_nb._core.failures import explain
 
 FAST = {"temperature": 0, "max_tokens": 16}  # deterministic, and each call well under half a second
 

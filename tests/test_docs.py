@@ -1,4 +1,4 @@
-"""The guide page regenerated from the lessons (akash_nb._tools.docs, `akash-nb export-docs`): the seed's front
+"""The guide page regenerated from the lessons (_tools/docs.py, `akash-nb export-docs`): the seed's front
 matter keys and section headings in the seed's order, plain `openai` code against AkashML (no akash_nb)
 that the lessons ran, with the outputs they printed labelled by who printed them, and nothing from this
 machine (ports, keys, paths) in the page or in the lessons' HTML."""

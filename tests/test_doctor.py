@@ -12,8 +12,7 @@ from processes import environment_without, run
 from standin import program
 
 from akash_nb import cli
-from akash_nb._engine import builds
-from akash_nb._engine import weights
+from akash_nb._engine import builds, weights
 
 
 def class_server_env(folder: Path, url: str) -> None:

@@ -1,4 +1,4 @@
-"""Finding or building llama-server (akash_nb._engine.builds): the lookup order, and unpacking the pinned source.
+"""Finding or building llama-server (_engine/builds.py): the lookup order, and unpacking the pinned source.
 
 The programs found on PATH here are small stand-ins (tests/standin.py) that answer `--version` and `--help`
 as a llama-server would (or as an old one would), so the order is tested without a second llama.cpp build;
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from standin import program
 
-from akash_nb._engine import builds as engine
 from akash_nb._core.exceptions import LocalServerError
+from akash_nb._engine import builds as engine
 
 HELP_TODAY = "\n".join(f"{option} N   something" for option in engine.REQUIRED_OPTIONS)
 

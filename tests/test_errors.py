@@ -10,11 +10,10 @@ import httpx2  # the OpenAI SDK's HTTP library, used here only to build a respon
 import openai
 import pytest
 
-from akash_nb._core import failures
-from akash_nb._tools import errors_doc
-from akash_nb._core import exceptions
-from akash_nb._core.failures import NO_STATUS, STATUS, explain
+from akash_nb._core import exceptions, failures
 from akash_nb._core.exceptions import AkashNBError, ConfigError, RequestError
+from akash_nb._core.failures import NO_STATUS, STATUS, explain
+from akash_nb._tools import errors_doc
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 ALL = [

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from project import REPLAY, ROOT
 
 from akash_nb import exercises
-from akash_nb._tools import notebooks
-from akash_nb._guide import GUIDE_TEXT, SUMMARY
 from akash_nb._core.providers import LOCAL_MODEL_NAME as MODEL
+from akash_nb._guide import GUIDE_TEXT, SUMMARY
+from akash_nb._tools import notebooks
 
 
 def test_nothing_yet_says_what_to_do():

@@ -14,8 +14,8 @@ from faultserver import UNRESOLVABLE_URL, WORDS, FaultServer, closed_port, conne
 
 import akash_nb
 from akash_nb._core import failures
-from akash_nb._core.failures import explain
 from akash_nb._core.exceptions import AkashNBError
+from akash_nb._core.failures import explain
 from akash_nb._streaming import collect_stream
 
 pytestmark = pytest.mark.faults

@@ -10,9 +10,7 @@ import platformdirs
 import platformdirs.macos
 import pytest
 
-from akash_nb._engine import builds
-from akash_nb._engine import embedded
-from akash_nb._engine import weights
+from akash_nb._engine import builds, embedded, weights
 
 LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the XDG layout is Linux's")
 

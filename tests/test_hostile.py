@@ -20,18 +20,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import cli
+from akash_nb import _render, _streaming, cli, doctor
 from akash_nb import generated_code as code
-from akash_nb._core import config
-from akash_nb import doctor
-from akash_nb._core import failures
-from akash_nb._core import masking
-from akash_nb._core import request_checks
-from akash_nb import _render
-from akash_nb import _streaming
 from akash_nb._conversation import Conversation
-from akash_nb._core.exceptions import AkashNBError
+from akash_nb._core import config, failures, masking, request_checks
 from akash_nb._core.api_key import Secret
+from akash_nb._core.exceptions import AkashNBError
 from akash_nb._widgets import ChatBox
 
 pytestmark = pytest.mark.faults

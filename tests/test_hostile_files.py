@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 
 import akash_nb
 from akash_nb import cli
-from akash_nb._core import config
-from akash_nb._engine import embedded
-from akash_nb._tools import notebooks
-from akash_nb._replay import recorder as replay
 from akash_nb._conversation import Conversation
+from akash_nb._core import config
 from akash_nb._core.exceptions import AkashNBError
+from akash_nb._engine import embedded
+from akash_nb._replay import recorder as replay
+from akash_nb._tools import notebooks
 
 pytestmark = pytest.mark.faults
 

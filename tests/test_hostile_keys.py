@@ -19,8 +19,8 @@ from project import ROOT
 import akash_nb
 from akash_nb import doctor
 from akash_nb._conversation import Conversation
-from akash_nb._core.exceptions import AkashNBError
 from akash_nb._core.api_key import Secret
+from akash_nb._core.exceptions import AkashNBError
 from akash_nb._widgets import ChatBox
 
 pytestmark = pytest.mark.faults

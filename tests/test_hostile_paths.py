@@ -32,12 +32,11 @@ import pytest
 
 import akash_nb
 from akash_nb import cli
-from akash_nb._core import config
-from akash_nb._engine import embedded
-from akash_nb._engine import weights
-from akash_nb._replay import recorder as replay
 from akash_nb._conversation import Conversation
+from akash_nb._core import config
 from akash_nb._core.exceptions import AkashNBError
+from akash_nb._engine import embedded, weights
+from akash_nb._replay import recorder as replay
 
 # A hang fails the cell, it never blocks; `serial`: its 9 s budgets for a whole `akash-nb` subprocess are
 # overrun when two xdist workers share 2 busy cores (5 of 59 failed with -n 2, 1 serially, at load 12).
@@ -135,7 +134,10 @@ def cli_start() -> float:
     most of it): the budget for a CLI cell is this + 1 s."""
     if not _CLI_START:
         started = time.monotonic()
-        imports = "import akash_nb.cli, akash_nb._tools.docs, akash_nb._engine.join, akash_nb._tools.notebooks, akash_nb._engine.class_server"
+        imports = (
+            "import akash_nb.cli, akash_nb._tools.docs, akash_nb._engine.join, akash_nb._tools.notebooks, "
+            "akash_nb._engine.class_server"
+        )
         subprocess.run([sys.executable, "-c", imports], capture_output=True, cwd=ROOT)
         _CLI_START.append(time.monotonic() - started)
     return _CLI_START[0]
@@ -181,10 +183,6 @@ def main_sentence(
         monkeypatch.setenv(name, value)
     # Lazy: what the lesson commands import on first use (nbconvert is most of it) is start-up, not the
     # command, and only the CLI cells need it (collecting this file stays quick).
-    import akash_nb._tools.docs
-    import akash_nb._engine.join
-    import akash_nb._tools.notebooks
-    import akash_nb._engine.class_server  # noqa: F401
 
     capsys.readouterr()
     started = time.monotonic()

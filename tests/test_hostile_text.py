@@ -14,13 +14,10 @@ import pytest
 from faultserver import MODEL
 
 import akash_nb
-from akash_nb import doctor
-from akash_nb._core import failures
-from akash_nb._engine import join
-from akash_nb import _render
-from akash_nb._engine import class_server
-from akash_nb._core import untrusted
+from akash_nb import _render, doctor
+from akash_nb._core import failures, untrusted
 from akash_nb._core.exceptions import AkashNBError, ConfigError
+from akash_nb._engine import class_server, join
 
 pytestmark = pytest.mark.faults
 

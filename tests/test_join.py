@@ -1,4 +1,4 @@
-"""akash_nb._engine.join, a student's side of a class server: what it reads of the address typed, and that it loads
+"""_engine/join.py, a student's side of a class server: what it reads of the address typed, and that it loads
 none of the teacher's side (the class server, psutil, segno) on a student's laptop. Its checks against a
 real server are in tests/test_hostile_text.py, tests/test_redirects.py and tests/test_share.py."""
 
@@ -10,13 +10,14 @@ import sys
 import pytest
 from project import ROOT
 
-from akash_nb._engine import join
 from akash_nb._core.exceptions import ConfigError
+from akash_nb._engine import join
 
 
 def test_joining_loads_none_of_the_teachers_side():
     code = (
-        "import sys, akash_nb._engine.join\nprint(sorted({'akash_nb._engine.class_server', 'psutil', 'segno'} & set(sys.modules)))"
+        "import sys, akash_nb._engine.join\n"
+        "print(sorted({'akash_nb._engine.class_server', 'psutil', 'segno'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr

@@ -1,6 +1,6 @@
-"""The embedded model server (akash_nb._engine.embedded: llama.cpp's llama-server), with real processes: one server per
-configuration, shared by every process, never ended by another checkout's, restarted when dead, stopped on
-request, private to this user, and failing fast with one sentence when it cannot start."""
+"""The embedded model server (_engine/embedded.py: llama.cpp's llama-server), with real processes: one
+server per configuration, shared by every process, never ended by another checkout's, restarted when dead,
+stopped on request, private to this user, and failing fast with one sentence when it cannot start."""
 
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ from pathlib import Path
 import openai
 import pytest
 
-from akash_nb._engine import builds
-from akash_nb._engine import llama_server
-from akash_nb._engine import embedded
-from akash_nb._engine import weights as model
 from akash_nb._core.exceptions import LocalServerError
 from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._engine import builds, embedded, llama_server
+from akash_nb._engine import weights as model
 
 pytestmark = pytest.mark.live
 

@@ -14,12 +14,8 @@ from conftest import GUARD_FOLDER, NOT_LIVE
 from processes import environment_without, run
 from project import ROOT
 
-from akash_nb._engine import builds
-from akash_nb._engine import llama_server
-from akash_nb._engine import embedded
-from akash_nb._engine import weights
-from akash_nb._engine import class_server
 from akash_nb._core.exceptions import LocalServerError
+from akash_nb._engine import builds, class_server, embedded, llama_server, weights
 
 
 def test_a_test_not_marked_live_cannot_start_the_embedded_model(state_dir):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from akash_nb._engine import weights as model
 from akash_nb._core.exceptions import LocalServerError
+from akash_nb._engine import weights as model
 
 GGUF = b"GGUF" + bytes(60)
 

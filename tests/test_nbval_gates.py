@@ -15,8 +15,8 @@ from nbval_run import nbval_command
 from processes import environment_without, run
 from project import REPLAY, ROOT
 
-from akash_nb._tools import notebooks
 from akash_nb._core.providers import PROVIDERS
+from akash_nb._tools import notebooks
 
 LESSON = ROOT / "notebooks" / "01-basic-completion.ipynb"
 GUIDE_PROMPT = "Once upon a time, in a land far, far away"

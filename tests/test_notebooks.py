@@ -12,9 +12,9 @@ import pytest
 from helpers import LESSONS, exercise_problems, guide_cells, markdown, template_problems
 from project import RECORDINGS, ROOT
 
+from akash_nb._core.providers import PROVIDERS
 from akash_nb._tools.docs import SECTIONS
 from akash_nb._tools.notebooks import normalize
-from akash_nb._core.providers import PROVIDERS
 
 KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_-]{20,}|akml-[A-Za-z0-9_-]{16,})")
 LOCAL_PATH = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|[A-Z]:\\\\)")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from akash_nb._core import config
-from akash_nb._core import providers
+from akash_nb._core import config, providers
 from akash_nb._core.exceptions import ConfigError
 from akash_nb._core.providers import PROVIDERS, RETIRED_ON
 

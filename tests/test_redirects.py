@@ -18,9 +18,9 @@ import pytest
 from faultserver import MODEL, completion
 
 import akash_nb
+from akash_nb._core.api_key import Secret
 from akash_nb._engine import join
 from akash_nb._replay import recorder as replay
-from akash_nb._core.api_key import Secret
 
 pytestmark = pytest.mark.faults
 

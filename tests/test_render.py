@@ -12,10 +12,10 @@ from helpers import completion
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from akash_nb import connection_values
 from akash_nb import _render as render
-from akash_nb._engine import class_server
+from akash_nb import connection_values
 from akash_nb._core.connection import connection_for_url
+from akash_nb._engine import class_server
 
 
 def run_cell(source: str, **env: str) -> nbformat.NotebookNode:

@@ -21,10 +21,10 @@ import pytest
 
 import akash_nb
 from akash_nb import cli
-from akash_nb._replay import recorder as replay
-from akash_nb._core.failures import explain
 from akash_nb._core.exceptions import ConfigError, NoRecordingError
+from akash_nb._core.failures import explain
 from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._replay import recorder as replay
 
 PROMPT = "Once upon a time, in a land far, far away"
 ASKED_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"  # the guide's model; the local server answers instead

@@ -23,11 +23,11 @@ from faultserver import FaultServer, connection_to
 
 import akash_nb
 from akash_nb._core import config
-from akash_nb._engine import embedded
-from akash_nb._core.failures import explain
-from akash_nb._core.exceptions import AkashNBError, ConfigError
-from akash_nb._core.providers import LOCAL_MODEL_NAME
 from akash_nb._core.api_key import Secret
+from akash_nb._core.exceptions import AkashNBError, ConfigError
+from akash_nb._core.failures import explain
+from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._engine import embedded
 
 AKML_KEY = "akml-" + "SECRETabcdef0123456789"
 SK_KEY = "sk-" + "SECRETabcdef0123456789"

@@ -43,16 +43,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb import doctor
-from akash_nb import _error_display
-from akash_nb import exercises
-from akash_nb import _guide
-from akash_nb._engine import join
-from akash_nb._core import masking
-from akash_nb import _render
-from akash_nb import _streaming
+from akash_nb import _error_display, _guide, _render, _streaming, doctor, exercises
 from akash_nb._conversation import Conversation
+from akash_nb._core import masking
 from akash_nb._core.exceptions import AkashNBError
+from akash_nb._engine import join
 from akash_nb._widgets import ChatBox, Panel
 
 pytestmark = pytest.mark.faults

@@ -19,10 +19,7 @@ import pytest
 from faultserver import MODEL, WORDS, FaultServer
 
 import akash_nb
-from akash_nb import exercises
-from akash_nb import _guide
-from akash_nb import _render
-from akash_nb import _streaming
+from akash_nb import _guide, _render, _streaming, exercises
 from akash_nb._conversation import Conversation
 from akash_nb._core.exceptions import AkashNBError
 from akash_nb._widgets import ChatBox, Panel

@@ -38,9 +38,8 @@ import segno
 from processes import run
 
 import akash_nb
-from akash_nb._engine import llama_server
-from akash_nb._engine import embedded
 from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._engine import embedded, llama_server
 from akash_nb._engine.class_server import SHARE_ANSWER_TOKENS, SHARE_SLOTS, metrics_values
 
 pytestmark = pytest.mark.live

@@ -19,8 +19,8 @@ from faultserver import WORDS, FaultServer, sse_chunk
 
 import akash_nb
 from akash_nb import _clients
-from akash_nb._core import failures
 from akash_nb._conversation import Conversation
+from akash_nb._core import failures
 from akash_nb._core.exceptions import AkashNBError
 from akash_nb._streaming import collect_stream
 

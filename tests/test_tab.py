@@ -1,6 +1,6 @@
-"""A browser tab's parts that are plain Python (akash_nb._core.in_browser, akash_nb._replay.in_tab, replay.Recordings), checked
-under CPython; tests/test_pyodide.py runs them for real under Pyodide in Chromium. IN_BROWSER is patched only
-where the code asks nothing else of the tab."""
+"""A browser tab's parts that are plain Python (_core/in_browser.py, _replay/in_tab.py, recorder.Recordings),
+checked under CPython; tests/test_pyodide.py runs them for real under Pyodide in Chromium. IN_BROWSER is
+patched only where the code asks nothing else of the tab."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from akash_nb._core import in_browser as browser
-from akash_nb import generated_code
+from akash_nb import _clients, generated_code
 from akash_nb._core import config
-from akash_nb import _clients
-from akash_nb._replay import in_tab
-from akash_nb._engine import embedded
-from akash_nb._replay import recorder
+from akash_nb._core import in_browser as browser
 from akash_nb._core.exceptions import LocalServerError
+from akash_nb._engine import embedded
+from akash_nb._replay import in_tab, recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDINGS = ROOT / "recordings"

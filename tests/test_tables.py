@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import akash_nb
-from akash_nb._core import masking
 from akash_nb import _tables as tables
+from akash_nb._core import masking
 
 
 class _Cells(html.parser.HTMLParser):

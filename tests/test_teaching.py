@@ -25,9 +25,9 @@ from processes import environment_without, run
 from project import PROJECT, ROOT
 
 from akash_nb import cli
-from akash_nb._tools import notebooks
-from akash_nb._engine import class_server
 from akash_nb._core.api_key import Secret
+from akash_nb._engine import class_server
+from akash_nb._tools import notebooks
 
 GUIDE = (ROOT / "docs/teaching.md").read_text()
 PROGRAMS = (

@@ -10,8 +10,7 @@ from nbval_run import nbval_command
 from processes import environment_without, run
 
 from akash_nb import cli
-from akash_nb._tools import notebooks
-from akash_nb._tools import template
+from akash_nb._tools import notebooks, template
 
 
 def test_new_lesson_takes_the_next_number_and_follows_the_template(tmp_path, capsys):

@@ -12,10 +12,10 @@ import pytest
 from faultserver import MODEL, WORDS, FaultServer, closed_port
 
 import akash_nb
-from akash_nb._engine import embedded
 from akash_nb import _widgets
 from akash_nb._conversation import Conversation
 from akash_nb._core.providers import LOCAL_MODEL_NAME
+from akash_nb._engine import embedded
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SANITIZE_TIMINGS = re.compile(r"\d+\.\d+ s\b")  # tests/sanitize.cfg's timing rule

@@ -26,8 +26,8 @@ from processes import environment_without, run
 from project import PROJECT, ROOT
 
 from akash_nb import cli
-from akash_nb._engine import builds
 from akash_nb._core.providers import PROVIDERS
+from akash_nb._engine import builds
 
 SUPPORTED = SpecifierSet(PROJECT["requires-python"])
 README = (ROOT / "README.md").read_text()

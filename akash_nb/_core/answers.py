@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-from . import failures as errors, exceptions, untrusted
+from . import exceptions, untrusted
+from . import failures as errors
 
 if TYPE_CHECKING:  # for the annotation only
     from .connection import Connection

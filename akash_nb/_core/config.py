@@ -18,10 +18,10 @@ from IPython import get_ipython
 from IPython.core.error import StdinNotImplementedError
 
 from . import files, parameters, providers, untrusted
-from .in_browser import IN_BROWSER
-from .exceptions import ConfigError, config_error, file_error, input_error
-from .providers import Provider
 from .api_key import Secret
+from .exceptions import ConfigError, config_error, file_error, input_error
+from .in_browser import IN_BROWSER
+from .providers import Provider
 
 VARIABLES = (
     "AKASH_NB_PROVIDER",

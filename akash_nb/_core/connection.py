@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import openai
 
-from . import failures as errors, exceptions, masking, untrusted
+from . import exceptions, masking, untrusted
+from . import failures as errors
 from .exceptions import ConfigError, config_error
 from .providers import Provider
 

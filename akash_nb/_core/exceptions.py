@@ -40,7 +40,7 @@ class NoRecordingError(AkashNBError, LookupError):
 
 
 class ParameterError(RequestError):
-    """A parameter of a public function or widget cannot work as given (see `akash_nb._core.request_checks`)."""
+    """A parameter of a public function or widget cannot work as given (see `_core/request_checks.py`)."""
 
 
 class FileError(AkashNBError, ValueError):
@@ -185,8 +185,8 @@ INPUT: dict[str, Failure] = {
 }
 
 
-# A chat request that cannot work (akash_nb._core.request_checks.check_request), refused before it is sent. The fields
-# are filled in by `table_error`; a repr is passed in already made.
+# A chat request that cannot work (`check_request` in _core/request_checks.py), refused before it is sent.
+# The fields are filled in by `table_error`; a repr is passed in already made.
 REQUEST: dict[str, Failure] = {
     "content-none": Failure(
         "a message whose content is None (and no tool calls)",
@@ -297,7 +297,8 @@ REQUEST: dict[str, Failure] = {
     ),
 }
 
-# What a browser tab cannot start (akash_nb._core.in_browser.tab_sentence); fetch's own failures are errors.NO_STATUS.
+# What a browser tab cannot start (`tab_sentence` in _core/in_browser.py); fetch's own failures are in
+# failures.NO_STATUS.
 TAB: dict[str, Failure] = {
     "no-jspi": Failure(
         "in a browser tab where Python cannot wait for JavaScript (no JSPI: a widget's callback, or a "
@@ -334,8 +335,8 @@ TAB: dict[str, Failure] = {
     ),
 }
 
-# The embedded engine, its model file, its server and the class server (akash_nb._engine.builds, model, llama_server,
-# local, share, cli), raised through `engine_error`.
+# The embedded engine, its model file, its server and the class server (_engine/: builds, weights,
+# llama_server, embedded, class_server; cli), raised through `engine_error`.
 ENGINE: dict[str, Failure] = {
     "route-invalid": Failure(
         "AKASH_NB_ENGINE set to something else than wheel, build or nothing",
@@ -521,7 +522,7 @@ ENGINE: dict[str, Failure] = {
     ),
 }
 
-# The configuration, what a client is connected to, joining a class server, the recordings (akash_nb._core.config,
+# The configuration, what a client is connected to, joining a class server, the recordings (_core/config.py,
 # connection, share, replay, in_tab), raised through `config_error`.
 CONFIG: dict[str, Failure] = {
     "key-empty": Failure(

@@ -15,8 +15,8 @@ import openai
 
 from . import compat, masking, parameters, untrusted
 from .exceptions import NOTHING, AkashNBError, Failure, NoRecordingError
-from .request_checks import RefusedRequest
 from .providers import RETIRED_ON
+from .request_checks import RefusedRequest
 
 if TYPE_CHECKING:  # for the annotation only: connection imports this module
     from .connection import Connection
@@ -238,7 +238,7 @@ NO_STATUS: dict[str, Failure] = {
         False,
         CUT_KEPT,
     ),
-    # In a browser tab (akash_nb._core.in_browser): fetch's failures (what a tab cannot start: exceptions.TAB).
+    # In a browser tab (_core/in_browser.py): fetch's failures (what a tab cannot start: exceptions.TAB).
     "tab-unreachable": Failure(
         "in a browser tab: the server cannot be reached (it is down, or its CORS does not allow this site)",
         "The browser could not reach {provider} at {url}: it is down, or it does not allow requests "

@@ -86,7 +86,7 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             name="browser",
             title="in-browser model",
-            base_url="http://in-browser.localhost/v1",  # answered in the tab by bridge.js (akash_nb._core.in_browser)
+            base_url="http://in-browser.localhost/v1",  # answered in the tab by bridge.js (in_browser)
             key_env=(),
             key_prefix=None,
             fallback_models=(LOCAL_MODEL_NAME,),

@@ -22,15 +22,15 @@ from types import FrameType
 from typing import TextIO
 
 from .._core import in_browser
-from . import llama_server
-from . import builds as engines
-from . import weights as models
+from .._core.api_key import Secret
 from .._core.exceptions import engine_error
+from . import builds as engines
+from . import llama_server
+from . import weights as models
+from .embedded import state_dir
 from .join import env_settings
 from .llama_server import READY_TIMEOUT, port_in_use
-from .embedded import state_dir
 from .weights import model_name
-from .._core.api_key import Secret
 
 SHARE_HOST = "0.0.0.0"  # every address of this machine: the room's network
 SHARE_PORT = 8080  # llama.cpp's own default port

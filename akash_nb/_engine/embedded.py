@@ -16,14 +16,24 @@ import platformdirs
 from filelock import FileLock, Timeout
 
 from .._core import in_browser
-from . import llama_server
-from . import builds as engines
-from . import weights as models
+from .._core.api_key import Secret
 from .._core.exceptions import engine_error, file_error
 from .._core.files import ensure_folder, read_text, write_atomically
-from .llama_server import CONTEXT_TOKENS, READY_TIMEOUT, answers, command_line, free_port, pid_alive, port_in_use, runs_a_server, terminate
+from . import builds as engines
+from . import llama_server
+from . import weights as models
+from .llama_server import (
+    CONTEXT_TOKENS,
+    READY_TIMEOUT,
+    answers,
+    command_line,
+    free_port,
+    pid_alive,
+    port_in_use,
+    runs_a_server,
+    terminate,
+)
 from .weights import model_name
-from .._core.api_key import Secret
 
 SLOTS = 4  # a learner's kernels and panels at once; llama-server queues the rest
 

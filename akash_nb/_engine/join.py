@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 
 from dotenv import set_key
 
-from .._core import in_browser as browser, config, files, masking, untrusted
+from .._core import config, files, masking, untrusted
+from .._core import in_browser as browser
 from .._core.exceptions import ConfigError, config_error, file_error, input_error
 from .llama_server import list_models
 

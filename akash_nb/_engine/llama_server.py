@@ -1,5 +1,5 @@
 """llama.cpp's `llama-server` as a process: its command line, its environment, starting it, waiting until
-it answers, and ending it, for both the embedded model's manager (`akash_nb._engine.embedded`) and the class server
+it answers, and ending it, for both the embedded model's manager (`_engine/embedded.py`) and the class server
 (`akash_nb._engine.class_server`)."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import builds as engines
 from .._core import untrusted
+from .._core.api_key import Secret
 from .._core.exceptions import LocalServerError, engine_error
 from .._core.files import write_atomically
+from . import builds as engines
 from .weights import model_name
-from .._core.api_key import Secret
 
 CONTEXT_TOKENS = 4096  # per slot: prompt + answer (the lessons' longest request is 257 + 200 tokens)
 # The answer's length when a request sets no max_tokens (the guide's first call does not): without it the

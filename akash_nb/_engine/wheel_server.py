@@ -1,6 +1,6 @@
 """llama.cpp's server from the prebuilt `xllamacpp` wheel, as a program of its own that takes the subset of
 `llama-server`'s command line that `akash_nb._engine.llama_server.server_command` writes: `python -m
-akash_nb._engine.wheel_server --model ... --port ...`. It runs in its own process, never in a kernel, so a native
+_engine/wheel_server.py --model ... --port ...`. It runs in its own process, never in a kernel, so a native
 crash cannot take a lesson down, and it exits cleanly on SIGTERM, SIGINT or Ctrl-Break."""
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, OSError, ValueError) as error:  # a model llama.cpp cannot load, a port taken, ...
         print(f"error: llama.cpp's server did not start: {error} (model {args.model})", file=sys.stderr)
         return 1
-    print(f"akash_nb._engine.wheel_server: listening on {server.listening_address}", file=sys.stderr, flush=True)
+    print(
+        f"akash_nb._engine.wheel_server: listening on {server.listening_address}", file=sys.stderr, flush=True
+    )
     while not stopping.wait(0.5):  # a timeout, so Ctrl-C reaches the handler on Windows too
         pass
     sys.stdout.flush()

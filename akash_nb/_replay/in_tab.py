@@ -19,8 +19,8 @@ import httpx2
 from IPython import get_ipython
 
 from .._core import in_browser as browser
-from . import recorder as replay
 from .._core.exceptions import config_error
+from . import recorder as replay
 
 if TYPE_CHECKING:
     from httpx2_jsfetch import Call, Reply

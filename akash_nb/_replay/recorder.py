@@ -21,10 +21,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .._core import config, untrusted
-from .._engine import embedded
+from .._core.api_key import Secret
 from .._core.exceptions import config_error
 from .._core.files import ensure_folder, read_text, write_atomically
-from .._core.api_key import Secret
+from .._engine import embedded
 
 FOLDER_ENV = "AKASH_NB_RECORDINGS"
 MODE_ENV = "AKASH_NB_REPLAY_MODE"
@@ -220,7 +220,7 @@ def note_use(key: str, outcome: str) -> None:
         os.close(fd)
 
 
-# --- answering from the recordings (the loopback server and, under Pyodide, akash_nb._core.in_browser) -----------
+# --- answering from the recordings (the loopback server and, under Pyodide, _core/in_browser.py) -----------
 
 
 @dataclass(frozen=True)

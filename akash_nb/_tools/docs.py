@@ -15,11 +15,11 @@ from nbconvert import HTMLExporter, MarkdownExporter
 from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
 
-from . import notebooks
 from .._core.exceptions import TOOLS, AkashNBError, table_error
 from .._core.files import ensure_folder
-from .notebooks import GUIDE_TAG, read_lesson, sanitize
 from .._core.providers import PROVIDERS, RETIRED_ON
+from . import notebooks
+from .notebooks import GUIDE_TAG, read_lesson, sanitize
 
 PAGE_NAME = "akash-chat-api-guide.md"  # the seed's file name: the page can replace it where it is published
 GUIDE_HEADING = "## The guide's"

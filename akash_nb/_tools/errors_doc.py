@@ -1,13 +1,13 @@
 """docs/errors.md from every sentence table: `akash-nb errors-table` rewrites the page's case table from
-errors.STATUS and errors.NO_STATUS (failures of a request) and the tables of akash_nb._core.exceptions (bad input,
+errors.STATUS and errors.NO_STATUS (failures of a request) and the tables of _core/exceptions.py (bad input,
 refused requests, configuration, the embedded engine), so that the page lists every case the package says."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .._core.failures import NO_STATUS, STATUS
 from .._core.exceptions import SENTENCE_TABLES, _Blank
+from .._core.failures import NO_STATUS, STATUS
 
 
 def table_rows() -> list[tuple[str, str, str, str]]:

@@ -18,16 +18,18 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
-from .._replay import recorder as replay
 from .._core.exceptions import AkashNBError, file_error
 from .._core.files import ensure_folder, read_text
+from .._replay import recorder as replay
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SOLUTION_MARK = "Run All does not run it"  # in the summary line of every solution (akash_nb._tools.template)
 SOLUTION_TAG = "solution"
-GUIDE_TAG = "guide"  # the guide's own cells: plain openai code, what the guide page shows (akash_nb._tools.docs)
+GUIDE_TAG = (
+    "guide"  # the guide's own cells: plain openai code, what the guide page shows (akash_nb._tools.docs)
+)
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
 MISSING_RECORDING = "No recording for"
 # What differs from run to run in an output, masked as tests/sanitize.cfg masks it for nbval.

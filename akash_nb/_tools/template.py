@@ -11,8 +11,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import notebooks
 from .._core.exceptions import TOOLS, ConfigError, table_error
+from . import notebooks
 
 SETUP_CELL = """\
 import akash_nb
