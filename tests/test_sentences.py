@@ -21,7 +21,9 @@ LOG_TAIL = "the sentence ends with the log's last lines, each on a line of its o
 # "module:function" -> why its one literal sentence may stay where it is (a second one there fails too).
 ALLOWED: dict[str, str] = {
     "_engine.builds:_run": LOG_TAIL,
-    "_core.failures:explain": "an exception no table knows: its own type and (masked) text, after the provider",
+    "_core.failures:explain": (
+        "an exception no table knows: its own type and (masked) text, after the provider"
+    ),
     "_engine.llama_server:wait_until_ready": LOG_TAIL,
 }
 
@@ -101,7 +103,8 @@ def test_no_package_error_carries_a_literal_sentence() -> None:
         "table in akash_nb/_core/exceptions.py and raise it through its helper, or allow it in ALLOWED "
         "with why):\n"
         + "\n".join(
-            f"  akash_nb/{where.split(':')[0].replace('.', '/')}.py:{line} {cls} in {where}" for where, line, cls in sites
+            f"  akash_nb/{where.split(':')[0].replace('.', '/')}.py:{line} {cls} in {where}"
+            for where, line, cls in sites
         )
     )
 
