@@ -48,7 +48,7 @@ EVENT_STREAM = "text/event-stream"
 def repository_folder() -> Path:
     """The repository's own recordings: the top-level recordings/ beside the package (not test data: the
     lessons replay it, and the site ships it)."""
-    return Path(__file__).resolve().parents[1] / "recordings"
+    return Path(__file__).resolve().parents[2] / "recordings"  # the repository, two above this room
 
 
 def recordings_folder(folder: Path | str | None = None) -> Path:
