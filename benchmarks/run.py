@@ -276,7 +276,7 @@ COLD_CLIENT = """
 import json, time
 started = time.monotonic()
 import akash_nb
-from akash_nb import local
+from akash_nb._engine import embedded as local
 from akash_nb._core.providers import LOCAL_MODEL_NAME
 imported = time.monotonic()
 try:

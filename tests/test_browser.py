@@ -116,7 +116,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     finally:
         # The embedded model server (local, or record mode's upstream) outlives kernels by design.
         subprocess.run(
-            [sys.executable, "-c", "from akash_nb import local; local.stop()"],
+            [sys.executable, "-c", "from akash_nb._engine import embedded; embedded.stop()"],
             env=env,
             timeout=60,
             check=False,

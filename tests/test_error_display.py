@@ -23,7 +23,8 @@ def run_script(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 RAISE = (
-    "from akash_nb import error_display\nfrom akash_nb._core.exceptions import ConfigError\n"
+    "from akash_nb import _error_display as error_display\n"
+    "from akash_nb._core.exceptions import ConfigError\n"
     "error_display.install_error_display()\nerror_display.install_error_display()\n"
     "raise ConfigError('No key was found; set AKASHML_API_KEY.')\n"
 )
@@ -39,5 +40,7 @@ def test_an_uncaught_error_of_ours_is_one_sentence_on_stderr():
 
 def test_the_full_traceback_when_asked_and_a_learners_own_error_keeps_it():
     assert "Traceback (most recent call last)" in run_script(RAISE, AKASH_NB_TRACEBACK="1").stderr
-    own = run_script("from akash_nb import error_display\nerror_display.install_error_display()\n1 / 0\n")
+    own = run_script(
+        "from akash_nb import _error_display as error_display\nerror_display.install_error_display()\n1 / 0\n"
+    )
     assert "Traceback (most recent call last)" in own.stderr and "ZeroDivisionError" in own.stderr

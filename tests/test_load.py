@@ -49,7 +49,7 @@ go = sys.argv[1]
 while not os.path.exists(go):
     time.sleep(0.005)
 import akash_nb
-from akash_nb import local
+from akash_nb._engine import embedded as local
 client = akash_nb.client(show=False)
 server = local.ensure_server()
 print(json.dumps({"pid": server.pid, "port": server.port, "url": str(client.base_url)}))

@@ -24,7 +24,7 @@ from akash_nb._engine import weights as model
 
 pytestmark = pytest.mark.live
 
-PRINT_SERVER = "from akash_nb import local; s = local.ensure_server(); print(s.pid, s.port)"
+PRINT_SERVER = "from akash_nb._engine import embedded; s = embedded.ensure_server(); print(s.pid, s.port)"
 
 
 def ensure_in_subprocess(state: Path) -> subprocess.Popen:

@@ -31,11 +31,11 @@ def test_nor_the_class_server(state_dir):
 
 
 def test_nor_a_child_process_even_one_that_drops_akash_variables(state_dir):
-    script = "from akash_nb import local; local.ensure_server()"
+    script = "from akash_nb._engine import embedded; embedded.ensure_server()"
     done = run([sys.executable, "-c", script], timeout=60, cwd=ROOT)
     assert done.returncode != 0 and NOT_LIVE in done.stderr
     found = run(
-        [sys.executable, "-c", "from akash_nb import engine; print(engine.find().server)"],
+        [sys.executable, "-c", "from akash_nb._engine import builds; print(builds.find().server)"],
         timeout=60,
         cwd=ROOT,
         env=environment_without(),
@@ -63,10 +63,10 @@ def test_a_live_test_gets_the_real_lookup():
 
 GUARDED_SESSION = """
 import pytest
-from akash_nb import local
+from akash_nb._engine import embedded
 
 def test_unmarked_starts_it():
-    local.ensure_server()
+    embedded.ensure_server()
 
 def test_unmarked_uses_the_shared_server(shared_local_server):
     pass

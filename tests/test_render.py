@@ -57,7 +57,7 @@ def test_a_learners_own_json_error_keeps_ipythons_traceback():
     """Only errors raised by openai or akash_nb become one sentence; json.loads in the learner's own cell
     is the learner's error, not a provider's broken answer."""
     cell = run_cell(
-        "import json\nimport akash_nb\nakash_nb.error_display.install_error_display()\n"
+        "import json\nfrom akash_nb._error_display import install_error_display\ninstall_error_display()\n"
         "json.loads(\"{'a': 1}\")"
     )
     (error,) = [o for o in cell.outputs if o.output_type == "error"]
