@@ -20,10 +20,9 @@ from ._core import request_checks as preflight
 from ._core.api_key import Secret
 from ._core.connection import Connection, Stopwatch, attach, connection_for, note, resolve_model
 from ._engine import embedded as local
-from ._replay import in_tab
-from ._replay import recorder as replay
+from ._replay import cassettes, in_tab, loopback
 
-NO_KEY = replay.HANDED_OUT_KEY  # the SDK insists on a key; providers that need none get this placeholder
+NO_KEY = cassettes.HANDED_OUT_KEY  # the SDK insists on a key; providers that need none get this placeholder
 DEFAULT_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors, honouring Retry-After
 
 # How long a learner waits for a server that says nothing (issue 23, rule 5): at the defaults, a stalled
@@ -152,7 +151,7 @@ def _resolve(
     elif settings.provider.name == "replay" and browser.IN_BROWSER:
         url, detail = browser.REPLAY_URL, in_tab.replay_detail()  # answered in the tab, no server
     elif settings.provider.name == "replay":
-        replaying = replay.ensure_server()
+        replaying = loopback.ensure_server()
         url, detail = replaying.base_url, replaying.describe_source()
     elif settings.provider.name == "browser":
         detail = browser.MODEL_SHOWN

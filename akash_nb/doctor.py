@@ -22,7 +22,7 @@ from ._core.exceptions import AkashNBError
 from ._core.providers import PROVIDERS
 from ._engine import builds as engines
 from ._engine import weights as models
-from ._replay import recorder
+from ._replay import loopback
 
 DOCTOR_TIMEOUT = 15.0
 
@@ -133,7 +133,7 @@ def starts_the_embedded_model(name: str) -> bool:
     if name != "replay":
         return False
     try:
-        return recorder.resolve_mode() != "replay" and recorder.upstream_spec().lower() == "local"
+        return loopback.resolve_mode() != "replay" and loopback.upstream_spec().lower() == "local"
     except AkashNBError:
         return False
 

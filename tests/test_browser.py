@@ -314,7 +314,7 @@ def drive_panel(page) -> None:
        would record it.)
     B. 0 is typed into the slider's readout, the served model chosen in the dropdown, and Run clicked
        twice. At temperature 0 the request is deterministic and one recording answers every repeat (see
-       _replay/recorder.py), so under replay both runs must show the same real answer; each run's usage line
+       _replay/cassettes.py), so under replay both runs must show the same real answer; each run's usage line
        names the model and the provider.
     """
     panel = panels(page).first

@@ -26,7 +26,7 @@ from akash_nb._conversation import Conversation
 from akash_nb._core import config
 from akash_nb._core.exceptions import AkashNBError
 from akash_nb._engine import embedded
-from akash_nb._replay import recorder as replay
+from akash_nb._replay import cassettes
 from akash_nb._tools import notebooks
 
 pytestmark = pytest.mark.faults
@@ -343,7 +343,7 @@ def replay_client(folder: Path, monkeypatch) -> openai.OpenAI:
 def test_a_corrupt_recording_is_one_sentence_naming_it_and_left_as_it_was(tmp_path, monkeypatch, variant):
     folder = tmp_path / "recordings"
     folder.mkdir()
-    path = folder / f"{replay.request_key('POST', '/v1/chat/completions', REQUEST)}.json"
+    path = folder / f"{cassettes.request_key('POST', '/v1/chat/completions', REQUEST)}.json"
     if variant == "a symlink loop":
         path.symlink_to(path)
     else:
@@ -365,7 +365,7 @@ def test_a_corrupt_recording_is_one_sentence_naming_it_and_left_as_it_was(tmp_pa
 def test_a_valid_recording_replays(tmp_path, monkeypatch):
     folder = tmp_path / "recordings"
     folder.mkdir()
-    key = replay.request_key("POST", "/v1/chat/completions", REQUEST)
+    key = cassettes.request_key("POST", "/v1/chat/completions", REQUEST)
     (folder / f"{key}.json").write_bytes(VALID_RECORDING)
     client = replay_client(folder, monkeypatch)
     assert client.chat.completions.create(**REQUEST).choices[0].message.content == "Hi!"
@@ -376,7 +376,7 @@ def test_property_any_json_as_a_recording(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("rec") / "x.json"
     path.write_text(json.dumps(data))
     try:
-        replay.read_recording(path)
+        cassettes.read_recording(path)
     except ValueError as error:  # what ReplayServer.answer turns into the sentence above
         why = str(error)
     else:

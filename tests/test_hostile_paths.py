@@ -36,7 +36,7 @@ from akash_nb._conversation import Conversation
 from akash_nb._core import config
 from akash_nb._core.exceptions import AkashNBError
 from akash_nb._engine import embedded, weights
-from akash_nb._replay import recorder as replay
+from akash_nb._replay import cassettes, loopback
 
 # A hang fails the cell, it never blocks; `serial`: its 9 s budgets for a whole `akash-nb` subprocess are
 # overrun when two xdist workers share 2 busy cores (5 of 59 failed with -n 2, 1 serially, at load 12).
@@ -295,13 +295,13 @@ def test_recordings_folder_for_replay(tmp_path, make, monkeypatch, kind):
 @pytest.mark.parametrize("kind", FOLDER_KINDS)
 def test_recordings_folder_for_recording(server, tmp_path, make, read_only, kind):
     folder = read_only() / "recordings" if kind == "read-only" else make(tmp_path / "recordings", kind)
-    sentence_naming(lambda: replay.ensure_server(folder, mode="record", upstream=server.url), folder)
+    sentence_naming(lambda: loopback.ensure_server(folder, mode="record", upstream=server.url), folder)
 
 
 @pytest.mark.parametrize("kind", ["a FIFO", "a socket", "/dev/zero"])  # a folder, a loop: test_hostile_files
 def test_recording_file(tmp_path, make, monkeypatch, kind):
     folder = tmp_path / "recordings"
-    path = make(folder / f"{replay.request_key('POST', '/v1/chat/completions', REQUEST)}.json", kind)
+    path = make(folder / f"{cassettes.request_key('POST', '/v1/chat/completions', REQUEST)}.json", kind)
     monkeypatch.setenv("AKASH_NB_RECORDINGS", str(folder))
     client = sentence_free(lambda: akash_nb.client("replay", show=False, max_retries=0))
     import openai  # the SDK's error, as a lesson cell gets it

@@ -20,7 +20,7 @@ from faultserver import MODEL, completion
 import akash_nb
 from akash_nb._core.api_key import Secret
 from akash_nb._engine import join
-from akash_nb._replay import recorder as replay
+from akash_nb._replay import cassettes, loopback
 
 pytestmark = pytest.mark.faults
 
@@ -115,9 +115,9 @@ def test_the_replay_servers_recording_upstream_never_sends_the_key_to_another_or
     a, b = pair
     a.status = status  # type: ignore[attr-defined]
     key = secrets.token_urlsafe(16)
-    recorder = replay.ReplayServer(tmp_path, "record", replay.Upstream("a", url_of(a), Secret(key)))
+    recorder = loopback.ReplayServer(tmp_path, "record", loopback.Upstream("a", url_of(a), Secret(key)))
     try:
-        client = openai.OpenAI(base_url=recorder.base_url, api_key=replay.HANDED_OUT_KEY, max_retries=0)
+        client = openai.OpenAI(base_url=recorder.base_url, api_key=cassettes.HANDED_OUT_KEY, max_retries=0)
         with contextlib.suppress(openai.OpenAIError):  # urllib does not follow a POST's 307/308
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
         with contextlib.suppress(openai.OpenAIError):

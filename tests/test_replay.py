@@ -24,11 +24,11 @@ from akash_nb import cli
 from akash_nb._core.exceptions import ConfigError, NoRecordingError
 from akash_nb._core.failures import explain
 from akash_nb._core.providers import LOCAL_MODEL_NAME
-from akash_nb._replay import recorder as replay
+from akash_nb._replay import cassettes, loopback
 
 PROMPT = "Once upon a time, in a land far, far away"
 ASKED_MODEL = "Meta-Llama-3-1-8B-Instruct-FP8"  # the guide's model; the local server answers instead
-REPLAY_VARIABLES = (replay.MODE_ENV, replay.UPSTREAM_ENV, replay.USED_ENV, replay.FOLDER_ENV)
+REPLAY_VARIABLES = (cassettes.MODE_ENV, cassettes.UPSTREAM_ENV, cassettes.USED_ENV, cassettes.FOLDER_ENV)
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +50,7 @@ def streamed_pieces(client: openai.OpenAI, prompt: str = PROMPT) -> list[str]:
     ]
 
 
-def sdk(server: replay.ReplayServer, key: str = "no-key-needed", retries: int = 2) -> openai.OpenAI:
+def sdk(server: loopback.ReplayServer, key: str = "no-key-needed", retries: int = 2) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=retries, timeout=60)
 
 
@@ -71,7 +71,7 @@ class Recorded:
 def recorded(shared_local_server, tmp_path_factory) -> Iterator[Recorded]:
     """Record a chat completion, a streamed one and /models from the real local model."""
     folder = tmp_path_factory.mktemp("recordings")
-    server = replay.ensure_server(folder, mode="record", upstream="local")
+    server = loopback.ensure_server(folder, mode="record", upstream="local")
     client = sdk(server)
     response = chat(client)
     yield Recorded(
@@ -86,11 +86,11 @@ def recorded(shared_local_server, tmp_path_factory) -> Iterator[Recorded]:
 
 
 @pytest.fixture
-def replaying(recorded, monkeypatch, tmp_path) -> Iterator[replay.ReplayServer]:
+def replaying(recorded, monkeypatch, tmp_path) -> Iterator[loopback.ReplayServer]:
     """A replay server on the recordings, with no upstream to fall back on, noting what it uses."""
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(tmp_path / "no-local-server-here"))
-    monkeypatch.setenv(replay.USED_ENV, str(tmp_path / "used.txt"))
-    server = replay.ensure_server(recorded.folder)
+    monkeypatch.setenv(cassettes.USED_ENV, str(tmp_path / "used.txt"))
+    server = loopback.ensure_server(recorded.folder)
     assert server.upstream is None
     yield server
     server.close()
@@ -125,7 +125,7 @@ def test_models_replay(recorded, replaying):
 
 @pytest.mark.live
 def test_recordings_are_small_readable_json_named_by_their_hash(recorded):
-    files = replay.recordings(recorded.folder)
+    files = cassettes.recordings(recorded.folder)
     assert len(files) == 3
     kinds = set()
     for path in files:
@@ -133,7 +133,7 @@ def test_recordings_are_small_readable_json_named_by_their_hash(recorded):
         assert text.startswith("{\n") and text.endswith("}\n")
         data = json.loads(text)
         request, response, meta = data["request"], data["response"], data["meta"]
-        assert path.stem == replay.request_key(request["method"], request["path"], request["body"])
+        assert path.stem == cassettes.request_key(request["method"], request["path"], request["body"])
         assert meta["upstream"] == "local"
         assert meta["model"] == LOCAL_MODEL_NAME  # what answered, not the model the client asked for
         assert len(meta["recorded"]) == 10  # YYYY-MM-DD
@@ -154,7 +154,7 @@ def test_describe_source_names_upstream_and_model(recorded, replaying):
 
 def test_describe_source_lists_mixed_sources(tmp_path):
     for n, (upstream, model) in enumerate([("local", "m1"), ("akashml", "b"), ("akashml", "a")]):
-        replay.write_recording(
+        cassettes.write_recording(
             tmp_path,
             {
                 "request": {"method": "POST", "path": "/v1/chat/completions", "body": {"n": n}},
@@ -162,8 +162,8 @@ def test_describe_source_lists_mixed_sources(tmp_path):
                 "meta": {"upstream": upstream, "model": model, "recorded": "2026-01-01"},
             },
         )
-    assert replay.describe_recordings(tmp_path) == "recorded from akashml: a, b; local: m1"
-    assert replay.describe_recordings(tmp_path / "x") == f"no recordings yet in {tmp_path / 'x'}"
+    assert cassettes.describe_recordings(tmp_path) == "recorded from akashml: a, b; local: m1"
+    assert cassettes.describe_recordings(tmp_path / "x") == f"no recordings yet in {tmp_path / 'x'}"
 
 
 @pytest.mark.live
@@ -190,8 +190,8 @@ def test_a_changed_parameter_is_a_different_recording(replaying):
 
 
 def test_an_unreadable_recording_is_one_sentence(tmp_path):
-    (tmp_path / f"{replay.request_key('GET', '/v1/models', None)}.json").write_text("{ truncated")
-    server = replay.ensure_server(tmp_path)
+    (tmp_path / f"{cassettes.request_key('GET', '/v1/models', None)}.json").write_text("{ truncated")
+    server = loopback.ensure_server(tmp_path)
     try:
         started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as caught:
@@ -207,38 +207,40 @@ def test_an_unreadable_recording_is_one_sentence(tmp_path):
 def test_a_missing_folder_is_a_config_error(tmp_path, monkeypatch):
     missing = tmp_path / "never-recorded"
     with pytest.raises(ConfigError, match="make record") as caught:
-        replay.ensure_server(missing)
+        loopback.ensure_server(missing)
     assert str(missing) in caught.value.sentence
-    monkeypatch.setenv(replay.FOLDER_ENV, str(missing))
+    monkeypatch.setenv(cassettes.FOLDER_ENV, str(missing))
     with pytest.raises(ConfigError, match="never-recorded"):
         akash_nb.client(provider="replay", show=False)
 
 
 def test_the_folder_lookup_order(tmp_path, monkeypatch):
     """The default is the repository's top-level recordings/, not test data: the provider reads no tests/."""
-    assert replay.recordings_folder() == Path(akash_nb.__file__).resolve().parents[1] / "recordings"
-    monkeypatch.setenv(replay.FOLDER_ENV, str(tmp_path / "env"))
-    assert replay.recordings_folder() == tmp_path / "env"
-    assert replay.recordings_folder(tmp_path / "arg") == tmp_path / "arg"
+    assert cassettes.recordings_folder() == Path(akash_nb.__file__).resolve().parents[1] / "recordings"
+    monkeypatch.setenv(cassettes.FOLDER_ENV, str(tmp_path / "env"))
+    assert cassettes.recordings_folder() == tmp_path / "env"
+    assert cassettes.recordings_folder(tmp_path / "arg") == tmp_path / "arg"
 
 
 def test_the_repository_folder_is_shown_from_the_repository_root(tmp_path):
-    assert replay.shown_folder(replay.repository_folder()) == "recordings"
-    assert replay.shown_folder(replay.repository_folder() / "abc.json") == str(Path("recordings", "abc.json"))
-    assert replay.shown_folder(tmp_path) == str(tmp_path)
+    assert cassettes.shown_folder(cassettes.repository_folder()) == "recordings"
+    assert cassettes.shown_folder(cassettes.repository_folder() / "abc.json") == str(
+        Path("recordings", "abc.json")
+    )
+    assert cassettes.shown_folder(tmp_path) == str(tmp_path)
 
 
 def test_an_unknown_mode_or_upstream_is_a_config_error(tmp_path, monkeypatch):
-    monkeypatch.setenv(replay.MODE_ENV, "recrod")
+    monkeypatch.setenv(cassettes.MODE_ENV, "recrod")
     with pytest.raises(ConfigError, match="replay, record, rerecord"):
-        replay.ensure_server(tmp_path)
+        loopback.ensure_server(tmp_path)
     with pytest.raises(ConfigError, match="local, akashml, or an http"):
-        replay.ensure_server(tmp_path, mode="record", upstream="ftp://example.org")
+        loopback.ensure_server(tmp_path, mode="record", upstream="ftp://example.org")
 
 
 @pytest.mark.live
 def test_client_end_to_end(recorded, monkeypatch):
-    monkeypatch.setenv(replay.FOLDER_ENV, str(recorded.folder))
+    monkeypatch.setenv(cassettes.FOLDER_ENV, str(recorded.folder))
     client = akash_nb.client(provider="replay", show=False)
     connection = akash_nb.connection_for(client)
     assert connection.provider.name == "replay"
@@ -255,18 +257,18 @@ def test_the_key_ignores_key_order_and_whitespace():
     compact = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0}'
     spaced = b'{ "temperature": 0,\n  "messages": [ {"content": "hi", "role": "user"} ],  "model": "m" }'
     parsed = {"temperature": 0, "model": "m", "messages": [{"content": "hi", "role": "user"}]}
-    keys = {replay.request_key("POST", "/v1/chat/completions", body) for body in (compact, spaced, parsed)}
+    keys = {cassettes.request_key("POST", "/v1/chat/completions", body) for body in (compact, spaced, parsed)}
     assert len(keys) == 1
     assert len(keys.pop()) == 16
 
 
 def test_the_key_covers_method_path_and_every_parameter():
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    base = replay.request_key("POST", "/v1/chat/completions", body)
-    assert base != replay.request_key("POST", "/v1/chat/completions", {**body, "temperature": 0.7})
-    assert base != replay.request_key("POST", "/v1/chat/completions", {**body, "stream": True})
-    assert base != replay.request_key("POST", "/v1/completions", body)
-    assert replay.request_key("GET", "/v1/models", None) == replay.request_key("get", "/v1/models", b"")
+    base = cassettes.request_key("POST", "/v1/chat/completions", body)
+    assert base != cassettes.request_key("POST", "/v1/chat/completions", {**body, "temperature": 0.7})
+    assert base != cassettes.request_key("POST", "/v1/chat/completions", {**body, "stream": True})
+    assert base != cassettes.request_key("POST", "/v1/completions", body)
+    assert cassettes.request_key("GET", "/v1/models", None) == cassettes.request_key("get", "/v1/models", b"")
 
 
 # --- a fake upstream that insists on a key ----------------------------------------------------------------
@@ -352,10 +354,10 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def recording_fake(fake_upstream, tmp_path, monkeypatch) -> Iterator[replay.ReplayServer]:
+def recording_fake(fake_upstream, tmp_path, monkeypatch) -> Iterator[loopback.ReplayServer]:
     monkeypatch.setenv("AKASH_NB_API_KEY", UPSTREAM_KEY)
-    monkeypatch.setenv(replay.USED_ENV, str(tmp_path / "used.txt"))
-    server = replay.ensure_server(tmp_path / "rec", mode="record", upstream=fake_upstream.url)
+    monkeypatch.setenv(cassettes.USED_ENV, str(tmp_path / "used.txt"))
+    server = loopback.ensure_server(tmp_path / "rec", mode="record", upstream=fake_upstream.url)
     yield server
     server.close()
 
@@ -367,7 +369,7 @@ def test_the_key_goes_upstream_but_never_into_a_recording(fake_upstream, recordi
     assert [m.id for m in client.models.list()] == ["fake-model"]
     assert fake_upstream.authorizations == [f"Bearer {UPSTREAM_KEY}"] * 3
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(replay.recordings(tmp_path / "rec")) == 3
+    assert len(cassettes.recordings(tmp_path / "rec")) == 3
     for path in files:
         text = path.read_text().lower()
         for secret in (UPSTREAM_KEY, CLIENT_KEY, "authorization", "bearer"):
@@ -376,7 +378,7 @@ def test_the_key_goes_upstream_but_never_into_a_recording(fake_upstream, recordi
 
 def test_a_recorded_stream_keeps_every_event(fake_upstream, recording_fake, tmp_path):
     streamed_pieces(sdk(recording_fake))
-    (path,) = replay.recordings(tmp_path / "rec")
+    (path,) = cassettes.recordings(tmp_path / "rec")
     events = json.loads(path.read_text())["response"]["events"]
     assert events[-1] == "[DONE]"
     assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:-1]] == [
@@ -396,12 +398,12 @@ def test_a_learners_own_key_is_judged_by_the_upstream_recorded_apart_and_replaye
     with pytest.raises(openai.AuthenticationError):
         chat(sdk(recording_fake, key=CLIENT_KEY, retries=0))
     assert fake_upstream.authorizations == [f"Bearer {UPSTREAM_KEY}", f"Bearer {CLIENT_KEY}"]
-    assert len(replay.recordings(tmp_path / "rec")) == 2
+    assert len(cassettes.recordings(tmp_path / "rec")) == 2
     for path in tmp_path.rglob("*.json"):
         text = path.read_text().lower()
         for secret in (UPSTREAM_KEY, CLIENT_KEY, "authorization", "bearer"):
             assert secret.lower() not in text, f"{secret} written to {path}"
-    replaying = replay.ensure_server(tmp_path / "rec", mode="replay")
+    replaying = loopback.ensure_server(tmp_path / "rec", mode="replay")
     try:
         with pytest.raises(openai.AuthenticationError):
             chat(sdk(replaying, key="any-other-key", retries=0))
@@ -429,11 +431,11 @@ def test_replay_outlasts_a_timeout_the_real_answer_outlasted(tmp_path):
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
     }
     answer = {"status": 200, "content_type": "application/json", "body": completion}
-    request = replay.Request("POST", "/v1/chat/completions", body)
-    replay.write_recording(
+    request = cassettes.Request("POST", "/v1/chat/completions", body)
+    cassettes.write_recording(
         folder, {"request": request.to_json(), "response": answer, "meta": {"seconds": 2.0}}
     )
-    server = replay.ensure_server(folder, mode="replay")
+    server = loopback.ensure_server(folder, mode="replay")
     try:
         client = sdk(server, retries=0)
         with pytest.raises(openai.APITimeoutError):
@@ -445,13 +447,13 @@ def test_replay_outlasts_a_timeout_the_real_answer_outlasted(tmp_path):
 
 def test_a_rejected_key_passes_through_unrecorded(fake_upstream, tmp_path, monkeypatch):
     monkeypatch.setenv("AKASH_NB_API_KEY", "wrong-key")
-    server = replay.ensure_server(tmp_path / "rec", mode="record", upstream=fake_upstream.url)
+    server = loopback.ensure_server(tmp_path / "rec", mode="record", upstream=fake_upstream.url)
     try:
         with pytest.raises(openai.AuthenticationError):
             chat(sdk(server))
     finally:
         server.close()
-    assert replay.recordings(tmp_path / "rec") == []
+    assert cassettes.recordings(tmp_path / "rec") == []
 
 
 def test_record_mode_reuses_and_rerecord_asks_again(fake_upstream, recording_fake, tmp_path):
@@ -459,7 +461,7 @@ def test_record_mode_reuses_and_rerecord_asks_again(fake_upstream, recording_fak
     first = chat(client).choices[0].message.content
     assert chat(client).choices[0].message.content == first
     assert len(fake_upstream.authorizations) == 1  # the second answer came from the recording
-    again = replay.ensure_server(tmp_path / "rec", mode="rerecord", upstream=fake_upstream.url)
+    again = loopback.ensure_server(tmp_path / "rec", mode="rerecord", upstream=fake_upstream.url)
     try:
         chat(sdk(again))
     finally:
@@ -469,7 +471,7 @@ def test_record_mode_reuses_and_rerecord_asks_again(fake_upstream, recording_fak
 
 
 def test_an_unreachable_upstream_is_one_sentence(tmp_path, monkeypatch):
-    server = replay.ensure_server(tmp_path / "rec", mode="record", upstream="http://127.0.0.1:9/v1")
+    server = loopback.ensure_server(tmp_path / "rec", mode="record", upstream="http://127.0.0.1:9/v1")
     try:
         started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as caught:
@@ -525,7 +527,7 @@ def test_record_runs_notebooks_and_reports(fake_upstream, tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "0 recording(s) written, 1 reused." in out
     assert not stale.exists()
-    assert len(replay.recordings(folder)) == 1
+    assert len(cassettes.recordings(folder)) == 1
 
 
 def test_record_without_the_upstream_key_stops_before_any_notebook(tmp_path, capsys):
@@ -549,19 +551,21 @@ def test_repeated_sampled_requests_replay_the_answers_really_given(
     refuses a third rather than repeat one as if the model had."""
     monkeypatch.setenv("AKASH_NB_STATE_DIR", str(shared_local_server))
     folder = tmp_path / "samples"
-    recorder = replay.ensure_server(folder, mode="rerecord", upstream="local")
+    recorder = loopback.ensure_server(folder, mode="rerecord", upstream="local")
     live = [
         chat(sdk(recorder), "Name a colour.", temperature=1.5).choices[0].message.content for _ in range(2)
     ]
     recorder.close()
-    first = replay.request_key(
+    first = cassettes.request_key(
         "POST",
         "/v1/chat/completions",
-        json.loads((folder / next(p.name for p in replay.recordings(folder))).read_text())["request"]["body"],
+        json.loads((folder / next(p.name for p in cassettes.recordings(folder))).read_text())["request"][
+            "body"
+        ],
     )
-    assert {p.name for p in replay.recordings(folder)} == {f"{first}.json", f"{first}-2.json"}
+    assert {p.name for p in cassettes.recordings(folder)} == {f"{first}.json", f"{first}-2.json"}
 
-    server = replay.ensure_server(folder)
+    server = loopback.ensure_server(folder)
     client = sdk(server)
     replayed = [chat(client, "Name a colour.", temperature=1.5).choices[0].message.content for _ in range(2)]
     assert replayed == live

@@ -1,4 +1,4 @@
-"""A browser tab's parts that are plain Python (_core/in_browser.py, _replay/in_tab.py, recorder.Recordings),
+"""A browser tab's parts that are plain Python (_core/in_browser.py, _replay/in_tab.py, cassettes.Recordings),
 checked under CPython; tests/test_pyodide.py runs them for real under Pyodide in Chromium. IN_BROWSER is
 patched only where the code asks nothing else of the tab."""
 
@@ -16,7 +16,7 @@ from akash_nb._core import config
 from akash_nb._core import in_browser as browser
 from akash_nb._core.exceptions import LocalServerError
 from akash_nb._engine import embedded
-from akash_nb._replay import in_tab, recorder
+from akash_nb._replay import cassettes, in_tab, loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDINGS = ROOT / "recordings"
@@ -32,25 +32,25 @@ def _raw(recording: dict) -> bytes:
 
 
 def test_a_recorded_request_gets_its_recorded_answer():
-    found = recorder.Recordings(RECORDINGS).answer("POST", "/v1/chat/completions", _raw(PLAIN))
-    assert isinstance(found, recorder.Answer) and found.status == 200 and found.events is None
+    found = cassettes.Recordings(RECORDINGS).answer("POST", "/v1/chat/completions", _raw(PLAIN))
+    assert isinstance(found, cassettes.Answer) and found.status == 200 and found.events is None
     assert json.loads(found.body) == PLAIN["response"]["body"]
 
 
 def test_a_recorded_stream_is_sent_one_event_a_chunk():
-    found = recorder.Recordings(RECORDINGS).answer("POST", "/v1/chat/completions", _raw(STREAM))
-    assert isinstance(found, recorder.Answer) and found.events == tuple(STREAM["response"]["events"])
+    found = cassettes.Recordings(RECORDINGS).answer("POST", "/v1/chat/completions", _raw(STREAM))
+    assert isinstance(found, cassettes.Answer) and found.events == tuple(STREAM["response"]["events"])
     chunks = list(found.chunks())
     assert len(chunks) == len(STREAM["response"]["events"]) and chunks[-1] == b"data: [DONE]\n\n"
     assert ("Content-Type", "text/event-stream") in found.headers()
 
 
 def test_a_miss_is_replay_s_own_404_naming_what_was_asked():
-    recordings = recorder.Recordings(RECORDINGS)
+    recordings = cassettes.Recordings(RECORDINGS)
     body = {"model": "m", "temperature": 1, "messages": [{"role": "user", "content": "never asked"}]}
     first = recordings.answer("POST", "/v1/chat/completions", json.dumps(body).encode())
     again = recordings.answer("POST", "/v1/chat/completions", json.dumps(body).encode())
-    assert isinstance(first, recorder.Answer) and first.status == 404 and first.own_error
+    assert isinstance(first, cassettes.Answer) and first.status == 404 and first.own_error
     assert json.loads(first.body)["error"]["type"] == "no_recording"
     assert '"never asked"' in json.loads(first.body)["error"]["message"]
     assert "asked 2 times" in json.loads(again.body)["error"]["message"]  # type: ignore[union-attr]
@@ -58,29 +58,29 @@ def test_a_miss_is_replay_s_own_404_naming_what_was_asked():
 
 
 def test_a_body_that_is_not_json_is_a_400():
-    found = recorder.Recordings(RECORDINGS).answer("POST", "/v1/chat/completions", b"{not json")
-    assert isinstance(found, recorder.Answer) and found.status == 400
+    found = cassettes.Recordings(RECORDINGS).answer("POST", "/v1/chat/completions", b"{not json")
+    assert isinstance(found, cassettes.Answer) and found.status == 400
 
 
 def test_an_answer_that_outlasted_the_timeout_waits_past_it(tmp_path):
     request = {"method": "POST", "path": "/v1/chat/completions", "body": {"model": "m", "temperature": 0}}
     response = {"status": 200, "content_type": "application/json", "body": {"id": "x"}}
-    recorder.write_recording(tmp_path, {"request": request, "response": response, "meta": {"seconds": 5}})
+    cassettes.write_recording(tmp_path, {"request": request, "response": response, "meta": {"seconds": 5}})
     raw = json.dumps(request["body"]).encode()
-    assert recorder.Recordings(tmp_path).answer("POST", request["path"], raw, timeout=1).wait == 1.2
-    assert recorder.Recordings(tmp_path).answer("POST", request["path"], raw, timeout=10).wait == 0
+    assert cassettes.Recordings(tmp_path).answer("POST", request["path"], raw, timeout=1).wait == 1.2
+    assert cassettes.Recordings(tmp_path).answer("POST", request["path"], raw, timeout=10).wait == 0
 
 
 def test_a_record_mode_forwards_what_it_does_not_replay(tmp_path):
-    found = recorder.Recordings(tmp_path).answer("POST", "/v1/models", b"", replays=lambda recording: False)
-    assert isinstance(found, recorder.Forward) and found.name == found.request.key
+    found = cassettes.Recordings(tmp_path).answer("POST", "/v1/models", b"", replays=lambda recording: False)
+    assert isinstance(found, cassettes.Forward) and found.name == found.request.key
 
 
 def test_the_tab_answers_exactly_as_the_loopback_server(monkeypatch):
     """One code path: in_tab.replay_reply (the tab's answer) and ReplayServer (the loopback one) send the
     same status and bytes for the same request."""
-    monkeypatch.setenv(recorder.FOLDER_ENV, str(RECORDINGS))
-    server = recorder.ReplayServer(RECORDINGS, "replay", None)
+    monkeypatch.setenv(cassettes.FOLDER_ENV, str(RECORDINGS))
+    server = loopback.ReplayServer(RECORDINGS, "replay", None)
     try:
         for recording in (PLAIN, STREAM):
             sent = urllib.request.Request(
@@ -89,16 +89,16 @@ def test_the_tab_answers_exactly_as_the_loopback_server(monkeypatch):
                 headers={"Content-Type": "application/json"},
             )
             with urllib.request.urlopen(sent) as answered:
-                loopback = answered.read()
+                over_loopback = answered.read()
             call = Call("POST", f"{browser.REPLAY_URL}/chat/completions", {}, _raw(recording), None)
             reply = in_tab.replay_reply(call)
-            assert reply.status == 200 and b"".join(reply.chunks) == loopback
+            assert reply.status == 200 and b"".join(reply.chunks) == over_loopback
     finally:
         server.close()
 
 
 def test_a_key_other_than_the_handed_out_one_is_keyed_apart(monkeypatch):
-    monkeypatch.setenv(recorder.FOLDER_ENV, str(RECORDINGS))
+    monkeypatch.setenv(cassettes.FOLDER_ENV, str(RECORDINGS))
     headers = {"authorization": "Bearer sk-wrong"}
     call = Call("POST", f"{browser.REPLAY_URL}/chat/completions", headers, _raw(PLAIN), None)
     assert in_tab.replay_reply(call).status == 404  # not the recording made with the handed-out key
@@ -125,11 +125,11 @@ def test_in_a_tab_nothing_configured_means_the_in_browser_model(monkeypatch, tmp
 def test_in_a_tab_replay_is_answered_there_and_starts_no_server(monkeypatch):
     monkeypatch.setattr(browser, "IN_BROWSER", True)
     monkeypatch.setenv("AKASH_NB_PROVIDER", "replay")
-    monkeypatch.setenv(recorder.FOLDER_ENV, str(RECORDINGS))
-    before = dict(recorder._servers)
+    monkeypatch.setenv(cassettes.FOLDER_ENV, str(RECORDINGS))
+    before = dict(loopback._servers)
     conn, _ = _clients._resolve()
     assert conn.base_url == browser.REPLAY_URL and conn.detail.endswith("answered in this tab")
-    assert recorder._servers == before
+    assert loopback._servers == before
 
 
 def test_the_in_browser_model_banner_says_where_it_runs(monkeypatch):

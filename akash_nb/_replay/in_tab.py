@@ -3,7 +3,7 @@
 - `http://in-browser.localhost/v1`: the in-browser model, through the site's bridge.js (wllama in the
   kernel's worker);
 - `http://replay.localhost/v1`: the committed recordings, answered here in Python by the same code as the
-  loopback replay server (`replay.Recordings.answer`).
+  loopback replay server (`cassettes.Recordings.answer`).
 
 Every other URL goes through the browser's fetch (the `httpx2_jsfetch` transport). `install()`, run by
 `import akash_nb` under Pyodide, registers both with that transport.
@@ -20,7 +20,7 @@ from IPython import get_ipython
 
 from .._core import in_browser as browser
 from .._core.exceptions import config_error
-from . import recorder as replay
+from . import cassettes
 
 if TYPE_CHECKING:
     from httpx2_jsfetch import Call, Reply
@@ -28,42 +28,42 @@ if TYPE_CHECKING:
 
 # --- replay, answered in this tab -----------------------------------------------------------------------
 
-_recordings: dict[Path, replay.Recordings] = {}
+_recordings: dict[Path, cassettes.Recordings] = {}
 
 
 def recordings_folder() -> Path:
     """The recordings a tab replays: AKASH_NB_RECORDINGS when set, else the folder of the
     `akash_nb_recordings` package the site ships (it holds the *.json of recordings/)."""
-    if os.environ.get(replay.FOLDER_ENV, "").strip():
-        return replay.recordings_folder()
+    if os.environ.get(cassettes.FOLDER_ENV, "").strip():
+        return cassettes.recordings_folder()
     import akash_nb_recordings  # built by the site tool from recordings/: only the site has it
 
     return Path(akash_nb_recordings.__file__).parent
 
 
-def recordings() -> replay.Recordings:
+def recordings() -> cassettes.Recordings:
     """This tab's replay of `recordings_folder()` (one per folder: repeats are counted as the server's)."""
     folder = recordings_folder()
     if not folder.is_dir():
-        raise config_error("tab-recordings-missing", folder=folder, variable=replay.FOLDER_ENV)
+        raise config_error("tab-recordings-missing", folder=folder, variable=cassettes.FOLDER_ENV)
     if folder not in _recordings:
-        _recordings[folder] = replay.Recordings(folder)
+        _recordings[folder] = cassettes.Recordings(folder)
     return _recordings[folder]
 
 
 def replay_detail() -> str:
     """What the banner says of replay in a tab: where the recordings came from, and who answers."""
-    return f"{replay.describe_recordings(recordings_folder())}; {browser.REPLAY_SHOWN}"
+    return f"{cassettes.describe_recordings(recordings_folder())}; {browser.REPLAY_SHOWN}"
 
 
 def replay_reply(call: Call) -> Reply:
-    """Replay's answer to one request, as the loopback replay server would send it (`replay.Answer`)."""
+    """Replay's answer to one request, as the loopback replay server would send it (`cassettes.Answer`)."""
     from httpx2_jsfetch import Reply  # only the site has it (browser/httpx2_jsfetch)
 
     sent_key = call.headers.get("authorization", "")
-    other_key = bool(sent_key) and sent_key != f"Bearer {replay.HANDED_OUT_KEY}"
+    other_key = bool(sent_key) and sent_key != f"Bearer {cassettes.HANDED_OUT_KEY}"
     found = recordings().answer(call.method, call.path, call.body, other_key=other_key, timeout=call.timeout)
-    assert isinstance(found, replay.Answer)  # replay mode: every request gets an answer, a miss included
+    assert isinstance(found, cassettes.Answer)  # replay mode: every request gets an answer, a miss included
     if found.wait:
         # The recorded answer outlasted this request's timeout: the client's timeout fires, as it did.
         raise httpx2.ReadTimeout(f"{call.url} did not answer within {call.timeout:g} seconds.")

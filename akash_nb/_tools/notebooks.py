@@ -20,7 +20,7 @@ from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from .._core.exceptions import AkashNBError, file_error
 from .._core.files import ensure_folder, read_text
-from .._replay import recorder as replay
+from .._replay import cassettes, loopback
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT = 600  # seconds; a slow CPU writing a long answer on the embedded model
@@ -315,28 +315,28 @@ def record(
     prune: bool = False,
     out: Callable[[str], None] = print,
 ) -> int:
-    """Execute each notebook with its HTTP recorded from `upstream` (see `replay.upstream_spec`); report
+    """Execute each notebook with its HTTP recorded from `upstream` (see `loopback.upstream_spec`); report
     written, reused and unused recordings."""
-    where = replay.recordings_folder(folder)
+    where = cassettes.recordings_folder(folder)
     if not paths:
-        out(f"No notebooks to record; recordings in {replay.shown_folder(where)} left as they are.")
+        out(f"No notebooks to record; recordings in {cassettes.shown_folder(where)} left as they are.")
         return 0
-    upstream = replay.upstream_spec(upstream)
-    source = replay.resolve_upstream(upstream)  # fail early (and start the embedded model once, here)
+    upstream = loopback.upstream_spec(upstream)
+    source = loopback.resolve_upstream(upstream)  # fail early (and start the embedded model once, here)
     where.mkdir(parents=True, exist_ok=True)
     out(
         f"Recording {len(paths)} notebook(s) from {source.label} ({source.base_url}) into "
-        f"{replay.shown_folder(where)}{', all afresh' if fresh else ''}."
+        f"{cassettes.shown_folder(where)}{', all afresh' if fresh else ''}."
     )
     fd, used_name = tempfile.mkstemp(prefix="akash-nb-used-", suffix=".txt")
     os.close(fd)
     used = Path(used_name)
     env = {
         "AKASH_NB_PROVIDER": "replay",
-        replay.MODE_ENV: "rerecord" if fresh else "record",
-        replay.UPSTREAM_ENV: upstream,
-        replay.FOLDER_ENV: str(where),
-        replay.USED_ENV: str(used),
+        cassettes.MODE_ENV: "rerecord" if fresh else "record",
+        cassettes.UPSTREAM_ENV: upstream,
+        cassettes.FOLDER_ENV: str(where),
+        cassettes.USED_ENV: str(used),
     }
     failures = 0
     try:
@@ -352,7 +352,7 @@ def record(
         used.unlink(missing_ok=True)
     written, reused = usage.keys("written"), usage.keys("reused") - usage.keys("written")
     out(f"{len(written)} recording(s) written, {len(reused)} reused.")
-    unused = [p for p in replay.recordings(where) if p.stem not in usage.keys("written", "reused")]
+    unused = [p for p in cassettes.recordings(where) if p.stem not in usage.keys("written", "reused")]
     if unused:
         if prune and not failures:
             for p in unused:
