@@ -10,7 +10,7 @@ import httpx2  # the OpenAI SDK's HTTP library, used here only to build a respon
 import openai
 import pytest
 
-from akash_nb._core import exceptions, failures
+from akash_nb._core import exceptions, failures, masking
 from akash_nb._core.exceptions import AkashNBError, ConfigError, RequestError
 from akash_nb._core.failures import NO_STATUS, STATUS, explain
 from akash_nb._tools import errors_doc
@@ -139,8 +139,8 @@ def test_an_unknown_failure_keeps_its_type_and_masks_keys():
         ("the model sk is fine", "the model sk is fine"),
     ],
 )
-def test_redact_masks_key_shaped_tokens(text, masked):
-    assert failures.redact(text) == masked
+def test_mask_all_masks_key_shaped_tokens(text, masked):
+    assert masking.mask_all(text) == masked
 
 
 def test_an_unlisted_status_still_gets_a_sentence():

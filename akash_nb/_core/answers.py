@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-from . import exceptions, untrusted
+from . import exceptions, masking, untrusted
 from . import failures as errors
 
 if TYPE_CHECKING:  # for the annotation only
@@ -30,7 +30,7 @@ def call_text(name: str | None, arguments: str | None) -> str:
     arguments = arguments or ""
     if len(arguments) > ARGUMENTS_SHOWN:
         arguments = arguments[:ARGUMENTS_SHOWN] + "…"
-    return errors.redact(f"{name or 'unnamed'}({arguments})")
+    return masking.mask_all(f"{name or 'unnamed'}({arguments})")
 
 
 def calls_text(calls: tuple[str, ...]) -> str:

@@ -16,7 +16,6 @@ import openai
 from . import compat, masking, parameters, untrusted
 from .exceptions import NOTHING, AkashNBError, Failure, NoRecordingError
 from .providers import RETIRED_ON
-from .request_checks import RefusedRequest
 
 if TYPE_CHECKING:  # for the annotation only: connection imports this module
     from .connection import Connection
@@ -24,13 +23,11 @@ if TYPE_CHECKING:  # for the annotation only: connection imports this module
 __all__ = [
     "NO_STATUS",
     "STATUS",
-    "RefusedRequest",
     "check_content_type",
     "ended_early",
     "explain",
     "failure_for",
     "mask_error_body",
-    "redact",
     "shape_error",
 ]
 
@@ -301,12 +298,6 @@ NO_STATUS: dict[str, Failure] = {
 _RETRY_COUNT_HEADER = "x-stainless-retry-count"  # set by the SDK on every attempt: 0, 1, 2, ...
 
 
-def redact(text: str) -> str:
-    """`text` with every known key masked by value (`secret.mask`), then key-shaped tokens (sk-...,
-    akml-..., Bearer ...) masked too (`masking.mask_all`)."""
-    return masking.mask_all(text)
-
-
 def _remember_sent_key(error: BaseException) -> str:
     """The key a failed request carried is masked by value, whatever made the client (a plain
     openai.OpenAI too), so a server echoing it cannot put it on screen. Returns it ("" if none).
@@ -359,7 +350,7 @@ def _detail(error: openai.APIError, limit: int = untrusted.QUOTE_LIMIT) -> str:
     body = _body(error)
     message = body.get("message") or body.get("detail") or body.get("error")
     # Untrusted: masked, bounded and on one line before it is quoted (a 400's message may be 50 MB).
-    text = untrusted.shown(str(message or error.message).strip(), limit, mask=redact).rstrip(".")
+    text = untrusted.shown(str(message or error.message).strip(), limit).rstrip(".")
     return text + "." if text else ""
 
 
@@ -504,7 +495,7 @@ def explain(
         return NoRecordingError(_detail(error, 2000), original=error)  # our own sentence: it is longer
     found = failure_for(error, retired=retired, streaming=streaming)
     if found is None:
-        shown = untrusted.shown(str(error), mask=redact)
+        shown = untrusted.shown(str(error))
         return AkashNBError(f"{provider_title}: {type(error).__name__}: {shown}", original=error)
     failure, detail = found
     wait = _wait(error) if isinstance(error, openai.APIStatusError) else ""
@@ -585,7 +576,7 @@ def check_content_type(response: httpx2.Response) -> None:
 
 
 def mask_error_body(response: httpx2.Response) -> None:
-    """An httpx2 response hook: a failed answer's body with the key masked (`redact`) before the SDK builds
+    """An httpx2 response hook: a failed answer's body with the key masked (`mask_all`) before the SDK builds
     its exception from it, so that even `str()` of the SDK's own exception, in plain Python and whatever
     `show` said, shows no key a server echoed. The key the request carried is remembered first."""
     if response.status_code < 400:
@@ -593,6 +584,6 @@ def mask_error_body(response: httpx2.Response) -> None:
     _remember_bearer(response.request)
     response.read()
     text = response.text
-    masked = redact(text)
+    masked = masking.mask_all(text)
     if masked != text:
         compat.replace_body(response, masked.encode(response.encoding or "utf-8", errors="replace"))
